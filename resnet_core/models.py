@@ -1,0 +1,412 @@
+"""The ResNet family as one configurable module, written to be read next to the paper.
+
+Parameter and buffer names follow torchvision (``conv1``, ``bn1``, ``layer1.0.conv1``, ``downsample.0``, ``fc``)
+and, for the deep-stem / average-pool / split-attention variants, timm (``conv1.0``, ``downsample.1``,
+``conv2.fc1``), so the official checkpoints of both load with ``strict=True``. Modules without parameters
+(``residual_add``, ``ZeroPadShortcut``) are ours: they add no state, so they cost no compatibility.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "BasicBlock",
+    "Bottleneck",
+    "ResNestBottleneck",
+    "ResNet",
+    "ResidualAdd",
+    "SplitAttn",
+    "ZeroPadShortcut",
+    "cifar_resnet",
+]
+
+StemType = Literal["", "deep", "cifar"]
+DownsampleType = Literal["conv", "avg", "zeropad"]
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding."""
+    return nn.Conv2d(in_planes, out_planes, 3, stride=stride, padding=1, groups=groups, bias=False)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution."""
+    return nn.Conv2d(in_planes, out_planes, 1, stride=stride, bias=False)
+
+
+class ResidualAdd(nn.Module):
+    """``F(x) + shortcut(x)``, or ``F(x)`` alone in a plain network.
+
+    A module rather than an inline ``+=`` so that one forward hook sees both operands of the paper's
+    ``y = F(x) + x``: the analysis reads the residual branch and the shortcut off its inputs.
+    """
+
+    def __init__(self, enabled: bool = True) -> None:
+        super().__init__()
+        self.enabled = enabled
+
+    def forward(self, residual: Tensor, shortcut: Tensor | None) -> Tensor:
+        if not self.enabled or shortcut is None:
+            return residual
+        return residual + shortcut
+
+    def extra_repr(self) -> str:
+        return f"enabled={self.enabled}"
+
+
+class ZeroPadShortcut(nn.Module):
+    """The paper's option A: subsample by striding and pad the new channels with zeros (no parameters)."""
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int) -> None:
+        super().__init__()
+        if out_planes < in_planes:
+            raise ValueError(f"option A cannot shrink channels ({in_planes} -> {out_planes})")
+        self.extra_channels = out_planes - in_planes
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions: the block of ResNet-18/34 and of the CIFAR networks."""
+
+    expansion = 1
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        shortcut: bool = True,
+        stride_in_1x1: bool = False,
+    ) -> None:
+        super().__init__()
+        if groups != 1 or base_width != 64:
+            raise ValueError("BasicBlock supports only groups=1 and base_width=64")
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.downsample = downsample
+        self.shortcut = shortcut
+        self.residual_add = ResidualAdd(shortcut)
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        identity = _shortcut(x, self.downsample) if self.shortcut else None
+        return self.relu(self.residual_add(out, identity))
+
+
+class Bottleneck(nn.Module):
+    """1x1 reduce, 3x3, 1x1 expand: the block of ResNet-50/101/152, ResNeXt and Wide ResNet.
+
+    ``stride_in_1x1=False`` puts the stride on the 3x3 (torchvision's "V1.5", Bag of Tricks' ResNet-B);
+    ``True`` puts it on the first 1x1 as in the paper (ResNet-A), which skips three quarters of the input.
+    """
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        shortcut: bool = True,
+        stride_in_1x1: bool = False,
+    ) -> None:
+        super().__init__()
+        width = int(planes * (base_width / 64.0)) * groups
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv1x1(inplanes, width, stride_1x1)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.conv2 = conv3x3(width, width, stride_3x3, groups)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.conv3 = conv1x1(width, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.shortcut = shortcut
+        self.residual_add = ResidualAdd(shortcut)
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        identity = _shortcut(x, self.downsample) if self.shortcut else None
+        return self.relu(self.residual_add(out, identity))
+
+
+def _make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
+    """Round a channel count to a multiple of ``divisor`` without losing more than 10% (timm's rule)."""
+    min_value = min_value or divisor
+    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+class SplitAttn(nn.Module):
+    """ResNeSt's split attention: ``radix`` parallel 3x3 paths mixed by a softmax over a pooled descriptor."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, groups: int = 1, radix: int = 2) -> None:
+        super().__init__()
+        self.radix = radix
+        self.groups = groups
+        mid = out_channels * radix
+        attn = _make_divisible(in_channels * radix * 0.25, min_value=32)
+        self.conv = nn.Conv2d(in_channels, mid, 3, stride, 1, groups=groups * radix, bias=False)
+        self.bn0 = nn.BatchNorm2d(mid)
+        self.act0 = nn.ReLU(inplace=True)
+        self.fc1 = nn.Conv2d(out_channels, attn, 1, groups=groups)
+        self.bn1 = nn.BatchNorm2d(attn)
+        self.act1 = nn.ReLU(inplace=True)
+        self.fc2 = nn.Conv2d(attn, mid, 1, groups=groups)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.act0(self.bn0(self.conv(x)))
+        batch, channels, height, width = x.shape
+        splits = x.reshape(batch, self.radix, channels // self.radix, height, width)
+        pooled = splits.sum(dim=1).mean((2, 3), keepdim=True)
+        logits = self.fc2(self.act1(self.bn1(self.fc1(pooled))))
+        # logits are laid out (groups, radix, c); the softmax runs across the radix paths.
+        logits = logits.view(batch, self.groups, self.radix, -1).transpose(1, 2)
+        weights = (F.softmax(logits, dim=1) if self.radix > 1 else torch.sigmoid(logits)).reshape(batch, -1)
+        weights = weights.view(batch, self.radix, channels // self.radix, 1, 1)
+        return (splits * weights).sum(dim=1)
+
+
+class ResNestBottleneck(nn.Module):
+    """ResNeSt's bottleneck: split attention in place of the 3x3, a 3x3 average pool carrying the stride."""
+
+    expansion = 4
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        shortcut: bool = True,
+        stride_in_1x1: bool = False,
+        radix: int = 2,
+    ) -> None:
+        super().__init__()
+        if stride_in_1x1:
+            raise ValueError("ResNeSt strides in its average pool; stride_in_1x1 does not apply")
+        width = int(planes * (base_width / 64.0)) * groups
+        self.conv1 = conv1x1(inplanes, width)
+        self.bn1 = nn.BatchNorm2d(width)
+        self.act1 = nn.ReLU(inplace=True)
+        self.conv2 = SplitAttn(width, width, stride=1, groups=groups, radix=radix)
+        self.avd_last = nn.AvgPool2d(3, stride, padding=1) if stride > 1 else None
+        self.conv3 = conv1x1(width, planes * self.expansion)
+        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
+        self.act3 = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.shortcut = shortcut
+        self.residual_add = ResidualAdd(shortcut)
+        self.stride = stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.conv2(self.act1(self.bn1(self.conv1(x))))
+        if self.avd_last is not None:
+            out = self.avd_last(out)
+        out = self.bn3(self.conv3(out))
+        identity = _shortcut(x, self.downsample) if self.shortcut else None
+        return self.act3(self.residual_add(out, identity))
+
+
+Block = type[BasicBlock] | type[Bottleneck] | type[ResNestBottleneck]
+
+
+def _shortcut(x: Tensor, downsample: nn.Module | None) -> Tensor:
+    return x if downsample is None else downsample(x)
+
+
+class ResNet(nn.Module):
+    """One configurable ResNet: every architecture of the project is a set of keyword arguments.
+
+    Args:
+        block: the residual block class.
+        layers: blocks per stage, e.g. ``[3, 4, 6, 3]`` for ResNet-50.
+        num_classes, in_chans: classifier outputs and input channels.
+        groups, width_per_group: ResNeXt cardinality and width (Wide ResNet doubles the width).
+        widths: stage widths before expansion (``(64, 128, 256, 512)`` on ImageNet, ``(16, 32, 64)`` on CIFAR).
+        stem_type: ``""`` 7x7 conv + max-pool; ``"deep"`` three 3x3 convs + max-pool (ResNet-C/D);
+            ``"cifar"`` one 3x3 conv at stride 1 and no pool (the paper's section 4.2).
+        stem_width: width of the deep stem's first two convolutions.
+        downsample: how the shortcut changes shape: ``"conv"`` strided 1x1 projection (option B),
+            ``"avg"`` average pool then 1x1 (ResNet-D), ``"zeropad"`` subsample + zero channels (option A).
+        stride_in_1x1: put the bottleneck's stride on its first 1x1 (the paper's original, ResNet-A).
+        shortcut: ``False`` builds the paper's plain twin: the same layers without any shortcut.
+        zero_init_residual: start every residual branch's last BN at zero, so each block starts as identity.
+        block_kwargs: extra block options (ResNeSt's ``radix``).
+    """
+
+    def __init__(
+        self,
+        block: Block,
+        layers: Sequence[int],
+        num_classes: int = 1000,
+        in_chans: int = 3,
+        groups: int = 1,
+        width_per_group: int = 64,
+        widths: Sequence[int] = (64, 128, 256, 512),
+        stem_type: StemType = "",
+        stem_width: int = 64,
+        downsample: DownsampleType = "conv",
+        stride_in_1x1: bool = False,
+        shortcut: bool = True,
+        zero_init_residual: bool = False,
+        block_kwargs: dict | None = None,
+    ) -> None:
+        super().__init__()
+        if len(layers) != len(widths):
+            raise ValueError(f"layers {list(layers)} and widths {list(widths)} must have the same length")
+        self.groups = groups
+        self.base_width = width_per_group
+        self.shortcut = shortcut
+        self._downsample_type = downsample
+        self._stride_in_1x1 = stride_in_1x1
+        self._block_kwargs = dict(block_kwargs or {})
+
+        if stem_type == "deep":
+            self.inplanes = stem_width * 2
+            self.conv1 = nn.Sequential(
+                conv3x3(in_chans, stem_width, stride=2),
+                nn.BatchNorm2d(stem_width),
+                nn.ReLU(inplace=True),
+                conv3x3(stem_width, stem_width),
+                nn.BatchNorm2d(stem_width),
+                nn.ReLU(inplace=True),
+                conv3x3(stem_width, self.inplanes),
+            )
+        elif stem_type == "cifar":
+            self.inplanes = widths[0]
+            self.conv1 = conv3x3(in_chans, self.inplanes)
+        elif stem_type == "":
+            self.inplanes = 64
+            self.conv1 = nn.Conv2d(in_chans, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
+        else:
+            raise ValueError(f"unknown stem_type {stem_type!r}; expected '', 'deep' or 'cifar'")
+        self.bn1 = nn.BatchNorm2d(self.inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.Identity() if stem_type == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+
+        self.stage_names: tuple[str, ...] = tuple(f"layer{i + 1}" for i in range(len(layers)))
+        for index, (name, planes, depth) in enumerate(zip(self.stage_names, widths, layers, strict=True)):
+            self.add_module(name, self._make_layer(block, planes, depth, stride=1 if index == 0 else 2))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.num_features = self.inplanes
+        self.fc = nn.Linear(self.inplanes, num_classes)
+
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(module, nn.BatchNorm2d):
+                nn.init.constant_(module.weight, 1)
+                nn.init.constant_(module.bias, 0)
+        if zero_init_residual:
+            for module in self.modules():
+                last_bn = getattr(module, "bn3", None) or getattr(module, "bn2", None)
+                if isinstance(module, (BasicBlock, Bottleneck, ResNestBottleneck)) and last_bn is not None:
+                    nn.init.constant_(last_bn.weight, 0)
+
+    def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
+        out_planes = planes * block.expansion
+        downsample = None
+        if self.shortcut and (stride != 1 or self.inplanes != out_planes):
+            downsample = self._make_downsample(self.inplanes, out_planes, stride)
+        options = dict(
+            groups=self.groups,
+            base_width=self.base_width,
+            shortcut=self.shortcut,
+            stride_in_1x1=self._stride_in_1x1,
+            **self._block_kwargs,
+        )
+        layers = [block(self.inplanes, planes, stride, downsample, **options)]
+        self.inplanes = out_planes
+        layers += [block(self.inplanes, planes, **options) for _ in range(1, blocks)]
+        return nn.Sequential(*layers)
+
+    def _make_downsample(self, in_planes: int, out_planes: int, stride: int) -> nn.Module:
+        if self._downsample_type == "zeropad":
+            return ZeroPadShortcut(in_planes, out_planes, stride)
+        if self._downsample_type == "avg":
+            pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
+            return nn.Sequential(pool, conv1x1(in_planes, out_planes), nn.BatchNorm2d(out_planes))
+        if self._downsample_type == "conv":
+            return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
+        raise ValueError(f"unknown downsample {self._downsample_type!r}; expected 'conv', 'avg' or 'zeropad'")
+
+    def stem(self, x: Tensor) -> Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
+    def forward_features(self, x: Tensor) -> Tensor:
+        x = self.stem(x)
+        for name in self.stage_names:
+            x = self.get_submodule(name)(x)
+        return x
+
+    def forward_head(self, x: Tensor) -> Tensor:
+        return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.forward_head(self.forward_features(x))
+
+    def forward_from(self, stage: str, x: Tensor) -> Tensor:
+        """Logits from the output of ``stage`` ("stem" or "layerN"): the rest of the network only."""
+        names = ("stem", *self.stage_names)
+        if stage not in names:
+            raise ValueError(f"unknown stage {stage!r}; expected one of {names}")
+        for name in names[names.index(stage) + 1 :]:
+            x = self.get_submodule(name)(x)
+        return self.forward_head(x)
+
+
+def cifar_resnet(
+    depth: int,
+    widths: tuple[int, int, int] = (16, 32, 64),
+    shortcut: Literal["A", "B"] = "A",
+    plain: bool = False,
+    num_classes: int = 10,
+    in_chans: int = 3,
+) -> ResNet:
+    """The paper's CIFAR-10 networks (section 4.2): depth ``6n + 2``, three stages of ``n`` basic blocks.
+
+    ``shortcut`` chooses option A (zero-padding, no parameters) or B (projections) where the shape changes;
+    ``plain=True`` removes every shortcut.
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
+    if shortcut not in ("A", "B"):
+        raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+    n = (depth - 2) // 6
+    return ResNet(
+        BasicBlock,
+        [n, n, n],
+        num_classes=num_classes,
+        in_chans=in_chans,
+        widths=widths,
+        stem_type="cifar",
+        downsample="zeropad" if shortcut == "A" else "conv",
+        shortcut=not plain,
+    )

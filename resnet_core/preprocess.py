@@ -1,0 +1,123 @@
+"""Image in, tensor out: the evaluation preprocessing that a weight was published with.
+
+Split in two steps because the app shows what the network saw: ``crop`` is the geometric part (resize the
+shorter side, centre crop) and ``normalize`` the numeric part. Together they equal torchvision's
+``weights.transforms()`` and timm's eval transform exactly (tested), built from torchvision's functional ops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image, ImageOps
+from torch import Tensor
+from torchvision.transforms import InterpolationMode
+
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Preprocess", "load_image", "to_rgb"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Pillow's own guard against decompression bombs warns at ~89 Mpx; we refuse above this instead.
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Resize the shorter side to ``resize_size``, centre-crop ``crop_size``, scale to [0, 1], normalise."""
+
+    crop_size: int = 224
+    resize_size: int = 256
+    interpolation: InterpolationMode = InterpolationMode.BILINEAR
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @classmethod
+    def from_torchvision(cls, transforms: torch.nn.Module) -> Preprocess:
+        """Read the numbers off torchvision's ``ImageClassification`` preset (``weights.transforms()``)."""
+        return cls(
+            crop_size=transforms.crop_size[0],
+            resize_size=transforms.resize_size[0],
+            interpolation=transforms.interpolation,
+            mean=tuple(transforms.mean),
+            std=tuple(transforms.std),
+        )
+
+    @classmethod
+    def from_crop_pct(
+        cls,
+        input_size: int,
+        crop_pct: float,
+        interpolation: str = "bicubic",
+        mean: tuple[float, float, float] = IMAGENET_MEAN,
+        std: tuple[float, float, float] = IMAGENET_STD,
+    ) -> Preprocess:
+        """timm's convention: the crop is ``crop_pct`` of the resized image, so resize to ``floor(size / pct)``."""
+        return cls(input_size, math.floor(input_size / crop_pct), InterpolationMode(interpolation), mean, std)
+
+    def crop(self, image: Image.Image) -> Image.Image:
+        """The RGB crop the network sees, before normalisation (what the app overlays Grad-CAM on)."""
+        image = TF.resize(to_rgb(image), [self.resize_size], interpolation=self.interpolation, antialias=True)
+        return TF.center_crop(image, [self.crop_size])
+
+    def normalize(self, crop: Image.Image) -> Tensor:
+        tensor = TF.convert_image_dtype(TF.pil_to_tensor(crop), torch.float)
+        return TF.normalize(tensor, mean=list(self.mean), std=list(self.std))
+
+    def __call__(self, image: Image.Image) -> Tensor:
+        """A (3, crop_size, crop_size) float tensor."""
+        return self.normalize(self.crop(image))
+
+    def describe(self) -> str:
+        return (
+            f"resize {self.resize_size} ({self.interpolation.value}), centre crop {self.crop_size}, "
+            f"mean {tuple(round(m, 3) for m in self.mean)}, std {tuple(round(s, 3) for s in self.std)}"
+        )
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode to 8-bit RGB; transparency is composited onto white rather than dropped to black."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # Pillow's own I;16 -> L conversion clips at 255; scale the full range instead.
+        array = np.asarray(image, dtype=np.float64)
+        top = float(array.max()) or 1.0
+        image = Image.fromarray(np.round(array / top * 255).astype(np.uint8), mode="L")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_image(source: str | Path | BinaryIO | Image.Image) -> Image.Image:
+    """Open an image file as RGB: first frame, EXIF orientation applied, decompression bombs refused.
+
+    Raises ``ValueError`` with a one-line reason for anything that is not a readable image.
+    """
+    if isinstance(source, Image.Image):
+        image = source
+    else:
+        try:
+            image = Image.open(source)
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise ValueError(f"image is {width}x{height} pixels, above the {MAX_IMAGE_PIXELS:,} pixel limit")
+            image.seek(0)
+            image.load()
+        except ValueError:
+            raise
+        except (OSError, SyntaxError, Image.DecompressionBombError, EOFError) as error:
+            raise ValueError(f"not a readable image ({error})") from None
+    if min(image.size) < 1:
+        raise ValueError(f"image has no pixels ({image.size[0]}x{image.size[1]})")
+    return to_rgb(ImageOps.exif_transpose(image))

@@ -1,0 +1,367 @@
+"""Pretrained weights: what exists, where it comes from, and one loader that says why it failed.
+
+Every entry is data: torchvision's entries are read off its ``Weights`` enums (URL with hash prefix, transforms,
+categories, params, GMACs, accuracy); timm's are its pretrained configs and published results. Sources are tried
+in order and each failure is recorded, so an offline user learns exactly which file to put where:
+
+1. a local folder named by ``$RESNET_EXPLORER_WEIGHTS``;
+2. torchvision's URL through ``torch.hub`` (``check_hash=True``, the ``$TORCH_HOME`` cache, a progress bar);
+3. the Hugging Face hub copy (``timm/<arch>.<tag>``, safetensors; also how a Space bakes weights in).
+
+Nothing falls back to random weights: random init happens only for ``weights=None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+from urllib.parse import urlparse
+
+import torch
+import torchvision.models as tvm
+from torch import nn
+
+from .architectures import ARCHITECTURES, get_arch
+from .preprocess import Preprocess
+
+__all__ = [
+    "ENV_WEIGHTS_DIR",
+    "IMAGENET_CATEGORIES",
+    "WEIGHTS",
+    "WeightEntry",
+    "WeightsUnavailableError",
+    "default_weights",
+    "get_weights",
+    "list_weights",
+    "load_checkpoint_file",
+    "load_state_dict",
+]
+
+ENV_WEIGHTS_DIR = "RESNET_EXPLORER_WEIGHTS"
+HF_FILENAME = "model.safetensors"
+IMAGENET_CATEGORIES: list[str] = list(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"])
+
+_TV_TAGS = {"IMAGENET1K_V1": "tv_in1k", "IMAGENET1K_V2": "tv2_in1k"}
+
+
+@dataclass(frozen=True)
+class WeightEntry:
+    """One published checkpoint of one architecture, with everything needed to use it correctly."""
+
+    arch: str
+    tag: str
+    preprocess: Preprocess
+    acc1: float
+    acc5: float
+    eval_size: int
+    url: str | None = None
+    hf_hub_id: str | None = None
+    num_params: int | None = None
+    gmacs: float | None = None
+    origin: str = ""
+    recipe: str = ""
+    license: str = ""
+    is_default: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.arch}.{self.tag}"
+
+    @property
+    def categories(self) -> list[str]:
+        return IMAGENET_CATEGORIES
+
+    @property
+    def file_name(self) -> str | None:
+        """torchvision's file name, whose ``-<hex>`` suffix is the sha256 prefix ``torch.hub`` checks."""
+        return self.url.rsplit("/", 1)[-1] if self.url else None
+
+
+def _torchvision_entries() -> list[WeightEntry]:
+    entries = []
+    for arch, spec in ARCHITECTURES.items():
+        if spec.reference != "torchvision":
+            continue
+        enum = tvm.get_model_weights(arch)
+        for member in enum:
+            meta = member.meta
+            metrics = meta["_metrics"]["ImageNet-1K"]
+            entries.append(
+                WeightEntry(
+                    arch=arch,
+                    tag=_TV_TAGS[member.name],
+                    preprocess=Preprocess.from_torchvision(member.transforms()),
+                    acc1=metrics["acc@1"],
+                    acc5=metrics["acc@5"],
+                    eval_size=member.transforms().crop_size[0],
+                    url=member.url,
+                    hf_hub_id=f"timm/{arch}.{_TV_TAGS[member.name]}",
+                    num_params=meta["num_params"],
+                    gmacs=meta["_ops"],
+                    origin=f"torchvision {enum.__name__}.{member.name}",
+                    recipe=meta.get("recipe", ""),
+                    license="BSD-3-Clause",
+                    is_default=member is enum.DEFAULT,
+                )
+            )
+    return entries
+
+
+# timm's published results (results-imagenet.csv): top-1, top-5 at the test size and crop it lists.
+_TIMM_RESULTS: tuple[tuple[str, float, float, int, float, str], ...] = (
+    ("resnet50c.gluon_in1k", 78.012, 93.988, 224, 0.875, "bicubic"),
+    ("resnet101c.gluon_in1k", 79.542, 94.586, 224, 0.875, "bicubic"),
+    ("resnet152c.gluon_in1k", 79.910, 94.844, 224, 0.875, "bicubic"),
+    ("resnet18d.ra2_in1k", 73.794, 91.838, 288, 0.95, "bicubic"),
+    ("resnet26d.bt_in1k", 77.408, 93.638, 288, 0.95, "bicubic"),
+    ("resnet34d.ra2_in1k", 78.436, 94.344, 288, 0.95, "bicubic"),
+    ("resnet50d.ra2_in1k", 81.356, 95.738, 288, 0.95, "bicubic"),
+    ("resnet101d.ra2_in1k", 83.016, 96.452, 320, 1.0, "bicubic"),
+    ("resnet152d.ra2_in1k", 83.684, 96.740, 320, 1.0, "bicubic"),
+    ("resnet200d.ra2_in1k", 83.964, 96.824, 320, 1.0, "bicubic"),
+    ("resnest50d.in1k", 80.964, 95.384, 224, 0.875, "bilinear"),
+)
+
+
+def _timm_entries() -> list[WeightEntry]:
+    entries = []
+    for name, acc1, acc5, size, crop_pct, interpolation in _TIMM_RESULTS:
+        arch, tag = name.split(".")
+        entries.append(
+            WeightEntry(
+                arch=arch,
+                tag=tag,
+                preprocess=Preprocess.from_crop_pct(size, crop_pct, interpolation),
+                acc1=acc1,
+                acc5=acc5,
+                eval_size=size,
+                hf_hub_id=f"timm/{name}",
+                origin=f"timm {name}",
+                license="Apache-2.0",
+                is_default=True,
+            )
+        )
+    return entries
+
+
+WEIGHTS: dict[str, WeightEntry] = {entry.name: entry for entry in _torchvision_entries() + _timm_entries()}
+
+
+def list_weights(arch: str | None = None) -> list[WeightEntry]:
+    """Weight entries, of one architecture if given, the recommended one first."""
+    entries = [entry for entry in WEIGHTS.values() if arch is None or entry.arch == arch]
+    return sorted(entries, key=lambda entry: (entry.arch, not entry.is_default))
+
+
+def default_weights(arch: str) -> WeightEntry | None:
+    """The recommended entry (torchvision's ``DEFAULT``), or None where nobody publishes weights."""
+    get_arch(arch)
+    return next((entry for entry in list_weights(arch) if entry.is_default), None)
+
+
+def get_weights(arch: str, weights: str) -> WeightEntry:
+    """Resolve ``"DEFAULT"``, a tag (``"tv2_in1k"``), a full name or a torchvision name (``"IMAGENET1K_V2"``)."""
+    if weights.upper() == "DEFAULT":
+        entry = default_weights(arch)
+        if entry is None:
+            raise ValueError(f"no pretrained weights are published for {arch}; use weights=None for random init")
+        return entry
+    tag = _TV_TAGS.get(weights, weights)
+    for candidate in (tag, f"{arch}.{tag}"):
+        if candidate in WEIGHTS and WEIGHTS[candidate].arch == arch:
+            return WEIGHTS[candidate]
+    known = ", ".join(entry.name for entry in list_weights(arch)) or "none"
+    raise ValueError(f"unknown weights {weights!r} for {arch}; known: {known}")
+
+
+class WeightsUnavailableError(RuntimeError):
+    """No source could deliver a checkpoint. Carries every source tried and why each failed."""
+
+    def __init__(self, weight: str, attempts: list[tuple[str, str]], hint: str = "") -> None:
+        self.weight = weight
+        self.attempts = attempts
+        self.hint = hint
+        lines = [f"could not load weights {weight}:"] + [f"  - {source}: {reason}" for source, reason in attempts]
+        if hint:
+            lines.append(hint)
+        super().__init__("\n".join(lines))
+
+    @property
+    def summary(self) -> str:
+        """One line for a status bar or a CLI error."""
+        reasons = "; ".join(f"{source}: {reason.splitlines()[0]}" for source, reason in self.attempts)
+        return f"weights {self.weight} unavailable ({reasons})"
+
+
+class _SourceFailed(Exception):
+    pass
+
+
+def load_checkpoint_file(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a .safetensors or a .pth/.pt/.bin file; pickles load with ``weights_only=True``, so code can't run."""
+    path = Path(path)
+    if not path.is_file():
+        raise _SourceFailed(f"no file at {path}")
+    if path.stat().st_size == 0:
+        raise _SourceFailed(f"{path} is empty")
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path))
+        else:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first = str(error).strip().splitlines()[0]
+        raise _SourceFailed(f"{path} refused: not a plain tensor checkpoint ({first})") from None
+    except Exception as error:  # truncated zip, bad header, ...: all mean "this file is unusable"
+        raise _SourceFailed(f"{path} is corrupt or truncated ({type(error).__name__}: {error})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _SourceFailed(f"{path} holds no state dict of tensors")
+    return state
+
+
+class _Source(Protocol):
+    label: str
+
+    def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]: ...
+
+
+class _LocalDir:
+    label = f"local folder (${ENV_WEIGHTS_DIR})"
+
+    def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
+        folder = os.environ.get(ENV_WEIGHTS_DIR)
+        if not folder:
+            raise _SourceFailed("not set")
+        names = [f"{entry.name}.safetensors", f"{entry.name}.pth"] + ([entry.file_name] if entry.file_name else [])
+        for name in names:
+            path = Path(folder) / name
+            if path.is_file():
+                return load_checkpoint_file(path), str(path)
+        raise _SourceFailed(f"none of {', '.join(names)} in {folder}")
+
+
+class _TorchHub:
+    label = "torchvision URL"
+
+    def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
+        if not entry.url:
+            raise _SourceFailed("torchvision publishes no file for this weight")
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / entry.file_name
+        if cached.is_file():
+            # torch.hub checks the hash only while downloading; a cache file edited later would load silently.
+            _verify_hash_prefix(cached)
+        try:
+            state = torch.hub.load_state_dict_from_url(
+                entry.url, progress=progress, check_hash=True, weights_only=True, map_location="cpu"
+            )
+        except pickle.UnpicklingError as error:
+            raise _SourceFailed(f"{cached} refused: not a plain tensor checkpoint ({error})") from None
+        except RuntimeError as error:
+            if "invalid hash value" in str(error):
+                raise _SourceFailed(f"{entry.url} failed the sha256 check: {error}") from None
+            raise _SourceFailed(f"{cached} is corrupt or truncated ({error})") from None
+        except OSError as error:  # URLError, HTTPError, permission problems
+            raise _SourceFailed(f"{entry.url} unreachable ({getattr(error, 'reason', error)})") from None
+        return state, f"{entry.url} (cache {cached})"
+
+
+def _verify_hash_prefix(path: Path) -> None:
+    match = torch.hub.HASH_REGEX.search(path.name)
+    if match is None:
+        return
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if not digest.startswith(match.group(1)):
+        raise _SourceFailed(
+            f"cached {path} fails its sha256 check ({digest[:8]} != {match.group(1)}); delete it to re-download"
+        )
+
+
+class _HuggingFaceHub:
+    label = "Hugging Face hub"
+    # huggingface_hub retries an unreachable host for ~20 s. A DNS lookup answers "offline" in milliseconds,
+    # and after one failed download later attempts use the cache only for a while.
+    _unreachable_until = 0.0
+
+    @staticmethod
+    def _reachable(endpoint: str) -> bool:
+        host = urlparse(endpoint).hostname or ""
+        try:
+            socket.getaddrinfo(host, 443)
+        except OSError:
+            return False
+        return True
+
+    def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
+        if not entry.hf_hub_id:
+            raise _SourceFailed("no Hugging Face copy")
+        from huggingface_hub import constants, hf_hub_download
+        from huggingface_hub.errors import LocalEntryNotFoundError
+
+        offline = (
+            constants.HF_HUB_OFFLINE
+            or time.monotonic() < _HuggingFaceHub._unreachable_until
+            or not self._reachable(constants.ENDPOINT)
+        )
+        try:
+            path = hf_hub_download(entry.hf_hub_id, HF_FILENAME, local_files_only=offline)
+        except LocalEntryNotFoundError:
+            if not offline:
+                _HuggingFaceHub._unreachable_until = time.monotonic() + 600
+            where = "not in the local cache" + (" (offline)" if offline else " and the hub is unreachable")
+            raise _SourceFailed(f"{entry.hf_hub_id}/{HF_FILENAME} {where}") from None
+        except Exception as error:  # repository missing, HTTP errors
+            raise _SourceFailed(f"{entry.hf_hub_id}: {type(error).__name__}: {error}") from None
+        return load_checkpoint_file(path), f"hf://{entry.hf_hub_id} ({path})"
+
+
+SOURCES: tuple[_Source, ...] = (_LocalDir(), _TorchHub(), _HuggingFaceHub())
+
+
+def _where_to_put(entry: WeightEntry) -> str:
+    options = [f"put {entry.name}.safetensors (or .pth) in a folder named by ${ENV_WEIGHTS_DIR}"]
+    if entry.file_name:
+        options.append(f"put {entry.file_name} in {Path(torch.hub.get_dir()) / 'checkpoints'}")
+    if entry.hf_hub_id:
+        options.append(f"run `huggingface-cli download {entry.hf_hub_id} {HF_FILENAME}` where the hub is reachable")
+    return "To fix: " + "; or ".join(options) + "."
+
+
+def _check_fits(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        detail = " ".join(str(error).split())
+        raise _SourceFailed(f"checkpoint does not fit {name} ({detail[:300]})") from None
+
+
+def load_state_dict(model: nn.Module, entry: WeightEntry, progress: bool = True) -> str:
+    """Load ``entry`` into ``model`` strictly from the first source that delivers; return that source."""
+    attempts = []
+    for source in SOURCES:
+        try:
+            state, origin = source.fetch(entry, progress)
+            _check_fits(model, state, entry.arch)
+            return f"{source.label}: {origin}"
+        except _SourceFailed as failure:
+            attempts.append((source.label, str(failure)))
+    raise WeightsUnavailableError(entry.name, attempts, _where_to_put(entry))
+
+
+def load_file_into(model: nn.Module, path: str | Path, arch: str) -> str:
+    """Load a user's own checkpoint file strictly; errors name the file and the reason."""
+    try:
+        _check_fits(model, load_checkpoint_file(path), arch)
+    except _SourceFailed as failure:
+        raise WeightsUnavailableError(str(path), [("local file", str(failure))]) from None
+    return f"local file: {Path(path).resolve()}"

@@ -1,0 +1,86 @@
+"""`python -m resnet_core` as a user runs it: a real subprocess, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from safetensors.torch import save_file
+
+from resnet_core import ARCHITECTURES, cost_table, create_model, load_image
+
+from .conftest import ROOT, randomize_batchnorm
+
+
+def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "resnet_core", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
+        timeout=300,
+    )
+
+
+def test_list_names_every_architecture_with_figures():
+    result = run("list", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {row["arch"] for row in rows} == set(ARCHITECTURES)
+    r50 = next(row for row in rows if row["weights"] == "resnet50.tv2_in1k")
+    assert (r50["acc1"], r50["params"], r50["gmacs"], r50["default"]) == (80.858, 25557032, 4.089, True)
+
+
+def test_info_prints_the_cost_table():
+    result = run("info", "resnet50", "--json")
+    assert result.returncode == 0, result.stderr
+    table = json.loads(result.stdout)
+    assert table["total_macs"] == cost_table("resnet50").total_macs
+    assert [row["name"] for row in table["rows"]][:3] == ["stem", "layer1.0", "layer1.1"]
+    text = run("info", "resnet18").stdout
+    assert "GMACs" in text and "layer4.1" in text and "per stage" in text
+
+
+def test_predict_with_a_local_checkpoint_matches_the_library(tmp_path, photos):
+    torch.manual_seed(0)
+    model = randomize_batchnorm(create_model("resnet18"))
+    path = tmp_path / "mine.safetensors"
+    save_file(model.state_dict(), str(path))
+    result = run("predict", str(photos / "chelsea.png"), "--arch", "resnet18", "--weights", str(path), "--json",
+                 "--topk", "3")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    with torch.inference_mode():
+        probs = model(model.card.preprocess(load_image(photos / "chelsea.png"))[None]).softmax(-1)[0]
+    expected = probs.topk(3)
+    assert [row["index"] for row in payload["topk"]] == expected.indices.tolist()
+    for row, p in zip(payload["topk"], expected.values.tolist(), strict=True):
+        assert abs(row["probability"] - p) < 1e-6
+    assert payload["source"].startswith("local file")
+
+
+def test_user_errors_are_one_line_without_traceback(tmp_path, photos):
+    bad_image = tmp_path / "notes.png"
+    bad_image.write_text("not an image")
+    cases = [
+        (("predict", str(photos / "chelsea.png"), "--arch", "resnet9"), "unknown architecture"),
+        (("predict", str(bad_image), "--arch", "resnet18", "--weights", "none"), "not a readable image"),
+        (("predict", str(tmp_path / "missing.jpg"), "--arch", "resnet18"), "not a readable image"),
+        (("predict", str(photos / "chelsea.png"), "--arch", "resnet18", "--weights", "v9"), "unknown weights"),
+        (("info", "resnet7"), "unknown architecture"),
+    ]
+    for args, expected in cases:
+        result = run(*args)
+        assert result.returncode == 2, (args, result.stderr)
+        assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unavailable_weights_say_which_sources_failed(photos, tmp_path):
+    result = run("predict", str(photos / "chelsea.png"), "--arch", "resnet18", env={"TORCH_HOME": str(tmp_path)})
+    assert result.returncode == 2
+    assert "weights resnet18.tv_in1k unavailable" in result.stderr and "Traceback" not in result.stderr
+    assert "torchvision URL" in result.stderr and "Hugging Face hub" in result.stderr and "To fix" in result.stderr

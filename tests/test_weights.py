@@ -1,0 +1,220 @@
+"""The real loading paths, run offline: file:// downloads, pre-filled caches, refusals, clear errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import pickle
+
+import pytest
+import timm
+import torch
+import torchvision.models as tvm
+from PIL import Image
+from safetensors.torch import save_file
+
+import resnet_core
+from resnet_core import WEIGHTS, WeightsUnavailableError, create_model, get_weights, list_weights
+from resnet_core.architectures import build
+from resnet_core.weights import ENV_WEIGHTS_DIR, load_state_dict
+
+from .conftest import randomize_batchnorm
+
+
+def checkpoint(arch: str = "resnet18", seed: int = 0) -> dict[str, torch.Tensor]:
+    torch.manual_seed(seed)
+    return randomize_batchnorm(build(arch), seed).state_dict()
+
+
+def hashed_file(folder, stem: str, state: dict) -> tuple:
+    """Save like torchvision does: ``<stem>-<first 8 hex of sha256>.pth``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / "tmp.pth"
+    torch.save(state, tmp)
+    digest = hashlib.sha256(tmp.read_bytes()).hexdigest()[:8]
+    path = folder / f"{stem}-{digest}.pth"
+    tmp.rename(path)
+    return path, digest
+
+
+def served(entry_name: str, path) -> resnet_core.WeightEntry:
+    return dataclasses.replace(WEIGHTS[entry_name], url=path.as_uri())
+
+
+def same_outputs(model_a, model_b) -> bool:
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        return torch.equal(model_a.eval()(x), model_b.eval()(x))
+
+
+def test_file_url_download_checks_hash_fills_cache_and_loads(tmp_path, torch_home):
+    state = checkpoint()
+    path, _ = hashed_file(tmp_path / "server", "resnet18", state)
+    entry = served("resnet18.tv_in1k", path)
+    model = create_model("resnet18", weights=entry, progress=False)
+    assert (torch_home / "hub" / "checkpoints" / path.name).is_file()
+    assert model.card.weights is entry and model.card.pretrained
+    assert model.card.source.startswith("torchvision URL")
+    reference = build("resnet18")
+    reference.load_state_dict(state)
+    assert same_outputs(model, reference)
+    # Second load comes from the cache: remove the "server" and it still works.
+    path.unlink()
+    assert same_outputs(create_model("resnet18", weights=entry, progress=False), reference)
+
+
+def test_tampered_download_is_refused_by_the_hash_check(tmp_path, torch_home):
+    path, _ = hashed_file(tmp_path / "server", "resnet18", checkpoint())
+    with open(path, "r+b") as handle:  # flip bytes in the middle: still a file, wrong contents
+        handle.seek(os.path.getsize(path) // 2)
+        handle.write(b"\x00\x01\x02\x03")
+    with pytest.raises(WeightsUnavailableError) as info:
+        create_model("resnet18", weights=served("resnet18.tv_in1k", path), progress=False)
+    reasons = dict(info.value.attempts)
+    assert "sha256" in reasons["torchvision URL"]
+    assert list(reasons) == ["local folder ($RESNET_EXPLORER_WEIGHTS)", "torchvision URL", "Hugging Face hub"]
+    assert not (torch_home / "hub" / "checkpoints" / path.name).exists()
+
+
+def test_prefilled_cache_is_used_and_a_tampered_cache_refused(tmp_path, torch_home):
+    state = checkpoint(seed=1)
+    cache_dir = torch_home / "hub" / "checkpoints"
+    path, _ = hashed_file(cache_dir, "resnet18", state)
+    entry = served("resnet18.tv_in1k", tmp_path / "nowhere" / path.name)  # the URL itself is dead
+    model = create_model("resnet18", weights=entry, progress=False)
+    reference = build("resnet18")
+    reference.load_state_dict(state)
+    assert same_outputs(model, reference)
+
+    other, _ = hashed_file(tmp_path / "x", "other", checkpoint(seed=2))
+    path.write_bytes(other.read_bytes())  # same name, other contents
+    with pytest.raises(WeightsUnavailableError, match="fails its sha256 check"):
+        create_model("resnet18", weights=entry, progress=False)
+
+
+def test_truncated_and_empty_files_are_reported(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_WEIGHTS_DIR, str(tmp_path))
+    good = tmp_path / "good.pth"
+    torch.save(checkpoint(), good)
+    (tmp_path / "resnet18.tv_in1k.pth").write_bytes(good.read_bytes()[: good.stat().st_size // 3])
+    with pytest.raises(WeightsUnavailableError, match="corrupt or truncated"):
+        create_model("resnet18", weights="tv_in1k", progress=False)
+    (tmp_path / "resnet18.tv_in1k.pth").write_bytes(b"")
+    with pytest.raises(WeightsUnavailableError, match="is empty"):
+        create_model("resnet18", weights="tv_in1k", progress=False)
+
+
+class _Exploit:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_a_pickle_that_executes_code_is_refused(tmp_path):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.pth"
+    with open(path, "wb") as handle:
+        pickle.dump({"conv1.weight": _Exploit(marker)}, handle)
+    torch.save({"weights": _Exploit(marker)}, tmp_path / "evil_zip.pth")
+    for candidate in (path, tmp_path / "evil_zip.pth"):
+        with pytest.raises(WeightsUnavailableError, match=r"refused|corrupt"):
+            create_model("resnet18", weights=candidate)
+    assert not marker.exists()
+
+
+def test_wrong_architecture_is_named(tmp_path):
+    path = tmp_path / "r34.safetensors"
+    save_file(checkpoint("resnet34"), str(path))
+    with pytest.raises(WeightsUnavailableError, match="does not fit resnet18"):
+        create_model("resnet18", weights=path)
+
+
+def test_local_folder_and_own_files_load(tmp_path, monkeypatch):
+    state = checkpoint(seed=3)
+    save_file(state, str(tmp_path / "resnet18.tv_in1k.safetensors"))
+    monkeypatch.setenv(ENV_WEIGHTS_DIR, str(tmp_path))
+    model = create_model("resnet18", weights="DEFAULT", progress=False)
+    assert model.card.source.startswith("local folder")
+    own = create_model("resnet18", weights=tmp_path / "resnet18.tv_in1k.safetensors")
+    assert own.card.weights is None and own.card.pretrained and "own checkpoint" in own.card.label
+    assert same_outputs(model, own)
+
+
+def test_hugging_face_cache_delivers_timm_weights(tmp_path, monkeypatch, torch_home):
+    """A cache laid out as huggingface_hub writes it (what a Space's preload_from_hub fills)."""
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    reference = randomize_batchnorm(timm.create_model("resnet18d"), 4).eval()
+    revision = "0" * 40
+    repo = tmp_path / "hf" / "models--timm--resnet18d.ra2_in1k"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    (repo / "snapshots" / revision).mkdir(parents=True)
+    save_file(reference.state_dict(), str(repo / "snapshots" / revision / "model.safetensors"))
+    model = create_model("resnet18d", weights="DEFAULT")
+    assert model.card.source.startswith("Hugging Face hub")
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max().item() <= 1e-5
+
+
+def test_offline_error_names_every_source_and_where_to_put_the_file(torch_home, monkeypatch):
+    monkeypatch.delenv(ENV_WEIGHTS_DIR, raising=False)
+    entry = dataclasses.replace(WEIGHTS["resnet50.tv2_in1k"], url="file:///nonexistent/resnet50-11ad3fa6.pth")
+    with pytest.raises(WeightsUnavailableError) as info:
+        load_state_dict(build("resnet50"), entry, progress=False)
+    message = str(info.value)
+    assert "resnet50.tv2_in1k" in message and "not set" in message
+    assert "resnet50-11ad3fa6.pth" in info.value.hint and str(torch_home) in info.value.hint
+    assert "timm/resnet50.tv2_in1k" in message
+
+
+def test_weight_names_and_untrained_models():
+    assert get_weights("resnet50", "DEFAULT").tag == "tv2_in1k"
+    assert get_weights("resnet50", "IMAGENET1K_V1").name == "resnet50.tv_in1k"
+    assert get_weights("resnet50", "resnet50.tv_in1k").tag == "tv_in1k"
+    with pytest.raises(ValueError, match=r"known: resnet50\.tv2_in1k, resnet50\.tv_in1k"):
+        get_weights("resnet50", "imagenet22k")
+    with pytest.raises(ValueError, match="no pretrained weights are published for plain34"):
+        create_model("plain34", weights="DEFAULT")
+    model = create_model("plain34")
+    assert not model.card.pretrained and "meaningless" in model.card.source
+    assert not model.training and not any(p.requires_grad for p in model.parameters())
+
+
+def test_entries_carry_torchvision_metadata_and_transforms():
+    for arch in ("resnet18", "resnet50", "resnext101_64x4d", "wide_resnet101_2"):
+        for member in tvm.get_model_weights(arch):
+            entry = get_weights(arch, member.name)
+            assert entry.url == member.url and entry.num_params == member.meta["num_params"]
+            assert entry.acc1 == member.meta["_metrics"]["ImageNet-1K"]["acc@1"]
+            assert entry.categories == member.meta["categories"] and len(entry.categories) == 1000
+
+
+def test_entries_match_timm_pretrained_configs():
+    """Every Hugging Face id exists in timm's registry; timm entries carry its eval preprocessing."""
+    for entry in list_weights():
+        config = timm.models.get_pretrained_cfg(entry.name)
+        assert config is not None and config.hf_hub_id == entry.hf_hub_id, entry.name
+        if entry.origin.startswith("timm"):
+            size = (config.test_input_size or config.input_size)[-1]
+            crop_pct = config.test_crop_pct or config.crop_pct
+            assert (entry.eval_size, entry.preprocess.crop_size) == (size, size)
+            assert entry.preprocess.resize_size == int(size / crop_pct)
+            assert entry.preprocess.interpolation.value == config.interpolation
+            assert entry.preprocess.mean == config.mean and entry.preprocess.std == config.std
+
+
+def test_preprocessing_equals_torchvision_and_timm_transforms(photos):
+    image = Image.open(photos / "chelsea.png").convert("RGB")
+    member = tvm.ResNet50_Weights.IMAGENET1K_V2
+    assert torch.equal(get_weights("resnet50", "tv2_in1k").preprocess(image), member.transforms()(image))
+    entry = get_weights("resnet50d", "DEFAULT")
+    model = timm.create_model("resnet50d")
+    config = timm.data.resolve_data_config({"input_size": (3, entry.eval_size, entry.eval_size),
+                                            "crop_pct": 0.95, "interpolation": "bicubic"}, model=model)  # fmt: skip
+    expected = timm.data.create_transform(**config)(image)
+    assert (entry.preprocess(image) - expected).abs().max().item() <= 1e-6
