@@ -1,0 +1,154 @@
+"""One forward pass feeds every screen: top-k, stage and block maps, residual statistics and Grad-CAM."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+from .attribution import grad_cam
+from .capture import block_names, forward_hooks, stage_modules
+from .factory import ModelCard, card
+from .preprocess import load_image
+
+__all__ = ["CAM_LAYERS", "AnalysisResult", "BlockStats", "analyze"]
+
+CAM_LAYERS = ("stem", "layer1", "layer2", "layer3", "layer4")
+
+
+@dataclass(frozen=True)
+class BlockStats:
+    """One residual block on one image.
+
+    ``residual_ratio`` = ||F(x)|| / ||shortcut(x)||: near 0 the block is close to an identity (the paper's
+    argument for why residual learning is easy); ``cosine`` tells whether F(x) adds to or cancels the shortcut;
+    ``zero_fraction`` is the share of zeros after the block's final ReLU. Plain blocks have no shortcut, so the
+    first two are None.
+    """
+
+    output: Tensor
+    residual_ratio: float | None
+    cosine: float | None
+    zero_fraction: float
+
+
+@dataclass
+class AnalysisResult:
+    topk: list[tuple[int, str, float]]
+    probabilities: Tensor
+    stages: dict[str, Tensor]
+    blocks: dict[str, BlockStats]
+    cam: np.ndarray
+    cam_class: int
+    cam_layer: str
+    crop: Image.Image
+    card: ModelCard
+    _model: nn.Module = field(repr=False, default=None)
+
+    def cam_for(self, class_index: int, layer: str | None = None) -> np.ndarray:
+        """Grad-CAM of another class (or layer) from the stored activation: no new forward pass.
+
+        Only the part of the network after ``layer`` runs again (for layer4: pooling and the classifier).
+        """
+        layer = layer or self.cam_layer
+        if layer not in self.stages:
+            raise ValueError(f"unknown CAM layer {layer!r}; expected one of {list(self.stages)}")
+        _check_class(class_index, len(self.probabilities))
+        entry = nn.Identity()
+        activation = self.stages[layer].unsqueeze(0)
+
+        def score(a: Tensor) -> Tensor:
+            return self._model.forward_from(layer, entry(a))[:, class_index]
+
+        return grad_cam(score, entry, activation, self.crop.size[::-1])
+
+
+def _check_class(class_index: int, num_classes: int) -> None:
+    if not 0 <= class_index < num_classes:
+        raise ValueError(f"class index {class_index} outside 0..{num_classes - 1}")
+
+
+def analyze(
+    model: nn.Module,
+    image: Image.Image | str | Path,
+    topk: int = 5,
+    cam_layer: str = "layer4",
+    cam_class: int | None = None,
+) -> AnalysisResult:
+    """Analyse one image with a model from ``create_model`` (or any :class:`~resnet_core.models.ResNet`).
+
+    Hooks capture the stem, every stage and every block; captum's Grad-CAM for ``cam_class`` (default: the
+    top-1 class) at ``cam_layer`` rides on the same forward. The hooks are gone when this returns or raises.
+    """
+    model_card = card(model)
+    stages = stage_modules(model)
+    if cam_layer not in stages:
+        raise ValueError(f"unknown CAM layer {cam_layer!r}; expected one of {list(stages)}")
+    if cam_class is not None:
+        _check_class(cam_class, len(model_card.categories))
+    device = next(model.parameters()).device
+    crop = model_card.preprocess.crop(load_image(image))
+    inputs = model_card.preprocess.normalize(crop).unsqueeze(0).to(device)
+
+    captured: dict[str, Tensor] = {}
+    stats: dict[str, tuple[float | None, float | None, float]] = {}
+    logits_out: list[Tensor] = []
+
+    def keep(name: str):
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> Tensor | None:
+            captured[name] = output.detach()[0]
+            if name == stages[cam_layer] and not output.requires_grad:
+                # Parameters are frozen, so nothing before here needs a graph: the backward stops at this layer.
+                return output.requires_grad_()
+            return None
+
+        return hook
+
+    def measure(block: str):
+        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
+            residual, shortcut = args
+            with torch.no_grad():
+                zeros = float((output <= 0).float().mean())
+                if shortcut is None:
+                    stats[block] = (None, None, zeros)
+                    return
+                f, s = residual.flatten().float(), shortcut.flatten().float()
+                ratio = float(f.norm() / s.norm().clamp_min(1e-12))
+                cosine = float(torch.nn.functional.cosine_similarity(f, s, dim=0))
+                stats[block] = (ratio, cosine, zeros)
+
+        return hook
+
+    blocks = block_names(model)
+    modules = set(stages.values()) | set(blocks)
+    hooks = [(name, keep(name)) for name in sorted(modules)]
+    hooks += [(f"{block}.residual_add", measure(block)) for block in blocks]
+
+    def score(x: Tensor) -> Tensor:
+        logits = model(x)
+        logits_out.append(logits.detach())
+        target = logits.detach().argmax(-1) if cam_class is None else torch.full_like(logits[:, 0], cam_class).long()
+        return logits.gather(1, target.view(-1, 1))[:, 0]
+
+    with forward_hooks(model, hooks):
+        cam = grad_cam(score, model.get_submodule(stages[cam_layer]), inputs, crop.size[::-1])
+
+    probabilities = logits_out[0][0].float().softmax(-1).cpu()
+    top = probabilities.topk(min(topk, probabilities.numel()))
+    names = model_card.categories
+    return AnalysisResult(
+        topk=[(int(i), names[int(i)], float(p)) for p, i in zip(top.values, top.indices, strict=True)],
+        probabilities=probabilities,
+        stages={display: captured[module] for display, module in stages.items()},
+        blocks={block: BlockStats(captured[block], *stats[block]) for block in blocks},
+        cam=cam,
+        cam_class=int(probabilities.argmax()) if cam_class is None else cam_class,
+        cam_layer=cam_layer,
+        crop=crop,
+        card=model_card,
+        _model=model,
+    )

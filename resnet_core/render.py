@@ -1,0 +1,153 @@
+"""Pictures of an analysis: feature-map grids, Grad-CAM overlays, cost and residual charts.
+
+Grids are tiled with numpy and coloured through a 256-entry lookup table taken from a matplotlib colormap:
+a 64-channel grid costs milliseconds, where one matplotlib subplot per channel costs most of a second.
+Charts are ``matplotlib.figure.Figure`` objects (no pyplot state), safe to build from several threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import cache
+
+import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
+
+from .complexity import CostTable
+
+__all__ = [
+    "cam_overlay",
+    "channel_figure",
+    "channel_order",
+    "colorize",
+    "colormap_lut",
+    "cost_figure",
+    "feature_grid",
+    "residual_figure",
+]
+
+
+@cache
+def colormap_lut(name: str = "viridis") -> np.ndarray:
+    """(256, 3) uint8 RGB table of a matplotlib colormap."""
+    colors = matplotlib.colormaps[name](np.linspace(0.0, 1.0, 256))[:, :3]
+    return np.round(colors * 255).astype(np.uint8)
+
+
+def colorize(values: np.ndarray, cmap: str = "viridis") -> np.ndarray:
+    """Map values in [0, 1] to RGB uint8 through the lookup table."""
+    index = np.clip(np.nan_to_num(values) * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return colormap_lut(cmap)[index]
+
+
+def channel_order(feature: torch.Tensor, sort: str = "mean") -> list[int]:
+    """Channel indices, strongest mean activation first (``sort="mean"``) or in index order."""
+    if sort == "index":
+        return list(range(feature.shape[0]))
+    if sort != "mean":
+        raise ValueError(f"sort must be 'mean' or 'index', got {sort!r}")
+    return feature.float().mean(dim=(1, 2)).argsort(descending=True, stable=True).tolist()
+
+
+def feature_grid(
+    feature: torch.Tensor,
+    max_channels: int = 64,
+    sort: str = "mean",
+    cmap: str = "viridis",
+    cell: int = 56,
+    pad: int = 2,
+) -> tuple[np.ndarray, list[int]]:
+    """Tile up to ``max_channels`` channels of a (C, H, W) map into one RGB image.
+
+    Each channel is scaled to its own [min, max] so weak channels stay visible; the returned list says which
+    channel sits in which cell (row-major), for a click-to-enlarge UI.
+    """
+    order = channel_order(feature, sort)[: max(1, max_channels)]
+    maps = feature[order].float()
+    if maps.shape[-1] != cell:
+        maps = torch.nn.functional.interpolate(maps[None], size=(cell, cell), mode="nearest")[0]
+    maps = maps.cpu().numpy()
+    low = maps.min(axis=(1, 2), keepdims=True)
+    span = maps.max(axis=(1, 2), keepdims=True) - low
+    maps = np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0)
+    count = len(order)
+    cols = int(np.ceil(np.sqrt(count)))
+    rows = int(np.ceil(count / cols))
+    canvas = np.ones((rows * (cell + pad) + pad, cols * (cell + pad) + pad), dtype=np.float32) * np.nan
+    for index in range(count):
+        r, c = divmod(index, cols)
+        top, left = pad + r * (cell + pad), pad + c * (cell + pad)
+        canvas[top : top + cell, left : left + cell] = maps[index]
+    image = colorize(canvas, cmap)
+    image[np.isnan(canvas)] = 255  # white gutters
+    return image, order
+
+
+def channel_figure(feature: torch.Tensor, channel: int, title: str = "", cmap: str = "viridis") -> Figure:
+    """One channel, large, with its value scale (activation units, after the block's ReLU)."""
+    values = feature[channel].float().cpu().numpy()
+    figure = Figure(figsize=(4.2, 3.6), layout="constrained")
+    axes = figure.add_subplot()
+    shown = axes.imshow(values, cmap=cmap, interpolation="nearest")
+    figure.colorbar(shown, ax=axes, label="activation")
+    axes.set_title(title or f"channel {channel}  ({values.shape[0]}x{values.shape[1]})", fontsize=10)
+    axes.set_axis_off()
+    return figure
+
+
+def cam_overlay(crop: Image.Image, cam: np.ndarray, opacity: float = 0.5, cmap: str = "jet") -> np.ndarray:
+    """Blend a [0, 1] heat map over the crop the model saw; ``opacity`` 0 shows the photo, 1 the map."""
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be in [0, 1], got {opacity}")
+    photo = np.asarray(crop.convert("RGB"), dtype=np.float32)
+    if cam.shape != photo.shape[:2]:
+        raise ValueError(f"CAM {cam.shape} and crop {photo.shape[:2]} differ in size")
+    heat = colorize(cam, cmap).astype(np.float32)
+    return np.round(photo * (1.0 - opacity) + heat * opacity).astype(np.uint8)
+
+
+def cost_figure(table: CostTable) -> Figure:
+    """Per-row multiply-adds and parameters, coloured by stage: where the compute and the weights live."""
+    figure = Figure(figsize=(10, 4.2), layout="constrained")
+    macs_axes, params_axes = figure.subplots(2, 1, sharex=True)
+    names = [row.name for row in table.rows]
+    stages = list(dict.fromkeys(row.stage for row in table.rows))
+    palette = matplotlib.colormaps["tab10"]
+    colors = [palette(stages.index(row.stage) % 10) for row in table.rows]
+    positions = np.arange(len(names))
+    macs_axes.bar(positions, [row.macs / 1e6 for row in table.rows], color=colors)
+    macs_axes.set_ylabel("MACs (millions)")
+    macs_axes.set_title(
+        f"{table.arch} at {table.input_size}x{table.input_size}: {table.total_macs / 1e9:.2f} GMACs "
+        f"({table.total_flops / 1e9:.2f} GFLOPs), {table.total_params / 1e6:.2f} M parameters",
+        fontsize=10,
+    )
+    params_axes.bar(positions, [row.params / 1e6 for row in table.rows], color=colors)
+    params_axes.set_ylabel("parameters (millions)")
+    step = max(1, len(names) // 40)
+    params_axes.set_xticks(positions[::step], names[::step], rotation=90, fontsize=7)
+    return figure
+
+
+def residual_figure(ratios: Mapping[str, float | None], title: str = "") -> Figure:
+    """||F(x)|| / ||x|| per block: below 1 the block nudges its input, above 1 it rewrites it."""
+    figure = Figure(figsize=(10, 3.2), layout="constrained")
+    axes = figure.add_subplot()
+    names = list(ratios)
+    values = [np.nan if ratios[name] is None else ratios[name] for name in names]
+    stages = [name.split(".")[0] for name in names]
+    palette = matplotlib.colormaps["tab10"]
+    order = list(dict.fromkeys(stages))
+    axes.bar(range(len(names)), values, color=[palette(order.index(s) % 10) for s in stages])
+    axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    axes.set_ylabel("||F(x)|| / ||x||")
+    step = max(1, len(names) // 40)
+    axes.set_xticks(range(0, len(names), step), names[::step], rotation=90, fontsize=7)
+    if all(v is None for v in ratios.values()):
+        axes.text(0.5, 0.5, "plain network: no shortcut, so no residual to compare", ha="center",
+                  transform=axes.transAxes)  # fmt: skip
+    axes.set_title(title or "size of each block's residual branch relative to its shortcut", fontsize=10)
+    return figure
