@@ -15,9 +15,9 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .architectures import build
 from .capture import block_names, forward_hooks
-from .models import ResNet
+from .models import BasicBlock, Bottleneck, ResNet
 
-__all__ = ["CostRow", "CostTable", "cost_table", "count_costs"]
+__all__ = ["CostRow", "CostTable", "bottleneck_arithmetic", "cost_table", "count_costs"]
 
 
 @dataclass(frozen=True)
@@ -135,3 +135,16 @@ def cost_table(arch: str, input_size: int = 224) -> CostTable:
     with torch.device("meta"):
         model = build(arch).eval()
     return count_costs(model, input_size, arch)
+
+
+def bottleneck_arithmetic(channels: int = 256) -> dict[str, int]:
+    """Convolution weights of a bottleneck (1x1 reduce to channels/4, 3x3, 1x1 expand) at ``channels`` wide,
+    against two 3x3 convolutions at full width: why the deep ResNets use bottlenecks (paper, Fig. 5)."""
+
+    def conv_weights(block: torch.nn.Module) -> int:
+        return sum(m.weight.numel() for m in block.modules() if isinstance(m, torch.nn.Conv2d))
+
+    with torch.device("meta"):
+        bottleneck = Bottleneck(channels, channels // Bottleneck.expansion)
+        basic = BasicBlock(channels, channels)
+    return {"channels": channels, "bottleneck": conv_weights(bottleneck), "two_3x3": conv_weights(basic)}

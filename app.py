@@ -1,0 +1,45 @@
+"""Launch ResNet Explorer: ``python app.py [--host H] [--port P] [--share] [--device D] [--cache-size N]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from demo import build_demo
+from demo.handlers import configure
+from demo.service import ModelCache
+
+# Uploads above this are refused by Gradio before any decoding (documented in the README).
+MAX_FILE_SIZE = "20mb"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
+    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
+    parser.add_argument("--share", action="store_true", default=os.environ.get("GRADIO_SHARE") == "1")
+    parser.add_argument("--device", default=os.environ.get("RESNET_EXPLORER_DEVICE"), help="cpu, cuda, cuda:1...")
+    parser.add_argument("--cache-size", type=int, default=int(os.environ.get("RESNET_EXPLORER_CACHE_SIZE", "3")))
+    return parser.parse_args(argv)
+
+
+def serve(argv: list[str] | None = None, block: bool = True):
+    """Build and launch; with ``block=False`` return the running Blocks (tests drive it with gradio_client)."""
+    args = parse_args(argv)
+    configure(ModelCache(capacity=args.cache_size, device=args.device))
+    demo = build_demo()
+    # Two requests at a time: different models run in parallel, the same model takes turns (a lock per model).
+    demo.queue(default_concurrency_limit=2, max_size=64)
+    demo.launch(
+        server_name=args.host,
+        server_port=args.port,
+        share=args.share,
+        max_file_size=MAX_FILE_SIZE,
+        prevent_thread_lock=not block,
+        quiet=not block,
+    )
+    return demo
+
+
+if __name__ == "__main__":
+    serve()

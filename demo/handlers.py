@@ -1,0 +1,295 @@
+"""Event handlers: plain functions of plain values, so tests call them directly and the UI is a thin layer.
+
+``analyze`` runs the one forward pass and keeps its result in the session (a ``gr.State``); every other
+handler redraws from that result, so switching the feature stage, the Grad-CAM class or the opacity never
+runs the network from the start again.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+
+import gradio as gr
+import numpy as np
+from matplotlib.figure import Figure
+from PIL import Image
+
+from resnet_core import ARCHITECTURES, cost_table, default_weights, get_weights, load_image
+from resnet_core.analysis import CAM_LAYERS, AnalysisResult, analyze
+from resnet_core.complexity import bottleneck_arithmetic
+from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, residual_figure
+from resnet_core.weights import IMAGENET_CATEGORIES
+
+from .service import RANDOM_INIT, ModelCache, weight_choices
+
+STAGE_OUTPUT = "stage output"
+CLASS_CHOICES = [f"{index}: {name}" for index, name in enumerate(IMAGENET_CATEGORIES)]
+FAMILIES = list(dict.fromkeys(spec.family for spec in ARCHITECTURES.values()))
+
+_cache: ModelCache | None = None
+_cache_guard = threading.Lock()
+
+
+def models() -> ModelCache:
+    """The process-wide model cache, created on first use (nothing heavy at import time)."""
+    global _cache
+    with _cache_guard:
+        if _cache is None:
+            _cache = ModelCache()
+        return _cache
+
+
+def configure(cache: ModelCache) -> None:
+    """Use ``cache`` (its size and device) for every later request."""
+    global _cache
+    with _cache_guard:
+        _cache = cache
+
+
+@dataclass
+class Session:
+    """What one browser tab keeps between events."""
+
+    result: AnalysisResult
+    lock: threading.Lock = field(repr=False)
+    cam: np.ndarray
+    cam_class: int
+    cam_layer: str
+    status: str
+
+
+# ---- model picker ----------------------------------------------------------------------------------------------
+
+
+def architectures_of(family: str) -> list[str]:
+    return [name for name, spec in ARCHITECTURES.items() if spec.family == family]
+
+
+@cache
+def model_facts(arch: str, weights: str) -> str:
+    """Published accuracy, parameters and GMACs of the choice (counted where nothing is published)."""
+    table = cost_table(arch)
+    spec = ARCHITECTURES[arch]
+    lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
+    if weights != RANDOM_INIT:
+        entry = get_weights(arch, weights)
+        lines.append(
+            f"acc@1 **{entry.acc1:.2f}%** · acc@5 {entry.acc5:.2f}% on ImageNet-1k val at {entry.eval_size} px "
+            f"({entry.origin})"
+        )
+    else:
+        lines.append("no accuracy: random weights")
+    lines.append(
+        f"{table.total_params / 1e6:.2f} M parameters · {table.gmacs:.3f} GMACs "
+        f"({2 * table.gmacs:.3f} GFLOPs) per 224x224 image"
+    )
+    return "  \n".join(lines)
+
+
+def on_family(family: str) -> tuple[dict, dict, str]:
+    arch = architectures_of(family)[0]
+    weights_update, facts = on_arch(arch)
+    return gr.update(choices=architectures_of(family), value=arch), weights_update, facts
+
+
+def on_arch(arch: str) -> tuple[dict, str]:
+    entry = default_weights(arch)
+    value = entry.name if entry else RANDOM_INIT
+    return gr.update(choices=weight_choices(arch), value=value), model_facts(arch, value)
+
+
+# ---- the main analysis -----------------------------------------------------------------------------------------
+
+
+def _label(result: AnalysisResult) -> dict[str, float]:
+    return {f"{name} ({index})": probability for index, name, probability in result.topk}
+
+
+def _block_choices(result: AnalysisResult, stage: str) -> list[str]:
+    return [STAGE_OUTPUT] + [name for name in result.blocks if name.split(".")[0] == stage]
+
+
+def _feature(result: AnalysisResult, stage: str, block: str):
+    if block in (None, STAGE_OUTPUT) or block not in result.blocks:
+        return result.stages[stage]
+    return result.blocks[block].output
+
+
+def _class_index(choice: str | int | None, fallback: int) -> int:
+    if choice is None or choice == "":
+        return fallback
+    if isinstance(choice, int):
+        return choice
+    head = str(choice).split(":", 1)[0].strip()
+    if head.isdigit():
+        return int(head)
+    matches = [i for i, name in enumerate(IMAGENET_CATEGORIES) if name.lower() == str(choice).strip().lower()]
+    if not matches:
+        raise gr.Error(f"unknown class {choice!r}: pick one of the 1000 ImageNet names or a number 0-999")
+    return matches[0]
+
+
+def analyze_image(
+    image: str | Image.Image | None,
+    arch: str,
+    weights: str,
+    topk: int = 5,
+    cam_layer: str = "layer4",
+    stage: str = "layer4",
+    block: str = STAGE_OUTPUT,
+    channels: int = 32,
+    sort: str = "mean",
+    opacity: float = 0.5,
+    progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's own idiom
+):
+    """Run the model once on the image and draw every view."""
+    if image is None:
+        raise gr.Error("Upload a photo (or pick an example) first.")
+    if arch not in ARCHITECTURES:
+        raise gr.Error(f"unknown architecture {arch!r}")
+    if weights not in weight_choices(arch) and weights != "DEFAULT":
+        raise gr.Error(f"{arch} has no weights named {weights!r}; choose one of {weight_choices(arch)}")
+    if cam_layer not in CAM_LAYERS:
+        raise gr.Error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
+    try:
+        picture = load_image(image)
+    except ValueError as error:
+        raise gr.Error(f"Could not read the image: {error}") from None
+    progress(0.1, desc=f"loading {arch} ({weights})")
+    loaded = models().get(arch, weights)
+    progress(0.6, desc="forward pass")
+    with loaded.lock:
+        result = analyze(loaded.model, picture, topk=int(topk), cam_layer=cam_layer)
+    session = Session(result, loaded.lock, result.cam, result.cam_class, cam_layer, loaded.status)
+    grid, _ = feature_grid(_feature(result, stage, block), int(channels), sort)
+    label_title = f"Top-{int(topk)} predictions" + ("" if loaded.pretrained else " (UNTRAINED: meaningless)")
+    ratios = {name: stats.residual_ratio for name, stats in result.blocks.items()}
+    return (
+        gr.update(value=_label(result), label=label_title),
+        loaded.status,
+        result.crop,
+        grid,
+        gr.update(choices=_block_choices(result, stage), value=STAGE_OUTPUT),
+        cam_overlay(result.crop, result.cam, opacity),
+        gr.update(value=CLASS_CHOICES[result.cam_class]),
+        cost_summary(arch, weights),
+        cost_figure(cost_table(arch)),
+        cost_rows(arch),
+        residual_figure(ratios, f"{arch}: residual branch vs shortcut on this image"),
+        residual_summary(result),
+        session,
+    )
+
+
+# ---- views redrawn from the session ----------------------------------------------------------------------------
+
+
+def _need(session: Session | None) -> Session:
+    if session is None:
+        raise gr.Error("Run an analysis first.")
+    return session
+
+
+def show_features(session: Session | None, stage: str, block: str, channels: int, sort: str):
+    """Grid for a stage or block; switching stage resets the block list."""
+    session = _need(session)
+    choices = _block_choices(session.result, stage)
+    block = block if block in choices else STAGE_OUTPUT
+    grid, _ = feature_grid(_feature(session.result, stage, block), int(channels), sort)
+    return grid, gr.update(choices=choices, value=block)
+
+
+def channel_at(session: Session | None, stage: str, block: str, channels: int, sort: str, x: int, y: int) -> int:
+    """The channel under pixel (x, y) of the grid that ``feature_grid`` drew with the same settings."""
+    session = _need(session)
+    feature = _feature(session.result, stage, block)
+    grid, order = feature_grid(feature, int(channels), sort)
+    cols = int(np.ceil(np.sqrt(len(order))))
+    cell = (grid.shape[1] - 2) / cols
+    index = int(y // cell) * cols + int(x // cell)
+    return order[min(max(index, 0), len(order) - 1)]
+
+
+def on_grid_select(session, stage, block, channels, sort, event: gr.SelectData):
+    x, y = event.index
+    channel = channel_at(session, stage, block, channels, sort, x, y)
+    return channel, show_channel(session, stage, block, channel)
+
+
+def show_channel(session: Session | None, stage: str, block: str, channel: int) -> Figure:
+    session = _need(session)
+    feature = _feature(session.result, stage, block)
+    channel = min(max(int(channel), 0), feature.shape[0] - 1)
+    where = stage if block in (None, STAGE_OUTPUT) else block
+    return channel_figure(feature, channel, f"{where}, channel {channel} of {feature.shape[0]}")
+
+
+def retarget_cam(session: Session | None, class_choice: str, cam_layer: str, opacity: float):
+    """Grad-CAM for another class or layer from the stored activations: no new forward pass."""
+    session = _need(session)
+    index = _class_index(class_choice, session.cam_class)
+    if cam_layer not in CAM_LAYERS:
+        raise gr.Error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
+    with session.lock:  # the tail of the network runs on the shared module
+        session.cam = session.result.cam_for(index, cam_layer)
+    session.cam_class, session.cam_layer = index, cam_layer
+    return cam_overlay(session.result.crop, session.cam, opacity), session
+
+
+def set_opacity(session: Session | None, opacity: float) -> np.ndarray:
+    session = _need(session)
+    return cam_overlay(session.result.crop, session.cam, opacity)
+
+
+# ---- cost and residual views -----------------------------------------------------------------------------------
+
+
+def cost_rows(arch: str) -> list[list]:
+    return [
+        [row.name, row.params, row.macs, row.flops, "x".join(map(str, row.output_shape)),
+         round(100 * row.params_share, 2), round(100 * row.flops_share, 2)]
+        for row in cost_table(arch).rows
+    ]  # fmt: skip
+
+
+COST_HEADERS = ["block", "parameters", "MACs", "FLOPs", "output shape", "% params", "% FLOPs"]
+
+
+@cache
+def cost_summary(arch: str, weights: str) -> str:
+    table = cost_table(arch)
+    lines = [
+        f"**Counted** (torch.utils.flop_counter, 224x224): {table.total_params:,} parameters, "
+        f"{table.total_macs / 1e9:.3f} GMACs = {table.total_flops / 1e9:.3f} GFLOPs "
+        "(one multiply-add is two FLOPs; the paper's 'FLOPs' are multiply-adds)."
+    ]
+    entry = get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
+    if entry is not None and entry.num_params:
+        lines.append(f"**Published** ({entry.origin}): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs.")
+    stages = table.stages()
+    lines.append(
+        "Per stage: "
+        + ", ".join(f"{name} {100 * total['flops_share']:.1f}% of FLOPs" for name, total in stages.items())
+        + "."
+    )
+    numbers = bottleneck_arithmetic(256)
+    lines.append(
+        f"**Why bottlenecks:** at 256 channels a bottleneck (1x1 to 64, 3x3 at 64, 1x1 back to 256) has "
+        f"{numbers['bottleneck']:,} convolution weights; two 3x3 convolutions at 256 would have "
+        f"{numbers['two_3x3']:,}, {numbers['two_3x3'] / numbers['bottleneck']:.0f}x as many."
+    )
+    return "\n\n".join(lines)
+
+
+def residual_summary(result: AnalysisResult) -> str:
+    ratios = [s.residual_ratio for s in result.blocks.values() if s.residual_ratio is not None]
+    if not ratios:
+        return "A plain network has no shortcuts, so there is no residual to compare: each block rewrites its input."
+    small = sum(r < 1 for r in ratios)
+    return (
+        f"In {small} of {len(ratios)} blocks the residual branch F(x) is smaller than the shortcut x "
+        f"(median ratio {np.median(ratios):.2f}): those blocks nudge their input rather than replace it, "
+        "which is the paper's reason why adding layers to a residual network does not hurt."
+    )

@@ -1,0 +1,105 @@
+"""The Gradio Blocks: layout and wiring only; the work lives in ``demo.handlers``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gradio as gr
+
+from resnet_core.analysis import CAM_LAYERS
+
+from . import handlers as h
+
+ROOT = Path(__file__).resolve().parents[1]
+PHOTOS = ROOT / "assets" / "photos"
+EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
+DEFAULT_ARCH = "resnet50"
+
+
+def build_demo() -> gr.Blocks:
+    start_family = h.ARCHITECTURES[DEFAULT_ARCH].family
+    weights_update, facts = h.on_arch(DEFAULT_ARCH)
+    with gr.Blocks(title="ResNet Explorer") as demo:
+        gr.Markdown(
+            "# ResNet Explorer\nWhat a residual network sees, where it looks, and what each block costs. "
+            "Upload a photo, pick a network, press **Analyze**."
+        )
+        session = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard", "webcam"], height=300)
+                family = gr.Dropdown(h.FAMILIES, value=start_family, label="Family")
+                arch = gr.Dropdown(h.architectures_of(start_family), value=DEFAULT_ARCH, label="Depth / variant",
+                                   allow_custom_value=True)  # fmt: skip
+                weights = gr.Dropdown(
+                    weights_update["choices"], value=weights_update["value"], label="Weights", allow_custom_value=True
+                )  # the API may name any entry; handlers validate
+                facts_md = gr.Markdown(facts)
+                with gr.Accordion("Options", open=False):
+                    topk = gr.Slider(1, 10, value=5, step=1, label="Top-k")
+                run = gr.Button("Analyze", variant="primary")
+            with gr.Column(scale=2):
+                status = gr.Markdown("No model loaded yet.", elem_id="weights-status")
+                label = gr.Label(num_top_classes=10, label="Top-5 predictions", elem_id="predictions")
+        gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
+
+        with gr.Tabs():
+            with gr.Tab("Feature maps"):
+                with gr.Row():
+                    stage = gr.Radio(list(CAM_LAYERS), value="layer4", label="Stage")
+                    block = gr.Dropdown([h.STAGE_OUTPUT], value=h.STAGE_OUTPUT, label="Block")
+                    channels = gr.Slider(1, 256, value=32, step=1, label="Channels shown")
+                    sort = gr.Radio(["mean", "index"], value="mean", label="Order channels by")
+                with gr.Row():
+                    crop = gr.Image(
+                        label="What the network saw (after resize and crop)", interactive=False, format="png"
+                    )
+                    grid = gr.Image(
+                        label="Channels, strongest mean activation first (click one)",
+                        interactive=False,
+                        format="png",
+                        elem_id="feature-grid",
+                    )
+                with gr.Row():
+                    channel = gr.Number(0, label="Channel", precision=0, minimum=0)
+                    channel_plot = gr.Plot(label="Selected channel with its value scale")
+            with gr.Tab("Grad-CAM"):
+                with gr.Row():
+                    cam_class = gr.Dropdown(h.CLASS_CHOICES, label="Explain class (type to search 1000)",
+                                            filterable=True, allow_custom_value=True)  # fmt: skip
+                    cam_layer = gr.Radio(list(CAM_LAYERS), value="layer4", label="Layer")
+                    opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heat-map opacity")
+                cam = gr.Image(
+                    label="Grad-CAM on the crop the network saw", interactive=False, format="png", elem_id="cam"
+                )
+            with gr.Tab("Cost"):
+                cost_md = gr.Markdown()
+                cost_plot = gr.Plot(label="Multiply-adds and parameters per block")
+                cost_table = gr.Dataframe(headers=h.COST_HEADERS, label="Per block", interactive=False)
+            with gr.Tab("Residuals"):
+                residual_md = gr.Markdown()
+                residual_plot = gr.Plot(label="||F(x)|| / ||x|| per block")
+            with gr.Tab("About"):
+                gr.Markdown((Path(__file__).with_name("about.md")).read_text())
+
+        family.change(h.on_family, family, [arch, weights, facts_md], api_name="family")
+        arch.input(h.on_arch, arch, [weights, facts_md], api_name="architecture")
+        weights.input(h.model_facts, [arch, weights], facts_md, api_name="facts")
+        run.click(
+            h.analyze_image,
+            [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity],
+            [label, status, crop, grid, block, cam, cam_class, cost_md, cost_plot, cost_table, residual_plot,
+             residual_md, session],
+            api_name="analyze",
+        )  # fmt: skip
+        feature_inputs = [session, stage, block, channels, sort]
+        for control in (stage, block, channels, sort):
+            control.input(h.show_features, feature_inputs, [grid, block], api_name=f"features_{control.label}"
+                          .lower().replace(" ", "_"))  # fmt: skip
+        grid.select(h.on_grid_select, feature_inputs, [channel, channel_plot], api_name="select_channel")
+        channel.submit(h.show_channel, [session, stage, block, channel], channel_plot, api_name="channel")
+        cam_class.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam")
+        cam_layer.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session],
+                        api_name="cam_layer")  # fmt: skip
+        opacity.input(h.set_opacity, [session, opacity], cam, api_name="opacity")
+    return demo
