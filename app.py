@@ -7,10 +7,11 @@ import os
 
 from demo import build_demo
 from demo.handlers import configure
+from demo.layout import MAX_UPLOAD
 from demo.service import ModelCache
 
 # Uploads above this are refused by Gradio before any decoding (documented in the README).
-MAX_FILE_SIZE = "20mb"
+MAX_FILE_SIZE = MAX_UPLOAD.replace(" ", "").lower()
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -60,6 +60,11 @@ class Session:
     status: str
 
 
+def _user_error(message: str) -> gr.Error:
+    """A message for the user; no server-side traceback, since nothing is broken."""
+    return gr.Error(message, print_exception=False)
+
+
 # ---- model picker ----------------------------------------------------------------------------------------------
 
 
@@ -127,12 +132,19 @@ def _class_index(choice: str | int | None, fallback: int) -> int:
         return int(head)
     matches = [i for i, name in enumerate(IMAGENET_CATEGORIES) if name.lower() == str(choice).strip().lower()]
     if not matches:
-        raise gr.Error(f"unknown class {choice!r}: pick one of the 1000 ImageNet names or a number 0-999")
+        raise _user_error(f"unknown class {choice!r}: pick one of the 1000 ImageNet names or a number 0-999")
     return matches[0]
 
 
+def _image_source(image: str | dict | Image.Image | None) -> str | Image.Image | None:
+    """A path or PIL image from a handler argument; unprocessed Gradio payloads are ``{"path": ...}``."""
+    if isinstance(image, dict):
+        return image.get("path")
+    return image
+
+
 def analyze_image(
-    image: str | Image.Image | None,
+    image: str | dict | Image.Image | None,
     arch: str,
     weights: str,
     topk: int = 5,
@@ -145,18 +157,19 @@ def analyze_image(
     progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's own idiom
 ):
     """Run the model once on the image and draw every view."""
+    image = _image_source(image)
     if image is None:
-        raise gr.Error("Upload a photo (or pick an example) first.")
+        raise _user_error("Upload a photo (or pick an example) first.")
     if arch not in ARCHITECTURES:
-        raise gr.Error(f"unknown architecture {arch!r}")
+        raise _user_error(f"unknown architecture {arch!r}")
     if weights not in weight_choices(arch) and weights != "DEFAULT":
-        raise gr.Error(f"{arch} has no weights named {weights!r}; choose one of {weight_choices(arch)}")
+        raise _user_error(f"{arch} has no weights named {weights!r}; choose one of {weight_choices(arch)}")
     if cam_layer not in CAM_LAYERS:
-        raise gr.Error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
+        raise _user_error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
     try:
         picture = load_image(image)
     except ValueError as error:
-        raise gr.Error(f"Could not read the image: {error}") from None
+        raise _user_error(f"Could not read the image: {error}") from None
     progress(0.1, desc=f"loading {arch} ({weights})")
     loaded = models().get(arch, weights)
     progress(0.6, desc="forward pass")
@@ -188,7 +201,7 @@ def analyze_image(
 
 def _need(session: Session | None) -> Session:
     if session is None:
-        raise gr.Error("Run an analysis first.")
+        raise _user_error("Run an analysis first.")
     return session
 
 
@@ -231,7 +244,7 @@ def retarget_cam(session: Session | None, class_choice: str, cam_layer: str, opa
     session = _need(session)
     index = _class_index(class_choice, session.cam_class)
     if cam_layer not in CAM_LAYERS:
-        raise gr.Error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
+        raise _user_error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
     with session.lock:  # the tail of the network runs on the shared module
         session.cam = session.result.cam_for(index, cam_layer)
     session.cam_class, session.cam_layer = index, cam_layer

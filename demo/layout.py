@@ -12,6 +12,7 @@ from . import handlers as h
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "assets" / "photos"
+MAX_UPLOAD = "20 MB"  # app.py passes the same cap to launch(max_file_size=...)
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DEFAULT_ARCH = "resnet50"
 
@@ -27,7 +28,13 @@ def build_demo() -> gr.Blocks:
         session = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(label="Photo", type="filepath", sources=["upload", "clipboard", "webcam"], height=300)
+                image = gr.Image(
+                    label=f"Photo (up to {MAX_UPLOAD})",
+                    type="filepath",
+                    image_mode=None,
+                    sources=["upload", "clipboard", "webcam"],
+                    height=300,
+                )
                 family = gr.Dropdown(h.FAMILIES, value=start_family, label="Family")
                 arch = gr.Dropdown(h.architectures_of(start_family), value=DEFAULT_ARCH, label="Depth / variant",
                                    allow_custom_value=True)  # fmt: skip
@@ -91,6 +98,9 @@ def build_demo() -> gr.Blocks:
             [label, status, crop, grid, block, cam, cam_class, cost_md, cost_plot, cost_table, residual_plot,
              residual_md, session],
             api_name="analyze",
+            # Raw values in: Gradio would decode the upload itself and fail with a server error on a broken
+            # file. resnet_core.load_image does the decoding, with its limits and one clear message.
+            preprocess=False,
         )  # fmt: skip
         feature_inputs = [session, stage, block, channels, sort]
         for control in (stage, block, channels, sort):

@@ -112,13 +112,17 @@ def analyze(
         def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
             residual, shortcut = args
             with torch.no_grad():
-                zeros = float((output <= 0).float().mean())
+                # The block's final ReLU zeroes exactly the entries where the sum is <= 0.
+                zeros = 1.0 - int(torch.count_nonzero(output > 0)) / output.numel()
                 if shortcut is None:
                     stats[block] = (None, None, zeros)
                     return
-                f, s = residual.flatten().float(), shortcut.flatten().float()
-                ratio = float(f.norm() / s.norm().clamp_min(1e-12))
-                cosine = float(torch.nn.functional.cosine_similarity(f, s, dim=0))
+                # Three BLAS dot products give both norms and the cosine in single passes over memory.
+                f, s = residual.reshape(-1), shortcut.reshape(-1)
+                ff, ss, fs = float(f.dot(f)), float(s.dot(s)), float(f.dot(s))
+                # An all-zero shortcut (a constant image can do that) has no direction: report "not applicable".
+                ratio = (ff / ss) ** 0.5 if ss > 0 else None
+                cosine = fs / (ff * ss) ** 0.5 if ff > 0 and ss > 0 else None
                 stats[block] = (ratio, cosine, zeros)
 
         return hook

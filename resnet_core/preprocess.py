@@ -26,6 +26,9 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 # Pillow's own guard against decompression bombs warns at ~89 Mpx; we refuse above this instead.
 MAX_IMAGE_PIXELS = 64_000_000
+# Longest side at most this many times the shortest, and at most this many pixels before resizing.
+MAX_ASPECT = 8
+WORKING_PIXELS = 16_000_000
 
 
 @dataclass(frozen=True)
@@ -85,39 +88,60 @@ def to_rgb(image: Image.Image) -> Image.Image:
     """Any Pillow mode to 8-bit RGB; transparency is composited onto white rather than dropped to black."""
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        # Pillow's own I;16 -> L conversion clips at 255; scale the full range instead.
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        # Pillow clips these to 0..255 when converting; stretch the image's own range instead.
         array = np.asarray(image, dtype=np.float64)
-        top = float(array.max()) or 1.0
-        image = Image.fromarray(np.round(array / top * 255).astype(np.uint8), mode="L")
+        low, high = min(0.0, float(array.min())), float(array.max())
+        scaled = (array - low) / (high - low) if high > low else np.zeros_like(array)
+        image = Image.fromarray(np.round(scaled * 255).astype(np.uint8), mode="L")
     if image.mode == "P":
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA"):
+    if image.mode in ("RGBA", "LA", "PA", "La"):
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
     return image.convert("RGB")
 
 
+def _bounded(image: Image.Image) -> Image.Image:
+    """Cap the aspect ratio and the pixel count before any resampling, so time and memory stay bounded.
+
+    The network only sees a centred square, so trimming a very long side to ``MAX_ASPECT`` times the short one
+    loses nothing it would see; photos above ``WORKING_PIXELS`` are box-reduced by an integer factor first.
+    Ordinary photos pass untouched, which keeps preprocessing identical to torchvision's.
+    """
+    width, height = image.size
+    long_side, short_side = max(width, height), min(width, height)
+    if long_side > MAX_ASPECT * short_side:
+        keep = MAX_ASPECT * short_side
+        offset = (long_side - keep) // 2
+        box = (offset, 0, offset + keep, height) if width > height else (0, offset, width, offset + keep)
+        image = image.crop(box)
+    pixels = image.size[0] * image.size[1]
+    if pixels > WORKING_PIXELS:
+        image = image.reduce(math.ceil(math.sqrt(pixels / WORKING_PIXELS)))
+    return image
+
+
 def load_image(source: str | Path | BinaryIO | Image.Image) -> Image.Image:
-    """Open an image file as RGB: first frame, EXIF orientation applied, decompression bombs refused.
+    """Open an image as RGB: first frame, EXIF orientation applied, bombs refused, huge photos reduced.
 
     Raises ``ValueError`` with a one-line reason for anything that is not a readable image.
     """
-    if isinstance(source, Image.Image):
-        image = source
-    else:
-        try:
-            image = Image.open(source)
-            width, height = image.size
-            if width * height > MAX_IMAGE_PIXELS:
-                raise ValueError(f"image is {width}x{height} pixels, above the {MAX_IMAGE_PIXELS:,} pixel limit")
-            image.seek(0)
-            image.load()
-        except ValueError:
-            raise
-        except (OSError, SyntaxError, Image.DecompressionBombError, EOFError) as error:
-            raise ValueError(f"not a readable image ({error})") from None
-    if min(image.size) < 1:
-        raise ValueError(f"image has no pixels ({image.size[0]}x{image.size[1]})")
-    return to_rgb(ImageOps.exif_transpose(image))
+    try:
+        image = source if isinstance(source, Image.Image) else Image.open(source)
+        width, height = image.size
+        if width * height > MAX_IMAGE_PIXELS:
+            raise ValueError(f"image is {width}x{height} pixels, above the {MAX_IMAGE_PIXELS:,} pixel limit")
+        if min(width, height) < 1:
+            raise ValueError(f"image has no pixels ({width}x{height})")
+        if getattr(image, "format", None) == "JPEG" and width * height > WORKING_PIXELS:
+            image.draft("RGB", (width // 2, height // 2))  # decode at reduced scale: bounded memory
+        image.seek(0)
+        image.load()
+        image = ImageOps.exif_transpose(image)
+    except ValueError:
+        raise
+    except (OSError, SyntaxError, Image.DecompressionBombError, EOFError) as error:
+        raise ValueError(f"not a readable image ({error})") from None
+    return _bounded(to_rgb(image))

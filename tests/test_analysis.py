@@ -13,7 +13,7 @@ from resnet_core.analysis import analyze
 from resnet_core.attribution import normalize_cam
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, residual_figure
 
-from .conftest import randomize_batchnorm
+from .conftest import hooks_left, randomize_batchnorm, rss_mb
 
 
 @pytest.fixture(scope="module")
@@ -31,10 +31,6 @@ def two_objects(photos) -> Image.Image:
     canvas.paste(cat, (0, 0))
     canvas.paste(coffee, (224, 0))
     return canvas
-
-
-def hooks_left(model: torch.nn.Module) -> int:
-    return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())
 
 
 def test_one_call_delivers_every_output(resnet18, photos):
@@ -126,11 +122,6 @@ def test_no_hook_no_gradient_left_after_success_and_after_an_exception(resnet18,
         handle.remove()
     assert hooks_left(resnet18) == 0
     assert all(p.grad is None and not p.requires_grad for p in resnet18.parameters())
-
-
-def rss_mb() -> float:
-    with open("/proc/self/statm") as handle:
-        return int(handle.read().split()[1]) * 4096 / 2**20
 
 
 def test_a_hundred_calls_leave_no_hooks_and_no_memory_growth(resnet18, photos):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from demo.service import RANDOM_INIT, ModelCache
 from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port, read_png
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +23,6 @@ def cache():
     models = ModelCache(capacity=3, device="cpu")
     h.configure(models)
     return models
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_handlers_agree_with_the_library(cache, photos):
@@ -107,10 +100,6 @@ def server(cache):
     demo = app_module.serve(["--port", str(port), "--cache-size", "3", "--device", "cpu"], block=False)
     yield f"http://127.0.0.1:{port}/"
     demo.close()
-
-
-def read_png(path) -> np.ndarray:
-    return np.asarray(Image.open(path).convert("RGB"))
 
 
 def test_launched_app_through_gradio_client(server, photos):
