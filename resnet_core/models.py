@@ -75,7 +75,22 @@ class ZeroPadShortcut(nn.Module):
         return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
 
 
-class BasicBlock(nn.Module):
+class _ResidualBlock(nn.Module):
+    """What every block shares: the shortcut path and the merge ``F(x) + shortcut(x)`` (or ``F(x)`` when plain)."""
+
+    def _init_shortcut(self, downsample: nn.Module | None, shortcut: bool, stride: int) -> None:
+        self.downsample = downsample
+        self.shortcut = shortcut
+        self.residual_add = ResidualAdd(shortcut)
+        self.stride = stride
+
+    def _merge(self, x: Tensor, residual: Tensor) -> Tensor:
+        if not self.shortcut:
+            return self.residual_add(residual, None)
+        return self.residual_add(residual, x if self.downsample is None else self.downsample(x))
+
+
+class BasicBlock(_ResidualBlock):
     """Two 3x3 convolutions: the block of ResNet-18/34 and of the CIFAR networks."""
 
     expansion = 1
@@ -99,19 +114,15 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
-        self.downsample = downsample
-        self.shortcut = shortcut
-        self.residual_add = ResidualAdd(shortcut)
-        self.stride = stride
+        self._init_shortcut(downsample, shortcut, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        identity = _shortcut(x, self.downsample) if self.shortcut else None
-        return self.relu(self.residual_add(out, identity))
+        return self.relu(self._merge(x, out))
 
 
-class Bottleneck(nn.Module):
+class Bottleneck(_ResidualBlock):
     """1x1 reduce, 3x3, 1x1 expand: the block of ResNet-50/101/152, ResNeXt and Wide ResNet.
 
     ``stride_in_1x1=False`` puts the stride on the 3x3 (torchvision's "V1.5", Bag of Tricks' ResNet-B);
@@ -141,17 +152,13 @@ class Bottleneck(nn.Module):
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.shortcut = shortcut
-        self.residual_add = ResidualAdd(shortcut)
-        self.stride = stride
+        self._init_shortcut(downsample, shortcut, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        identity = _shortcut(x, self.downsample) if self.shortcut else None
-        return self.relu(self.residual_add(out, identity))
+        return self.relu(self._merge(x, out))
 
 
 def _make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
@@ -191,7 +198,7 @@ class SplitAttn(nn.Module):
         return (splits * weights).sum(dim=1)
 
 
-class ResNestBottleneck(nn.Module):
+class ResNestBottleneck(_ResidualBlock):
     """ResNeSt's bottleneck: split attention in place of the 3x3, a 3x3 average pool carrying the stride."""
 
     expansion = 4
@@ -220,25 +227,17 @@ class ResNestBottleneck(nn.Module):
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.act3 = nn.ReLU(inplace=True)
-        self.downsample = downsample
-        self.shortcut = shortcut
-        self.residual_add = ResidualAdd(shortcut)
-        self.stride = stride
+        self._init_shortcut(downsample, shortcut, stride)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv2(self.act1(self.bn1(self.conv1(x))))
         if self.avd_last is not None:
             out = self.avd_last(out)
         out = self.bn3(self.conv3(out))
-        identity = _shortcut(x, self.downsample) if self.shortcut else None
-        return self.act3(self.residual_add(out, identity))
+        return self.act3(self._merge(x, out))
 
 
 Block = type[BasicBlock] | type[Bottleneck] | type[ResNestBottleneck]
-
-
-def _shortcut(x: Tensor, downsample: nn.Module | None) -> Tensor:
-    return x if downsample is None else downsample(x)
 
 
 class ResNet(nn.Module):
