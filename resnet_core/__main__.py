@@ -13,6 +13,7 @@ from collections.abc import Sequence
 
 from .architectures import ARCHITECTURES, get_arch
 from .complexity import cost_table
+from .degradation import configure_parser, run_cli
 from .weights import WeightsUnavailableError, list_weights
 
 EXIT_USER_ERROR = 2
@@ -149,14 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
-    try:
-        from .degradation import configure_parser, run_cli
-    except ImportError:  # the lab is optional while it is being built
-        pass
-    else:
-        p = sub.add_parser("degradation", help="train plain vs residual CIFAR-style nets on digits (Fig. 1 / 6)")
-        configure_parser(p)
-        p.set_defaults(func=run_cli)
+    p = sub.add_parser("degradation", help="train plain vs residual CIFAR-style nets on digits (Fig. 1 / 6)")
+    configure_parser(p)
+    p.set_defaults(func=run_cli)
     return parser
 
 
