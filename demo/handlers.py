@@ -17,16 +17,17 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from resnet_core import ARCHITECTURES, cost_table, default_weights, get_weights, load_image
+from resnet_core import degradation as lab
 from resnet_core.analysis import CAM_LAYERS, AnalysisResult, analyze
-from resnet_core.complexity import bottleneck_arithmetic
+from resnet_core.complexity import CostTable, bottleneck_arithmetic, count_costs
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, residual_figure
 from resnet_core.weights import IMAGENET_CATEGORIES
 
-from .service import RANDOM_INIT, ModelCache, weight_choices
+from .service import LAB_FAMILY, RANDOM_INIT, ModelCache, weight_choices
 
 STAGE_OUTPUT = "stage output"
 CLASS_CHOICES = [f"{index}: {name}" for index, name in enumerate(IMAGENET_CATEGORIES)]
-FAMILIES = list(dict.fromkeys(spec.family for spec in ARCHITECTURES.values()))
+FAMILIES = [*dict.fromkeys(spec.family for spec in ARCHITECTURES.values()), LAB_FAMILY]
 
 _cache: ModelCache | None = None
 _cache_guard = threading.Lock()
@@ -69,13 +70,33 @@ def _user_error(message: str) -> gr.Error:
 
 
 def architectures_of(family: str) -> list[str]:
+    if family == LAB_FAMILY:
+        return list(lab.reference_models())
     return [name for name, spec in ARCHITECTURES.items() if spec.family == family]
+
+
+def known(arch: str) -> bool:
+    return arch in ARCHITECTURES or arch in lab.reference_models()
+
+
+@cache
+def costs(arch: str) -> CostTable:
+    """The cost table of a registry architecture, or of a lab network at its 28x28 input."""
+    if arch in ARCHITECTURES:
+        return cost_table(arch)
+    _, model = lab.load_lab_model(lab.reference_models()[arch])
+    return count_costs(model, model.card.preprocess.crop_size, arch)
 
 
 @cache
 def model_facts(arch: str, weights: str) -> str:
     """Published accuracy, parameters and GMACs of the choice (counted where nothing is published)."""
-    table = cost_table(arch)
+    table = costs(arch)
+    if arch not in ARCHITECTURES:
+        return (
+            f"**{arch}** · {lab.describe_reference(arch)}  \n{table.total_params:,} parameters · "
+            f"{table.total_macs / 1e6:.1f} M MACs ({table.total_flops / 1e6:.1f} M FLOPs) per 28x28 digit"
+        )
     spec = ARCHITECTURES[arch]
     lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
     if weights != RANDOM_INIT:
@@ -100,9 +121,12 @@ def on_family(family: str) -> tuple[dict, dict, str]:
 
 
 def on_arch(arch: str) -> tuple[dict, str]:
-    entry = default_weights(arch)
-    value = entry.name if entry else RANDOM_INIT
-    return gr.update(choices=weight_choices(arch), value=value), model_facts(arch, value)
+    if not known(arch):
+        raise _user_error(f"unknown architecture {arch!r}")
+    choices = weight_choices(arch)
+    entry = default_weights(arch) if arch in ARCHITECTURES else None
+    value = entry.name if entry else choices[0]
+    return gr.update(choices=choices, value=value), model_facts(arch, value)
 
 
 # ---- the main analysis -----------------------------------------------------------------------------------------
@@ -113,12 +137,23 @@ def _label(result: AnalysisResult) -> dict[str, float]:
 
 
 def _block_choices(result: AnalysisResult, stage: str) -> list[str]:
+    stage = _stage(result, stage)
     return [STAGE_OUTPUT] + [name for name in result.blocks if name.split(".")[0] == stage]
+
+
+def _stage(result: AnalysisResult, stage: str) -> str:
+    """The requested stage, or the deepest one where a network has fewer stages (the lab's have three)."""
+    return stage if stage in result.stages else list(result.stages)[-1]
+
+
+def _class_choices(result: AnalysisResult) -> list[str]:
+    categories = result.card.categories
+    return CLASS_CHOICES if categories is IMAGENET_CATEGORIES else [f"{i}: {c}" for i, c in enumerate(categories)]
 
 
 def _feature(result: AnalysisResult, stage: str, block: str):
     if block in (None, STAGE_OUTPUT) or block not in result.blocks:
-        return result.stages[stage]
+        return result.stages[_stage(result, stage)]
     return result.blocks[block].output
 
 
@@ -160,7 +195,7 @@ def analyze_image(
     image = _image_source(image)
     if image is None:
         raise _user_error("Upload a photo (or pick an example) first.")
-    if arch not in ARCHITECTURES:
+    if not known(arch):
         raise _user_error(f"unknown architecture {arch!r}")
     if weights not in weight_choices(arch) and weights != "DEFAULT":
         raise _user_error(f"{arch} has no weights named {weights!r}; choose one of {weight_choices(arch)}")
@@ -173,6 +208,8 @@ def analyze_image(
     progress(0.1, desc=f"loading {arch} ({weights})")
     loaded = models().get(arch, weights)
     progress(0.6, desc="forward pass")
+    stages = ("stem", *loaded.model.stage_names)
+    cam_layer = cam_layer if cam_layer in stages else stages[-1]
     with loaded.lock:
         result = analyze(loaded.model, picture, topk=int(topk), cam_layer=cam_layer)
     session = Session(result, loaded.lock, result.cam, result.cam_class, cam_layer, loaded.status)
@@ -186,9 +223,9 @@ def analyze_image(
         grid,
         gr.update(choices=_block_choices(result, stage), value=STAGE_OUTPUT),
         cam_overlay(result.crop, result.cam, opacity),
-        gr.update(value=CLASS_CHOICES[result.cam_class]),
+        gr.update(choices=_class_choices(result), value=_class_choices(result)[result.cam_class]),
         cost_summary(arch, weights),
-        cost_figure(cost_table(arch)),
+        cost_figure(costs(arch)),
         cost_rows(arch),
         residual_figure(ratios, f"{arch}: residual branch vs shortcut on this image"),
         residual_summary(result),
@@ -263,7 +300,7 @@ def cost_rows(arch: str) -> list[list]:
     return [
         [row.name, row.params, row.macs, row.flops, "x".join(map(str, row.output_shape)),
          round(100 * row.params_share, 2), round(100 * row.flops_share, 2)]
-        for row in cost_table(arch).rows
+        for row in costs(arch).rows
     ]  # fmt: skip
 
 
@@ -272,13 +309,16 @@ COST_HEADERS = ["block", "parameters", "MACs", "FLOPs", "output shape", "% param
 
 @cache
 def cost_summary(arch: str, weights: str) -> str:
-    table = cost_table(arch)
+    table = costs(arch)
     lines = [
-        f"**Counted** (torch.utils.flop_counter, 224x224): {table.total_params:,} parameters, "
+        f"**Counted** (torch.utils.flop_counter, {table.input_size}x{table.input_size}): "
+        f"{table.total_params:,} parameters, "
         f"{table.total_macs / 1e9:.3f} GMACs = {table.total_flops / 1e9:.3f} GFLOPs "
         "(one multiply-add is two FLOPs; the paper's 'FLOPs' are multiply-adds)."
     ]
-    entry = get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
+    entry = None
+    if arch in ARCHITECTURES:
+        entry = get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
     if entry is not None and entry.num_params:
         lines.append(f"**Published** ({entry.origin}): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs.")
     stages = table.stages()

@@ -9,9 +9,11 @@ import gradio as gr
 from resnet_core.analysis import CAM_LAYERS
 
 from . import handlers as h
+from . import lab as lab_views
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "assets" / "photos"
+DIGITS = ROOT / "assets" / "digits"
 MAX_UPLOAD = "20 MB"  # app.py passes the same cap to launch(max_file_size=...)
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DEFAULT_ARCH = "resnet50"
@@ -48,7 +50,10 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=2):
                 status = gr.Markdown("No model loaded yet.", elem_id="weights-status")
                 label = gr.Label(num_top_classes=10, label="Top-5 predictions", elem_id="predictions")
-        gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
+        with gr.Row():
+            gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
+            gr.Examples([[str(path)] for path in sorted(DIGITS.glob("*.png"))], inputs=[image],
+                        label=f"Digits, for the {h.LAB_FAMILY} family")  # fmt: skip
 
         with gr.Tabs():
             with gr.Tab("Feature maps"):
@@ -86,6 +91,44 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Residuals"):
                 residual_md = gr.Markdown()
                 residual_plot = gr.Plot(label="||F(x)|| / ||x|| per block")
+            with gr.Tab("Degradation lab") as lab_tab:
+                gr.Markdown(
+                    "The paper's central experiment, on a CPU: plain networks get *worse on their own training "
+                    "data* as they get deeper; the same networks with identity shortcuts get better. Small "
+                    "CIFAR-style networks (section 4.2: depth 6n+2, widths 8/16/32, option A shortcuts) train on "
+                    "5,000 real MNIST digits. The trained reference nets also appear in the model picker under "
+                    f"*{h.LAB_FAMILY}*, so their feature maps and Grad-CAM can be explored offline."
+                )
+                reference_plot = gr.Plot(label="Reference run: training loss, plain (left) vs residual (right)")
+                reference_md = gr.Markdown()
+                with gr.Group():
+                    gr.Markdown(
+                        "**Run it yourself.** Trains plain and residual nets of two depths with the same seed and "
+                        "batch order, streaming the curves. One run at a time: others wait in the queue, their "
+                        "position shown. A 200-step run of 20 and 56 layers takes about a minute and a half on "
+                        "two cores."
+                    )
+                    with gr.Row():
+                        shallow = gr.Dropdown(list(lab_views.LIVE_DEPTHS), value=20, label="Shallow depth")
+                        deep = gr.Dropdown(list(lab_views.LIVE_DEPTHS), value=56, label="Deep depth")
+                        steps = gr.Slider(lab_views.MIN_STEPS, lab_views.MAX_STEPS, value=200, step=10,
+                                          label="SGD steps per model")  # fmt: skip
+                    with gr.Row():
+                        train = gr.Button("Train four networks", variant="primary")
+                        stop = gr.Button("Stop")
+                    live_status = gr.Markdown()
+                    live_plot = gr.Plot(label="Live training loss")
+                with gr.Row():
+                    gradient_plot = gr.Plot(label="Gradient reaching each stage at initialisation")
+                    with gr.Column():
+                        gr.Markdown(
+                            "**Lesion study** (Veit et al., 2016): delete one block at a time from the trained "
+                            "reference nets and measure accuracy. A residual net behaves like an ensemble of "
+                            "shorter paths and barely notices; a plain net is a single path and collapses."
+                        )
+                        lesion = gr.Button("Delete blocks one at a time")
+                        lesion_md = gr.Markdown()
+                lesion_plot = gr.Plot(label="Accuracy with one block deleted (dotted: intact)")
             with gr.Tab("About"):
                 gr.Markdown((Path(__file__).with_name("about.md")).read_text())
 
@@ -112,4 +155,11 @@ def build_demo() -> gr.Blocks:
         cam_layer.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session],
                         api_name="cam_layer")  # fmt: skip
         opacity.input(h.set_opacity, [session, opacity], cam, api_name="opacity")
+        lab_tab.select(lab_views.reference_view, None, [reference_plot, reference_md], api_name="lab_reference")
+        lab_tab.select(lab_views.gradient_view, None, gradient_plot, api_name="lab_gradients")
+        lesion.click(lab_views.lesion_view, None, [lesion_plot, lesion_md], api_name="lab_lesion",
+                     concurrency_id="lab", concurrency_limit=1)  # fmt: skip
+        training = train.click(lab_views.run_live, [shallow, deep, steps], [live_plot, live_status],
+                               api_name="lab_train", concurrency_id="lab", concurrency_limit=1)  # fmt: skip
+        stop.click(None, None, None, cancels=[training])  # front-end only: no API endpoint
     return demo

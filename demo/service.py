@@ -15,11 +15,15 @@ from dataclasses import dataclass
 import torch
 
 from resnet_core import WeightsUnavailableError, create_model, list_weights
+from resnet_core import degradation as lab
 from resnet_core.models import ResNet
 
-__all__ = ["RANDOM_INIT", "LoadedModel", "ModelCache", "default_device", "weight_choices"]
+__all__ = ["LAB_FAMILY", "LAB_WEIGHTS", "RANDOM_INIT", "LoadedModel", "ModelCache", "default_device", "weight_choices"]
 
 RANDOM_INIT = "random init"
+# The degradation lab's trained digit networks: the one pretrained family that needs no download.
+LAB_FAMILY = "Digits (degradation lab)"
+LAB_WEIGHTS = "lab reference run (seed 0)"
 ENV_DEVICE = "RESNET_EXPLORER_DEVICE"
 ENV_CACHE_SIZE = "RESNET_EXPLORER_CACHE_SIZE"
 
@@ -34,6 +38,8 @@ def default_device() -> torch.device:
 
 def weight_choices(arch: str) -> list[str]:
     """Every published weight of ``arch`` (recommended first), then the explicit random init."""
+    if arch in lab.reference_models():
+        return [LAB_WEIGHTS]
     return [entry.name for entry in list_weights(arch)] + [RANDOM_INIT]
 
 
@@ -85,6 +91,11 @@ class ModelCache:
             return loaded
 
     def _load(self, arch: str, weights: str) -> LoadedModel:
+        if arch in lab.reference_models():
+            path = lab.reference_models()[arch]
+            model = lab.load_lab_model(path)[1].requires_grad_(False).to(self.device)
+            status = f"**{arch}** trained in the degradation lab on the 5,000 MNIST digits, loaded from {path.name}."
+            return LoadedModel(model, status, True, threading.Lock())
         if weights == RANDOM_INIT:
             model = create_model(arch, weights=None, device=self.device)
             status = f"**{arch}, random init** (kaiming). Untrained: predictions are meaningless."

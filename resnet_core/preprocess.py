@@ -38,8 +38,9 @@ class Preprocess:
     crop_size: int = 224
     resize_size: int = 256
     interpolation: InterpolationMode = InterpolationMode.BILINEAR
-    mean: tuple[float, float, float] = IMAGENET_MEAN
-    std: tuple[float, float, float] = IMAGENET_STD
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    grayscale: bool = False  # one input channel (the degradation lab's digit networks)
 
     @classmethod
     def from_torchvision(cls, transforms: torch.nn.Module) -> Preprocess:
@@ -65,8 +66,11 @@ class Preprocess:
         return cls(input_size, math.floor(input_size / crop_pct), InterpolationMode(interpolation), mean, std)
 
     def crop(self, image: Image.Image) -> Image.Image:
-        """The RGB crop the network sees, before normalisation (what the app overlays Grad-CAM on)."""
-        image = TF.resize(to_rgb(image), [self.resize_size], interpolation=self.interpolation, antialias=True)
+        """The crop the network sees, before normalisation (what the app overlays Grad-CAM on)."""
+        image = to_rgb(image)
+        if self.grayscale:
+            image = image.convert("L")
+        image = TF.resize(image, [self.resize_size], interpolation=self.interpolation, antialias=True)
         return TF.center_crop(image, [self.crop_size])
 
     def normalize(self, crop: Image.Image) -> Tensor:
@@ -74,7 +78,7 @@ class Preprocess:
         return TF.normalize(tensor, mean=list(self.mean), std=list(self.std))
 
     def __call__(self, image: Image.Image) -> Tensor:
-        """A (3, crop_size, crop_size) float tensor."""
+        """A (channels, crop_size, crop_size) float tensor."""
         return self.normalize(self.crop(image))
 
     def describe(self) -> str:

@@ -1,0 +1,75 @@
+"""The degradation lab in the app: its handlers, its endpoints, and its digit nets in the main views."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+
+from demo import handlers as h
+from demo import lab as lab_views
+from demo.service import LAB_WEIGHTS, ModelCache
+
+from .conftest import ROOT
+
+DIGITS = ROOT / "assets" / "digits"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache():
+    h.configure(ModelCache(capacity=3, device="cpu"))
+
+
+def test_reference_run_is_shown_at_once():
+    figure, text = lab_views.reference_view()
+    assert len(figure.axes) == 2 and all(axis.lines for axis in figure.axes)
+    for name in ("plain-20", "plain-56", "resnet-20", "resnet-56"):
+        assert name in text
+    assert "| 2 | plain-56 |" in text  # three seeds
+
+
+def test_gradient_view_plots_every_model():
+    figure = lab_views.gradient_view()
+    assert len(figure.axes[0].lines) == 4
+
+
+def test_live_run_streams_then_summarises():
+    updates = list(lab_views.run_live(20, 32, 50))
+    assert len(updates) >= 4
+    assert "s left" in updates[0][1]
+    final = updates[-1][1]
+    assert final.startswith("done in") and all(n in final for n in ("plain-20", "plain-32", "resnet-20", "resnet-32"))
+    with pytest.raises(gr.Error, match="two different depths"):
+        next(lab_views.run_live(56, 20, 100))
+    with pytest.raises(gr.Error, match="steps"):
+        next(lab_views.run_live(20, 56, 5000))
+
+
+def test_digit_nets_open_in_the_feature_and_cam_views():
+    outputs = h.analyze_image(str(DIGITS / "digit_7.png"), "resnet-56", LAB_WEIGHTS, stage="layer4", cam_layer="layer4")
+    label, status, crop, _, block, cam, cam_class, cost_md, *_, session = outputs
+    assert next(iter(label["value"])) == "7 (7)" and "UNTRAINED" not in label["label"]
+    assert "degradation lab" in status
+    assert crop.size == (28, 28) and cam.shape == (28, 28, 3)
+    assert cam_class["choices"][7] == "7: 7" and len(cam_class["choices"]) == 10
+    assert block["choices"][1:] == [f"layer3.{i}" for i in range(9)]  # layer4 falls back to the deepest stage
+    assert session.cam_layer == "layer3" and "28x28" in cost_md
+    weights_update, facts = h.on_arch("plain-56")
+    assert weights_update["value"] == LAB_WEIGHTS and "training loss" in facts
+
+
+def test_lab_endpoints_through_gradio_client():
+    import app as app_module
+
+    from .conftest import free_port
+
+    port = free_port()
+    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        _, table = client.predict(api_name="/lab_reference")
+        assert "resnet-56" in table
+        plot, status = client.predict(20, 32, 50, api_name="/lab_train")
+        assert status.startswith("done in") and plot["type"] == "matplotlib"
+    finally:
+        demo.close()
