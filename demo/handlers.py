@@ -13,6 +13,7 @@ from functools import cache
 
 import gradio as gr
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
@@ -20,7 +21,7 @@ from resnet_core import ARCHITECTURES, cost_table, default_weights, get_weights,
 from resnet_core import degradation as lab
 from resnet_core.analysis import CAM_LAYERS, AnalysisResult, analyze
 from resnet_core.complexity import CostTable, bottleneck_arithmetic, count_costs
-from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, residual_figure
+from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid
 from resnet_core.weights import IMAGENET_CATEGORIES
 
 from .service import LAB_FAMILY, RANDOM_INIT, ModelCache, weight_choices
@@ -215,7 +216,7 @@ def analyze_image(
     session = Session(result, loaded.lock, result.cam, result.cam_class, cam_layer, loaded.status)
     grid, _ = feature_grid(_feature(result, stage, block), int(channels), sort)
     label_title = f"Top-{int(topk)} predictions" + ("" if loaded.pretrained else " (UNTRAINED: meaningless)")
-    ratios = {name: stats.residual_ratio for name, stats in result.blocks.items()}
+    choices = _class_choices(result)
     return (
         gr.update(value=_label(result), label=label_title),
         loaded.status,
@@ -223,14 +224,30 @@ def analyze_image(
         grid,
         gr.update(choices=_block_choices(result, stage), value=STAGE_OUTPUT),
         cam_overlay(result.crop, result.cam, opacity),
-        gr.update(choices=_class_choices(result), value=_class_choices(result)[result.cam_class]),
-        cost_summary(arch, weights),
-        cost_figure(costs(arch)),
-        cost_rows(arch),
-        residual_figure(ratios, f"{arch}: residual branch vs shortcut on this image"),
+        gr.update(choices=choices, value=choices[result.cam_class]),
+        residual_rows(result),
         residual_summary(result),
         session,
     )
+
+
+def residual_rows(result: AnalysisResult) -> pd.DataFrame:
+    """||F(x)|| / ||x|| per block as a table; the browser draws the bar chart, the server renders nothing."""
+    names = [name for name, stats in result.blocks.items() if stats.residual_ratio is not None]
+    return pd.DataFrame(
+        {
+            "block": names,
+            "stage": [name.split(".")[0] for name in names],
+            "||F(x)|| / ||x||": [result.blocks[name].residual_ratio for name in names],
+        }
+    )
+
+
+def cost_views(arch: str, weights: str):
+    """Everything on the Cost tab; it depends on the architecture only, so it is not part of /analyze."""
+    if not known(arch):
+        raise _user_error(f"unknown architecture {arch!r}")
+    return cost_summary(arch, weights), cost_figure(costs(arch)), cost_rows(arch)
 
 
 # ---- views redrawn from the session ----------------------------------------------------------------------------

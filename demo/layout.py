@@ -90,7 +90,14 @@ def build_demo() -> gr.Blocks:
                 cost_table = gr.Dataframe(headers=h.COST_HEADERS, label="Per block", interactive=False)
             with gr.Tab("Residuals"):
                 residual_md = gr.Markdown()
-                residual_plot = gr.Plot(label="||F(x)|| / ||x|| per block")
+                residual_plot = gr.BarPlot(
+                    x="block",
+                    y="||F(x)|| / ||x||",
+                    color="stage",
+                    label="Size of each block's residual branch relative to its shortcut",
+                    x_label_angle=-90,
+                    height=320,
+                )
             with gr.Tab("Degradation lab") as lab_tab:
                 gr.Markdown(
                     "The paper's central experiment, on a CPU: plain networks get *worse on their own training "
@@ -133,13 +140,16 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown((Path(__file__).with_name("about.md")).read_text())
 
         family.change(h.on_family, family, [arch, weights, facts_md], api_name="family")
+        cost_outputs = [cost_md, cost_plot, cost_table]
+        demo.load(h.cost_views, [arch, weights], cost_outputs, api_name="costs")
+        arch.change(h.cost_views, [arch, weights], cost_outputs, api_name="costs_for_architecture")
+        weights.change(h.cost_views, [arch, weights], cost_outputs, api_name="costs_for_weights")
         arch.input(h.on_arch, arch, [weights, facts_md], api_name="architecture")
         weights.input(h.model_facts, [arch, weights], facts_md, api_name="facts")
         run.click(
             h.analyze_image,
             [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity],
-            [label, status, crop, grid, block, cam, cam_class, cost_md, cost_plot, cost_table, residual_plot,
-             residual_md, session],
+            [label, status, crop, grid, block, cam, cam_class, residual_plot, residual_md, session],
             api_name="analyze",
             # Raw values in: Gradio would decode the upload itself and fail with a server error on a broken
             # file. resnet_core.load_image does the decoding, with its limits and one clear message.
