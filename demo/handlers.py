@@ -358,6 +358,12 @@ def residual_summary(result: AnalysisResult) -> str:
     if not ratios:
         return "A plain network has no shortcuts, so there is no residual to compare: each block rewrites its input."
     small = sum(r < 1 for r in ratios)
+    if not result.card.pretrained:
+        return (
+            f"In {small} of {len(ratios)} blocks F(x) is smaller than x (median ratio {np.median(ratios):.2f}). "
+            "These are random weights, so this shows the initialisation, not what training makes of it: "
+            "in trained ResNets most residual branches are much smaller than their shortcuts."
+        )
     return (
         f"In {small} of {len(ratios)} blocks the residual branch F(x) is smaller than the shortcut x "
         f"(median ratio {np.median(ratios):.2f}): those blocks nudge their input rather than replace it, "
