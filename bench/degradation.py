@@ -1,6 +1,6 @@
 """Reproduce the degradation lab (He et al. 2015, section 4.2) on 5,000 digits and check both claims per seed.
 
-    python -m bench.degradation                  # seeds 0 1 2, 2 threads: about 5 minutes on 2 quiet cores
+    python -m bench.degradation                  # seeds 0 1 2, 2 threads: about 12 minutes on 2 quiet cores
     python -m bench.degradation --write-assets   # also rewrite the reference run in assets/degradation/
 
 Claims checked on the final training loss (whole set, eval mode): plain-56 >= 5x plain-20 on every seed (deeper
