@@ -20,6 +20,7 @@ from PIL import Image
 from resnet_core import ARCHITECTURES, cost_table, default_weights, get_weights, load_image
 from resnet_core import degradation as lab
 from resnet_core.analysis import CAM_LAYERS, AnalysisResult, analyze
+from resnet_core.capture import stage_modules
 from resnet_core.complexity import CostTable, bottleneck_arithmetic, count_costs
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid
 from resnet_core.weights import IMAGENET_CATEGORIES
@@ -209,7 +210,7 @@ def analyze_image(
     progress(0.1, desc=f"loading {arch} ({weights})")
     loaded = models().get(arch, weights)
     progress(0.6, desc="forward pass")
-    stages = ("stem", *loaded.model.stage_names)
+    stages = list(stage_modules(loaded.model))  # the lab's nets have three stages: fall back to the deepest
     cam_layer = cam_layer if cam_layer in stages else stages[-1]
     with loaded.lock:
         result = analyze(loaded.model, picture, topk=int(topk), cam_layer=cam_layer)
