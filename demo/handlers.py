@@ -17,19 +17,18 @@ import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
-from resnet_core import ARCHITECTURES, cost_table, default_weights, get_weights, load_image
-from resnet_core import degradation as lab
+from resnet_core import load_image
 from resnet_core.analysis import CAM_LAYERS, AnalysisResult, analyze
 from resnet_core.capture import stage_modules
-from resnet_core.complexity import CostTable, bottleneck_arithmetic, count_costs
+from resnet_core.complexity import CostTable, bottleneck_arithmetic
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid
 from resnet_core.weights import IMAGENET_CATEGORIES
 
-from .service import LAB_FAMILY, RANDOM_INIT, ModelCache, weight_choices
+from .catalog import ModelSource, architectures_of, source_of
+from .service import ModelCache
 
 STAGE_OUTPUT = "stage output"
 CLASS_CHOICES = [f"{index}: {name}" for index, name in enumerate(IMAGENET_CATEGORIES)]
-FAMILIES = [*dict.fromkeys(spec.family for spec in ARCHITECTURES.values()), LAB_FAMILY]
 
 _cache: ModelCache | None = None
 _cache_guard = threading.Lock()
@@ -71,49 +70,23 @@ def _user_error(message: str) -> gr.Error:
 # ---- model picker ----------------------------------------------------------------------------------------------
 
 
-def architectures_of(family: str) -> list[str]:
-    if family == LAB_FAMILY:
-        return list(lab.reference_models())
-    return [name for name, spec in ARCHITECTURES.items() if spec.family == family]
-
-
-def known(arch: str) -> bool:
-    return arch in ARCHITECTURES or arch in lab.reference_models()
+def _source(arch: str) -> ModelSource:
+    source = source_of(arch)
+    if source is None:
+        raise _user_error(f"unknown architecture {arch!r}")
+    return source
 
 
 @cache
 def costs(arch: str) -> CostTable:
-    """The cost table of a registry architecture, or of a lab network at its 28x28 input."""
-    if arch in ARCHITECTURES:
-        return cost_table(arch)
-    _, model = lab.load_lab_model(lab.reference_models()[arch])
-    return count_costs(model, model.card.preprocess.crop_size, arch)
+    """Per-block cost of ``arch`` at the input size it is used at (224 for ImageNet nets, 28 for digit nets)."""
+    return _source(arch).costs(arch)
 
 
 @cache
 def model_facts(arch: str, weights: str) -> str:
     """Published accuracy, parameters and GMACs of the choice (counted where nothing is published)."""
-    table = costs(arch)
-    if arch not in ARCHITECTURES:
-        return (
-            f"**{arch}** · {lab.describe_reference(arch)}  \n{table.total_params:,} parameters · "
-            f"{table.total_macs / 1e6:.1f} M MACs ({table.total_flops / 1e6:.1f} M FLOPs) per 28x28 digit"
-        )
-    spec = ARCHITECTURES[arch]
-    lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
-    if weights != RANDOM_INIT:
-        entry = get_weights(arch, weights)
-        lines.append(
-            f"acc@1 **{entry.acc1:.2f}%** · acc@5 {entry.acc5:.2f}% on ImageNet-1k val at {entry.eval_size} px "
-            f"({entry.origin})"
-        )
-    else:
-        lines.append("no accuracy: random weights")
-    lines.append(
-        f"{table.total_params / 1e6:.2f} M parameters · {table.gmacs:.3f} GMACs "
-        f"({2 * table.gmacs:.3f} GFLOPs) per 224x224 image"
-    )
-    return "  \n".join(lines)
+    return _source(arch).facts(arch, weights)
 
 
 def on_family(family: str) -> tuple[dict, dict, str]:
@@ -123,11 +96,8 @@ def on_family(family: str) -> tuple[dict, dict, str]:
 
 
 def on_arch(arch: str) -> tuple[dict, str]:
-    if not known(arch):
-        raise _user_error(f"unknown architecture {arch!r}")
-    choices = weight_choices(arch)
-    entry = default_weights(arch) if arch in ARCHITECTURES else None
-    value = entry.name if entry else choices[0]
+    source = _source(arch)
+    choices, value = source.weight_choices(arch), source.default_choice(arch)
     return gr.update(choices=choices, value=value), model_facts(arch, value)
 
 
@@ -197,10 +167,9 @@ def analyze_image(
     image = _image_source(image)
     if image is None:
         raise _user_error("Upload a photo (or pick an example) first.")
-    if not known(arch):
-        raise _user_error(f"unknown architecture {arch!r}")
-    if weights not in weight_choices(arch) and weights != "DEFAULT":
-        raise _user_error(f"{arch} has no weights named {weights!r}; choose one of {weight_choices(arch)}")
+    choices = _source(arch).weight_choices(arch)
+    if weights not in choices and weights != "DEFAULT":
+        raise _user_error(f"{arch} has no weights named {weights!r}; choose one of {choices}")
     if cam_layer not in CAM_LAYERS:
         raise _user_error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
     try:
@@ -246,8 +215,7 @@ def residual_rows(result: AnalysisResult) -> pd.DataFrame:
 
 def cost_views(arch: str, weights: str):
     """Everything on the Cost tab; it depends on the architecture only, so it is not part of /analyze."""
-    if not known(arch):
-        raise _user_error(f"unknown architecture {arch!r}")
+    _source(arch)
     return cost_summary(arch, weights), cost_figure(costs(arch)), cost_rows(arch)
 
 
@@ -334,9 +302,7 @@ def cost_summary(arch: str, weights: str) -> str:
         f"{table.total_macs / 1e9:.3f} GMACs = {table.total_flops / 1e9:.3f} GFLOPs "
         "(one multiply-add is two FLOPs; the paper's 'FLOPs' are multiply-adds)."
     ]
-    entry = None
-    if arch in ARCHITECTURES:
-        entry = get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
+    entry = _source(arch).published(arch, weights)
     if entry is not None and entry.num_params:
         lines.append(f"**Published** ({entry.origin}): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs.")
     stages = table.stages()

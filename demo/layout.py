@@ -6,8 +6,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from resnet_core import get_arch
 from resnet_core.analysis import CAM_LAYERS
 
+from . import catalog
 from . import handlers as h
 from . import lab as lab_views
 
@@ -20,7 +22,7 @@ DEFAULT_ARCH = "resnet50"
 
 
 def build_demo() -> gr.Blocks:
-    start_family = h.ARCHITECTURES[DEFAULT_ARCH].family
+    start_family = get_arch(DEFAULT_ARCH).family
     weights_update, facts = h.on_arch(DEFAULT_ARCH)
     with gr.Blocks(title="ResNet Explorer") as demo:
         gr.Markdown(
@@ -37,8 +39,8 @@ def build_demo() -> gr.Blocks:
                     sources=["upload", "clipboard", "webcam"],
                     height=300,
                 )
-                family = gr.Dropdown(h.FAMILIES, value=start_family, label="Family")
-                arch = gr.Dropdown(h.architectures_of(start_family), value=DEFAULT_ARCH, label="Depth / variant",
+                family = gr.Dropdown(catalog.FAMILIES, value=start_family, label="Family")
+                arch = gr.Dropdown(catalog.architectures_of(start_family), value=DEFAULT_ARCH, label="Depth / variant",
                                    allow_custom_value=True)  # fmt: skip
                 weights = gr.Dropdown(
                     weights_update["choices"], value=weights_update["value"], label="Weights", allow_custom_value=True
@@ -53,7 +55,7 @@ def build_demo() -> gr.Blocks:
         with gr.Row():
             gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
             gr.Examples([[str(path)] for path in sorted(DIGITS.glob("*.png"))], inputs=[image],
-                        label=f"Digits, for the {h.LAB_FAMILY} family")  # fmt: skip
+                        label=f"Digits, for the {catalog.LAB_FAMILY} family")  # fmt: skip
 
         with gr.Tabs():
             with gr.Tab("Feature maps"):
@@ -104,7 +106,7 @@ def build_demo() -> gr.Blocks:
                     "data* as they get deeper; the same networks with identity shortcuts get better. Small "
                     "CIFAR-style networks (section 4.2: depth 6n+2, widths 8/16/32, option A shortcuts) train on "
                     "5,000 real MNIST digits. The trained reference nets also appear in the model picker under "
-                    f"*{h.LAB_FAMILY}*, so their feature maps and Grad-CAM can be explored offline."
+                    f"*{catalog.LAB_FAMILY}*, so their feature maps and Grad-CAM can be explored offline."
                 )
                 reference_plot = gr.Plot(label="Reference run: training loss, plain (left) vs residual (right)")
                 reference_md = gr.Markdown()

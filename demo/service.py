@@ -10,20 +10,13 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
 
 import torch
 
-from resnet_core import WeightsUnavailableError, create_model, list_weights
-from resnet_core import degradation as lab
-from resnet_core.models import ResNet
+from .catalog import RANDOM_INIT, LoadedModel, source_of
 
-__all__ = ["LAB_FAMILY", "LAB_WEIGHTS", "RANDOM_INIT", "LoadedModel", "ModelCache", "default_device", "weight_choices"]
+__all__ = ["ModelCache", "default_device"]
 
-RANDOM_INIT = "random init"
-# The degradation lab's trained digit networks: the one pretrained family that needs no download.
-LAB_FAMILY = "Digits (degradation lab)"
-LAB_WEIGHTS = "lab reference run (seed 0)"
 ENV_DEVICE = "RESNET_EXPLORER_DEVICE"
 ENV_CACHE_SIZE = "RESNET_EXPLORER_CACHE_SIZE"
 
@@ -34,21 +27,6 @@ def default_device() -> torch.device:
     if chosen:
         return torch.device(chosen)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def weight_choices(arch: str) -> list[str]:
-    """Every published weight of ``arch`` (recommended first), then the explicit random init."""
-    if arch in lab.reference_models():
-        return [LAB_WEIGHTS]
-    return [entry.name for entry in list_weights(arch)] + [RANDOM_INIT]
-
-
-@dataclass
-class LoadedModel:
-    model: ResNet
-    status: str
-    pretrained: bool
-    lock: threading.Lock
 
 
 class ModelCache:
@@ -66,7 +44,7 @@ class ModelCache:
             return list(self._models)
 
     def get(self, arch: str, weights: str) -> LoadedModel:
-        """The model for ``arch`` with ``weights`` (an entry name, ``DEFAULT`` or ``RANDOM_INIT``)."""
+        """The model for ``arch`` with ``weights``: one of its source's weight choices, or ``DEFAULT``."""
         key = (arch, weights)
         with self._guard:
             if key in self._models:
@@ -91,25 +69,7 @@ class ModelCache:
             return loaded
 
     def _load(self, arch: str, weights: str) -> LoadedModel:
-        if arch in lab.reference_models():
-            path = lab.reference_models()[arch]
-            model = lab.load_lab_model(path)[1].requires_grad_(False).to(self.device)
-            status = f"**{arch}** trained in the degradation lab on the 5,000 MNIST digits, loaded from {path.name}."
-            return LoadedModel(model, status, True, threading.Lock())
-        if weights == RANDOM_INIT:
-            model = create_model(arch, weights=None, device=self.device)
-            status = f"**{arch}, random init** (kaiming). Untrained: predictions are meaningless."
-            return LoadedModel(model, status, False, threading.Lock())
-        try:
-            model = create_model(arch, weights=weights, device=self.device)
-        except WeightsUnavailableError as error:
-            model = create_model(arch, weights=None, device=self.device)
-            tried = "\n".join(f"- {source}: {reason}" for source, reason in error.attempts)
-            status = (
-                f"**Pretrained weights {error.weight} could not be loaded**, so this is **{arch} with random "
-                f"weights: untrained, predictions are meaningless.**\n\nSources tried:\n{tried}\n\n{error.hint}"
-            )
-            return LoadedModel(model, status, False, threading.Lock())
-        card = model.card
-        status = f"**{card.label}** loaded from {card.source}. Preprocessing: {card.preprocess.describe()}."
-        return LoadedModel(model, status, True, threading.Lock())
+        source = source_of(arch)
+        if source is None:
+            raise ValueError(f"unknown architecture {arch!r}")
+        return source.load(arch, weights, self.device)

@@ -11,7 +11,8 @@ from PIL import Image
 
 import app as app_module
 from demo import handlers as h
-from demo.service import RANDOM_INIT, ModelCache
+from demo.catalog import RANDOM_INIT
+from demo.service import ModelCache
 from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 

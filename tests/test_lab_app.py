@@ -8,7 +8,8 @@ from gradio_client import Client
 
 from demo import handlers as h
 from demo import lab as lab_views
-from demo.service import LAB_WEIGHTS, ModelCache
+from demo.catalog import LAB_WEIGHTS
+from demo.service import ModelCache
 
 from .conftest import ROOT
 

@@ -14,7 +14,8 @@ from PIL import Image
 
 import app as app_module
 from demo import handlers as h
-from demo.service import RANDOM_INIT, ModelCache
+from demo.catalog import RANDOM_INIT
+from demo.service import ModelCache
 from resnet_core import create_model, load_image
 from resnet_core.__main__ import main as cli
 from resnet_core.analysis import analyze

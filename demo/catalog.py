@@ -1,0 +1,205 @@
+"""What the model pickers offer, and how each choice is loaded and described.
+
+Two sources stand behind one interface: the ImageNet architectures of ``resnet_core``'s registry, whose published
+weights are downloaded on demand, and the degradation lab's digit nets, whose trained weights ship in ``assets/``.
+The cache and the handlers ask an architecture's source instead of branching on where it came from.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from functools import cache
+
+import torch
+
+from resnet_core import (
+    ARCHITECTURES,
+    CostTable,
+    WeightEntry,
+    WeightsUnavailableError,
+    cost_table,
+    create_model,
+    default_weights,
+    get_weights,
+    list_weights,
+)
+from resnet_core import degradation as lab
+from resnet_core.complexity import count_costs
+from resnet_core.models import ResNet
+
+__all__ = [
+    "FAMILIES",
+    "LAB_FAMILY",
+    "LAB_WEIGHTS",
+    "RANDOM_INIT",
+    "SOURCES",
+    "DigitNets",
+    "ImageNetModels",
+    "LoadedModel",
+    "ModelSource",
+    "architectures_of",
+    "source_of",
+]
+
+RANDOM_INIT = "random init"
+LAB_FAMILY = "Digits (degradation lab)"
+LAB_WEIGHTS = "lab reference run (seed 0)"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for analysis, what the user is told about it, and the lock its hooks need."""
+
+    model: ResNet
+    status: str
+    pretrained: bool
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class ModelSource(ABC):
+    """A family of models the app can offer: names, weight choices, loading and the facts shown beside them."""
+
+    families: tuple[str, ...]
+
+    @abstractmethod
+    def architectures(self, family: str) -> list[str]:
+        """The architectures of ``family``, in picker order (empty if the family is not this source's)."""
+
+    @abstractmethod
+    def weight_choices(self, arch: str) -> list[str]:
+        """Every weight choice of ``arch``, in picker order."""
+
+    def default_choice(self, arch: str) -> str:
+        return self.weight_choices(arch)[0]
+
+    @abstractmethod
+    def load(self, arch: str, weights: str, device: torch.device) -> LoadedModel:
+        """Build ``arch`` with ``weights`` on ``device``; never raises for missing weights, says so instead."""
+
+    @abstractmethod
+    def costs(self, arch: str) -> CostTable:
+        """Per-block parameters and FLOPs at the input size the model is used at."""
+
+    @abstractmethod
+    def facts(self, arch: str, weights: str) -> str:
+        """A few Markdown lines for the picker: what was trained on what, how well, and what it costs."""
+
+    def published(self, arch: str, weights: str) -> WeightEntry | None:
+        """The published entry behind ``weights``, where there is one, for the published-vs-counted check."""
+        return None
+
+    def owns(self, arch: str) -> bool:
+        return any(arch in self.architectures(family) for family in self.families)
+
+
+class ImageNetModels(ModelSource):
+    """The registry's architectures with torchvision's and timm's published ImageNet weights."""
+
+    families = tuple(dict.fromkeys(spec.family for spec in ARCHITECTURES.values()))
+
+    def architectures(self, family: str) -> list[str]:
+        return [name for name, spec in ARCHITECTURES.items() if spec.family == family]
+
+    def owns(self, arch: str) -> bool:
+        return arch in ARCHITECTURES
+
+    def weight_choices(self, arch: str) -> list[str]:
+        return [entry.name for entry in list_weights(arch)] + [RANDOM_INIT]
+
+    def default_choice(self, arch: str) -> str:
+        entry = default_weights(arch)
+        return entry.name if entry is not None else RANDOM_INIT
+
+    def load(self, arch: str, weights: str, device: torch.device) -> LoadedModel:
+        if weights == RANDOM_INIT:
+            model = create_model(arch, weights=None, device=device)
+            status = f"**{arch}, random init** (kaiming). Untrained: predictions are meaningless."
+            return LoadedModel(model, status, False)
+        try:
+            model = create_model(arch, weights=weights, device=device)
+        except WeightsUnavailableError as error:
+            model = create_model(arch, weights=None, device=device)
+            tried = "\n".join(f"- {source}: {reason}" for source, reason in error.attempts)
+            status = (
+                f"**Pretrained weights {error.weight} could not be loaded**, so this is **{arch} with random "
+                f"weights: untrained, predictions are meaningless.**\n\nSources tried:\n{tried}\n\n{error.hint}"
+            )
+            return LoadedModel(model, status, False)
+        card = model.card
+        return LoadedModel(
+            model, f"**{card.label}** loaded from {card.source}. Preprocessing: {card.preprocess.describe()}.", True
+        )
+
+    def costs(self, arch: str) -> CostTable:
+        return cost_table(arch)
+
+    def published(self, arch: str, weights: str) -> WeightEntry | None:
+        return get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
+
+    def facts(self, arch: str, weights: str) -> str:
+        spec = ARCHITECTURES[arch]
+        lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
+        if weights != RANDOM_INIT:
+            entry = get_weights(arch, weights)
+            lines.append(
+                f"acc@1 **{entry.acc1:.2f}%** · acc@5 {entry.acc5:.2f}% on ImageNet-1k val at {entry.eval_size} px "
+                f"({entry.origin})"
+            )
+        else:
+            lines.append("no accuracy: random weights")
+        table = self.costs(arch)
+        lines.append(
+            f"{table.total_params / 1e6:.2f} M parameters · {table.gmacs:.3f} GMACs "
+            f"({2 * table.gmacs:.3f} GFLOPs) per 224x224 image"
+        )
+        return "  \n".join(lines)
+
+
+class DigitNets(ModelSource):
+    """The degradation lab's reference nets, trained on the 5,000 MNIST digits: the one pretrained family that
+    needs no download, so feature maps and Grad-CAM mean something offline."""
+
+    families = (LAB_FAMILY,)
+
+    def architectures(self, family: str) -> list[str]:
+        return list(lab.reference_models()) if family == LAB_FAMILY else []
+
+    def weight_choices(self, arch: str) -> list[str]:
+        return [LAB_WEIGHTS]
+
+    def load(self, arch: str, weights: str, device: torch.device) -> LoadedModel:
+        path = lab.reference_models()[arch]
+        model = lab.load_lab_model(path)[1].requires_grad_(False).to(device)
+        status = f"**{arch}** trained in the degradation lab on the 5,000 MNIST digits, loaded from {path.name}."
+        return LoadedModel(model, status, True)
+
+    def costs(self, arch: str) -> CostTable:
+        return _digit_costs(arch)
+
+    def facts(self, arch: str, weights: str) -> str:
+        table = self.costs(arch)
+        return (
+            f"**{arch}** · {lab.describe_reference(arch)}  \n{table.total_params:,} parameters · "
+            f"{table.total_macs / 1e6:.1f} M MACs ({table.total_flops / 1e6:.1f} M FLOPs) per 28x28 digit"
+        )
+
+
+@cache
+def _digit_costs(arch: str) -> CostTable:
+    _, model = lab.load_lab_model(lab.reference_models()[arch])
+    return count_costs(model, model.card.preprocess.crop_size, arch)
+
+
+SOURCES: tuple[ModelSource, ...] = (ImageNetModels(), DigitNets())
+FAMILIES = [family for source in SOURCES for family in source.families]
+
+
+def source_of(arch: str) -> ModelSource | None:
+    """The source that offers ``arch``, or None for a name nobody offers."""
+    return next((source for source in SOURCES if source.owns(arch)), None)
+
+
+def architectures_of(family: str) -> list[str]:
+    return [arch for source in SOURCES for arch in source.architectures(family)]
