@@ -10,9 +10,12 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 import app as app_module
+from demo import catalog
 from demo import handlers as h
 from demo.catalog import RANDOM_INIT
 from demo.service import ModelCache
+from resnet_core import ARCHITECTURES, default_weights
+from resnet_core import degradation as lab
 from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
@@ -62,6 +65,22 @@ def test_clicking_a_grid_cell_selects_its_channel(cache, photos):
     # 4x4 grid of 56-pixel cells with 2-pixel gutters: the centre of cell (row 2, col 3) is index 11.
     assert h.channel_at(session, "layer1", "stage output", 16, "mean", x=3 * 58 + 30, y=2 * 58 + 30) == order[11]
     assert h.show_channel(session, "layer1", "stage output", order[11]).axes
+
+
+def test_catalog_offers_every_architecture_once_from_its_own_source():
+    offered = [arch for family in catalog.FAMILIES for arch in catalog.architectures_of(family)]
+    assert sorted(offered) == sorted([*ARCHITECTURES, *lab.reference_models()])
+    assert len(offered) == len(set(offered))
+    for arch in offered:
+        source = catalog.source_of(arch)
+        assert source.default_choice(arch) in source.weight_choices(arch)
+        assert isinstance(source, catalog.DigitNets) == (arch in lab.reference_models())
+    assert catalog.source_of("resnet50").default_choice("resnet50") == default_weights("resnet50").name
+    assert catalog.source_of("plain34").weight_choices("plain34") == [RANDOM_INIT]
+    assert catalog.source_of("resnet-56").weight_choices("resnet-56") == [catalog.LAB_WEIGHTS]
+    assert catalog.source_of("resnet9") is None
+    with pytest.raises(ValueError, match="unknown architecture"):
+        ModelCache(capacity=1, device="cpu").get("resnet9", RANDOM_INIT)
 
 
 def test_model_picker_and_cache(cache):
