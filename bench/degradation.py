@@ -13,19 +13,19 @@ from __future__ import annotations
 
 import argparse
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
-from resnet_core.degradation import REFERENCE_DIR, LabConfig, run_experiment, summary_table
+from resnet_core.degradation import REFERENCE_DIR, LabConfig, LabRun, run_experiment, summary_table
 
 PLAIN_RATIO = 5.0
 
 
-def claim_ratios(final_loss: Mapping[str, float]) -> tuple[float, float]:
+def claim_ratios(run: LabRun) -> tuple[float, float]:
     """``(plain-56 / plain-20, resnet-56 / resnet-20)`` of final training losses: the claims hold at >= 5 and <= 1."""
-    return final_loss["plain-56"] / final_loss["plain-20"], final_loss["resnet-56"] / final_loss["resnet-20"]
+    loss = {name: model.final_loss for name, model in run.models.items()}
+    return loss["plain-56"] / loss["plain-20"], loss["resnet-56"] / loss["resnet-20"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     total = time.perf_counter() - start
 
     print(f"\n{summary_table(runs)}\n")
-    ratios = [claim_ratios({name: model.final_loss for name, model in run.models.items()}) for run in runs]
+    ratios = [claim_ratios(run) for run in runs]
     for run, (plain, residual) in zip(runs, ratios, strict=True):
         print(f"seed {run.config.seed}: plain-56/plain-20 = {plain:.1f}x, resnet-56/resnet-20 = {residual:.2f}x")
     plain_holds = all(plain >= PLAIN_RATIO for plain, _ in ratios)

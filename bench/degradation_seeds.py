@@ -6,9 +6,9 @@
 ``bench.degradation`` checks the lab's setting on seeds 0-2, bit-exactly, on the CPU. This script asks the
 statistical question behind it: over many seeds, on how many does plain-56 end with >= 5x plain-20's training loss,
 and resnet-56 at or below resnet-20's? Each (seed, steps) pair trains the four nets of ``LabConfig`` in its own
-process and prints one JSON line as it finishes (``--out`` also appends them to a file), then a summary per run
-length. On a GPU the numbers are not bit-identical to the CPU's, so a seed's verdict can differ there; the
-proportions are what transfer.
+process and prints its ``LabRun`` as one JSON line when it finishes (``--out`` also appends them to a file), then
+a summary per run length. On a GPU the numbers are not bit-identical to the CPU's, so a seed's verdict can differ
+there; the proportions are what transfer.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import replace
 from multiprocessing import get_context
@@ -26,45 +25,25 @@ import numpy as np
 import torch
 
 from bench.degradation import PLAIN_RATIO, claim_ratios
-from resnet_core.degradation import (
-    LabConfig,
-    build_lab_models,
-    default_warmup,
-    evaluate,
-    load_mnist_5k,
-    train_model,
-)
-
-MODELS = ("plain-20", "plain-56", "resnet-20", "resnet-56")
+from resnet_core.degradation import LabConfig, LabRun, build_lab_models, default_warmup, load_mnist_5k, run_lab
 
 
-def run_one(seed: int, steps: int, device: str) -> dict[str, object]:
-    """Train the four nets of one seed for ``steps`` and return their final fits, as the lab measures them."""
+def run_one(seed: int, steps: int, device: str) -> LabRun:
+    """Train the four nets of one seed for ``steps`` on ``device``, measured as the lab measures them."""
     torch.set_num_threads(1)
     config = replace(LabConfig(), seed=seed, steps=steps, warmup=default_warmup(steps))
     images, labels = (tensor.to(device) for tensor in load_mnist_5k())
-    result: dict[str, object] = {"seed": seed, "steps": steps, "device": device}
-    start = time.perf_counter()
-    for name, model in build_lab_models(config).items():
-        losses = list(train_model(model.to(device), images, labels, config))
-        final_loss, final_error = evaluate(model, images, labels)
-        result[name] = {
-            "final_loss": final_loss,
-            "final_error": final_error,
-            "last50_minibatch_loss": float(np.mean(losses[-50:])),
-        }
-    result["seconds"] = time.perf_counter() - start
-    return result
+    models = {name: model.to(device) for name, model in build_lab_models(config).items()}
+    return run_lab(models, images, labels, config)
 
 
-def summarise(results: list[dict]) -> str:
+def summarise(runs: list[LabRun]) -> str:
     """One line per run length: on how many seeds each claim holds, and how far the ratios spread."""
     lines = []
-    for steps in sorted({result["steps"] for result in results}):
-        rows = sorted((r for r in results if r["steps"] == steps), key=lambda r: r["seed"])
-        ratios = [claim_ratios({name: r[name]["final_loss"] for name in MODELS}) for r in rows]
-        plain, residual = (np.array(column) for column in zip(*ratios, strict=True))
-        failing = [r["seed"] for r, ratio in zip(rows, residual, strict=True) if ratio > 1.0]
+    for steps in sorted({run.config.steps for run in runs}):
+        rows = sorted((run for run in runs if run.config.steps == steps), key=lambda run: run.config.seed)
+        plain, residual = (np.array(column) for column in zip(*map(claim_ratios, rows), strict=True))
+        failing = [run.config.seed for run, ratio in zip(rows, residual, strict=True) if ratio > 1.0]
         lines.append(
             f"{steps} steps, {len(rows)} seeds: plain-56 >= {PLAIN_RATIO:g}x plain-20 on "
             f"{(plain >= PLAIN_RATIO).sum()}/{len(rows)} (min {plain.min():.1f}x, median {np.median(plain):.1f}x); "
@@ -84,19 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     jobs = [(seed, steps) for steps in args.steps for seed in args.seeds]
-    results = []
+    runs = []
     # CUDA cannot be used in a forked child once initialised; spawn is safe everywhere.
     with ProcessPoolExecutor(args.workers, mp_context=get_context("spawn")) as pool:
         futures = [pool.submit(run_one, seed, steps, args.device) for seed, steps in jobs]
         for future in as_completed(futures):
-            result = future.result()
-            results.append(result)
-            line = json.dumps(result)
+            runs.append(future.result())
+            line = json.dumps(runs[-1].to_json())
             print(line, flush=True)
             if args.out is not None:
                 with args.out.open("a") as handle:
                     handle.write(line + "\n")
-    print(summarise(results))
+    print(summarise(runs))
     print(f"torch {torch.__version__}, device {args.device}, {args.workers} workers, {os.cpu_count()} CPUs")
     return 0
 

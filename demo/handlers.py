@@ -77,9 +77,9 @@ def _source(arch: str) -> ModelSource:
     return source
 
 
-@cache
 def costs(arch: str) -> CostTable:
-    """Per-block cost of ``arch`` at the input size it is used at (224 for ImageNet nets, 28 for digit nets)."""
+    """Per-block cost of ``arch`` at the input size it is used at (224 for ImageNet nets, 28 for digit nets); each
+    source caches its own tables."""
     return _source(arch).costs(arch)
 
 
