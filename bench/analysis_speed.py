@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from resnet_core import create_model, load_image
-from resnet_core.analysis import CAM_LAYERS, analyze
+from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
+STAGES = ("layer1", "layer2", "layer3", "layer4")  # the ImageNet nets timed here have four
 PHOTO = Path(__file__).resolve().parents[1] / "assets" / "photos" / "chelsea.png"
 
 
@@ -48,7 +49,7 @@ def main() -> None:
     for _ in range(args.reps):
         for arch, model in models.items():
             times.setdefault((arch, "bare"), []).append(timed(lambda arch=arch: bare(arch)))
-            for layer in CAM_LAYERS[1:]:
+            for layer in model.stage_names:
                 ms = timed(lambda model=model, layer=layer: analyze(model, image, cam_layer=layer))
                 times.setdefault((arch, f"analyze@{layer}"), []).append(ms)
             second = results[arch].topk[1][0]
@@ -67,14 +68,14 @@ def main() -> None:
     print(f"torch {torch.__version__}, {args.threads} threads, {args.reps} interleaved rounds, medians in ms")
     header = (
         f"{'arch':<10} {'bare':>8} {'analyze':>8} {'ratio':>6} "
-        + " ".join(f"{'@' + layer:>8}" for layer in CAM_LAYERS[1:4])
+        + " ".join(f"{'@' + layer:>8}" for layer in STAGES[:3])
         + f" {'retarget':>9} {'render':>7}"
     )
     print(header)
     for arch in models:
         base = median[(arch, "bare")]
         layer4 = median[(arch, "analyze@layer4")]
-        early = " ".join(f"{median[(arch, f'analyze@{layer}')] / base:>7.2f}x" for layer in CAM_LAYERS[1:4])
+        early = " ".join(f"{median[(arch, f'analyze@{layer}')] / base:>7.2f}x" for layer in STAGES[:3])
         print(
             f"{arch:<10} {base:>8.1f} {layer4:>8.1f} {layer4 / base:>5.2f}x {early} "
             f"{median[(arch, 'retarget@layer4')] / base:>8.3f}x {median[(arch, 'render')]:>6.1f}"

@@ -1,8 +1,9 @@
 """What the model pickers offer, and how each choice is loaded and described.
 
-Two sources stand behind one interface: the ImageNet architectures of ``resnet_core``'s registry, whose published
-weights are downloaded on demand, and the degradation lab's digit nets, whose trained weights ship in ``assets/``.
-The cache and the handlers ask an architecture's source instead of branching on where it came from.
+Two sources stand behind one interface: the architectures of ``resnet_core``'s registry (ImageNet and CIFAR-10),
+whose published weights load from shipped copies, caches or a download, and the degradation lab's digit nets, whose
+trained weights ship in ``assets/``. Structure (stages, costs) is derived from each architecture's spec, so the
+cache, the pickers and the handlers never branch on where a model came from.
 """
 
 from __future__ import annotations
@@ -16,18 +17,19 @@ import torch
 
 from resnet_core import (
     ARCHITECTURES,
+    ArchSpec,
     CostTable,
+    ResNet,
     WeightEntry,
     WeightsUnavailableError,
-    cost_table,
     create_model,
     default_weights,
+    degradation,
     get_weights,
     list_weights,
 )
-from resnet_core import degradation as lab
-from resnet_core.complexity import count_costs
-from resnet_core.models import ResNet
+from resnet_core.architectures import build
+from resnet_core.complexity import cost_table, count_costs
 
 __all__ = [
     "FAMILIES",
@@ -36,9 +38,9 @@ __all__ = [
     "RANDOM_INIT",
     "SOURCES",
     "DigitNets",
-    "ImageNetModels",
     "LoadedModel",
     "ModelSource",
+    "RegistryModels",
     "architectures_of",
     "source_of",
 ]
@@ -68,6 +70,10 @@ class ModelSource(ABC):
         """The architectures of ``family``, in picker order (empty if the family is not this source's)."""
 
     @abstractmethod
+    def spec(self, arch: str) -> ArchSpec:
+        """The architecture's description: everything structural (stages, costs) is derived from it."""
+
+    @abstractmethod
     def weight_choices(self, arch: str) -> list[str]:
         """Every weight choice of ``arch``, in picker order."""
 
@@ -79,10 +85,6 @@ class ModelSource(ABC):
         """Build ``arch`` with ``weights`` on ``device``; never raises for missing weights, says so instead."""
 
     @abstractmethod
-    def costs(self, arch: str) -> CostTable:
-        """Per-block parameters and FLOPs at the input size the model is used at."""
-
-    @abstractmethod
     def facts(self, arch: str, weights: str) -> str:
         """A few Markdown lines for the picker: what was trained on what, how well, and what it costs."""
 
@@ -90,12 +92,39 @@ class ModelSource(ABC):
         """The published entry behind ``weights``, where there is one, for the published-vs-counted check."""
         return None
 
+    def stages(self, arch: str) -> list[str]:
+        """Stage names as the network describes itself: the pick-lists of the stage and Grad-CAM controls."""
+        return [stage.name for stage in _feature_info(self.spec(arch))]
+
+    def input_size(self, arch: str, weights: str) -> int:
+        """The size the chosen weights are evaluated at (their preprocessing's crop)."""
+        entry = self.published(arch, weights)
+        return entry.eval_size if entry is not None else self.spec(arch).label_space.preprocess.crop_size
+
+    def costs(self, arch: str, weights: str) -> CostTable:
+        """Per-block parameters and FLOPs at the size the chosen weights are evaluated at."""
+        return _costs(self.spec(arch), self.input_size(arch, weights))
+
     def owns(self, arch: str) -> bool:
         return any(arch in self.architectures(family) for family in self.families)
 
 
-class ImageNetModels(ModelSource):
-    """The registry's architectures with torchvision's and timm's published ImageNet weights."""
+@cache
+def _feature_info(spec: ArchSpec):
+    with torch.device("meta"):
+        return build(spec).feature_info
+
+
+@cache
+def _costs(spec: ArchSpec, input_size: int) -> CostTable:
+    if spec.name in ARCHITECTURES:
+        return cost_table(spec.name, input_size)
+    with torch.device("meta"):
+        return count_costs(build(spec).eval(), input_size, spec.name)
+
+
+class RegistryModels(ModelSource):
+    """The registry's architectures with their published weights (torchvision, timm, the CIFAR-10 nets)."""
 
     families = tuple(dict.fromkeys(spec.family for spec in ARCHITECTURES.values()))
 
@@ -104,6 +133,9 @@ class ImageNetModels(ModelSource):
 
     def owns(self, arch: str) -> bool:
         return arch in ARCHITECTURES
+
+    def spec(self, arch: str) -> ArchSpec:
+        return ARCHITECTURES[arch]
 
     def weight_choices(self, arch: str) -> list[str]:
         return [entry.name for entry in list_weights(arch)] + [RANDOM_INIT]
@@ -118,7 +150,7 @@ class ImageNetModels(ModelSource):
             status = f"**{arch}, random init** (kaiming). Untrained: predictions are meaningless."
             return LoadedModel(model, status, False)
         try:
-            model = create_model(arch, weights=weights, device=device)
+            model = create_model(arch, weights=weights, device=device, progress=False)
         except WeightsUnavailableError as error:
             model = create_model(arch, weights=None, device=device)
             tried = "\n".join(f"- {source}: {reason}" for source, reason in error.attempts)
@@ -132,9 +164,6 @@ class ImageNetModels(ModelSource):
             model, f"**{card.label}** loaded from {card.source}. Preprocessing: {card.preprocess.describe()}.", True
         )
 
-    def costs(self, arch: str) -> CostTable:
-        return cost_table(arch)
-
     def published(self, arch: str, weights: str) -> WeightEntry | None:
         return get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
 
@@ -143,56 +172,56 @@ class ImageNetModels(ModelSource):
         lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
         if weights != RANDOM_INIT:
             entry = get_weights(arch, weights)
-            lines.append(
-                f"acc@1 **{entry.acc1:.2f}%** · acc@5 {entry.acc5:.2f}% on ImageNet-1k val at {entry.eval_size} px "
-                f"({entry.origin})"
-            )
+            if entry.paper_acc1 is not None:
+                lines.append(
+                    f"{entry.dataset} test error **{100 - entry.acc1:.2f}%** measured on all 10,000 test images "
+                    f"(the paper's Table 6: {100 - entry.paper_acc1:.2f}%) · {entry.origin}"
+                )
+            else:
+                top5 = f" · acc@5 {entry.acc5:.2f}%" if entry.acc5 is not None else ""
+                lines.append(
+                    f"acc@1 **{entry.acc1:.2f}%**{top5} on {entry.dataset} val at {entry.eval_size} px ({entry.origin})"
+                )
         else:
             lines.append("no accuracy: random weights")
-        table = self.costs(arch)
+        size = self.input_size(arch, weights)
+        table = self.costs(arch, weights)
         lines.append(
             f"{table.total_params / 1e6:.2f} M parameters · {table.gmacs:.3f} GMACs "
-            f"({2 * table.gmacs:.3f} GFLOPs) per 224x224 image"
+            f"({2 * table.gmacs:.3f} GFLOPs) per {size}x{size} image"
         )
         return "  \n".join(lines)
 
 
 class DigitNets(ModelSource):
-    """The degradation lab's reference nets, trained on the 5,000 MNIST digits: the one pretrained family that
-    needs no download, so feature maps and Grad-CAM mean something offline."""
+    """The degradation lab's reference nets, trained on the 5,000 MNIST digits."""
 
     families = (LAB_FAMILY,)
 
     def architectures(self, family: str) -> list[str]:
-        return list(lab.reference_models()) if family == LAB_FAMILY else []
+        return list(degradation.reference_models()) if family == LAB_FAMILY else []
+
+    def spec(self, arch: str) -> ArchSpec:
+        return degradation.reference_spec(arch)
 
     def weight_choices(self, arch: str) -> list[str]:
         return [LAB_WEIGHTS]
 
     def load(self, arch: str, weights: str, device: torch.device) -> LoadedModel:
-        path = lab.reference_models()[arch]
-        model = lab.load_lab_model(path)[1].requires_grad_(False).to(device)
+        path = degradation.reference_models()[arch]
+        model = degradation.load_lab_model(path)[1].to(device)
         status = f"**{arch}** trained in the degradation lab on the 5,000 MNIST digits, loaded from {path.name}."
         return LoadedModel(model, status, True)
 
-    def costs(self, arch: str) -> CostTable:
-        return _digit_costs(arch)
-
     def facts(self, arch: str, weights: str) -> str:
-        table = self.costs(arch)
+        table = self.costs(arch, weights)
         return (
-            f"**{arch}** · {lab.describe_reference(arch)}  \n{table.total_params:,} parameters · "
+            f"**{arch}** · {degradation.describe_reference(arch)}  \n{table.total_params:,} parameters · "
             f"{table.total_macs / 1e6:.1f} M MACs ({table.total_flops / 1e6:.1f} M FLOPs) per 28x28 digit"
         )
 
 
-@cache
-def _digit_costs(arch: str) -> CostTable:
-    _, model = lab.load_lab_model(lab.reference_models()[arch])
-    return count_costs(model, model.card.preprocess.crop_size, arch)
-
-
-SOURCES: tuple[ModelSource, ...] = (ImageNetModels(), DigitNets())
+SOURCES: tuple[ModelSource, ...] = (RegistryModels(), DigitNets())
 FAMILIES = [family for source in SOURCES for family in source.families]
 
 

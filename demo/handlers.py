@@ -1,65 +1,62 @@
 """Event handlers: plain functions of plain values, so tests call them directly and the UI is a thin layer.
 
-``analyze`` runs the one forward pass and keeps its result in the session (a ``gr.State``); every other
-handler redraws from that result, so switching the feature stage, the Grad-CAM class or the opacity never
-runs the network from the start again.
+``analyze`` runs the one forward pass, keeps its result in the bounded :class:`~demo.sessions.AnalysisStore` and
+gives the tab a plain :class:`~demo.sessions.TabState`; every other handler redraws from the stored result, so
+switching the feature stage, the Grad-CAM class or the opacity never runs the network from the start again. An
+expired result is recomputed from the tab's state, transparently.
 """
 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass, field
 from functools import cache
 
 import gradio as gr
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from PIL import Image
 
-from resnet_core import load_image
-from resnet_core.analysis import CAM_LAYERS, AnalysisResult, analyze
-from resnet_core.capture import stage_modules
+from resnet_core.analysis import AnalysisResult, analyze
 from resnet_core.complexity import CostTable, bottleneck_arithmetic
-from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid
-from resnet_core.weights import IMAGENET_CATEGORIES
+from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, grid_index
 
-from .catalog import ModelSource, architectures_of, source_of
-from .service import ModelCache
+from .catalog import FAMILIES, ModelSource, architectures_of, source_of
+from .image_outputs import png_path
+from .model_cache import ModelCache
+from .sessions import AnalysisStore, Stored, TabState, new_token
 
 STAGE_OUTPUT = "stage output"
-CLASS_CHOICES = [f"{index}: {name}" for index, name in enumerate(IMAGENET_CATEGORIES)]
+RATIO = "||F(x)|| / ||shortcut(x)||"
 
-_cache: ModelCache | None = None
-_cache_guard = threading.Lock()
+_models: ModelCache | None = None
+_results: AnalysisStore | None = None
+_guard = threading.Lock()
 
 
 def models() -> ModelCache:
     """The process-wide model cache, created on first use (nothing heavy at import time)."""
-    global _cache
-    with _cache_guard:
-        if _cache is None:
-            _cache = ModelCache()
-        return _cache
+    global _models
+    with _guard:
+        if _models is None:
+            _models = ModelCache()
+        return _models
 
 
-def configure(cache: ModelCache) -> None:
-    """Use ``cache`` (its size and device) for every later request."""
-    global _cache
-    with _cache_guard:
-        _cache = cache
+def results() -> AnalysisStore:
+    """The process-wide store of recent analyses."""
+    global _results
+    with _guard:
+        if _results is None:
+            _results = AnalysisStore()
+        return _results
 
 
-@dataclass
-class Session:
-    """What one browser tab keeps between events."""
-
-    result: AnalysisResult
-    lock: threading.Lock = field(repr=False)
-    cam: np.ndarray
-    cam_class: int
-    cam_layer: str
-    status: str
+def configure(cache: ModelCache, store: AnalysisStore | None = None) -> None:
+    """Use ``cache`` (its size and device) and a fresh or given result store for every later request."""
+    global _models, _results
+    with _guard:
+        _models = cache
+        _results = store or AnalysisStore()
 
 
 def _user_error(message: str) -> gr.Error:
@@ -73,220 +70,292 @@ def _user_error(message: str) -> gr.Error:
 def _source(arch: str) -> ModelSource:
     source = source_of(arch)
     if source is None:
-        raise _user_error(f"unknown architecture {arch!r}")
+        raise _user_error(f"Unknown architecture {arch!r}: pick one from the Depth / variant list.")
     return source
 
 
-def costs(arch: str) -> CostTable:
-    """Per-block cost of ``arch`` at the input size it is used at (224 for ImageNet nets, 28 for digit nets); each
-    source caches its own tables."""
-    return _source(arch).costs(arch)
+def _weights(arch: str, weights: str | None) -> str:
+    """A weight choice of ``arch``; ``DEFAULT`` (or nothing) means the recommended one, random init if none."""
+    source = _source(arch)
+    if weights in (None, "", "DEFAULT"):
+        return source.default_choice(arch)
+    choices = source.weight_choices(arch)
+    if weights not in choices:
+        raise _user_error(f"{arch} has no weights named {weights!r}; choose one of: {', '.join(choices)}.")
+    return weights
+
+
+def costs(arch: str, weights: str) -> CostTable:
+    """Per-block cost of ``arch`` at the size the chosen weights are evaluated at; each source caches its tables."""
+    return _source(arch).costs(arch, _weights(arch, weights))
 
 
 @cache
 def model_facts(arch: str, weights: str) -> str:
     """Published accuracy, parameters and GMACs of the choice (counted where nothing is published)."""
-    return _source(arch).facts(arch, weights)
+    return _source(arch).facts(arch, _weights(arch, weights))
 
 
-def on_family(family: str) -> tuple[dict, dict, str]:
+def on_family(family: str):
+    if family not in FAMILIES:
+        raise _user_error(f"Unknown family {family!r}; choose one of: {', '.join(FAMILIES)}.")
     arch = architectures_of(family)[0]
-    weights_update, facts = on_arch(arch)
-    return gr.update(choices=architectures_of(family), value=arch), weights_update, facts
+    return gr.update(choices=architectures_of(family), value=arch), *on_arch(arch)
 
 
-def on_arch(arch: str) -> tuple[dict, str]:
+def on_arch(arch: str):
+    """Weights, facts and the stage pick-lists of a newly picked architecture (its own stages, not a fixed four)."""
     source = _source(arch)
     choices, value = source.weight_choices(arch), source.default_choice(arch)
-    return gr.update(choices=choices, value=value), model_facts(arch, value)
+    stages = source.stages(arch)
+    return (
+        gr.update(choices=choices, value=value),
+        model_facts(arch, value),
+        gr.update(choices=stages, value=stages[-1]),
+        gr.update(choices=stages, value=stages[-1]),
+    )
 
 
 # ---- the main analysis -----------------------------------------------------------------------------------------
+
+
+def _image_path(image: str | dict | None) -> str:
+    """A path from a handler argument; unprocessed Gradio payloads are ``{"path": ...}``."""
+    if isinstance(image, dict):
+        image = image.get("path")
+    if not image:
+        raise _user_error("Upload a photo (or pick an example) first.")
+    return str(image)
+
+
+def _run(state: TabState) -> tuple[Stored, str]:
+    """Load the model, run the one forward pass, store the result under the tab's token; also the load status."""
+    loaded = models().get(state["arch"], state["weights"])
+    stages = [stage.name for stage in loaded.model.feature_info]
+    if state["cam_layer"] not in stages:
+        state["cam_layer"] = stages[-1]
+    try:
+        with loaded.lock:  # the analysis hooks the shared module
+            result = analyze(loaded.model, state["image"], topk=state["topk"], cam_layer=state["cam_layer"])
+    except ValueError as error:  # the only input analyze can reject at this point is the image itself
+        raise _user_error(f"Could not read the image: {error}") from None
+    cam = result.cam
+    if state["cam_class"] >= 0 and state["cam_class"] != result.cam_class:
+        cam = result.cam_for(state["cam_class"], state["cam_layer"])
+    results().put(state["token"], result, cam)
+    return Stored(result, cam, 0.0), loaded.status
+
+
+def _stored(state: TabState | None) -> tuple[TabState, Stored]:
+    """The tab's analysis: from the store, or recomputed once it has expired."""
+    if not state:
+        raise _user_error("Run an analysis first.")
+    stored = results().get(state["token"])
+    return state, stored if stored is not None else _run(state)[0]
 
 
 def _label(result: AnalysisResult) -> dict[str, float]:
     return {f"{name} ({index})": probability for index, name, probability in result.topk}
 
 
-def _block_choices(result: AnalysisResult, stage: str) -> list[str]:
+def _title(result: AnalysisResult) -> str:
+    card = result.card
+    trained = "trained" if card.pretrained else "UNTRAINED (random weights: predictions are meaningless)"
+    return f"Results for **{card.label}** ({card.label_space.name}, {trained})."
+
+
+def analyze_image(
+    image: str | dict | None,
+    arch: str,
+    weights: str = "DEFAULT",
+    topk: int = 5,
+    cam_layer: str | None = None,
+    stage: str | None = None,
+    block: str = STAGE_OUTPUT,
+    channels: int = 32,
+    sort: str = "mean",
+    opacity: float = 0.5,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
+):
+    """Classify a photo with one network and draw every view from one forward pass.
+
+    Returns the top-k classes with probabilities, a status line (which weights, from where), the crop the network
+    saw, the feature-map grid, the Grad-CAM overlay, the residual ratio per block and its summary.
+    """
+    path = _image_path(image)
+    weights = _weights(arch, weights)
+    if not 1 <= int(topk) <= 100:
+        raise _user_error(f"Top-k must lie between 1 and 100, got {topk}.")
+    progress(0.1, desc=f"loading {arch} ({weights})")
+    state = TabState(
+        token=new_token(), arch=arch, weights=weights, image=path, topk=int(topk), cam_class=-1,
+        cam_layer=cam_layer or "",
+    )  # fmt: skip
+    progress(0.5, desc="forward pass")
+    stored, loaded_status = _run(state)
+    result = stored.result
+    state["cam_class"] = result.cam_class
+    grid, _ = feature_grid(_feature(result, stage, block), int(channels), sort)
+    # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
+    return (
+        _label(result),
+        f"{_title(result)}  \n{loaded_status}",
+        png_path(result.crop),
+        png_path(grid),
+        png_path(cam_overlay(result.crop, stored.cam, opacity)),
+        residual_rows(result),
+        residual_summary(result),
+        state,
+    )
+
+
+def refresh_controls(state: TabState | None, stage: str | None):
+    """UI plumbing after an analysis: the block list and the class list of the model that ran."""
+    state, stored = _stored(state)
+    result = stored.result
+    classes = class_choices(result)
+    return (
+        gr.update(choices=_block_choices(result, stage), value=STAGE_OUTPUT),
+        gr.update(choices=classes, value=classes[state["cam_class"]]),
+    )
+
+
+def class_choices(result: AnalysisResult) -> list[str]:
+    return _class_choices(result.card.categories)
+
+
+@cache
+def _class_choices(categories: tuple[str, ...]) -> list[str]:
+    return [f"{index}: {name}" for index, name in enumerate(categories)]
+
+
+def _stage(result: AnalysisResult, stage: str | None) -> str:
+    """The requested stage; the deepest one when none is given (or the tab still shows another model's)."""
+    return stage if stage in result.stages else list(result.stages)[-1]
+
+
+def _block_choices(result: AnalysisResult, stage: str | None) -> list[str]:
     stage = _stage(result, stage)
     return [STAGE_OUTPUT] + [name for name in result.blocks if name.split(".")[0] == stage]
 
 
-def _stage(result: AnalysisResult, stage: str) -> str:
-    """The requested stage, or the deepest one where a network has fewer stages (the lab's have three)."""
-    return stage if stage in result.stages else list(result.stages)[-1]
-
-
-def _class_choices(result: AnalysisResult) -> list[str]:
-    categories = result.card.categories
-    return CLASS_CHOICES if categories is IMAGENET_CATEGORIES else [f"{i}: {c}" for i, c in enumerate(categories)]
-
-
-def _feature(result: AnalysisResult, stage: str, block: str):
+def _feature(result: AnalysisResult, stage: str | None, block: str | None):
     if block in (None, STAGE_OUTPUT) or block not in result.blocks:
         return result.stages[_stage(result, stage)]
     return result.blocks[block].output
 
 
-def _class_index(choice: str | int | None, fallback: int) -> int:
+def _class_index(choice: str | int | None, fallback: int, categories: tuple[str, ...]) -> int:
     if choice is None or choice == "":
-        return fallback
-    if isinstance(choice, int):
-        return choice
-    head = str(choice).split(":", 1)[0].strip()
-    if head.isdigit():
-        return int(head)
-    matches = [i for i, name in enumerate(IMAGENET_CATEGORIES) if name.lower() == str(choice).strip().lower()]
-    if not matches:
-        raise _user_error(f"unknown class {choice!r}: pick one of the 1000 ImageNet names or a number 0-999")
-    return matches[0]
-
-
-def _image_source(image: str | dict | Image.Image | None) -> str | Image.Image | None:
-    """A path or PIL image from a handler argument; unprocessed Gradio payloads are ``{"path": ...}``."""
-    if isinstance(image, dict):
-        return image.get("path")
-    return image
-
-
-def analyze_image(
-    image: str | dict | Image.Image | None,
-    arch: str,
-    weights: str,
-    topk: int = 5,
-    cam_layer: str = "layer4",
-    stage: str = "layer4",
-    block: str = STAGE_OUTPUT,
-    channels: int = 32,
-    sort: str = "mean",
-    opacity: float = 0.5,
-    progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008 - Gradio's own idiom
-):
-    """Run the model once on the image and draw every view."""
-    image = _image_source(image)
-    if image is None:
-        raise _user_error("Upload a photo (or pick an example) first.")
-    choices = _source(arch).weight_choices(arch)
-    if weights not in choices and weights != "DEFAULT":
-        raise _user_error(f"{arch} has no weights named {weights!r}; choose one of {choices}")
-    if cam_layer not in CAM_LAYERS:
-        raise _user_error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
-    try:
-        picture = load_image(image)
-    except ValueError as error:
-        raise _user_error(f"Could not read the image: {error}") from None
-    progress(0.1, desc=f"loading {arch} ({weights})")
-    loaded = models().get(arch, weights)
-    progress(0.6, desc="forward pass")
-    stages = list(stage_modules(loaded.model))  # the lab's nets have three stages: fall back to the deepest
-    cam_layer = cam_layer if cam_layer in stages else stages[-1]
-    with loaded.lock:
-        result = analyze(loaded.model, picture, topk=int(topk), cam_layer=cam_layer)
-    session = Session(result, loaded.lock, result.cam, result.cam_class, cam_layer, loaded.status)
-    grid, _ = feature_grid(_feature(result, stage, block), int(channels), sort)
-    label_title = f"Top-{int(topk)} predictions" + ("" if loaded.pretrained else " (UNTRAINED: meaningless)")
-    choices = _class_choices(result)
-    return (
-        gr.update(value=_label(result), label=label_title),
-        loaded.status,
-        result.crop,
-        grid,
-        gr.update(choices=_block_choices(result, stage), value=STAGE_OUTPUT),
-        cam_overlay(result.crop, result.cam, opacity),
-        gr.update(choices=choices, value=choices[result.cam_class]),
-        residual_rows(result),
-        residual_summary(result),
-        session,
-    )
+        index = fallback
+    elif isinstance(choice, int):
+        index = choice
+    else:
+        head = str(choice).split(":", 1)[0].strip()
+        if head.lstrip("-").isdigit():
+            index = int(head)
+        else:
+            names = [i for i, name in enumerate(categories) if name.lower() == str(choice).strip().lower()]
+            if not names:
+                raise _user_error(f"Unknown class {choice!r}: pick one of the {len(categories)} names or a number.")
+            index = names[0]
+    if not 0 <= index < len(categories):
+        raise _user_error(f"Class {index} does not exist: this network has classes 0 to {len(categories) - 1}.")
+    return index
 
 
 def residual_rows(result: AnalysisResult) -> pd.DataFrame:
-    """||F(x)|| / ||x|| per block as a table; the browser draws the bar chart, the server renders nothing."""
+    """||F(x)|| / ||shortcut(x)|| per block as a table; the browser draws the bar chart, the server renders nothing."""
     names = [name for name, stats in result.blocks.items() if stats.residual_ratio is not None]
     return pd.DataFrame(
         {
             "block": names,
             "stage": [name.split(".")[0] for name in names],
-            "||F(x)|| / ||x||": [result.blocks[name].residual_ratio for name in names],
+            RATIO: [result.blocks[name].residual_ratio for name in names],
         }
     )
 
 
 def cost_views(arch: str, weights: str):
-    """Everything on the Cost tab; it depends on the architecture only, so it is not part of /analyze."""
-    _source(arch)
-    return cost_summary(arch, weights), cost_figure(costs(arch)), cost_rows(arch)
+    """Everything on the Cost tab; it depends on the architecture and weights only, so it is not part of /analyze."""
+    weights = _weights(arch, weights)
+    table = costs(arch, weights)
+    return cost_summary(arch, weights), cost_figure(table), cost_rows(table)
 
 
 # ---- views redrawn from the session ----------------------------------------------------------------------------
 
 
-def _need(session: Session | None) -> Session:
-    if session is None:
-        raise _user_error("Run an analysis first.")
-    return session
-
-
-def show_features(session: Session | None, stage: str, block: str, channels: int, sort: str):
+def show_features(state: TabState | None, stage: str, block: str, channels: int, sort: str):
     """Grid for a stage or block; switching stage resets the block list."""
-    session = _need(session)
-    choices = _block_choices(session.result, stage)
+    _, stored = _stored(state)
+    choices = _block_choices(stored.result, stage)
     block = block if block in choices else STAGE_OUTPUT
-    grid, _ = feature_grid(_feature(session.result, stage, block), int(channels), sort)
-    return grid, gr.update(choices=choices, value=block)
+    grid, _ = feature_grid(_feature(stored.result, stage, block), _channels(channels), sort)
+    return png_path(grid), gr.update(choices=choices, value=block)
 
 
-def channel_at(session: Session | None, stage: str, block: str, channels: int, sort: str, x: int, y: int) -> int:
-    """The channel under pixel (x, y) of the grid that ``feature_grid`` drew with the same settings."""
-    session = _need(session)
-    feature = _feature(session.result, stage, block)
-    grid, order = feature_grid(feature, int(channels), sort)
-    cols = int(np.ceil(np.sqrt(len(order))))
-    cell = (grid.shape[1] - 2) / cols
-    index = int(y // cell) * cols + int(x // cell)
-    return order[min(max(index, 0), len(order) - 1)]
+def _channels(channels: float | None) -> int:
+    if channels is None or not int(channels) >= 1:
+        raise _user_error("Channels shown must be a whole number of at least 1.")
+    return int(channels)
 
 
-def on_grid_select(session, stage, block, channels, sort, event: gr.SelectData):
+def channel_at(state: TabState | None, stage: str, block: str, channels: int, sort: str, x: int, y: int) -> int | None:
+    """The channel under pixel (x, y) of the grid that ``feature_grid`` drew with the same settings; None on a gap."""
+    _, stored = _stored(state)
+    _, order = feature_grid(_feature(stored.result, stage, block), _channels(channels), sort)
+    index = grid_index(len(order), x, y)
+    return None if index is None else order[index]
+
+
+def on_grid_select(state, stage, block, channels, sort, event: gr.SelectData):
     x, y = event.index
-    channel = channel_at(session, stage, block, channels, sort, x, y)
-    return channel, show_channel(session, stage, block, channel)
+    channel = channel_at(state, stage, block, channels, sort, x, y)
+    if channel is None:  # a click on the white gutter between cells selects nothing
+        return gr.skip(), gr.skip()
+    return channel, show_channel(state, stage, block, channel)
 
 
-def show_channel(session: Session | None, stage: str, block: str, channel: int) -> Figure:
-    session = _need(session)
-    feature = _feature(session.result, stage, block)
+def show_channel(state: TabState | None, stage: str, block: str, channel: float | None) -> Figure:
+    _, stored = _stored(state)
+    feature = _feature(stored.result, stage, block)
+    if channel is None:
+        raise _user_error(f"Type a channel number from 0 to {feature.shape[0] - 1}.")
     channel = min(max(int(channel), 0), feature.shape[0] - 1)
-    where = stage if block in (None, STAGE_OUTPUT) else block
+    where = _stage(stored.result, stage) if block in (None, STAGE_OUTPUT) else block
     return channel_figure(feature, channel, f"{where}, channel {channel} of {feature.shape[0]}")
 
 
-def retarget_cam(session: Session | None, class_choice: str, cam_layer: str, opacity: float):
-    """Grad-CAM for another class or layer from the stored activations: no new forward pass."""
-    session = _need(session)
-    index = _class_index(class_choice, session.cam_class)
-    if cam_layer not in CAM_LAYERS:
-        raise _user_error(f"Grad-CAM layer must be one of {CAM_LAYERS}")
-    with session.lock:  # the tail of the network runs on the shared module
-        session.cam = session.result.cam_for(index, cam_layer)
-    session.cam_class, session.cam_layer = index, cam_layer
-    return cam_overlay(session.result.crop, session.cam, opacity), session
+def retarget_cam(state: TabState | None, class_choice: str | int | None, cam_layer: str, opacity: float):
+    """Grad-CAM for another class or layer from the stored activations: no new forward pass.
+
+    The network is the one the tab last analysed (its results say which), whatever the pickers show now.
+    """
+    state, stored = _stored(state)
+    result = stored.result
+    index = _class_index(class_choice, state["cam_class"], result.card.categories)
+    if cam_layer not in result.cam_layers:
+        raise _user_error(f"{result.card.arch.name} has no stage {cam_layer!r}; choose one of {result.cam_layers}.")
+    cam = result.cam_for(index, cam_layer)  # only the tail after cam_layer runs, without hooks: no lock needed
+    state = TabState(**{**state, "cam_class": index, "cam_layer": cam_layer})
+    results().put(state["token"], result, cam)
+    return png_path(cam_overlay(result.crop, cam, opacity)), state
 
 
-def set_opacity(session: Session | None, opacity: float) -> np.ndarray:
-    session = _need(session)
-    return cam_overlay(session.result.crop, session.cam, opacity)
+def set_opacity(state: TabState | None, opacity: float) -> str:
+    _, stored = _stored(state)
+    return png_path(cam_overlay(stored.result.crop, stored.cam, opacity))
 
 
 # ---- cost and residual views -----------------------------------------------------------------------------------
 
 
-def cost_rows(arch: str) -> list[list]:
+def cost_rows(table: CostTable) -> list[list]:
     return [
         [row.name, row.params, row.macs, row.flops, "x".join(map(str, row.output_shape)),
          round(100 * row.params_share, 2), round(100 * row.flops_share, 2)]
-        for row in costs(arch).rows
+        for row in table.rows
     ]  # fmt: skip
 
 
@@ -295,16 +364,22 @@ COST_HEADERS = ["block", "parameters", "MACs", "FLOPs", "output shape", "% param
 
 @cache
 def cost_summary(arch: str, weights: str) -> str:
-    table = costs(arch)
+    source = _source(arch)
+    table = source.costs(arch, weights)
+    size = table.input_size
     lines = [
-        f"**Counted** (torch.utils.flop_counter, {table.input_size}x{table.input_size}): "
+        f"**Counted** (torch.utils.flop_counter, {size}x{size}, the size these weights are evaluated at): "
         f"{table.total_params:,} parameters, "
         f"{table.total_macs / 1e9:.3f} GMACs = {table.total_flops / 1e9:.3f} GFLOPs "
         "(one multiply-add is two FLOPs; the paper's 'FLOPs' are multiply-adds)."
     ]
-    entry = _source(arch).published(arch, weights)
+    entry = source.published(arch, weights)
     if entry is not None and entry.num_params:
-        lines.append(f"**Published** ({entry.origin}): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs.")
+        lines.append(f"**Published** ({entry.origin}, 224x224): {entry.num_params:,} parameters, "
+                     f"{entry.gmacs:.3f} GMACs.")  # fmt: skip
+    elif size != 224 and source.spec(arch).labels == "imagenet":
+        at_224 = source.costs(arch, "random init")
+        lines.append(f"At the usual 224x224: {at_224.total_macs / 1e9:.3f} GMACs.")
     stages = table.stages()
     lines.append(
         "Per stage: "
@@ -325,14 +400,21 @@ def residual_summary(result: AnalysisResult) -> str:
     if not ratios:
         return "A plain network has no shortcuts, so there is no residual to compare: each block rewrites its input."
     small = sum(r < 1 for r in ratios)
+    projections = sum(s.projection for s in result.blocks.values())
+    where = (
+        f" In the {projections} block(s) that change shape the shortcut is not x itself but x brought to the new "
+        "shape (the projection W_s·x, or option A's subsampled, zero-padded x)."
+        if projections
+        else ""
+    )
+    head = (
+        f"In {small} of {len(ratios)} blocks the residual branch F(x) is smaller than its shortcut "
+        f"(median ratio {np.median(ratios):.2f}).{where}"
+    )
     if not result.card.pretrained:
-        return (
-            f"In {small} of {len(ratios)} blocks F(x) is smaller than x (median ratio {np.median(ratios):.2f}). "
-            "These are random weights, so this shows the initialisation, not what training makes of it: "
-            "in trained ResNets most residual branches are much smaller than their shortcuts."
-        )
-    return (
-        f"In {small} of {len(ratios)} blocks the residual branch F(x) is smaller than the shortcut x "
-        f"(median ratio {np.median(ratios):.2f}): those blocks nudge their input rather than replace it, "
-        "which is the paper's reason why adding layers to a residual network does not hurt."
+        return head + " These are random weights, so this shows the initialisation, not what training makes of it."
+    return head + (
+        " A block whose ratio is well below 1 nudges its input rather than replacing it, which is the paper's "
+        "reason why adding layers to a residual network does not hurt; where it is above 1 the branch does more "
+        "than nudge."
     )

@@ -7,23 +7,26 @@ from pathlib import Path
 import gradio as gr
 
 from resnet_core import get_arch
-from resnet_core.analysis import CAM_LAYERS
+from resnet_core.assets import ASSETS_DIR
 
-from . import catalog
+from . import catalog, degradation_tab
 from . import handlers as h
-from . import lab as lab_views
 
-ROOT = Path(__file__).resolve().parents[1]
-PHOTOS = ROOT / "assets" / "photos"
-DIGITS = ROOT / "assets" / "digits"
+PHOTOS = ASSETS_DIR / "photos"
+DIGITS = ASSETS_DIR / "digits"
+CIFAR10_GALLERY = ASSETS_DIR / "cifar10" / "gallery"
 MAX_UPLOAD = "20 MB"  # app.py passes the same cap to launch(max_file_size=...)
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DEFAULT_ARCH = "resnet50"
+# Every event that runs a network shares this one limit, so "two at a time" holds across the whole app; events
+# that only redraw stored results are cheap and keep Gradio's default.
+NETWORK = "network"
+NETWORK_CONCURRENCY = 2
 
 
 def build_demo() -> gr.Blocks:
     start_family = get_arch(DEFAULT_ARCH).family
-    weights_update, facts = h.on_arch(DEFAULT_ARCH)
+    weights_update, facts, stage_update, _ = h.on_arch(DEFAULT_ARCH)
     with gr.Blocks(title="ResNet Explorer") as demo:
         gr.Markdown(
             "# ResNet Explorer\nWhat a residual network sees, where it looks, and what each block costs. "
@@ -51,16 +54,20 @@ def build_demo() -> gr.Blocks:
                 run = gr.Button("Analyze", variant="primary")
             with gr.Column(scale=2):
                 status = gr.Markdown("No model loaded yet.", elem_id="weights-status")
-                label = gr.Label(num_top_classes=10, label="Top-5 predictions", elem_id="predictions")
+                label = gr.Label(num_top_classes=10, label="Predictions", elem_id="predictions")
         with gr.Row():
             gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
             gr.Examples([[str(path)] for path in sorted(DIGITS.glob("*.png"))], inputs=[image],
                         label=f"Digits, for the {catalog.LAB_FAMILY} family")  # fmt: skip
+        gallery = sorted(CIFAR10_GALLERY.glob("*.png"))
+        if gallery:
+            gr.Examples([[str(path)] for path in gallery], inputs=[image], examples_per_page=10,
+                        label="CIFAR-10 test images (Krizhevsky 2009), for the CIFAR-10 family")  # fmt: skip
 
         with gr.Tabs():
             with gr.Tab("Feature maps"):
                 with gr.Row():
-                    stage = gr.Radio(list(CAM_LAYERS), value="layer4", label="Stage")
+                    stage = gr.Radio(stage_update["choices"], value=stage_update["value"], label="Stage")
                     block = gr.Dropdown([h.STAGE_OUTPUT], value=h.STAGE_OUTPUT, label="Block")
                     channels = gr.Slider(1, 256, value=32, step=1, label="Channels shown")
                     sort = gr.Radio(["mean", "index"], value="mean", label="Order channels by")
@@ -79,9 +86,9 @@ def build_demo() -> gr.Blocks:
                     channel_plot = gr.Plot(label="Selected channel with its value scale")
             with gr.Tab("Grad-CAM"):
                 with gr.Row():
-                    cam_class = gr.Dropdown(h.CLASS_CHOICES, label="Explain class (type to search 1000)",
-                                            filterable=True, allow_custom_value=True)  # fmt: skip
-                    cam_layer = gr.Radio(list(CAM_LAYERS), value="layer4", label="Layer")
+                    cam_class = gr.Dropdown([], label="Explain class (type to search)", filterable=True,
+                                            allow_custom_value=True)  # fmt: skip
+                    cam_layer = gr.Radio(stage_update["choices"], value=stage_update["value"], label="Layer")
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heat-map opacity")
                 cam = gr.Image(
                     label="Grad-CAM on the crop the network saw", interactive=False, format="png", elem_id="cam"
@@ -100,7 +107,7 @@ def build_demo() -> gr.Blocks:
                     x_label_angle=-90,
                     height=320,
                 )
-            with gr.Tab("Degradation lab") as lab_tab:
+            with gr.Tab("Degradation lab") as degradation_lab:
                 gr.Markdown(
                     "The paper's central experiment, on a CPU: plain networks get *worse on their own training "
                     "data* as they get deeper; the same networks with identity shortcuts get better. Small "
@@ -118,9 +125,9 @@ def build_demo() -> gr.Blocks:
                         "cores."
                     )
                     with gr.Row():
-                        shallow = gr.Dropdown(list(lab_views.LIVE_DEPTHS), value=20, label="Shallow depth")
-                        deep = gr.Dropdown(list(lab_views.LIVE_DEPTHS), value=56, label="Deep depth")
-                        steps = gr.Slider(lab_views.MIN_STEPS, lab_views.MAX_STEPS, value=200, step=10,
+                        shallow = gr.Dropdown(list(degradation_tab.LIVE_DEPTHS), value=20, label="Shallow depth")
+                        deep = gr.Dropdown(list(degradation_tab.LIVE_DEPTHS), value=56, label="Deep depth")
+                        steps = gr.Slider(degradation_tab.MIN_STEPS, degradation_tab.MAX_STEPS, value=200, step=10,
                                           label="SGD steps per model")  # fmt: skip
                     with gr.Row():
                         train = gr.Button("Train four networks", variant="primary")
@@ -141,37 +148,43 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("About"):
                 gr.Markdown((Path(__file__).with_name("about.md")).read_text())
 
-        family.change(h.on_family, family, [arch, weights, facts_md], api_name="family")
+        private = {"api_visibility": "private"}
+        network = {"concurrency_id": NETWORK, "concurrency_limit": NETWORK_CONCURRENCY}
+        pickers = [weights, facts_md, stage, cam_layer]
+        family.change(h.on_family, family, [arch, *pickers], **private)
+        arch.input(h.on_arch, arch, pickers, **private)
+        weights.input(h.model_facts, [arch, weights], facts_md, **private)
         cost_outputs = [cost_md, cost_plot, cost_table]
         demo.load(h.cost_views, [arch, weights], cost_outputs, api_name="costs")
-        arch.change(h.cost_views, [arch, weights], cost_outputs, api_name="costs_for_architecture")
-        weights.change(h.cost_views, [arch, weights], cost_outputs, api_name="costs_for_weights")
-        arch.input(h.on_arch, arch, [weights, facts_md], api_name="architecture")
-        weights.input(h.model_facts, [arch, weights], facts_md, api_name="facts")
+        arch.change(h.cost_views, [arch, weights], cost_outputs, **private)
+        weights.change(h.cost_views, [arch, weights], cost_outputs, **private)
         run.click(
             h.analyze_image,
             [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity],
-            [label, status, crop, grid, block, cam, cam_class, residual_plot, residual_md, session],
+            [label, status, crop, grid, cam, residual_plot, residual_md, session],
             api_name="analyze",
             # Raw values in: Gradio would decode the upload itself and fail with a server error on a broken
             # file. resnet_core.load_image does the decoding, with its limits and one clear message.
             preprocess=False,
-        )  # fmt: skip
+            **network,
+        ).success(h.refresh_controls, [session, stage], [block, cam_class], queue=False, **private)
         feature_inputs = [session, stage, block, channels, sort]
         for control in (stage, block, channels, sort):
-            control.input(h.show_features, feature_inputs, [grid, block], api_name=f"features_{control.label}"
-                          .lower().replace(" ", "_"))  # fmt: skip
-        grid.select(h.on_grid_select, feature_inputs, [channel, channel_plot], api_name="select_channel")
-        channel.submit(h.show_channel, [session, stage, block, channel], channel_plot, api_name="channel")
-        cam_class.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam")
-        cam_layer.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session],
-                        api_name="cam_layer")  # fmt: skip
-        opacity.input(h.set_opacity, [session, opacity], cam, api_name="opacity")
-        lab_tab.select(lab_views.reference_view, None, [reference_plot, reference_md], api_name="lab_reference")
-        lab_tab.select(lab_views.gradient_view, None, gradient_plot, api_name="lab_gradients")
-        lesion.click(lab_views.lesion_view, None, [lesion_plot, lesion_md], api_name="lab_lesion",
+            control.input(h.show_features, feature_inputs, [grid, block], **private)
+        grid.select(h.on_grid_select, feature_inputs, [channel, channel_plot], **private)
+        channel.submit(h.show_channel, [session, stage, block, channel], channel_plot, **private)
+        cam_class.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam",
+                        **network)  # fmt: skip
+        cam_layer.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], **private,
+                        **network)  # fmt: skip
+        opacity.input(h.set_opacity, [session, opacity], cam, **private)
+        degradation_lab.select(
+            degradation_tab.reference_view, None, [reference_plot, reference_md], api_name="lab_reference"
+        )
+        degradation_lab.select(degradation_tab.gradient_view, None, gradient_plot, **private)
+        lesion.click(degradation_tab.lesion_view, None, [lesion_plot, lesion_md], api_name="lab_lesion",
                      concurrency_id="lab", concurrency_limit=1)  # fmt: skip
-        training = train.click(lab_views.run_live, [shallow, deep, steps], [live_plot, live_status],
+        training = train.click(degradation_tab.run_live, [shallow, deep, steps], [live_plot, live_status],
                                api_name="lab_train", concurrency_id="lab", concurrency_limit=1)  # fmt: skip
         stop.click(None, None, None, cancels=[training])  # front-end only: no API endpoint
     return demo

@@ -1,24 +1,28 @@
 """ResNet Explorer's library: the ResNet family, its pretrained weights, and what happens inside it."""
 
-from .architectures import ARCHITECTURES, ArchSpec, get_arch, list_models
+from .architectures import ARCHITECTURES, ArchSpec, cifar_spec, get_arch, list_models
 from .complexity import CostTable, cost_table
-from .factory import ModelCard, card, create_model
-from .models import ResNet, cifar_resnet
+from .create import ModelCard, card, create_model
+from .label_spaces import LABEL_SPACES, LabelSpace
+from .models import ResNet, StageInfo
 from .preprocess import Preprocess, load_image
 from .weights import WEIGHTS, WeightEntry, WeightsUnavailableError, default_weights, get_weights, list_weights
 
 __all__ = [
     "ARCHITECTURES",
+    "LABEL_SPACES",
     "WEIGHTS",
     "ArchSpec",
     "CostTable",
+    "LabelSpace",
     "ModelCard",
     "Preprocess",
     "ResNet",
+    "StageInfo",
     "WeightEntry",
     "WeightsUnavailableError",
     "card",
-    "cifar_resnet",
+    "cifar_spec",
     "cost_table",
     "create_model",
     "default_weights",

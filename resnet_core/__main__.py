@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .architectures import ARCHITECTURES, get_arch
 from .complexity import cost_table
-from .degradation import configure_parser, run_cli
+from .degradation.cli import configure_parser, run_cli
 from .weights import WeightsUnavailableError, list_weights
 
 EXIT_USER_ERROR = 2
@@ -24,25 +24,37 @@ def _format_int(value: float) -> str:
 
 
 def architecture_rows() -> list[dict]:
-    """One row per architecture x weight entry (or one "no published weights" row): the README table."""
+    """One row per architecture x weight entry (or one "no published weights" row): the README table.
+
+    MACs twice: at 224 px (published where torchvision publishes them, else counted), the figure papers compare,
+    and counted at the size the weights are evaluated at, what the network really costs as used.
+    """
     rows = []
     for name, spec in ARCHITECTURES.items():
-        table = cost_table(name)
         entries = list_weights(name)
         for entry in entries or [None]:
+            eval_size = entry.eval_size if entry else spec.label_space.preprocess.crop_size
+            table = cost_table(name, eval_size)
+            imagenet = spec.labels == "imagenet"
+            published = entry is not None and entry.gmacs is not None
             rows.append(
                 {
                     "arch": name,
                     "family": spec.family,
+                    "dataset": spec.label_space.name,
                     "weights": entry.name if entry else "",
                     "default": bool(entry and entry.is_default),
                     "acc1": entry.acc1 if entry else None,
                     "acc5": entry.acc5 if entry else None,
-                    "eval_size": entry.eval_size if entry else None,
-                    # params and MACs: torchvision's metadata where it publishes them, else counted at 224 px.
+                    "eval_size": eval_size,
                     "params": entry.num_params if entry and entry.num_params else table.total_params,
-                    "gmacs": entry.gmacs if entry and entry.gmacs else round(table.gmacs, 3),
-                    "source": "torchvision meta" if entry and entry.gmacs else "counted (FlopCounterMode, 224 px)",
+                    "gmacs_224": entry.gmacs
+                    if published
+                    else round(cost_table(name, 224).gmacs, 3)
+                    if imagenet
+                    else None,
+                    "gmacs": round(table.gmacs, 4),
+                    "source": "torchvision meta" if published else "counted (FlopCounterMode)",
                 }
             )
     return rows
@@ -50,17 +62,18 @@ def architecture_rows() -> list[dict]:
 
 def markdown_table(rows: list[dict]) -> str:
     lines = [
-        "| architecture | family | weights | acc@1 | acc@5 | eval px | params (M) | GMACs (224 px) | figures from |",
-        "|---|---|---|---:|---:|---:|---:|---:|---|",
+        "| architecture | family | weights | acc@1 | acc@5 | eval px | params (M) | GMACs (224 px) | GMACs (eval px) "
+        "| 224 px figures from |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
         weights = (row["weights"] + (" (default)" if row["default"] else "")) if row["weights"] else "none published"
         acc1 = f"{row['acc1']:.3f}" if row["acc1"] is not None else "-"
         acc5 = f"{row['acc5']:.3f}" if row["acc5"] is not None else "-"
-        size = str(row["eval_size"]) if row["eval_size"] else "-"
+        at_224 = f"{row['gmacs_224']:.3f}" if row["gmacs_224"] is not None else "-"
         lines.append(
-            f"| {row['arch']} | {row['family']} | {weights} | {acc1} | {acc5} | {size} | "
-            f"{row['params'] / 1e6:.2f} | {row['gmacs']:.3f} | {row['source']} |"
+            f"| {row['arch']} | {row['family']} | {weights} | {acc1} | {acc5} | {row['eval_size']} | "
+            f"{row['params'] / 1e6:.2f} | {at_224} | {row['gmacs']:.4g} | {row['source']} |"
         )
     return "\n".join(lines)
 
@@ -72,22 +85,23 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif args.markdown:
         print(markdown_table(rows))
     else:
-        print(f"{'architecture':<18} {'weights':<28} {'acc@1':>7} {'params':>13} {'GMACs':>7}")
+        print(f"{'architecture':<20} {'weights':<30} {'acc@1':>7} {'params':>13} {'GMACs':>8} {'px':>4}")
         for row in rows:
             acc1 = f"{row['acc1']:.2f}" if row["acc1"] is not None else "-"
             weights = row["weights"] + ("*" if row["default"] else "") if row["weights"] else "(random init only)"
-            print(f"{row['arch']:<18} {weights:<28} {acc1:>7} {_format_int(row['params']):>13} {row['gmacs']:>7.3f}")
-        print("* default weights. GMACs = 10^9 multiply-adds at 224x224 (FLOPs are twice that).")
+            print(f"{row['arch']:<20} {weights:<30} {acc1:>7} {_format_int(row['params']):>13} "
+                  f"{row['gmacs']:>8.4g} {row['eval_size']:>4}")  # fmt: skip
+        print("* default weights. GMACs = 10^9 multiply-adds at the weights' evaluation size (FLOPs are twice that).")
     return 0
 
 
 def cmd_info(args: argparse.Namespace) -> int:
     get_arch(args.arch)
-    table = cost_table(args.arch, args.size)
+    table = cost_table(args.arch, args.size)  # default: the size its weights are evaluated at
     if args.json:
         print(json.dumps(table.as_dict(), indent=2))
         return 0
-    print(f"{args.arch} at {args.size}x{args.size}: {table.total_params:,} parameters, "
+    print(f"{args.arch} at {table.input_size}x{table.input_size}: {table.total_params:,} parameters, "
           f"{table.total_macs / 1e9:.3f} GMACs ({table.total_flops / 1e9:.3f} GFLOPs)")  # fmt: skip
     print(f"{'block':<10} {'params':>12} {'MACs':>15} {'FLOPs':>15} {'output':>16} {'% FLOPs':>8}")
     for row in table.rows:
@@ -104,7 +118,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from .factory import create_model
+    from .create import create_model
     from .preprocess import load_image
 
     image = load_image(args.image)
@@ -127,6 +141,13 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m resnet_core", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -138,7 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("info", help="per-block parameters, MACs and FLOPs of an architecture")
     p.add_argument("arch")
-    p.add_argument("--size", type=int, default=224, help="input height and width (default 224)")
+    p.add_argument("--size", type=int, default=None, help="input height and width (default: the weights' eval size)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
@@ -146,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("--arch", default="resnet50")
     p.add_argument("--weights", default="DEFAULT", help="weight name, DEFAULT, a .pth/.safetensors file, or none")
-    p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 

@@ -11,29 +11,30 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .attribution import grad_cam
-from .capture import block_names, forward_hooks, stage_modules
-from .factory import ModelCard, card
+from .create import ModelCard, card
+from .hooks import forward_hooks
+from .models import ResNet
 from .preprocess import load_image
 
-__all__ = ["CAM_LAYERS", "AnalysisResult", "BlockStats", "analyze"]
-
-CAM_LAYERS = ("stem", "layer1", "layer2", "layer3", "layer4")
+__all__ = ["AnalysisResult", "BlockStats", "analyze"]
 
 
 @dataclass(frozen=True)
 class BlockStats:
     """One residual block on one image.
 
-    ``residual_ratio`` = ||F(x)|| / ||shortcut(x)||: near 0 the block is close to an identity (the paper's
-    argument for why residual learning is easy); ``cosine`` tells whether F(x) adds to or cancels the shortcut;
-    ``zero_fraction`` is the share of zeros after the block's final ReLU. Plain blocks have no shortcut, so the
-    first two are None.
+    ``residual_ratio`` = ||F(x)|| / ||shortcut(x)||, where the shortcut is ``x`` itself or, in a block that changes
+    shape, its projection ``W_s x`` (option B) or zero-padded subsample (option A): near 0 the block is close to an
+    identity (the paper's argument for why residual learning is easy); ``cosine`` tells whether F(x) adds to or
+    cancels the shortcut; ``zero_fraction`` is the share of zeros after the block's final ReLU. Plain blocks have
+    no shortcut, so the first two are None. ``projection`` says whether the shortcut is ``x`` itself.
     """
 
     output: Tensor
     residual_ratio: float | None
     cosine: float | None
     zero_fraction: float
+    projection: bool = False
 
 
 @dataclass
@@ -47,7 +48,12 @@ class AnalysisResult:
     cam_layer: str
     crop: Image.Image
     card: ModelCard
-    _model: nn.Module = field(repr=False, default=None)
+    _model: ResNet = field(repr=False, default=None)
+
+    @property
+    def cam_layers(self) -> list[str]:
+        """Where Grad-CAM can look: every stage the model describes (three on CIFAR nets, four on ImageNet)."""
+        return list(self.stages)
 
     def cam_for(self, class_index: int, layer: str | None = None) -> np.ndarray:
         """Grad-CAM of another class (or layer) from the stored activation: no new forward pass.
@@ -73,19 +79,21 @@ def _check_class(class_index: int, num_classes: int) -> None:
 
 
 def analyze(
-    model: nn.Module,
+    model: ResNet,
     image: Image.Image | str | Path,
     topk: int = 5,
-    cam_layer: str = "layer4",
+    cam_layer: str | None = None,
     cam_class: int | None = None,
 ) -> AnalysisResult:
     """Analyse one image with a model from ``create_model`` (or any :class:`~resnet_core.models.ResNet`).
 
     Hooks capture the stem, every stage and every block; captum's Grad-CAM for ``cam_class`` (default: the
-    top-1 class) at ``cam_layer`` rides on the same forward. The hooks are gone when this returns or raises.
+    top-1 class) at ``cam_layer`` (default: the last stage) rides on the same forward. The hooks are gone when
+    this returns or raises.
     """
     model_card = card(model)
-    stages = stage_modules(model)
+    stages = {stage.name: stage.module for stage in model.feature_info}
+    cam_layer = cam_layer or model.feature_info[-1].name
     if cam_layer not in stages:
         raise ValueError(f"unknown CAM layer {cam_layer!r}; expected one of {list(stages)}")
     if cam_class is not None:
@@ -95,7 +103,7 @@ def analyze(
     inputs = model_card.preprocess.normalize(crop).unsqueeze(0).to(device)
 
     captured: dict[str, Tensor] = {}
-    stats: dict[str, tuple[float | None, float | None, float]] = {}
+    stats: dict[str, tuple[float | None, float | None, float, bool]] = {}
     logits_out: list[Tensor] = []
 
     def keep(name: str):
@@ -115,7 +123,7 @@ def analyze(
                 # The block's final ReLU zeroes exactly the entries where the sum is <= 0.
                 zeros = 1.0 - int(torch.count_nonzero(output > 0)) / output.numel()
                 if shortcut is None:
-                    stats[block] = (None, None, zeros)
+                    stats[block] = (None, None, zeros, False)
                     return
                 # Three BLAS dot products give both norms and the cosine in single passes over memory.
                 f, s = residual.reshape(-1), shortcut.reshape(-1)
@@ -123,11 +131,11 @@ def analyze(
                 # An all-zero shortcut (a constant image can do that) has no direction: report "not applicable".
                 ratio = (ff / ss) ** 0.5 if ss > 0 else None
                 cosine = fs / (ff * ss) ** 0.5 if ff > 0 and ss > 0 else None
-                stats[block] = (ratio, cosine, zeros)
+                stats[block] = (ratio, cosine, zeros, model.get_submodule(block).downsample is not None)
 
         return hook
 
-    blocks = block_names(model)
+    blocks = model.block_names()
     modules = set(stages.values()) | set(blocks)
     hooks = [(name, keep(name)) for name in sorted(modules)]
     hooks += [(f"{block}.residual_add", measure(block)) for block in blocks]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
-from .models import BasicBlock, Bottleneck, ResNestBottleneck, ResNet
+from .label_spaces import LabelSpace, label_space
+from .models import BasicBlock, Bottleneck, PadPosition, ResNestBottleneck, ResNet
 
-__all__ = ["ARCHITECTURES", "ArchSpec", "build", "get_arch", "list_models"]
+__all__ = ["ARCHITECTURES", "ArchSpec", "build", "cifar_spec", "get_arch", "list_models"]
 
 BlockName = Literal["basic", "bottleneck", "resnest"]
 _BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "resnest": ResNestBottleneck}
@@ -17,7 +18,8 @@ _BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "resnest": ResNestBott
 class ArchSpec:
     """What distinguishes one member of the family from another.
 
-    ``reference`` names the library whose module of the same name must match ours exactly (tested).
+    ``reference`` names the library whose module of the same name must match ours exactly (tested);
+    ``labels`` the label space (``"imagenet"``, ``"cifar10"``, ``"digits"``): classes and input size.
     """
 
     name: str
@@ -26,13 +28,21 @@ class ArchSpec:
     layers: tuple[int, ...]
     groups: int = 1
     width_per_group: int = 64
-    stem_type: Literal["", "deep"] = ""
+    widths: tuple[int, ...] = (64, 128, 256, 512)
+    stem_type: Literal["", "deep", "cifar"] = ""
     stem_width: int = 64
-    downsample: Literal["conv", "avg"] = "conv"
+    downsample: Literal["conv", "avg", "zeropad"] = "conv"
+    zero_pad: PadPosition = "both"
     stride_in_1x1: bool = False
     shortcut: bool = True
-    block_kwargs: dict = field(default_factory=dict)
+    block_kwargs: tuple[tuple[str, object], ...] = ()  # pairs, so a spec stays hashable (a cache key)
     reference: Literal["torchvision", "timm"] | None = None
+    labels: str = "imagenet"
+    in_chans: int = 3
+
+    @property
+    def label_space(self) -> LabelSpace:
+        return label_space(self.labels)
 
     @property
     def depth(self) -> int:
@@ -48,14 +58,18 @@ class ArchSpec:
         return dict(
             block=_BLOCKS[self.block],
             layers=list(self.layers),
+            num_classes=self.label_space.num_classes,
+            in_chans=self.in_chans,
             groups=self.groups,
             width_per_group=self.width_per_group,
+            widths=self.widths,
             stem_type=self.stem_type,
             stem_width=self.stem_width,
             downsample=self.downsample,
+            zero_pad=self.zero_pad,
             stride_in_1x1=self.stride_in_1x1,
             shortcut=self.shortcut,
-            block_kwargs=self.block_kwargs,
+            block_kwargs=dict(self.block_kwargs),
         )
 
 
@@ -95,11 +109,49 @@ def _specs() -> list[ArchSpec]:
         block, layers = _DEPTHS[depth]
         specs.append(ArchSpec(f"resnet{depth}d", "ResNet-D", block, layers, **_DEEP, downsample="avg"))
     specs.append(ArchSpec("resnest50d", "ResNeSt", "resnest", _DEPTHS[50][1], **_DEEP, downsample="avg",
-                          block_kwargs={"radix": 2}))  # fmt: skip
+                          block_kwargs=(("radix", 2),)))  # fmt: skip
     for depth in _PAPER_DEPTHS:
         block, layers = _DEPTHS[depth]
         specs.append(ArchSpec(f"plain{depth}", "Plain", block, layers, shortcut=False))
+    for depth in (20, 32, 44, 56, 110, 1202):  # the paper's section 4.2, Table 6
+        specs.append(cifar_spec(depth, name=f"cifar10_resnet{depth}", family="CIFAR-10"))
     return specs
+
+
+def cifar_spec(
+    depth: int,
+    widths: tuple[int, int, int] = (16, 32, 64),
+    shortcut: Literal["A", "B"] = "A",
+    plain: bool = False,
+    labels: str = "cifar10",
+    in_chans: int = 3,
+    zero_pad: PadPosition = "both",
+    name: str | None = None,
+    family: str = "CIFAR",
+) -> ArchSpec:
+    """The paper's CIFAR-10 networks (section 4.2): depth ``6n + 2``, three stages of ``n`` basic blocks.
+
+    ``shortcut`` chooses option A (zero-padding, no parameters) or B (projections) where the shape changes;
+    ``plain=True`` removes every shortcut.
+    """
+    if depth < 8 or (depth - 2) % 6:
+        raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
+    if shortcut not in ("A", "B"):
+        raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
+    n = (depth - 2) // 6
+    return ArchSpec(
+        name or f"{'plain' if plain else 'resnet'}-{depth}",
+        family,
+        "basic",
+        (n, n, n),
+        widths=widths,
+        stem_type="cifar",
+        downsample="zeropad" if shortcut == "A" else "conv",
+        zero_pad=zero_pad,
+        shortcut=not plain,
+        labels=labels,
+        in_chans=in_chans,
+    )
 
 
 ARCHITECTURES: dict[str, ArchSpec] = {spec.name: spec for spec in _specs()}
@@ -117,9 +169,10 @@ def get_arch(name: str) -> ArchSpec:
         raise ValueError(f"unknown architecture {name!r}; choose one of: {', '.join(ARCHITECTURES)}") from None
 
 
-def build(name: str, num_classes: int = 1000) -> ResNet:
-    """A randomly initialised network (kaiming init), in train mode like any fresh nn.Module."""
-    spec = get_arch(name)
-    model = ResNet(num_classes=num_classes, **spec.model_kwargs())
-    model.arch = spec
-    return model
+def build(arch: str | ArchSpec) -> ResNet:
+    """A randomly initialised network (kaiming init), in train mode like any fresh nn.Module.
+
+    The one way a network is built: :func:`~resnet_core.create_model` adds weights and a card on top.
+    """
+    spec = get_arch(arch) if isinstance(arch, str) else arch
+    return ResNet(**spec.model_kwargs())

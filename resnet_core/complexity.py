@@ -7,15 +7,16 @@ meta device: shapes only, no memory, no arithmetic, so even ResNet-200 costs mil
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import cache
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .architectures import build
-from .capture import block_names, forward_hooks
+from .architectures import build, get_arch
 from .models import BasicBlock, Bottleneck, ResNet
+from .weights import default_weights
 
 __all__ = ["CostRow", "CostTable", "bottleneck_arithmetic", "cost_table", "count_costs"]
 
@@ -87,51 +88,73 @@ class CostTable:
 
 
 def count_costs(model: ResNet, input_size: int = 224, name: str | None = None) -> CostTable:
-    """Count one forward of ``model`` on a ``(1, C, input_size, input_size)`` input of its own device."""
+    """Count one forward of ``model`` on a ``(1, C, input_size, input_size)`` input of its own device.
+
+    Rows are the stem, every block and the head, as the model describes itself (``feature_info``). Each row's
+    FLOPs are the counter's running total after the row minus before it, read by hooks on this model alone:
+    ``FlopCounterMode``'s own per-module breakdown comes from process-global module hooks, which another thread's
+    forward pass (an analysis running beside a cost count) would corrupt, while its totals are per thread.
+    """
     param = next(model.parameters())
-    in_chans = model.conv1[0].in_channels if isinstance(model.conv1, torch.nn.Sequential) else model.conv1.in_channels
-    x = torch.zeros(1, in_chans, input_size, input_size, device=param.device, dtype=param.dtype)
-    groups = {"stem": ["conv1", "bn1", "relu", "maxpool"]}
-    groups.update({block: [block] for block in block_names(model)})
-    groups["head"] = ["avgpool", "fc"]
-    shapes: dict[str, tuple[int, ...]] = {}
-    outputs = {"stem": "maxpool", "head": "fc", **{block: block for block in block_names(model)}}
-    hooks = [(module, _shape_recorder(shapes, row)) for row, module in outputs.items()]
-
+    x = torch.zeros(1, model.in_chans, input_size, input_size, device=param.device, dtype=param.dtype)
+    stem = model.feature_info[0]
+    groups: dict[str, tuple[str, ...]] = {"stem": stem.parts}
+    groups.update({block: (block,) for block in model.block_names()})
+    groups["head"] = model.head_parts
     counter = FlopCounterMode(display=False)
-    with torch.no_grad(), forward_hooks(model, hooks), counter:
-        model(x)
-    counts = counter.get_flop_counts()
-    root = type(model).__name__
+    entered: dict[str, int] = {}
+    flops: dict[str, int] = {}
+    shapes: dict[str, tuple[int, ...]] = {}
 
-    def flops_of(module: str) -> int:
-        return int(sum(counts.get(f"{root}.{module}", {}).values()))
+    def first_part_entered(row: str):
+        def hook(module, args) -> None:
+            entered.setdefault(row, counter.get_total_flops())
 
-    def params_of(module: str) -> int:
-        return sum(p.numel() for p in model.get_submodule(module).parameters())
+        return hook
 
-    raw = [
-        (row, sum(flops_of(m) for m in modules), sum(params_of(m) for m in modules)) for row, modules in groups.items()
-    ]
+    def last_part_left(row: str):
+        def hook(module, args, output) -> None:
+            flops[row] = counter.get_total_flops() - entered[row]
+            shapes[row] = tuple(output.shape[1:])
+
+        return hook
+
+    with ExitStack() as stack:
+        for row, parts in groups.items():
+            first, last = model.get_submodule(parts[0]), model.get_submodule(parts[-1])
+            stack.enter_context(first.register_forward_pre_hook(first_part_entered(row)))
+            stack.enter_context(last.register_forward_hook(last_part_left(row)))
+        with torch.no_grad(), counter:
+            model(x)
+
+    def params_of(parts: tuple[str, ...]) -> int:
+        return sum(p.numel() for part in parts for p in model.get_submodule(part).parameters())
+
+    raw = [(row, int(flops[row]), params_of(parts)) for row, parts in groups.items()]
     total_flops = sum(f for _, f, _ in raw) or 1
     total_params = sum(p for _, _, p in raw) or 1
     rows = tuple(
-        CostRow(row, row.split(".")[0], params, flops, shapes[row], params / total_params, flops / total_flops)
-        for row, flops, params in raw
+        CostRow(row, row.split(".")[0], params, row_flops, shapes[row], params / total_params, row_flops / total_flops)
+        for row, row_flops, params in raw
     )
-    return CostTable(name or getattr(getattr(model, "arch", None), "name", type(model).__name__), input_size, rows)
-
-
-def _shape_recorder(shapes: dict[str, tuple[int, ...]], row: str):
-    def record(module, inputs, output) -> None:
-        shapes[row] = tuple(output.shape[1:])
-
-    return record
+    return CostTable(name or (model.card.arch.name if model.card else type(model).__name__), input_size, rows)
 
 
 @cache
-def cost_table(arch: str, input_size: int = 224) -> CostTable:
-    """The cost table of an architecture, computed once per (arch, size) on the meta device."""
+def cost_table(arch: str, input_size: int | None = None) -> CostTable:
+    """The cost table of a registered architecture, computed once per (arch, size) on the meta device.
+
+    ``input_size`` defaults to the size its default weights are evaluated at (224 for most ImageNet nets, 288 or
+    320 for timm's ResNet-D weights, 32 on CIFAR-10).
+    """
+    if input_size is None:
+        entry = default_weights(arch)
+        input_size = entry.eval_size if entry else get_arch(arch).label_space.preprocess.crop_size
+    return _cost_table(arch, input_size)
+
+
+@cache
+def _cost_table(arch: str, input_size: int) -> CostTable:
     with torch.device("meta"):
         model = build(arch).eval()
     return count_costs(model, input_size, arch)

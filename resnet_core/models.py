@@ -9,11 +9,15 @@ and, for the deep-stem / average-pool / split-attention variants, timm (``conv1.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from .create import ModelCard
 
 __all__ = [
     "BasicBlock",
@@ -22,8 +26,8 @@ __all__ = [
     "ResNet",
     "ResidualAdd",
     "SplitAttn",
+    "StageInfo",
     "ZeroPadShortcut",
-    "cifar_resnet",
 ]
 
 StemType = Literal["", "deep", "cifar"]
@@ -60,29 +64,57 @@ class ResidualAdd(nn.Module):
         return f"enabled={self.enabled}"
 
 
-class ZeroPadShortcut(nn.Module):
-    """The paper's option A: subsample by striding and pad the new channels with zeros (no parameters)."""
+PadPosition = Literal["both", "after"]
 
-    def __init__(self, in_planes: int, out_planes: int, stride: int) -> None:
+
+class ZeroPadShortcut(nn.Module):
+    """The paper's option A: subsample by striding and pad the new channels with zeros (no parameters).
+
+    ``pad="both"`` puts half the zero channels before the old ones and half after, as the published CIFAR-10
+    checkpoints were trained; ``"after"`` appends them all (the degradation lab's digit nets were trained so). The
+    position matters to a trained net: the next block's weights expect each input channel where it was trained.
+    """
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int, pad: PadPosition = "both") -> None:
         super().__init__()
         if out_planes < in_planes:
             raise ValueError(f"option A cannot shrink channels ({in_planes} -> {out_planes})")
-        self.extra_channels = out_planes - in_planes
+        if pad not in ("both", "after"):
+            raise ValueError(f"pad must be 'both' or 'after', got {pad!r}")
+        extra = out_planes - in_planes
+        self.channels_before = extra // 2 if pad == "both" else 0
+        self.channels_after = extra - self.channels_before
         self.stride = stride
 
     def forward(self, x: Tensor) -> Tensor:
         x = x[:, :, :: self.stride, :: self.stride]
-        return F.pad(x, (0, 0, 0, 0, 0, self.extra_channels))
+        return F.pad(x, (0, 0, 0, 0, self.channels_before, self.channels_after))
+
+    def extra_repr(self) -> str:
+        return f"stride={self.stride}, zeros before={self.channels_before}, after={self.channels_after}"
 
 
 class _ResidualBlock(nn.Module):
     """What every block shares: the shortcut path and the merge ``F(x) + shortcut(x)`` (or ``F(x)`` when plain)."""
 
-    def _init_shortcut(self, downsample: nn.Module | None, shortcut: bool, stride: int) -> None:
+    def _init_shortcut(
+        self, downsample: nn.Module | None, shortcut: bool, stride: int, in_planes: int, out_planes: int
+    ) -> None:
         self.downsample = downsample
         self.shortcut = shortcut
         self.residual_add = ResidualAdd(shortcut)
         self.stride = stride
+        self.in_planes, self.out_planes = in_planes, out_planes
+
+    def shortcut_path(self) -> nn.Module:
+        """What is left of this block without its residual branch (a lesion, Veit et al. 2016): its own shortcut,
+        else the identity where the shape stays, else option A's parameter-free zero padding (a plain block has
+        no shortcut of its own, so the cheapest shape-preserving path stands in)."""
+        if self.downsample is not None:
+            return self.downsample
+        if self.stride == 1 and self.in_planes == self.out_planes:
+            return nn.Identity()
+        return ZeroPadShortcut(self.in_planes, self.out_planes, self.stride, pad="after")
 
     def _merge(self, x: Tensor, residual: Tensor) -> Tensor:
         if not self.shortcut:
@@ -114,7 +146,7 @@ class BasicBlock(_ResidualBlock):
         self.relu = nn.ReLU(inplace=True)
         self.conv2 = conv3x3(planes, planes)
         self.bn2 = nn.BatchNorm2d(planes)
-        self._init_shortcut(downsample, shortcut, stride)
+        self._init_shortcut(downsample, shortcut, stride, inplanes, planes)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -152,7 +184,7 @@ class Bottleneck(_ResidualBlock):
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.relu = nn.ReLU(inplace=True)
-        self._init_shortcut(downsample, shortcut, stride)
+        self._init_shortcut(downsample, shortcut, stride, inplanes, planes * self.expansion)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.relu(self.bn1(self.conv1(x)))
@@ -227,7 +259,7 @@ class ResNestBottleneck(_ResidualBlock):
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = nn.BatchNorm2d(planes * self.expansion)
         self.act3 = nn.ReLU(inplace=True)
-        self._init_shortcut(downsample, shortcut, stride)
+        self._init_shortcut(downsample, shortcut, stride, inplanes, planes * self.expansion)
 
     def forward(self, x: Tensor) -> Tensor:
         out = self.conv2(self.act1(self.bn1(self.conv1(x))))
@@ -238,6 +270,22 @@ class ResNestBottleneck(_ResidualBlock):
 
 
 Block = type[BasicBlock] | type[Bottleneck] | type[ResNestBottleneck]
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """One row of a network's description of itself (what timm calls ``feature_info``).
+
+    Everything that walks a network (hooks, Grad-CAM layers, pick-lists, cost groups, lesions, tests) reads this
+    instead of assuming four ImageNet stages, so a 3-stage CIFAR net needs no special case anywhere.
+    """
+
+    name: str  # "stem", "layer1", ...
+    module: str  # the submodule whose output is this stage's output
+    channels: int
+    reduction: int  # input pixels per output pixel along each side
+    blocks: tuple[str, ...] = ()  # residual blocks in forward order ("layer1.0", ...); none for the stem
+    parts: tuple[str, ...] = ()  # the submodules that make it up (cost groups)
 
 
 class ResNet(nn.Module):
@@ -254,6 +302,7 @@ class ResNet(nn.Module):
         stem_width: width of the deep stem's first two convolutions.
         downsample: how the shortcut changes shape: ``"conv"`` strided 1x1 projection (option B),
             ``"avg"`` average pool then 1x1 (ResNet-D), ``"zeropad"`` subsample + zero channels (option A).
+        zero_pad: where option A puts its zero channels (see :class:`ZeroPadShortcut`).
         stride_in_1x1: put the bottleneck's stride on its first 1x1 (the paper's original, ResNet-A).
         shortcut: ``False`` builds the paper's plain twin: the same layers without any shortcut.
         zero_init_residual: start every residual branch's last BN at zero, so each block starts as identity.
@@ -272,6 +321,7 @@ class ResNet(nn.Module):
         stem_type: StemType = "",
         stem_width: int = 64,
         downsample: DownsampleType = "conv",
+        zero_pad: PadPosition = "both",
         stride_in_1x1: bool = False,
         shortcut: bool = True,
         zero_init_residual: bool = False,
@@ -284,6 +334,10 @@ class ResNet(nn.Module):
         self.base_width = width_per_group
         self.shortcut = shortcut
         self._downsample_type = downsample
+        self._zero_pad = zero_pad
+        self.in_chans = in_chans
+        # Set by create_model (weights, preprocessing, labels); None for a bare module.
+        self.card: ModelCard | None = None
         self._stride_in_1x1 = stride_in_1x1
         self._block_kwargs = dict(block_kwargs or {})
 
@@ -310,9 +364,16 @@ class ResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if stem_type == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
-        self.stage_names: tuple[str, ...] = tuple(f"layer{i + 1}" for i in range(len(layers)))
-        for index, (name, planes, depth) in enumerate(zip(self.stage_names, widths, layers, strict=True)):
-            self.add_module(name, self._make_layer(block, planes, depth, stride=1 if index == 0 else 2))
+        reduction = 1 if stem_type == "cifar" else 4
+        stem_parts = ("conv1", "bn1", "relu", "maxpool")
+        info = [StageInfo("stem", "maxpool", self.inplanes, reduction, parts=stem_parts)]
+        for index, (planes, depth) in enumerate(zip(widths, layers, strict=True)):
+            name, stride = f"layer{index + 1}", 1 if index == 0 else 2
+            self.add_module(name, self._make_layer(block, planes, depth, stride))
+            reduction *= stride
+            blocks = tuple(f"{name}.{i}" for i in range(depth))
+            info.append(StageInfo(name, name, self.inplanes, reduction, blocks, (name,)))
+        self.feature_info: tuple[StageInfo, ...] = tuple(info)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.num_features = self.inplanes
         self.fc = nn.Linear(self.inplanes, num_classes)
@@ -348,13 +409,30 @@ class ResNet(nn.Module):
 
     def _make_downsample(self, in_planes: int, out_planes: int, stride: int) -> nn.Module:
         if self._downsample_type == "zeropad":
-            return ZeroPadShortcut(in_planes, out_planes, stride)
+            return ZeroPadShortcut(in_planes, out_planes, stride, self._zero_pad)
         if self._downsample_type == "avg":
             pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
             return nn.Sequential(pool, conv1x1(in_planes, out_planes), nn.BatchNorm2d(out_planes))
         if self._downsample_type == "conv":
             return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
         raise ValueError(f"unknown downsample {self._downsample_type!r}; expected 'conv', 'avg' or 'zeropad'")
+
+    head_parts: tuple[str, ...] = ("avgpool", "fc")
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        """The residual stages, ``layer1`` ... (the stem is ``feature_info[0]``)."""
+        return tuple(stage.name for stage in self.feature_info[1:])
+
+    def block_names(self) -> list[str]:
+        """Every residual block in forward order: ``layer1.0``, ``layer1.1``, ..."""
+        return [block for stage in self.feature_info for block in stage.blocks]
+
+    def stage(self, name: str) -> StageInfo:
+        for stage in self.feature_info:
+            if stage.name == name:
+                return stage
+        raise ValueError(f"unknown stage {name!r}; expected one of {[s.name for s in self.feature_info]}")
 
     def stem(self, x: Tensor) -> Tensor:
         return self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -373,39 +451,8 @@ class ResNet(nn.Module):
 
     def forward_from(self, stage: str, x: Tensor) -> Tensor:
         """Logits from the output of ``stage`` ("stem" or "layerN"): the rest of the network only."""
-        names = ("stem", *self.stage_names)
-        if stage not in names:
-            raise ValueError(f"unknown stage {stage!r}; expected one of {names}")
+        names = [info.name for info in self.feature_info]
+        self.stage(stage)
         for name in names[names.index(stage) + 1 :]:
             x = self.get_submodule(name)(x)
         return self.forward_head(x)
-
-
-def cifar_resnet(
-    depth: int,
-    widths: tuple[int, int, int] = (16, 32, 64),
-    shortcut: Literal["A", "B"] = "A",
-    plain: bool = False,
-    num_classes: int = 10,
-    in_chans: int = 3,
-) -> ResNet:
-    """The paper's CIFAR-10 networks (section 4.2): depth ``6n + 2``, three stages of ``n`` basic blocks.
-
-    ``shortcut`` chooses option A (zero-padding, no parameters) or B (projections) where the shape changes;
-    ``plain=True`` removes every shortcut.
-    """
-    if depth < 8 or (depth - 2) % 6:
-        raise ValueError(f"CIFAR ResNet depth must be 6n+2 (20, 32, 44, 56, 110, ...), got {depth}")
-    if shortcut not in ("A", "B"):
-        raise ValueError(f"shortcut must be 'A' or 'B', got {shortcut!r}")
-    n = (depth - 2) // 6
-    return ResNet(
-        BasicBlock,
-        [n, n, n],
-        num_classes=num_classes,
-        in_chans=in_chans,
-        widths=widths,
-        stem_type="cifar",
-        downsample="zeropad" if shortcut == "A" else "conv",
-        shortcut=not plain,
-    )

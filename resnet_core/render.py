@@ -7,7 +7,6 @@ Charts are ``matplotlib.figure.Figure`` objects (no pyplot state), safe to build
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from functools import cache
 
 import matplotlib
@@ -26,7 +25,7 @@ __all__ = [
     "colormap_lut",
     "cost_figure",
     "feature_grid",
-    "residual_figure",
+    "grid_index",
 ]
 
 
@@ -86,6 +85,17 @@ def feature_grid(
     return image, order
 
 
+def grid_index(count: int, x: float, y: float, cell: int = 56, pad: int = 2) -> int | None:
+    """Which of ``count`` cells of a :func:`feature_grid` holds pixel (x, y); None on a gutter or past the end."""
+    cols = int(np.ceil(np.sqrt(count)))
+    col, x_in = divmod(int(x) - pad, cell + pad)
+    row, y_in = divmod(int(y) - pad, cell + pad)
+    if min(col, row, x_in, y_in) < 0 or x_in >= cell or y_in >= cell or col >= cols:
+        return None
+    index = row * cols + col
+    return index if index < count else None
+
+
 def channel_figure(feature: torch.Tensor, channel: int, title: str = "", cmap: str = "viridis") -> Figure:
     """One channel, large, with its value scale (activation units, after the block's ReLU)."""
     values = feature[channel].float().cpu().numpy()
@@ -129,25 +139,4 @@ def cost_figure(table: CostTable) -> Figure:
     params_axes.set_ylabel("parameters (millions)")
     step = max(1, len(names) // 40)
     params_axes.set_xticks(positions[::step], names[::step], rotation=90, fontsize=7)
-    return figure
-
-
-def residual_figure(ratios: Mapping[str, float | None], title: str = "") -> Figure:
-    """||F(x)|| / ||x|| per block: below 1 the block nudges its input, above 1 it rewrites it."""
-    figure = Figure(figsize=(10, 3.2), layout="constrained")
-    axes = figure.add_subplot()
-    names = list(ratios)
-    values = [np.nan if ratios[name] is None else ratios[name] for name in names]
-    stages = [name.split(".")[0] for name in names]
-    palette = matplotlib.colormaps["tab10"]
-    order = list(dict.fromkeys(stages))
-    axes.bar(range(len(names)), values, color=[palette(order.index(s) % 10) for s in stages])
-    axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
-    axes.set_ylabel("||F(x)|| / ||x||")
-    step = max(1, len(names) // 40)
-    axes.set_xticks(range(0, len(names), step), names[::step], rotation=90, fontsize=7)
-    if all(v is None for v in ratios.values()):
-        axes.text(0.5, 0.5, "plain network: no shortcut, so no residual to compare", ha="center",
-                  transform=axes.transAxes)  # fmt: skip
-    axes.set_title(title or "size of each block's residual branch relative to its shortcut", fontsize=10)
     return figure

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
+import gradio as gr
 import numpy as np
 import pytest
 from gradio_client import Client, handle_file
@@ -13,9 +15,9 @@ import app as app_module
 from demo import catalog
 from demo import handlers as h
 from demo.catalog import RANDOM_INIT
-from demo.service import ModelCache
-from resnet_core import ARCHITECTURES, default_weights
-from resnet_core import degradation as lab
+from demo.model_cache import ModelCache
+from demo.sessions import AnalysisStore
+from resnet_core import ARCHITECTURES, WEIGHTS, create_model, default_weights, degradation
 from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
@@ -31,50 +33,94 @@ def cache():
 
 def test_handlers_agree_with_the_library(cache, photos):
     outputs = h.analyze_image(str(photos / "chelsea.png"), "resnet18", RANDOM_INIT, opacity=0.4)
-    label, status, crop, grid, block, cam, cam_class, residual_rows, residual_md, session = outputs
+    label, status, crop, grid, cam, residual_rows, residual_md, state = outputs
     model = cache.get("resnet18", RANDOM_INIT).model
     expected = analyze(model, photos / "chelsea.png")
-    assert label["value"] == {f"{name} ({i})": p for i, name, p in expected.topk}
-    assert "UNTRAINED" in label["label"] and "random init" in status
-    assert np.array_equal(np.asarray(crop), np.asarray(expected.crop))
-    assert np.array_equal(grid, feature_grid(expected.stages["layer4"], 32)[0])
-    assert np.array_equal(cam, cam_overlay(expected.crop, expected.cam, 0.4))
-    assert cam_class["value"] == h.CLASS_CHOICES[expected.topk[0][0]]
+    assert label == {f"{name} ({i})": p for i, name, p in expected.topk}
+    assert "UNTRAINED" in status and "random init" in status and "resnet18" in status
+    assert np.array_equal(read_png(crop), np.asarray(expected.crop))
+    assert np.array_equal(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
+    assert np.array_equal(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.4))
+    block, cam_class = h.refresh_controls(state, "layer4")
+    assert cam_class["value"] == h.class_choices(expected)[expected.topk[0][0]]
     assert block["choices"] == ["stage output", "layer4.0", "layer4.1"]
     assert list(residual_rows["block"]) == list(expected.blocks) and "blocks" in residual_md
     ratios = [stats.residual_ratio for stats in expected.blocks.values()]
-    assert list(residual_rows["||F(x)|| / ||x||"]) == pytest.approx(ratios)
+    assert list(residual_rows[h.RATIO]) == pytest.approx(ratios)
+    assert "W_s" in residual_md  # resnet18's three downsampling blocks compare F(x) with a projection
     cost_md, cost_plot, cost_rows = h.cost_views("resnet18", RANDOM_INIT)
     assert "1.814 GMACs" in cost_md and "69,632" in cost_md and "1,179,648" in cost_md
     assert [row[0] for row in cost_rows][:2] == ["stem", "layer1.0"] and cost_plot.axes
+    # The tab keeps plain data only; the activations live in the bounded store.
+    assert set(state) == {"token", "arch", "weights", "image", "topk", "cam_class", "cam_layer"}
+    assert all(isinstance(value, str | int) for value in state.values())
 
-    overlay, session = h.retarget_cam(session, "7: cock", "layer3", 0.4)
-    assert np.array_equal(overlay, cam_overlay(expected.crop, expected.cam_for(7, "layer3"), 0.4))
-    assert (session.cam_class, session.cam_layer) == (7, "layer3")
-    _, session = h.retarget_cam(session, "tabby", "layer4", 0.4)  # a name typed in the box
-    assert session.cam_class == 281
-    assert np.array_equal(h.set_opacity(session, 0.0), np.asarray(expected.crop))
-    grid, block = h.show_features(session, "layer2", "layer2.1", 16, "index")
-    assert np.array_equal(grid, feature_grid(expected.blocks["layer2.1"].output, 16, "index")[0])
+    overlay, state = h.retarget_cam(state, "7: cock", "layer3", 0.4)
+    assert np.array_equal(read_png(overlay), cam_overlay(expected.crop, expected.cam_for(7, "layer3"), 0.4))
+    assert (state["cam_class"], state["cam_layer"]) == (7, "layer3")
+    _, state = h.retarget_cam(state, "tabby", "layer4", 0.4)  # a name typed in the box
+    assert state["cam_class"] == 281
+    assert np.array_equal(read_png(h.set_opacity(state, 0.0)), np.asarray(expected.crop))
+    grid, block = h.show_features(state, "layer2", "layer2.1", 16, "index")
+    assert np.array_equal(read_png(grid), feature_grid(expected.blocks["layer2.1"].output, 16, "index")[0])
     assert block["value"] == "layer2.1"
 
 
+def test_expired_analyses_are_recomputed_from_the_tabs_plain_state(cache, photos):
+    *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
+    _, state = h.retarget_cam(state, "967: espresso", "layer3", 0.5)
+    h.results().clear()  # as if the tab had been idle past the store's lifetime
+    assert h.results().get(state["token"]) is None
+    expected = analyze(cache.get("resnet18", RANDOM_INIT).model, photos / "coffee.png")
+    overlay = h.set_opacity(state, 0.5)  # recomputed: the same class and layer as before
+    assert np.array_equal(read_png(overlay), cam_overlay(expected.crop, expected.cam_for(967, "layer3"), 0.5))
+    assert h.results().get(state["token"]) is not None
+
+
+def test_the_store_is_bounded_in_count_and_time(photos):
+    model = create_model("resnet18")
+    result = analyze(model, photos / "coffee.png")
+    store = AnalysisStore(capacity=2, ttl=60)
+    for token in "abc":
+        store.put(token, result, result.cam)
+    assert len(store) == 2 and store.get("a") is None and store.get("c") is not None
+    expiring = AnalysisStore(capacity=5, ttl=0.0)
+    expiring.put("a", result, result.cam)
+    assert expiring.get("a") is None and len(expiring) == 0
+
+
+def test_three_stage_networks_get_their_own_pick_lists(cache, photos):
+    _, _, stage, cam_layer = h.on_arch("cifar10_resnet56")
+    assert stage["choices"] == cam_layer["choices"] == ["stem", "layer1", "layer2", "layer3"]
+    assert stage["value"] == cam_layer["value"] == "layer3"
+    # A tab that still asks for layer4 (it analysed an ImageNet net before) gets the deepest stage, no error.
+    outputs = h.analyze_image(str(photos / "chelsea.png"), "cifar10_resnet56", "DEFAULT", 5, "layer4", "layer4")
+    state = outputs[-1]
+    assert state["cam_layer"] == "layer3"
+    block, classes = h.refresh_controls(state, "layer4")
+    assert block["choices"][1:] == [f"layer3.{i}" for i in range(9)] and len(classes["choices"]) == 10
+    with pytest.raises(gr.Error, match="has no stage 'layer4'"):
+        h.retarget_cam(state, "3: cat", "layer4", 0.5)
+
+
 def test_clicking_a_grid_cell_selects_its_channel(cache, photos):
-    *_, session = h.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
-    _, order = feature_grid(session.result.stages["layer1"], 16, "mean")
+    *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
+    result = h.results().get(state["token"]).result
+    _, order = feature_grid(result.stages["layer1"], 16, "mean")
     # 4x4 grid of 56-pixel cells with 2-pixel gutters: the centre of cell (row 2, col 3) is index 11.
-    assert h.channel_at(session, "layer1", "stage output", 16, "mean", x=3 * 58 + 30, y=2 * 58 + 30) == order[11]
-    assert h.show_channel(session, "layer1", "stage output", order[11]).axes
+    assert h.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 30, y=2 * 58 + 30) == order[11]
+    assert h.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 1, y=2 * 58 + 30) is None  # gutter
+    assert h.show_channel(state, "layer1", "stage output", order[11]).axes
 
 
 def test_catalog_offers_every_architecture_once_from_its_own_source():
     offered = [arch for family in catalog.FAMILIES for arch in catalog.architectures_of(family)]
-    assert sorted(offered) == sorted([*ARCHITECTURES, *lab.reference_models()])
+    assert sorted(offered) == sorted([*ARCHITECTURES, *degradation.reference_models()])
     assert len(offered) == len(set(offered))
     for arch in offered:
         source = catalog.source_of(arch)
         assert source.default_choice(arch) in source.weight_choices(arch)
-        assert isinstance(source, catalog.DigitNets) == (arch in lab.reference_models())
+        assert isinstance(source, catalog.DigitNets) == (arch in degradation.reference_models())
     assert catalog.source_of("resnet50").default_choice("resnet50") == default_weights("resnet50").name
     assert catalog.source_of("plain34").weight_choices("plain34") == [RANDOM_INIT]
     assert catalog.source_of("resnet-56").weight_choices("resnet-56") == [catalog.LAB_WEIGHTS]
@@ -84,11 +130,13 @@ def test_catalog_offers_every_architecture_once_from_its_own_source():
 
 
 def test_model_picker_and_cache(cache):
-    arch_update, weights_update, facts = h.on_family("ResNet-D")
+    arch_update, weights_update, facts, *_ = h.on_family("ResNet-D")
     assert arch_update["value"] == "resnet18d" and weights_update["value"] == "resnet18d.ra2_in1k"
-    assert "73.79%" in facts and "GMACs" in facts
-    weights_update, facts = h.on_arch("plain50")
+    assert "73.79%" in facts and "GMACs" in facts and "per 288x288 image" in facts
+    weights_update, facts, *_ = h.on_arch("plain50")
     assert weights_update["choices"] == [RANDOM_INIT] and "random weights" in facts
+    _, facts, *_ = h.on_arch("cifar10_resnet56")
+    assert "test error **6.61%**" in facts and "Table 6: 6.97%" in facts and "0.85 M parameters" in facts
     small = ModelCache(capacity=2, device="cpu")
     for arch in ("resnet18", "resnet34", "resnet18d"):
         small.get(arch, RANDOM_INIT)
@@ -97,10 +145,12 @@ def test_model_picker_and_cache(cache):
 
 def test_unavailable_weights_fall_back_visibly(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    dead = dataclasses.replace(WEIGHTS["resnet18.tv_in1k"], url=(tmp_path / "gone" / "resnet18-f37072fd.pth").as_uri())
+    monkeypatch.setitem(WEIGHTS, "resnet18.tv_in1k", dead)  # unavailable by construction, on any machine
     loaded = ModelCache(capacity=1, device="cpu").get("resnet18", "resnet18.tv_in1k")
     assert not loaded.pretrained and not loaded.model.card.pretrained
     assert "could not be loaded" in loaded.status and "predictions are meaningless" in loaded.status
-    assert "torchvision URL" in loaded.status and "To fix" in loaded.status
+    assert "published URL" in loaded.status and "To fix" in loaded.status
 
 
 def test_bad_requests_give_messages(cache, tmp_path):
@@ -111,11 +161,27 @@ def test_bad_requests_give_messages(cache, tmp_path):
     for args, message in (
         ((None, "resnet18", RANDOM_INIT), "Upload a photo"),
         ((str(text), "resnet18", RANDOM_INIT), "Could not read the image"),
-        ((str(ROOT / "assets/photos/chelsea.png"), "resnet9", RANDOM_INIT), "unknown architecture"),
+        ((str(ROOT / "assets/photos/chelsea.png"), "resnet9", RANDOM_INIT), "Unknown architecture"),
         ((str(ROOT / "assets/photos/chelsea.png"), "resnet18", "resnet50.tv_in1k"), "has no weights named"),
+        ((str(ROOT / "assets/photos/chelsea.png"), "resnet18", RANDOM_INIT, 0), "Top-k"),
     ):
         with pytest.raises(gr.Error, match=message):
             h.analyze_image(*args)
+    # DEFAULT for a net nobody publishes weights for means its only choice: random init, said so.
+    _, status, *_ = h.analyze_image(str(ROOT / "assets/photos/chelsea.png"), "plain18", "DEFAULT")
+    assert "UNTRAINED" in status
+    *_, state = h.analyze_image(str(ROOT / "assets/photos/chelsea.png"), "resnet18", RANDOM_INIT)
+    for call, message in (
+        (lambda: h.retarget_cam(state, "1000: nothing", "layer4", 0.5), "classes 0 to 999"),
+        (lambda: h.retarget_cam(state, "-3", "layer4", 0.5), "classes 0 to 999"),
+        (lambda: h.retarget_cam(state, "no such class", "layer4", 0.5), "Unknown class"),
+        (lambda: h.on_family("ResNet-Z"), "Unknown family"),
+        (lambda: h.show_channel(state, "layer4", "stage output", None), "channel number"),
+        (lambda: h.show_features(state, "layer4", "stage output", None, "mean"), "Channels shown"),
+        (lambda: h.set_opacity(None, 0.5), "Run an analysis first"),
+    ):
+        with pytest.raises(gr.Error, match=message):
+            call()
 
 
 @pytest.fixture(scope="module")
@@ -129,12 +195,14 @@ def server(cache):
 def test_launched_app_through_gradio_client(server, photos):
     client = Client(server, verbose=False)
     photo = photos / "rocket.jpg"
-    outputs = client.predict(handle_file(str(photo)), "resnet18", RANDOM_INIT, api_name="/analyze")
-    label, _, crop, grid, _, cam = outputs[:6]
+    label, _, crop, grid, cam, *_ = client.predict(
+        handle_file(str(photo)), "resnet18", RANDOM_INIT, api_name="/analyze"
+    )
     model = h.models().get("resnet18", RANDOM_INIT).model  # the server runs in this process: same cache
     expected = analyze(model, photo)
-    assert [c["label"] for c in label["value"]["confidences"]][:5] == [f"{n} ({i})" for i, n, _ in expected.topk]
-    assert label["value"]["confidences"][0]["confidence"] == pytest.approx(expected.topk[0][2], rel=1e-5)
+    assert label["label"] == f"{expected.topk[0][1]} ({expected.topk[0][0]})"  # plain values, no gr.update
+    assert [c["label"] for c in label["confidences"]][:5] == [f"{n} ({i})" for i, n, _ in expected.topk]
+    assert label["confidences"][0]["confidence"] == pytest.approx(expected.topk[0][2], rel=1e-5)
     assert np.array_equal(read_png(crop), np.asarray(expected.crop))
     assert np.array_equal(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.5))
     assert np.array_equal(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
@@ -146,8 +214,12 @@ def test_launched_app_through_gradio_client(server, photos):
     # Switch the model.
     outputs = client.predict(handle_file(str(photo)), "plain18", RANDOM_INIT, api_name="/analyze")
     expected = analyze(h.models().get("plain18", RANDOM_INIT).model, photo)
-    assert outputs[0]["value"]["label"] == f"{expected.topk[0][1]} ({expected.topk[0][0]})"
-    assert "no shortcuts" in outputs[8]
+    assert outputs[0]["label"] == f"{expected.topk[0][1]} ({expected.topk[0][0]})"
+    assert "no shortcuts" in outputs[6]
+
+    # Only the documented endpoints are public; UI plumbing is private.
+    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
+    assert endpoints == {"/analyze", "/cam", "/costs", "/lab_reference", "/lab_lesion", "/lab_train"}
 
 
 @pytest.mark.browser

@@ -1,13 +1,19 @@
-"""The paper's CIFAR networks (section 4.2) as built by ``cifar_resnet``: Table 6's sizes and the layer layout."""
+"""The paper's CIFAR networks (section 4.2) as built from ``cifar_spec``: Table 6's sizes and the layer layout."""
 
 import pytest
 import torch
 from torch import nn
 
-from resnet_core.models import cifar_resnet
+from resnet_core import ResNet, cifar_spec, create_model
+from resnet_core.architectures import build
+from resnet_core.models import ZeroPadShortcut
 
 # He et al. (2015), Table 6: parameters of the option-A ResNets with widths 16/32/64, as printed.
 TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}
+
+
+def cifar_resnet(depth: int, **options) -> ResNet:
+    return build(cifar_spec(depth, **options))
 
 
 def count_params(model: nn.Module) -> int:
@@ -54,3 +60,21 @@ def test_option_b_adds_projections_only_where_the_shape_changes() -> None:
 def test_depth_must_be_6n_plus_2(depth: int) -> None:
     with pytest.raises(ValueError, match="6n\\+2"):
         cifar_resnet(depth)
+
+
+@pytest.mark.parametrize(("depth", "printed"), list(TABLE6_PARAMS.items())[:4])
+def test_registered_cifar10_nets_are_table6s(depth: int, printed: str) -> None:
+    model = create_model(f"cifar10_resnet{depth}")
+    assert f"{count_params(model) / 1e6:.2g}M" == printed
+    assert model.card.categories[3] == "cat" and model.card.preprocess.crop_size == 32
+
+
+def test_option_a_pads_new_channels_on_both_sides_or_after() -> None:
+    x = torch.arange(1.0, 1 + 2 * 16 * 4 * 4).view(2, 16, 4, 4)
+    both = ZeroPadShortcut(16, 32, 2, pad="both")(x)
+    after = ZeroPadShortcut(16, 32, 2, pad="after")(x)
+    subsampled = x[:, :, ::2, ::2]
+    assert torch.equal(both[:, 8:24], subsampled) and not both[:, :8].any() and not both[:, 24:].any()
+    assert torch.equal(after[:, :16], subsampled) and not after[:, 16:].any()
+    with pytest.raises(ValueError, match="pad"):
+        ZeroPadShortcut(16, 32, 2, pad="before")

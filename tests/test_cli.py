@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,7 +11,8 @@ import sys
 import torch
 from safetensors.torch import save_file
 
-from resnet_core import ARCHITECTURES, cost_table, create_model, load_image
+from resnet_core import ARCHITECTURES, WEIGHTS, cost_table, create_model, load_image
+from resnet_core.__main__ import main as cli
 
 from .conftest import ROOT, randomize_batchnorm
 
@@ -32,7 +34,9 @@ def test_list_names_every_architecture_with_figures():
     rows = json.loads(result.stdout)
     assert {row["arch"] for row in rows} == set(ARCHITECTURES)
     r50 = next(row for row in rows if row["weights"] == "resnet50.tv2_in1k")
-    assert (r50["acc1"], r50["params"], r50["gmacs"], r50["default"]) == (80.858, 25557032, 4.089, True)
+    assert (r50["acc1"], r50["params"], r50["gmacs_224"], r50["default"]) == (80.858, 25557032, 4.089, True)
+    r50d = next(row for row in rows if row["arch"] == "resnet50d")
+    assert r50d["eval_size"] == 288 and r50d["gmacs"] > 1.6 * r50d["gmacs_224"]  # counted where it is used
 
 
 def test_info_prints_the_cost_table():
@@ -72,6 +76,8 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, photos):
         (("predict", str(tmp_path / "missing.jpg"), "--arch", "resnet18"), "not a readable image"),
         (("predict", str(photos / "chelsea.png"), "--arch", "resnet18", "--weights", "v9"), "unknown weights"),
         (("info", "resnet7"), "unknown architecture"),
+        (("predict", str(photos / "chelsea.png"), "--arch", "plain18"), "no pretrained weights are published"),
+        (("predict", str(photos / "chelsea.png"), "--arch", "resnet18", "--topk", "-1"), "at least 1"),
     ]
     for args, expected in cases:
         result = run(*args)
@@ -79,8 +85,12 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, photos):
         assert expected in result.stderr and "Traceback" not in result.stderr
 
 
-def test_unavailable_weights_say_which_sources_failed(photos, tmp_path):
-    result = run("predict", str(photos / "chelsea.png"), "--arch", "resnet18", env={"TORCH_HOME": str(tmp_path)})
-    assert result.returncode == 2
-    assert "weights resnet18.tv_in1k unavailable" in result.stderr and "Traceback" not in result.stderr
-    assert "torchvision URL" in result.stderr and "Hugging Face hub" in result.stderr and "To fix" in result.stderr
+def test_unavailable_weights_say_which_sources_failed(photos, tmp_path, monkeypatch, capsys):
+    """In-process, so the entry's URL can be made dead by construction: the same result with or without internet."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    dead = dataclasses.replace(WEIGHTS["resnet18.tv_in1k"], url=(tmp_path / "gone" / "resnet18-f37072fd.pth").as_uri())
+    monkeypatch.setitem(WEIGHTS, "resnet18.tv_in1k", dead)
+    assert cli(["predict", str(photos / "chelsea.png"), "--arch", "resnet18"]) == 2
+    stderr = capsys.readouterr().err
+    assert "weights resnet18.tv_in1k unavailable" in stderr and "Traceback" not in stderr
+    assert "published URL" in stderr and "Hugging Face hub" in stderr and "To fix" in stderr

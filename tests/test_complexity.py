@@ -60,3 +60,37 @@ def test_meta_device_counts_equal_a_real_forward_and_shapes_are_real():
             == (dict((r.name, r.output_shape) for r in real.rows)["layer3.1"])
         )
     assert cost_table("resnet18", 160) is meta  # cached
+
+
+def test_costs_are_counted_at_the_weights_evaluation_size():
+    assert cost_table("resnet50d").input_size == 288 and cost_table("resnet101d").input_size == 320
+    assert cost_table("resnet50").input_size == 224 and cost_table("cifar10_resnet20").input_size == 32
+    # FLOPs of a convnet grow with the pixel count: (288/224)^2 = 1.65x, minus the fixed-size head.
+    ratio = cost_table("resnet50d").total_macs / cost_table("resnet50d", 224).total_macs
+    assert 1.6 < ratio < 1.66
+    # The paper's Table 6 network: about 41 M multiply-adds for ResNet-20 on a 32x32 image.
+    assert cost_table("cifar10_resnet20").total_macs == pytest.approx(40.8e6, rel=0.01)
+
+
+def test_counting_beside_a_running_analysis_attributes_flops_to_the_right_blocks():
+    """FlopCounterMode's module tracking uses process-global hooks; another thread's forward must not leak in."""
+    import threading
+
+    alone = count_costs(build("resnet18").eval(), 64)
+    busy = build("resnet34").eval()
+    stop = threading.Event()
+
+    def forwards() -> None:
+        with torch.no_grad():
+            while not stop.is_set():
+                busy(torch.zeros(1, 3, 64, 64))
+
+    worker = threading.Thread(target=forwards)
+    worker.start()
+    try:
+        counted = [count_costs(build("resnet18").eval(), 64) for _ in range(5)]
+    finally:
+        stop.set()
+        worker.join()
+    for table in counted:
+        assert [(r.name, r.flops) for r in table.rows] == [(r.name, r.flops) for r in alone.rows]

@@ -10,25 +10,26 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_core import degradation as lab
-from resnet_core.models import ZeroPadShortcut
+from resnet_core import degradation
+from resnet_core.label_spaces import MNIST_MEAN, MNIST_STD
+from resnet_core.models import ResNet, ZeroPadShortcut
 
-SMALL = lab.LabConfig(depths=(8,), widths=(4, 8, 16), steps=3, warmup=1)
+SMALL = degradation.LabConfig(depths=(8,), widths=(4, 8, 16), steps=3, warmup=1)
 
 
 @pytest.fixture(scope="module")
 def digits() -> tuple[torch.Tensor, torch.Tensor]:
-    return lab.load_mnist_5k()
+    return degradation.load_mnist_5k()
 
 
 @pytest.fixture(scope="module")
-def reference_runs() -> list[lab.LabRun]:
-    return lab.load_runs()
+def reference_runs() -> list[degradation.LabRun]:
+    return degradation.load_runs()
 
 
 @pytest.fixture(scope="module")
-def reference_models() -> dict[str, lab.ResNet]:
-    return lab.load_lab_models()
+def reference_models() -> dict[str, ResNet]:
+    return degradation.load_lab_models()
 
 
 def test_mnist_5k_is_balanced_and_normalised(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
@@ -37,13 +38,13 @@ def test_mnist_5k_is_balanced_and_normalised(digits: tuple[torch.Tensor, torch.T
     assert labels.dtype == torch.int64
     assert labels.bincount().tolist() == [500] * 10
     # Background pixels are 0, i.e. -mean/std after normalisation; the digits' own statistics are close to MNIST's.
-    assert images.min().item() == pytest.approx(-lab.MNIST_MEAN / lab.MNIST_STD)
+    assert images.min().item() == pytest.approx(-MNIST_MEAN / MNIST_STD)
     assert abs(images.mean().item()) < 0.05 and abs(images.std().item() - 1) < 0.05
 
 
 def test_learning_rate_warms_up_linearly_then_decays_to_zero() -> None:
-    config = lab.LabConfig()
-    rates = [lab.learning_rate(step, config) for step in range(config.steps)]
+    config = degradation.LabConfig()
+    rates = [degradation.learning_rate(step, config) for step in range(config.steps)]
     assert rates[0] == pytest.approx(config.lr / config.warmup)
     assert rates[config.warmup - 1] == pytest.approx(config.lr) == rates[config.warmup]
     after = rates[config.warmup :]
@@ -52,21 +53,21 @@ def test_learning_rate_warms_up_linearly_then_decays_to_zero() -> None:
 
 
 def test_batch_order_visits_every_digit_once_per_epoch() -> None:
-    config = lab.LabConfig()
-    order = lab.batch_order(5000, config)
+    config = degradation.LabConfig()
+    order = degradation.batch_order(5000, config)
     assert order.shape == (config.steps, config.batch_size)
     first_epoch = order[: 5000 // 128].flatten()
     assert first_epoch.unique().numel() == first_epoch.numel()
-    assert not torch.equal(order, lab.batch_order(5000, lab.LabConfig(seed=1)))
+    assert not torch.equal(order, degradation.batch_order(5000, degradation.LabConfig(seed=1)))
 
 
 def test_twenty_steps_are_bit_identical_for_one_seed(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
     images, labels = digits
 
     def run(seed: int) -> tuple[list[tuple[str, int, float]], dict[str, torch.Tensor]]:
-        config = lab.LabConfig(depths=(20,), steps=20, warmup=5, seed=seed)
-        models = {"resnet-20": lab.build_lab_model(20, False, config)}
-        return list(lab.train_iter(models, images, labels, config)), models["resnet-20"].state_dict()
+        config = degradation.LabConfig(depths=(20,), steps=20, warmup=5, seed=seed)
+        models = {"resnet-20": degradation.build_lab_model(20, False, config)}
+        return list(degradation.train_iter(models, images, labels, config)), models["resnet-20"].state_dict()
 
     first, second = run(0), run(0)
     assert [step for _, step, _ in first[0]] == list(range(20))
@@ -75,17 +76,19 @@ def test_twenty_steps_are_bit_identical_for_one_seed(digits: tuple[torch.Tensor,
 
 
 def test_plain_and_residual_twins_start_from_the_same_weights() -> None:
-    models = lab.build_lab_models(lab.LabConfig())
+    models = degradation.build_lab_models(degradation.LabConfig())
     assert list(models) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
     plain, residual = models["plain-56"].state_dict(), models["resnet-56"].state_dict()
     assert plain.keys() == residual.keys()
     assert all(torch.equal(plain[key], residual[key]) for key in plain)
 
 
-def test_shipped_curves_show_degradation(reference_runs: list[lab.LabRun]) -> None:
+def test_shipped_curves_show_degradation(reference_runs: list[degradation.LabRun]) -> None:
     assert [run.config.seed for run in reference_runs] == [0, 1, 2]
     # The shipped run is the library's default setting, so the app's curves and `bench.degradation` agree.
-    assert all(run.config == dataclasses.replace(lab.LabConfig(), seed=run.config.seed) for run in reference_runs)
+    assert all(
+        run.config == dataclasses.replace(degradation.LabConfig(), seed=run.config.seed) for run in reference_runs
+    )
     assert all(len(model.losses) == run.config.steps for run in reference_runs for model in run.models.values())
     final = [{name: model.final_loss for name, model in run.models.items()} for run in reference_runs]
     # Deeper plain nets fit the digits far worse on every seed (measured 18-30x) ...
@@ -98,38 +101,40 @@ def test_shipped_curves_show_degradation(reference_runs: list[lab.LabRun]) -> No
 
 def test_shipped_weights_reproduce_the_shipped_final_losses(
     digits: tuple[torch.Tensor, torch.Tensor],
-    reference_runs: list[lab.LabRun],
-    reference_models: dict[str, lab.ResNet],
+    reference_runs: list[degradation.LabRun],
+    reference_models: dict[str, ResNet],
 ) -> None:
     images, labels = digits
     assert list(reference_models) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
     for name, model in reference_models.items():
-        loss, error = lab.evaluate(model, images, labels)
+        loss, error = degradation.evaluate(model, images, labels)
         assert loss == pytest.approx(reference_runs[0].models[name].final_loss, rel=1e-4)
         assert error == reference_runs[0].models[name].final_error
 
 
 def test_shipped_nets_carry_a_card_whose_preprocessing_matches_the_loader(
-    digits: tuple[torch.Tensor, torch.Tensor], reference_models: dict[str, lab.ResNet]
+    digits: tuple[torch.Tensor, torch.Tensor], reference_models: dict[str, ResNet]
 ) -> None:
-    assert list(lab.reference_models()) == list(reference_models)
-    plain = lab.load_runs()[0].models["plain-56"]
-    assert f"training loss {plain.final_loss:.4f}, error {plain.final_error:.2%}" in lab.describe_reference("plain-56")
+    assert list(degradation.reference_models()) == list(reference_models)
+    plain = degradation.load_runs()[0].models["plain-56"]
+    assert f"training loss {plain.final_loss:.4f}, error {plain.final_error:.2%}" in degradation.describe_reference(
+        "plain-56"
+    )
     card = reference_models["resnet-56"].card
-    assert card.pretrained and card.categories == [str(digit) for digit in range(10)]
-    raw = digits[0][123] * lab.MNIST_STD + lab.MNIST_MEAN  # back to the file's 0-255 grey levels
+    assert card.pretrained and card.categories == tuple(str(digit) for digit in range(10))
+    raw = digits[0][123] * MNIST_STD + MNIST_MEAN  # back to the file's 0-255 grey levels
     photo = Image.fromarray((raw[0] * 255).round().to(torch.uint8).numpy(), mode="L").convert("RGB")
     assert torch.allclose(card.preprocess(photo), digits[0][123], atol=1e-5)
 
 
 def test_lesions_hurt_the_plain_net_far_more_than_the_residual_net(
-    digits: tuple[torch.Tensor, torch.Tensor], reference_models: dict[str, lab.ResNet]
+    digits: tuple[torch.Tensor, torch.Tensor], reference_models: dict[str, ResNet]
 ) -> None:
     images, labels = digits[0][::10], digits[1][::10]  # 50 digits per class keeps this fast
     blocks = ["layer2.4", "layer3.4"]  # away from the first blocks, which both nets need (Veit et al. 2016)
     drops = {}
     for name in ("plain-56", "resnet-56"):
-        study = lab.lesion_study(reference_models[name], images, labels, blocks)
+        study = degradation.lesion_study(reference_models[name], images, labels, blocks)
         drops[name] = [study.baseline - accuracy for accuracy in study.accuracy.values()]
     # Measured on all 5,000 digits: resnet-56 loses 1.1 and 0.9 points, plain-56 66 and 82.
     assert max(drops["resnet-56"]) < 0.05
@@ -138,11 +143,11 @@ def test_lesions_hurt_the_plain_net_far_more_than_the_residual_net(
 
 def test_lesion_swaps_in_the_shortcut_and_restores_the_block_even_on_error() -> None:
     for plain in (True, False):
-        model = lab.build_lab_model(20, plain, lab.LabConfig()).eval()
+        model = degradation.build_lab_model(20, plain, degradation.LabConfig()).eval()
         x = torch.randn(2, 1, 28, 28)
         before = model(x)
         block = model.layer2[0]
-        with pytest.raises(RuntimeError, match="inside"), lab.lesioned(model, "layer2.0"):
+        with pytest.raises(RuntimeError, match="inside"), degradation.lesioned(model, "layer2.0"):
             assert isinstance(model.layer2[0], ZeroPadShortcut)
             assert not torch.equal(model(x), before)
             raise RuntimeError("inside")
@@ -151,19 +156,19 @@ def test_lesion_swaps_in_the_shortcut_and_restores_the_block_even_on_error() -> 
 
 
 def test_lesion_rejects_unknown_blocks() -> None:
-    model = lab.build_lab_model(20, False, lab.LabConfig())
-    with pytest.raises(ValueError, match=r"layer1\.0"), lab.lesioned(model, "layer4.0"):
+    model = degradation.build_lab_model(20, False, degradation.LabConfig())
+    with pytest.raises(ValueError, match=r"layer1\.0"), degradation.lesioned(model, "layer4.0"):
         pass
 
 
 def test_gradient_explodes_towards_the_input_of_the_plain_net_only(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
     images, labels = digits[0][::39][:128], digits[1][::39][:128]
-    config = lab.LabConfig()
+    config = degradation.LabConfig()
     flows = {}
     for plain in (True, False):
-        model = lab.build_lab_model(56, plain, config).requires_grad_(not plain)  # a frozen model works too
+        model = degradation.build_lab_model(56, plain, config).requires_grad_(not plain)  # a frozen model works too
         buffers = {key: value.clone() for key, value in model.state_dict().items()}
-        flows[plain] = lab.gradient_flow(model, images, labels)
+        flows[plain] = degradation.gradient_flow(model, images, labels)
         # The caller's model is untouched: same BN statistics, no gradients, no hooks left behind.
         assert all(torch.equal(value, buffers[key]) for key, value in model.state_dict().items())
         assert all(p.grad is None for p in model.parameters())
@@ -182,28 +187,28 @@ def test_cli_writes_curves_weights_and_plot_that_load_back(
     tmp_path: Path, digits: tuple[torch.Tensor, torch.Tensor]
 ) -> None:
     parser = argparse.ArgumentParser()
-    lab.configure_parser(parser)
+    degradation.configure_parser(parser)
     options = "--depths 8 --widths 4 8 16 --steps 3 --seeds 0 --weights --out"
     args = parser.parse_args([*options.split(), str(tmp_path)])
-    assert lab.run_cli(args) == 0
+    assert degradation.run_cli(args) == 0
     assert (tmp_path / "curves.png").stat().st_size > 0
-    (run,) = lab.load_runs(tmp_path)
+    (run,) = degradation.load_runs(tmp_path)
     assert run.config == dataclasses.replace(SMALL, warmup=0)  # the default warm-up: a sixth of 3 steps
-    models = lab.load_lab_models(tmp_path)
+    models = degradation.load_lab_models(tmp_path)
     assert list(models) == list(run.models) == ["plain-8", "resnet-8"]
     for name, model in models.items():
         assert len(run.models[name].losses) == 3
-        assert lab.evaluate(model, *digits)[0] == pytest.approx(run.models[name].final_loss, rel=1e-5)
+        assert degradation.evaluate(model, *digits)[0] == pytest.approx(run.models[name].final_loss, rel=1e-5)
 
 
 def test_figures_render(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
     images, labels = digits[0][::50], digits[1][::50]
-    models = lab.build_lab_models(SMALL)
-    run = lab.run_lab(models, images, labels, SMALL)
-    curves = lab.plot_curves([run, run])
+    models = degradation.build_lab_models(SMALL)
+    run = degradation.run_lab(models, images, labels, SMALL)
+    curves = degradation.plot_curves([run, run])
     assert [ax.get_yscale() for ax in curves.axes] == ["log", "log"]
     assert [len(ax.lines) for ax in curves.axes] == [2, 2]  # one line per seed
-    flows = {name: lab.gradient_flow(model, images, labels) for name, model in models.items()}
-    lesions = {name: lab.lesion_study(model, images, labels) for name, model in models.items()}
-    for figure in (curves, lab.plot_gradient_flow(flows), lab.plot_lesion(lesions)):
+    flows = {name: degradation.gradient_flow(model, images, labels) for name, model in models.items()}
+    lesions = {name: degradation.lesion_study(model, images, labels) for name, model in models.items()}
+    for figure in (curves, degradation.plot_gradient_flow(flows), degradation.plot_lesion(lesions)):
         figure.savefig(io.BytesIO(), format="png")

@@ -5,13 +5,14 @@ from __future__ import annotations
 import gradio as gr
 import pytest
 from gradio_client import Client
+from PIL import Image
 
+from demo import degradation_tab
 from demo import handlers as h
-from demo import lab as lab_views
 from demo.catalog import LAB_WEIGHTS
-from demo.service import ModelCache
+from demo.model_cache import ModelCache
 
-from .conftest import ROOT
+from .conftest import ROOT, read_png
 
 DIGITS = ROOT / "assets" / "digits"
 
@@ -22,7 +23,7 @@ def cache():
 
 
 def test_reference_run_is_shown_at_once():
-    figure, text = lab_views.reference_view()
+    figure, text = degradation_tab.reference_view()
     assert len(figure.axes) == 2 and all(axis.lines for axis in figure.axes)
     for name in ("plain-20", "plain-56", "resnet-20", "resnet-56"):
         assert name in text
@@ -30,34 +31,47 @@ def test_reference_run_is_shown_at_once():
 
 
 def test_gradient_view_plots_every_model():
-    figure = lab_views.gradient_view()
+    figure = degradation_tab.gradient_view()
     assert len(figure.axes[0].lines) == 4
 
 
 def test_live_run_streams_then_summarises():
-    updates = list(lab_views.run_live(20, 32, 50))
+    updates = list(degradation_tab.run_live(20, 32, 50))
     assert len(updates) >= 4
     assert "s left" in updates[0][1]
     final = updates[-1][1]
     assert final.startswith("done in") and all(n in final for n in ("plain-20", "plain-32", "resnet-20", "resnet-32"))
     with pytest.raises(gr.Error, match="two different depths"):
-        next(lab_views.run_live(56, 20, 100))
+        next(degradation_tab.run_live(56, 20, 100))
     with pytest.raises(gr.Error, match="steps"):
-        next(lab_views.run_live(20, 56, 5000))
+        next(degradation_tab.run_live(20, 56, 5000))
 
 
 def test_digit_nets_open_in_the_feature_and_cam_views():
     outputs = h.analyze_image(str(DIGITS / "digit_7.png"), "resnet-56", LAB_WEIGHTS, stage="layer4", cam_layer="layer4")
-    label, status, crop, _, block, cam, cam_class, *_, session = outputs
+    label, status, crop, _, cam, *_, state = outputs
+    block, cam_class = h.refresh_controls(state, "layer4")
     cost_md = h.cost_views("resnet-56", LAB_WEIGHTS)[0]
-    assert next(iter(label["value"])) == "7 (7)" and "UNTRAINED" not in label["label"]
+    assert next(iter(label)) == "7 (7)" and "UNTRAINED" not in status
     assert "degradation lab" in status
-    assert crop.size == (28, 28) and cam.shape == (28, 28, 3)
+    assert Image.open(crop).size == (28, 28) and read_png(cam).shape == (28, 28, 3)
     assert cam_class["choices"][7] == "7: 7" and len(cam_class["choices"]) == 10
     assert block["choices"][1:] == [f"layer3.{i}" for i in range(9)]  # layer4 falls back to the deepest stage
-    assert session.cam_layer == "layer3" and "28x28" in cost_md
-    weights_update, facts = h.on_arch("plain-56")
-    assert weights_update["value"] == LAB_WEIGHTS and "training loss" in facts
+    assert state["cam_layer"] == "layer3" and "28x28" in cost_md
+    weights_update, facts, stage, _ = h.on_arch("plain-56")
+    assert weights_update["value"] == LAB_WEIGHTS and "training loss" in facts and stage["value"] == "layer3"
+
+
+def test_live_training_is_off_on_a_space_unless_turned_on(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/resnet-explorer")
+    monkeypatch.delenv(degradation_tab.ENV_LIVE_TRAINING, raising=False)
+    with pytest.raises(gr.Error, match="Live training is off"):
+        next(degradation_tab.run_live(20, 32, 50))
+    monkeypatch.setenv(degradation_tab.ENV_LIVE_TRAINING, "1")
+    assert degradation_tab.live_training_allowed()
+    monkeypatch.delenv("SPACE_ID")
+    monkeypatch.delenv(degradation_tab.ENV_LIVE_TRAINING)
+    assert degradation_tab.live_training_allowed()
 
 
 def test_lab_endpoints_through_gradio_client():

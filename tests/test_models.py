@@ -7,8 +7,9 @@ import timm
 import torch
 import torchvision
 
-from resnet_core import ARCHITECTURES, cifar_resnet, list_models
+from resnet_core import ARCHITECTURES, cifar_spec, list_models
 from resnet_core.architectures import build
+from resnet_core.hooks import forward_hooks
 from resnet_core.models import BasicBlock, ResNet
 
 from .conftest import randomize_batchnorm
@@ -83,10 +84,10 @@ def test_plain_twin_is_the_same_network_without_shortcuts(depth):
 
 def test_cifar_networks_take_any_channel_count_and_shortcut_option():
     for shortcut in ("A", "B"):
-        model = cifar_resnet(20, widths=(8, 16, 32), shortcut=shortcut, in_chans=1).eval()
+        model = build(cifar_spec(20, widths=(8, 16, 32), shortcut=shortcut, labels="digits", in_chans=1)).eval()
         assert model(torch.randn(2, 1, 28, 28)).shape == (2, 10)
     with pytest.raises(ValueError, match="6n\\+2"):
-        cifar_resnet(21)
+        cifar_spec(21)
 
 
 def test_bad_arguments_raise_value_errors():
@@ -96,3 +97,19 @@ def test_bad_arguments_raise_value_errors():
         ResNet(BasicBlock, [1, 1, 1, 1], stem_type="huge")
     with pytest.raises(ValueError, match="groups"):
         BasicBlock(64, 64, groups=32)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50d", "resnest50d", "cifar10_resnet20"])
+def test_feature_info_matches_real_activation_shapes(name):
+    model = build(name).eval()
+    size = ARCHITECTURES[name].label_space.preprocess.crop_size
+    shapes = {}
+    hooks = [(stage.module, lambda m, a, out, stage=stage: shapes.__setitem__(stage.name, out.shape))
+             for stage in model.feature_info]  # fmt: skip
+    with torch.no_grad(), forward_hooks(model, hooks):
+        model(torch.zeros(1, 3, size, size))
+    for stage in model.feature_info:
+        assert shapes[stage.name][1:] == (stage.channels, size // stage.reduction, size // stage.reduction)
+        assert [f"{stage.name}.{i}" for i in range(len(stage.blocks))] == list(stage.blocks)
+    assert model.block_names() == [b for s in model.feature_info for b in s.blocks]
+    assert len(model.block_names()) == ARCHITECTURES[name].num_blocks

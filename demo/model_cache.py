@@ -14,8 +14,9 @@ from collections import OrderedDict
 import torch
 
 from .catalog import RANDOM_INIT, LoadedModel, source_of
+from .sessions import release_memory
 
-__all__ = ["ModelCache", "default_device"]
+__all__ = ["ENV_CACHE_SIZE", "ENV_DEVICE", "ModelCache", "default_device"]
 
 ENV_DEVICE = "RESNET_EXPLORER_DEVICE"
 ENV_CACHE_SIZE = "RESNET_EXPLORER_CACHE_SIZE"
@@ -43,30 +44,40 @@ class ModelCache:
         with self._guard:
             return list(self._models)
 
-    def get(self, arch: str, weights: str) -> LoadedModel:
-        """The model for ``arch`` with ``weights``: one of its source's weight choices, or ``DEFAULT``."""
-        key = (arch, weights)
+    def _cached(self, key: tuple[str, str]) -> LoadedModel | None:
         with self._guard:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
+        return None
+
+    def get(self, arch: str, weights: str) -> LoadedModel:
+        """The model for ``arch`` with ``weights``: one of its source's weight choices."""
+        key = (arch, weights)
+        cached = self._cached(key)
+        if cached is not None:
+            return cached
+        with self._guard:
             loading = self._loading.setdefault(key, threading.Lock())
         with loading:  # two sessions asking for the same new model build it once
-            with self._guard:
-                if key in self._models:
-                    self._models.move_to_end(key)
-                    return self._models[key]
+            cached = self._cached(key)
+            if cached is not None:
+                return cached
+            evicted = False
             try:
                 loaded = self._load(arch, weights)
+                if loaded.pretrained or weights == RANDOM_INIT:
+                    with self._guard:  # inserted before the loading lock is dropped: no third build
+                        self._models[key] = loaded
+                        while len(self._models) > self.capacity:
+                            self._models.popitem(last=False)
+                            evicted = True
             finally:
                 with self._guard:
                     self._loading.pop(key, None)
-            if loaded.pretrained or weights == RANDOM_INIT:
-                with self._guard:
-                    self._models[key] = loaded
-                    while len(self._models) > self.capacity:
-                        self._models.popitem(last=False)
-            return loaded
+        if evicted:
+            release_memory()
+        return loaded
 
     def _load(self, arch: str, weights: str) -> LoadedModel:
         source = source_of(arch)

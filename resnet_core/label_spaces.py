@@ -1,0 +1,59 @@
+"""What a network's outputs mean and how its input must look: ImageNet-1k, CIFAR-10, or the lab's digits.
+
+A label space travels with every architecture, so an untrained CIFAR-10 net still gets 32x32 inputs and its ten
+class names, and so networks of different label spaces are never compared class by class.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torchvision.models as tvm
+from torchvision.transforms import InterpolationMode
+
+from .preprocess import Preprocess
+
+__all__ = ["CIFAR10", "DIGITS", "IMAGENET", "LABEL_SPACES", "LabelSpace", "label_space"]
+
+# Statistics of the full 60k MNIST training set, the usual normalisation for these digits.
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+
+
+@dataclass(frozen=True)
+class LabelSpace:
+    key: str
+    name: str
+    categories: tuple[str, ...]
+    preprocess: Preprocess  # what an untrained net of this space is fed; published weights bring their own
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.categories)
+
+
+IMAGENET = LabelSpace(
+    "imagenet", "ImageNet-1k", tuple(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]), Preprocess()
+)
+# The CIFAR-10 nets were trained on 32x32 images scaled to [0, 1] with ImageNet's mean and std. A photo becomes
+# such an image by a centre square crop and an antialiased bicubic resize; squashing the whole photo instead
+# changes answers (rocket.jpg turns from a ship into a truck).
+CIFAR10 = LabelSpace(
+    "cifar10",
+    "CIFAR-10",
+    ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"),
+    Preprocess(crop_size=32, resize_size=32, interpolation=InterpolationMode.BICUBIC),
+)
+DIGITS = LabelSpace(
+    "digits",
+    "MNIST digits",
+    tuple(str(digit) for digit in range(10)),
+    Preprocess(crop_size=28, resize_size=28, mean=(MNIST_MEAN,), std=(MNIST_STD,), grayscale=True),
+)
+LABEL_SPACES: dict[str, LabelSpace] = {space.key: space for space in (IMAGENET, CIFAR10, DIGITS)}
+
+
+def label_space(key: str) -> LabelSpace:
+    try:
+        return LABEL_SPACES[key]
+    except KeyError:
+        raise ValueError(f"unknown label space {key!r}; expected one of {list(LABEL_SPACES)}") from None
