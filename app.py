@@ -9,7 +9,7 @@ import torch
 
 from demo import build_demo
 from demo.handlers import configure
-from demo.layout import MAX_UPLOAD
+from demo.layout import MAX_UPLOAD, PIXELATED
 from demo.model_cache import ModelCache
 
 # Uploads above this are refused by Gradio before any decoding (documented in the README).
@@ -43,6 +43,7 @@ def serve(argv: list[str] | None = None, block: bool = True):
         server_port=args.port,
         share=args.share,
         max_file_size=MAX_FILE_SIZE,
+        css=PIXELATED,
         prevent_thread_lock=not block,
         quiet=not block,
     )

@@ -59,7 +59,7 @@ def configure(cache: ModelCache, store: AnalysisStore | None = None) -> None:
         _results = store or AnalysisStore()
 
 
-def _user_error(message: str) -> gr.Error:
+def user_error(message: str) -> gr.Error:
     """A message for the user; no server-side traceback, since nothing is broken."""
     return gr.Error(message, print_exception=False)
 
@@ -70,7 +70,7 @@ def _user_error(message: str) -> gr.Error:
 def _source(arch: str) -> ModelSource:
     source = source_of(arch)
     if source is None:
-        raise _user_error(f"Unknown architecture {arch!r}: pick one from the Depth / variant list.")
+        raise user_error(f"Unknown architecture {arch!r}: pick one from the Depth / variant list.")
     return source
 
 
@@ -81,7 +81,7 @@ def _weights(arch: str, weights: str | None) -> str:
         return source.default_choice(arch)
     choices = source.weight_choices(arch)
     if weights not in choices:
-        raise _user_error(f"{arch} has no weights named {weights!r}; choose one of: {', '.join(choices)}.")
+        raise user_error(f"{arch} has no weights named {weights!r}; choose one of: {', '.join(choices)}.")
     return weights
 
 
@@ -98,7 +98,7 @@ def model_facts(arch: str, weights: str) -> str:
 
 def on_family(family: str):
     if family not in FAMILIES:
-        raise _user_error(f"Unknown family {family!r}; choose one of: {', '.join(FAMILIES)}.")
+        raise user_error(f"Unknown family {family!r}; choose one of: {', '.join(FAMILIES)}.")
     arch = architectures_of(family)[0]
     return gr.update(choices=architectures_of(family), value=arch), *on_arch(arch)
 
@@ -124,7 +124,7 @@ def _image_path(image: str | dict | None) -> str:
     if isinstance(image, dict):
         image = image.get("path")
     if not image:
-        raise _user_error("Upload a photo (or pick an example) first.")
+        raise user_error("Upload a photo (or pick an example) first.")
     return str(image)
 
 
@@ -138,7 +138,7 @@ def _run(state: TabState) -> tuple[Stored, str]:
         with loaded.lock:  # the analysis hooks the shared module
             result = analyze(loaded.model, state["image"], topk=state["topk"], cam_layer=state["cam_layer"])
     except ValueError as error:  # the only input analyze can reject at this point is the image itself
-        raise _user_error(f"Could not read the image: {error}") from None
+        raise user_error(f"Could not read the image: {error}") from None
     cam = result.cam
     if state["cam_class"] >= 0 and state["cam_class"] != result.cam_class:
         cam = result.cam_for(state["cam_class"], state["cam_layer"])
@@ -146,10 +146,10 @@ def _run(state: TabState) -> tuple[Stored, str]:
     return Stored(result, cam, 0.0), loaded.status
 
 
-def _stored(state: TabState | None) -> tuple[TabState, Stored]:
+def stored_analysis(state: TabState | None) -> tuple[TabState, Stored]:
     """The tab's analysis: from the store, or recomputed once it has expired."""
     if not state:
-        raise _user_error("Run an analysis first.")
+        raise user_error("Run an analysis first.")
     stored = results().get(state["token"])
     return state, stored if stored is not None else _run(state)[0]
 
@@ -185,7 +185,7 @@ def analyze_image(
     path = _image_path(image)
     weights = _weights(arch, weights)
     if not 1 <= int(topk) <= 100:
-        raise _user_error(f"Top-k must lie between 1 and 100, got {topk}.")
+        raise user_error(f"Top-k must lie between 1 and 100, got {topk}.")
     progress(0.1, desc=f"loading {arch} ({weights})")
     state = TabState(
         token=new_token(), arch=arch, weights=weights, image=path, topk=int(topk), cam_class=-1,
@@ -211,7 +211,7 @@ def analyze_image(
 
 def refresh_controls(state: TabState | None, stage: str | None):
     """UI plumbing after an analysis: the block list and the class list of the model that ran."""
-    state, stored = _stored(state)
+    state, stored = stored_analysis(state)
     result = stored.result
     classes = class_choices(result)
     return (
@@ -257,10 +257,10 @@ def _class_index(choice: str | int | None, fallback: int, categories: tuple[str,
         else:
             names = [i for i, name in enumerate(categories) if name.lower() == str(choice).strip().lower()]
             if not names:
-                raise _user_error(f"Unknown class {choice!r}: pick one of the {len(categories)} names or a number.")
+                raise user_error(f"Unknown class {choice!r}: pick one of the {len(categories)} names or a number.")
             index = names[0]
     if not 0 <= index < len(categories):
-        raise _user_error(f"Class {index} does not exist: this network has classes 0 to {len(categories) - 1}.")
+        raise user_error(f"Class {index} does not exist: this network has classes 0 to {len(categories) - 1}.")
     return index
 
 
@@ -288,7 +288,7 @@ def cost_views(arch: str, weights: str):
 
 def show_features(state: TabState | None, stage: str, block: str, channels: int, sort: str):
     """Grid for a stage or block; switching stage resets the block list."""
-    _, stored = _stored(state)
+    _, stored = stored_analysis(state)
     choices = _block_choices(stored.result, stage)
     block = block if block in choices else STAGE_OUTPUT
     grid, _ = feature_grid(_feature(stored.result, stage, block), _channels(channels), sort)
@@ -297,13 +297,13 @@ def show_features(state: TabState | None, stage: str, block: str, channels: int,
 
 def _channels(channels: float | None) -> int:
     if channels is None or not int(channels) >= 1:
-        raise _user_error("Channels shown must be a whole number of at least 1.")
+        raise user_error("Channels shown must be a whole number of at least 1.")
     return int(channels)
 
 
 def channel_at(state: TabState | None, stage: str, block: str, channels: int, sort: str, x: int, y: int) -> int | None:
     """The channel under pixel (x, y) of the grid that ``feature_grid`` drew with the same settings; None on a gap."""
-    _, stored = _stored(state)
+    _, stored = stored_analysis(state)
     _, order = feature_grid(_feature(stored.result, stage, block), _channels(channels), sort)
     index = grid_index(len(order), x, y)
     return None if index is None else order[index]
@@ -318,10 +318,10 @@ def on_grid_select(state, stage, block, channels, sort, event: gr.SelectData):
 
 
 def show_channel(state: TabState | None, stage: str, block: str, channel: float | None) -> Figure:
-    _, stored = _stored(state)
+    _, stored = stored_analysis(state)
     feature = _feature(stored.result, stage, block)
     if channel is None:
-        raise _user_error(f"Type a channel number from 0 to {feature.shape[0] - 1}.")
+        raise user_error(f"Type a channel number from 0 to {feature.shape[0] - 1}.")
     channel = min(max(int(channel), 0), feature.shape[0] - 1)
     where = _stage(stored.result, stage) if block in (None, STAGE_OUTPUT) else block
     return channel_figure(feature, channel, f"{where}, channel {channel} of {feature.shape[0]}")
@@ -332,11 +332,11 @@ def retarget_cam(state: TabState | None, class_choice: str | int | None, cam_lay
 
     The network is the one the tab last analysed (its results say which), whatever the pickers show now.
     """
-    state, stored = _stored(state)
+    state, stored = stored_analysis(state)
     result = stored.result
     index = _class_index(class_choice, state["cam_class"], result.card.categories)
     if cam_layer not in result.cam_layers:
-        raise _user_error(f"{result.card.arch.name} has no stage {cam_layer!r}; choose one of {result.cam_layers}.")
+        raise user_error(f"{result.card.arch.name} has no stage {cam_layer!r}; choose one of {result.cam_layers}.")
     cam = result.cam_for(index, cam_layer)  # only the tail after cam_layer runs, without hooks: no lock needed
     state = TabState(**{**state, "cam_class": index, "cam_layer": cam_layer})
     results().put(state["token"], result, cam)
@@ -344,7 +344,7 @@ def retarget_cam(state: TabState | None, class_choice: str | int | None, cam_lay
 
 
 def set_opacity(state: TabState | None, opacity: float) -> str:
-    _, stored = _stored(state)
+    _, stored = stored_analysis(state)
     return png_path(cam_overlay(stored.result.crop, stored.cam, opacity))
 
 

@@ -56,7 +56,7 @@ def _encode_png(image: np.ndarray | Image.Image) -> bytes:
     elif not isinstance(image, Image.Image):
         raise TypeError(f"expected a numpy array or a PIL image, got {type(image).__name__}")
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=1)  # 3-4x faster to encode than the default 6; a few % larger
     return buffer.getvalue()
 
 

@@ -9,7 +9,7 @@ import gradio as gr
 from resnet_core import get_arch
 from resnet_core.assets import ASSETS_DIR
 
-from . import catalog, degradation_tab
+from . import catalog, cifar10_tab, degradation_tab
 from . import handlers as h
 
 PHOTOS = ASSETS_DIR / "photos"
@@ -22,6 +22,9 @@ DEFAULT_ARCH = "resnet50"
 # that only redraw stored results are cheap and keep Gradio's default.
 NETWORK = "network"
 NETWORK_CONCURRENCY = 2
+# A 32x32 or 28x28 input is shown enlarged with its pixels kept sharp, so the user sees what the net saw
+# (Gradio 6 takes css at launch: app.py passes it).
+PIXELATED = ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 
 
 def build_demo() -> gr.Blocks:
@@ -59,7 +62,11 @@ def build_demo() -> gr.Blocks:
             gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
             gr.Examples([[str(path)] for path in sorted(DIGITS.glob("*.png"))], inputs=[image],
                         label=f"Digits, for the {catalog.LAB_FAMILY} family")  # fmt: skip
-        gallery = sorted(CIFAR10_GALLERY.glob("*.png"))
+        # One of every class per page of 10: the first example of each class, then the second, ...
+        by_class: dict[str, list[Path]] = {}
+        for path in sorted(CIFAR10_GALLERY.glob("*.png")):
+            by_class.setdefault(path.stem.rsplit("_", 1)[0], []).append(path)
+        gallery = [path for rank in zip(*by_class.values(), strict=False) for path in rank]
         if gallery:
             gr.Examples([[str(path)] for path in gallery], inputs=[image], examples_per_page=10,
                         label="CIFAR-10 test images (Krizhevsky 2009), for the CIFAR-10 family")  # fmt: skip
@@ -73,12 +80,18 @@ def build_demo() -> gr.Blocks:
                     sort = gr.Radio(["mean", "index"], value="mean", label="Order channels by")
                 with gr.Row():
                     crop = gr.Image(
-                        label="What the network saw (after resize and crop)", interactive=False, format="png"
+                        label="What the network saw (after resize and crop)",
+                        interactive=False,
+                        format="png",
+                        height=320,
+                        elem_classes="pixelated",
                     )
                     grid = gr.Image(
                         label="Channels, strongest mean activation first (click one)",
                         interactive=False,
                         format="png",
+                        height=320,
+                        elem_classes="pixelated",
                         elem_id="feature-grid",
                     )
                 with gr.Row():
@@ -91,7 +104,12 @@ def build_demo() -> gr.Blocks:
                     cam_layer = gr.Radio(stage_update["choices"], value=stage_update["value"], label="Layer")
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heat-map opacity")
                 cam = gr.Image(
-                    label="Grad-CAM on the crop the network saw", interactive=False, format="png", elem_id="cam"
+                    label="Grad-CAM on the crop the network saw",
+                    interactive=False,
+                    format="png",
+                    height=320,
+                    elem_classes="pixelated",
+                    elem_id="cam",
                 )
             with gr.Tab("Cost"):
                 cost_md = gr.Markdown()
@@ -107,6 +125,26 @@ def build_demo() -> gr.Blocks:
                     x_label_angle=-90,
                     height=320,
                 )
+            with gr.Tab("CIFAR-10 test set"):
+                gr.Markdown(
+                    "The paper's own trained CIFAR-10 ResNets (section 4.2) across real test images. Pick the "
+                    "**CIFAR-10** family, analyse a photo (or a CIFAR-10 example), then look here. One pass over "
+                    "the test images per network feeds all three views and is cached on disk."
+                )
+                with gr.Row():
+                    residual_stats = gr.Button("Residual ratios: test set vs your photo")
+                    lesion_cifar = gr.Button("Delete each block in turn")
+                test_md = gr.Markdown()
+                test_plot = gr.Plot(label="Across the test images")
+                gr.Markdown("**What a channel responds to**: the test images that excite it most and least.")
+                with gr.Row():
+                    example_block = gr.Dropdown([], label="Block", allow_custom_value=True)
+                    example_channel = gr.Number(0, label="Channel", precision=0, minimum=0)
+                    show_examples = gr.Button("Show test images")
+                examples_md = gr.Markdown()
+                with gr.Row():
+                    most = gr.Image(label="Excite it most (strongest first)", interactive=False, format="png")
+                    least = gr.Image(label="Excite it least", interactive=False, format="png")
             with gr.Tab("Degradation lab") as degradation_lab:
                 gr.Markdown(
                     "The paper's central experiment, on a CPU: plain networks get *worse on their own training "
@@ -151,13 +189,16 @@ def build_demo() -> gr.Blocks:
         private = {"api_visibility": "private"}
         network = {"concurrency_id": NETWORK, "concurrency_limit": NETWORK_CONCURRENCY}
         pickers = [weights, facts_md, stage, cam_layer]
-        family.change(h.on_family, family, [arch, *pickers], **private)
-        arch.input(h.on_arch, arch, pickers, **private)
-        weights.input(h.model_facts, [arch, weights], facts_md, **private)
+        # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights.
+        # The cost views follow each pick (.then), so they never read an architecture with its old weights.
         cost_outputs = [cost_md, cost_plot, cost_table]
         demo.load(h.cost_views, [arch, weights], cost_outputs, api_name="costs")
-        arch.change(h.cost_views, [arch, weights], cost_outputs, **private)
-        weights.change(h.cost_views, [arch, weights], cost_outputs, **private)
+        for picked in (
+            family.change(h.on_family, family, [arch, *pickers], queue=False, **private),
+            arch.input(h.on_arch, arch, pickers, queue=False, **private),
+            weights.input(h.model_facts, [arch, weights], facts_md, queue=False, **private),
+        ):
+            picked.then(h.cost_views, [arch, weights], cost_outputs, **private)
         run.click(
             h.analyze_image,
             [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity],
@@ -178,6 +219,13 @@ def build_demo() -> gr.Blocks:
         cam_layer.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], **private,
                         **network)  # fmt: skip
         opacity.input(h.set_opacity, [session, opacity], cam, **private)
+        residual_stats.click(cifar10_tab.residual_view, session, [test_plot, test_md], api_name="cifar10_residuals",
+                             **network)  # fmt: skip
+        lesion_cifar.click(cifar10_tab.lesion_view, session, [test_plot, test_md], api_name="cifar10_lesion",
+                           concurrency_id="lab", concurrency_limit=1)  # fmt: skip
+        show_examples.click(cifar10_tab.examples_view, [session, example_block, example_channel],
+                            [most, least, examples_md], api_name="cifar10_examples", **network)  # fmt: skip
+        session.change(cifar10_tab.block_choices, session, example_block, **private)
         degradation_lab.select(
             degradation_tab.reference_view, None, [reference_plot, reference_md], api_name="lab_reference"
         )

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from .attribution import grad_cam
 from .create import ModelCard, card
+from .dataset_probe import residual_terms
 from .hooks import forward_hooks
 from .models import ResNet
 from .preprocess import load_image
@@ -125,9 +126,7 @@ def analyze(
                 if shortcut is None:
                     stats[block] = (None, None, zeros, False)
                     return
-                # Three BLAS dot products give both norms and the cosine in single passes over memory.
-                f, s = residual.reshape(-1), shortcut.reshape(-1)
-                ff, ss, fs = float(f.dot(f)), float(s.dot(s)), float(f.dot(s))
+                ff, ss, fs = (float(term[0]) for term in residual_terms(residual, shortcut))
                 # An all-zero shortcut (a constant image can do that) has no direction: report "not applicable".
                 ratio = (ff / ss) ** 0.5 if ss > 0 else None
                 cosine = fs / (ff * ss) ** 0.5 if ff > 0 and ss > 0 else None

@@ -6,6 +6,10 @@ import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Probes the app caches on disk go to a folder of this run, not the user's ~/.cache.
+os.environ["RESNET_EXPLORER_CACHE"] = __import__("tempfile").mkdtemp(prefix="resnet-explorer-tests-")
+# The full CIFAR-10 test set is for benchmarks: tests use what the repository ships, on every machine.
+os.environ.pop("RESNET_EXPLORER_CIFAR10", None)
 
 import socket
 from pathlib import Path

@@ -1,0 +1,170 @@
+"""The paper's trained CIFAR-10 nets in the app: offline, every view filled, and the test-set views computed."""
+
+from __future__ import annotations
+
+import shutil
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from PIL import Image
+
+import app as app_module
+from demo import cifar10_tab
+from demo import handlers as h
+from demo.model_cache import ModelCache
+from resnet_core import cifar10, create_model
+from resnet_core.analysis import analyze
+from resnet_core.dataset_probe import probe_dataset
+from resnet_core.lesion import lesioned
+
+from .conftest import ROOT, free_port, read_png
+
+SCREENSHOTS = ROOT / "screenshots"  # git-ignored: look at them after a run
+CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cache():
+    h.configure(ModelCache(capacity=3, device="cpu"))
+
+
+def test_trained_net_loads_offline_and_sees_a_cat(photos, torch_home):
+    """No network, an empty TORCH_HOME: the shipped copy delivers, hash-checked."""
+    model = create_model("cifar10_resnet56", weights="DEFAULT")
+    assert model.card.pretrained and model.card.source.startswith("shipped with ResNet Explorer")
+    assert not any(torch_home.rglob("*.th"))
+    result = analyze(model, photos / "chelsea.png")
+    assert result.topk[0][1] == "cat" and result.crop.size == (32, 32)
+
+
+def test_every_view_for_a_cat_example():
+    label, status, crop, grid, cam, rows, summary, state = h.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
+    assert max(label, key=label.get).startswith("cat") and "UNTRAINED" not in status
+    assert read_png(crop).shape == (32, 32, 3) and read_png(cam).shape == (32, 32, 3) and read_png(grid).size
+    assert len(rows) == 27 and "27 blocks" in summary  # 3 stages of 9 residual blocks, each with a ratio
+    cost_md, _, cost_rows = h.cost_views("cifar10_resnet56", "DEFAULT")
+    assert "32x32" in cost_md and len(cost_rows) == 29  # stem, 27 blocks, head
+    block, classes = h.refresh_controls(state, None)
+    assert classes["value"] == "3: cat" and block["choices"][-1] == "layer3.8"
+
+
+def test_test_set_views_come_from_one_probe_of_the_shipped_images():
+    *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    figure, text = cifar10_tab.residual_view(state)
+    images, _, _ = cifar10.load_subset()
+    model = h.models().get("cifar10_resnet20", "DEFAULT").model
+    probe = probe_dataset(model, cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std))
+    medians = probe.median_ratios()
+    assert list(figure.axes[0].lines[0].get_ydata()) == pytest.approx(list(medians.values()))
+    assert "500 CIFAR-10 test images" in text and "layer3" in text
+    # Independent check of one block's ratio: F(x) and x recomputed by hand for image 0.
+    block = model.layer2[1]
+    with torch.no_grad():
+        x = model.layer2[0](model.layer1(model.stem(cifar10.to_batch(images[:1], *_norm(model)))))
+        residual = block.bn2(block.conv2(block.relu(block.bn1(block.conv1(x)))))
+    assert float(probe.residual_ratios["layer2.1"][0]) == pytest.approx(float(residual.norm() / x.norm()), rel=1e-4)
+
+    most, _, text = cifar10_tab.examples_view(state, "layer3.2", 5)
+    top, bottom = probe.extremes("layer3.2", 5)
+    means = probe.channel_means["layer3.2"][:, 5]
+    assert means[top[0]] == means.max() and means[bottom[0]] == means.min()
+    tiles = read_png(most)
+    assert np.array_equal(tiles[2:98, 2:98], images[top[0]].repeat(3, 0).repeat(3, 1))
+    with pytest.raises(gr.Error, match="channels 0 to 63"):
+        cifar10_tab.examples_view(state, "layer3.2", 64)
+
+
+def test_lesion_view_measures_accuracy_with_each_block_deleted():
+    *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    figure, text = cifar10_tab.lesion_view(state)
+    model = h.models().get("cifar10_resnet20", "DEFAULT").model
+    images, _, _ = cifar10.load_subset()
+    inputs = cifar10.to_batch(images[:100], *_norm(model))
+    accuracy = dict(zip(figure.axes[0].lines[0].get_xdata(), figure.axes[0].lines[0].get_ydata(), strict=True))
+    assert len(accuracy) == 9 and "intact" in text
+    # A deleted downsampling block really changes the answers (its shortcut alone cannot stand in for it).
+    with torch.no_grad(), lesioned(model, "layer2.0"):
+        lesioned_predictions = model(inputs).argmax(1)
+    with torch.no_grad():
+        assert (model(inputs).argmax(1) != lesioned_predictions).any()
+    assert min(accuracy.values()) < 0.9 * max(accuracy.values())
+
+
+def test_imagenet_analysis_is_refused_with_a_sentence(photos):
+    *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", "random init")
+    with pytest.raises(gr.Error, match="CIFAR-10 family"):
+        cifar10_tab.residual_view(state)
+    assert cifar10_tab.block_choices(state)["choices"] == []
+
+
+def test_cifar10_through_gradio_client():
+    port = free_port()
+    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        label, *_ = client.predict(handle_file(str(CAT)), "cifar10_resnet56", "DEFAULT", api_name="/analyze")
+        assert label["label"] == "cat (3)"
+        overlay = client.predict("5: dog", "layer2", 0.5, api_name="/cam")
+        assert read_png(overlay).shape == (32, 32, 3)
+        plot, text = client.predict(api_name="/cifar10_residuals")
+        assert "cifar10_resnet56" in text and plot["type"] == "matplotlib"
+        most, _, text = client.predict("layer3.8", 0, api_name="/cifar10_examples")
+        assert Image.open(most).size == (300, 300) and "Most:" in text
+    finally:
+        demo.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_cifar10_in_a_real_browser(tmp_path):
+    """Pick CIFAR-10 / cifar10_resnet56, click a cat example, Analyze: top-1 cat, every tab filled, no error."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    SCREENSHOTS.mkdir(exist_ok=True)
+    port = free_port()
+    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    try:
+        with playwright.sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"http://127.0.0.1:{port}/")
+            for label, value in (("Family", "CIFAR-10"), ("Depth / variant", "cifar10_resnet56")):
+                box = page.get_by_label(label)
+                box.click()
+                page.get_by_role("option", name=value, exact=True).click()
+            page.wait_for_function("() => document.body.innerText.includes('cifar10_resnet56 · CIFAR-10')",
+                                   timeout=30_000)  # fmt: skip
+            page.locator(f"img[src*='{CAT.name}']").first.click()  # the example in the CIFAR-10 gallery
+            page.wait_for_timeout(500)
+            page.get_by_role("button", name="Analyze").click()
+            page.wait_for_function(
+                "() => document.querySelector('#predictions')?.innerText.includes('cat (3)')", timeout=120_000
+            )
+            lines = page.locator("#predictions").inner_text().split()
+            assert lines[:3] == ["Predictions", "cat", "(3)"] and lines[5] == "100%"  # headline, then top-1 at p = 1.00
+            page.wait_for_selector("#feature-grid img", timeout=60_000)
+            shots = []
+            for tab in ("Grad-CAM", "Cost", "Residuals", "CIFAR-10 test set"):
+                page.get_by_role("tab", name=tab).click()
+                if tab == "Grad-CAM":
+                    page.wait_for_selector("#cam img", timeout=60_000)
+                    assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 32
+                if tab == "CIFAR-10 test set":
+                    page.get_by_role("button", name="Residual ratios: test set vs your photo").click()
+                    page.wait_for_function("() => document.body.innerText.includes('Median per stage')",
+                                           timeout=120_000)  # fmt: skip
+                shots.append(SCREENSHOTS / f"cifar10_{tab.replace(' ', '_')}.png")
+                page.screenshot(path=str(shots[-1]), full_page=True)
+            assert "Error" not in page.locator("body").inner_text()
+            assert all(Image.open(shot).size[0] == 1400 for shot in shots)
+            browser.close()
+    finally:
+        demo.close()
+
+
+def _norm(model):
+    return model.card.preprocess.mean, model.card.preprocess.std
