@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(f"{arch} has no published CIFAR-10 weights with the paper's figure; try {', '.join(ARCHS)}")
 
     start = time.perf_counter()
-    test_set = load_test_set(args.data, download=args.download)
+    try:
+        test_set = load_test_set(args.data, download=args.download)
+    except FileNotFoundError as error:
+        parser.error(f"{error} (here: --data DIR, and --download to let torchvision fetch it)")
     if not args.json:
         print(f"{'architecture':<18} {'test error':>17} {'paper':>6} {'published':>9} {'subset':>7} {'pinned':>6} "
               f"{'seconds':>7}  weights")  # fmt: skip

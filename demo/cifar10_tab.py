@@ -27,6 +27,7 @@ from .image_outputs import png_path
 from .sessions import TabState
 
 ENV_CACHE = "RESNET_EXPLORER_CACHE"
+PER_PAGE = 20  # test images per page when browsing a class
 TILE = 96  # a 32x32 test image shown at 3x
 
 
@@ -129,17 +130,6 @@ def examples_view(state: TabState | None, block: str, channel: float | None, pro
     return tiles(top), tiles(bottom), text
 
 
-def block_choices(state: TabState | None):
-    """The blocks of the analysed net for the examples picker (none unless it is a CIFAR-10 net)."""
-    if not state:
-        return gr.update(choices=[], value=None)
-    _, stored = stored_analysis(state)
-    if stored.result.card.label_space.key != "cifar10":
-        return gr.update(choices=[], value=None)
-    blocks = list(stored.result.blocks)
-    return gr.update(choices=blocks, value=blocks[-1])
-
-
 def lesion_view(state: TabState | None, progress: gr.Progress = gr.Progress()):  # noqa: B008
     """Test accuracy with each block's residual branch deleted (its shortcut kept), one block at a time."""
     state, result, loaded = _cifar_model(state)
@@ -168,3 +158,28 @@ def lesion_view(state: TabState | None, progress: gr.Progress = gr.Progress()): 
         "on a few hundred images, neighbours in this ranking can swap places."
     )
     return figure, text
+
+
+def _class_page(class_name: str, page: float | None) -> tuple[np.ndarray, int, int]:
+    if class_name not in cifar10.CLASSES:
+        raise user_error(f"Pick one of the ten classes: {', '.join(cifar10.CLASSES)}.")
+    _, labels, _ = test_images()
+    indices = np.flatnonzero(labels == cifar10.CLASSES.index(class_name))
+    pages = max(1, -(-len(indices) // PER_PAGE))
+    page = min(max(int(page or 1), 1), pages)
+    return indices[(page - 1) * PER_PAGE : page * PER_PAGE], page, pages
+
+
+def browse(class_name: str, page: float | None):
+    """One page of the test images of a class, to click into the photo input."""
+    chosen, page, pages = _class_page(class_name, page)
+    images, _, described = test_images()
+    items = [(png_path(images[index]), f"test image {index}") for index in chosen]
+    return items, f"{class_name}: page {page} of {pages} of {described}. Click one to analyse it."
+
+
+def pick_test_image(class_name: str, page: float | None, event: gr.SelectData) -> str:
+    """The clicked test image, as a file for the photo input."""
+    chosen, _, _ = _class_page(class_name, page)
+    images, _, _ = test_images()
+    return png_path(images[chosen[event.index]])

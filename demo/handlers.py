@@ -210,13 +210,15 @@ def analyze_image(
 
 
 def refresh_controls(state: TabState | None, stage: str | None):
-    """UI plumbing after an analysis: the block list and the class list of the model that ran."""
+    """UI plumbing after an analysis: the block lists and the class list of the model that ran."""
     state, stored = stored_analysis(state)
     result = stored.result
     classes = class_choices(result)
+    blocks = list(result.blocks) if result.card.label_space.key == "cifar10" else []  # the CIFAR-10 tab's picker
     return (
         gr.update(choices=_block_choices(result, stage), value=STAGE_OUTPUT),
         gr.update(choices=classes, value=classes[state["cam_class"]]),
+        gr.update(choices=blocks, value=blocks[-1] if blocks else None),
     )
 
 

@@ -145,6 +145,14 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     most = gr.Image(label="Excite it most (strongest first)", interactive=False, format="png")
                     least = gr.Image(label="Excite it least", interactive=False, format="png")
+                gr.Markdown("**Browse the test set by class** (all 10,000 where the full set is configured).")
+                with gr.Row():
+                    browse_class = gr.Dropdown(list(cifar10_tab.cifar10.CLASSES), value="cat", label="Class")
+                    browse_page = gr.Number(1, label="Page", precision=0, minimum=1)
+                    browse_button = gr.Button("Show")
+                browse_md = gr.Markdown()
+                test_gallery = gr.Gallery(label="Test images (click one to put it in the photo box)", columns=10,
+                                          height=300, allow_preview=False, elem_classes="pixelated")  # fmt: skip
             with gr.Tab("Degradation lab") as degradation_lab:
                 gr.Markdown(
                     "The paper's central experiment, on a CPU: plain networks get *worse on their own training "
@@ -208,7 +216,7 @@ def build_demo() -> gr.Blocks:
             # file. resnet_core.load_image does the decoding, with its limits and one clear message.
             preprocess=False,
             **network,
-        ).success(h.refresh_controls, [session, stage], [block, cam_class], queue=False, **private)
+        ).success(h.refresh_controls, [session, stage], [block, cam_class, example_block], queue=False, **private)
         feature_inputs = [session, stage, block, channels, sort]
         for control in (stage, block, channels, sort):
             control.input(h.show_features, feature_inputs, [grid, block], **private)
@@ -223,9 +231,11 @@ def build_demo() -> gr.Blocks:
                              **network)  # fmt: skip
         lesion_cifar.click(cifar10_tab.lesion_view, session, [test_plot, test_md], api_name="cifar10_lesion",
                            concurrency_id="lab", concurrency_limit=1)  # fmt: skip
+        browse_button.click(cifar10_tab.browse, [browse_class, browse_page], [test_gallery, browse_md],
+                            **private)  # fmt: skip
+        test_gallery.select(cifar10_tab.pick_test_image, [browse_class, browse_page], image, **private)
         show_examples.click(cifar10_tab.examples_view, [session, example_block, example_channel],
                             [most, least, examples_md], api_name="cifar10_examples", **network)  # fmt: skip
-        session.change(cifar10_tab.block_choices, session, example_block, **private)
         degradation_lab.select(
             degradation_tab.reference_view, None, [reference_plot, reference_md], api_name="lab_reference"
         )

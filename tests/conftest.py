@@ -11,6 +11,7 @@ os.environ["RESNET_EXPLORER_CACHE"] = __import__("tempfile").mkdtemp(prefix="res
 # The full CIFAR-10 test set is for benchmarks: tests use what the repository ships, on every machine.
 os.environ.pop("RESNET_EXPLORER_CIFAR10", None)
 
+import ipaddress
 import socket
 from pathlib import Path
 
@@ -21,6 +22,56 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "assets" / "photos"
+
+
+# ---- no test may reach beyond this machine ------------------------------------------------------------------------
+# The suite must give the same result on a laptop that reaches every hub and on a machine that reaches none, so any
+# attempt to connect or resolve a name outside loopback fails the test that made it (even if the code under test
+# swallows the error).
+_outside_attempts: list[str] = []
+_connect, _connect_ex, _getaddrinfo = socket.socket.connect, socket.socket.connect_ex, socket.getaddrinfo
+
+
+def _is_local(host: object) -> bool:
+    if host in ("localhost", "", None):
+        return True
+    try:
+        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
+    except ValueError:
+        return False
+
+
+def _guard(address: object) -> None:
+    if isinstance(address, tuple) and not _is_local(address[0]):
+        _outside_attempts.append(repr(address))
+        raise OSError(f"tests may not connect outside this machine: {address!r}")
+
+
+def _guarded_connect(self, address):
+    _guard(address)
+    return _connect(self, address)
+
+
+def _guarded_connect_ex(self, address):
+    _guard(address)
+    return _connect_ex(self, address)
+
+
+def _guarded_getaddrinfo(host, *args, **kwargs):
+    _guard((host,))
+    return _getaddrinfo(host, *args, **kwargs)
+
+
+socket.socket.connect = _guarded_connect
+socket.socket.connect_ex = _guarded_connect_ex
+socket.getaddrinfo = _guarded_getaddrinfo
+
+
+@pytest.fixture(autouse=True)
+def _stays_on_this_machine():
+    start = len(_outside_attempts)
+    yield
+    assert _outside_attempts[start:] == [], f"a test tried to reach beyond this machine: {_outside_attempts[start:]}"
 
 
 @pytest.fixture(scope="session")

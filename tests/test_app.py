@@ -41,7 +41,7 @@ def test_handlers_agree_with_the_library(cache, photos):
     assert np.array_equal(read_png(crop), np.asarray(expected.crop))
     assert np.array_equal(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
     assert np.array_equal(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.4))
-    block, cam_class = h.refresh_controls(state, "layer4")
+    block, cam_class, _ = h.refresh_controls(state, "layer4")
     assert cam_class["value"] == h.class_choices(expected)[expected.topk[0][0]]
     assert block["choices"] == ["stage output", "layer4.0", "layer4.1"]
     assert list(residual_rows["block"]) == list(expected.blocks) and "blocks" in residual_md
@@ -97,7 +97,7 @@ def test_three_stage_networks_get_their_own_pick_lists(cache, photos):
     outputs = h.analyze_image(str(photos / "chelsea.png"), "cifar10_resnet56", "DEFAULT", 5, "layer4", "layer4")
     state = outputs[-1]
     assert state["cam_layer"] == "layer3"
-    block, classes = h.refresh_controls(state, "layer4")
+    block, classes, _ = h.refresh_controls(state, "layer4")
     assert block["choices"][1:] == [f"layer3.{i}" for i in range(9)] and len(classes["choices"]) == 10
     with pytest.raises(gr.Error, match="has no stage 'layer4'"):
         h.retarget_cam(state, "3: cat", "layer4", 0.5)
@@ -219,7 +219,10 @@ def test_launched_app_through_gradio_client(server, photos):
 
     # Only the documented endpoints are public; UI plumbing is private.
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert endpoints == {"/analyze", "/cam", "/costs", "/lab_reference", "/lab_lesion", "/lab_train"}
+    assert endpoints == {
+        "/analyze", "/cam", "/costs", "/cifar10_residuals", "/cifar10_examples", "/cifar10_lesion",
+        "/lab_reference", "/lab_lesion", "/lab_train",
+    }  # fmt: skip
 
 
 @pytest.mark.browser
@@ -234,6 +237,10 @@ def test_real_browser_renders_every_view(server, photos, tmp_path):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             page.goto(server)
             page.get_by_label("Depth / variant").wait_for(timeout=60_000)
+            # Random init: the default weights would be downloaded on a machine with internet.
+            page.get_by_label("Weights").click()
+            page.get_by_role("option", name=RANDOM_INIT, exact=True).click()
+            page.wait_for_function("() => document.body.innerText.includes('no accuracy: random weights')")
             page.set_input_files("input[type=file]", str(photos / "chelsea.png"))
             page.wait_for_selector("img[src*='chelsea'], img[src*='gradio_api/file']", timeout=30_000)
             page.get_by_role("button", name="Analyze").click()

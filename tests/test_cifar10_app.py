@@ -47,8 +47,8 @@ def test_every_view_for_a_cat_example():
     assert len(rows) == 27 and "27 blocks" in summary  # 3 stages of 9 residual blocks, each with a ratio
     cost_md, _, cost_rows = h.cost_views("cifar10_resnet56", "DEFAULT")
     assert "32x32" in cost_md and len(cost_rows) == 29  # stem, 27 blocks, head
-    block, classes = h.refresh_controls(state, None)
-    assert classes["value"] == "3: cat" and block["choices"][-1] == "layer3.8"
+    block, classes, examples = h.refresh_controls(state, None)
+    assert classes["value"] == "3: cat" and block["choices"][-1] == "layer3.8" and examples["value"] == "layer3.8"
 
 
 def test_test_set_views_come_from_one_probe_of_the_shipped_images():
@@ -97,7 +97,7 @@ def test_imagenet_analysis_is_refused_with_a_sentence(photos):
     *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", "random init")
     with pytest.raises(gr.Error, match="CIFAR-10 family"):
         cifar10_tab.residual_view(state)
-    assert cifar10_tab.block_choices(state)["choices"] == []
+    assert h.refresh_controls(state, None)[2]["choices"] == []  # no CIFAR-10 blocks to pick
 
 
 def test_cifar10_through_gradio_client():
@@ -168,3 +168,17 @@ def test_cifar10_in_a_real_browser(tmp_path):
 
 def _norm(model):
     return model.card.preprocess.mean, model.card.preprocess.std
+
+
+def test_browsing_the_test_set_by_class():
+    items, text = cifar10_tab.browse("cat", 2)
+    images, labels, _ = cifar10.load_subset()
+    cats = np.flatnonzero(labels == 3)
+    assert len(items) == min(20, len(cats) - 20) and "page 2 of 3" in text
+    assert all(
+        np.array_equal(read_png(path), images[index]) for (path, _), index in zip(items, cats[20:40], strict=True)
+    )
+    clicked = cifar10_tab.pick_test_image("cat", 2, gr.SelectData(None, {"index": 1, "value": None}))
+    assert np.array_equal(read_png(clicked), images[cats[21]])
+    with pytest.raises(gr.Error, match="ten classes"):
+        cifar10_tab.browse("unicorn", 1)

@@ -50,7 +50,7 @@ def test_live_run_streams_then_summarises():
 def test_digit_nets_open_in_the_feature_and_cam_views():
     outputs = h.analyze_image(str(DIGITS / "digit_7.png"), "resnet-56", LAB_WEIGHTS, stage="layer4", cam_layer="layer4")
     label, status, crop, _, cam, *_, state = outputs
-    block, cam_class = h.refresh_controls(state, "layer4")
+    block, cam_class, _ = h.refresh_controls(state, "layer4")
     cost_md = h.cost_views("resnet-56", LAB_WEIGHTS)[0]
     assert next(iter(label)) == "7 (7)" and "UNTRAINED" not in status
     assert "degradation lab" in status

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ast
 import re
 
+import pytest
+
 from resnet_core.__main__ import architecture_rows, markdown_table
 
 from .conftest import ROOT
@@ -40,6 +42,32 @@ def test_library_never_imports_gradio():
             assert not any(name.split(".")[0] == "gradio" for name in names), path
 
 
-def test_requirements_accept_the_tested_torch():
-    text = (ROOT / "requirements.txt").read_text()
-    assert "torch>=2.4,<=2.14.1" in text and "torchvision>=0.19,<=0.29.1" in text
+def test_requirements_accept_the_tested_versions_and_agree_with_pyproject():
+    from importlib.metadata import version
+
+    from packaging.requirements import Requirement
+
+    lines = [line.split("#")[0].strip() for line in (ROOT / "requirements.txt").read_text().splitlines()]
+    requirements = {req.name: req for req in map(Requirement, filter(None, lines))}
+    for name in ("torch", "torchvision", "gradio", "captum", "pandas", "numpy"):
+        assert requirements[name].specifier.contains(version(name), prereleases=True), name
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert {req.name: req.specifier for req in map(Requirement, declared)} == {
+        name: req.specifier for name, req in requirements.items()
+    }
+
+
+def test_the_network_guard_refuses_outside_addresses():
+    import socket
+
+    from . import conftest
+
+    before = len(conftest._outside_attempts)
+    with socket.socket() as sock, pytest.raises(OSError, match="outside this machine"):
+        sock.connect(("192.0.2.1", 443))  # TEST-NET-1: never routed, and refused before any packet leaves
+    with pytest.raises(OSError, match="outside this machine"):
+        socket.getaddrinfo("huggingface.co", 443)
+    assert socket.getaddrinfo("localhost", 80) and socket.getaddrinfo("127.0.0.1", 80)
+    del conftest._outside_attempts[before:]  # this test's own attempts were the point

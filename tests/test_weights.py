@@ -101,8 +101,10 @@ def test_prefilled_cache_is_used_and_a_tampered_cache_refused(tmp_path, torch_ho
         create_model("resnet18", weights=entry, progress=False)
 
 
-def test_truncated_and_empty_files_are_reported(tmp_path, monkeypatch):
+def test_truncated_and_empty_files_are_reported(tmp_path, monkeypatch, torch_home):
     monkeypatch.setenv(ENV_WEIGHTS_DIR, str(tmp_path))
+    # No other source may deliver, on any machine: the published URL points nowhere, the caches are empty.
+    monkeypatch.setitem(WEIGHTS, "resnet18.tv_in1k", served("resnet18.tv_in1k", tmp_path / "gone" / "resnet18-x.pth"))
     good = tmp_path / "good.pth"
     torch.save(checkpoint(), good)
     (tmp_path / "resnet18.tv_in1k.pth").write_bytes(good.read_bytes()[: good.stat().st_size // 3])

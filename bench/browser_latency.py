@@ -1,0 +1,84 @@
+"""Click Analyze -> every output shown, in a real browser (headless Chromium) on loopback.
+
+    python -m bench.browser_latency [--archs resnet50 resnet152] [--reps 5] [--root DIR]
+
+Launches ``python app.py`` from ``--root`` (default: this checkout; point it at another checkout to compare
+versions side by side in one run), uploads a different photo before each click, and times from the click until
+the predictions, the feature grid and the Grad-CAM overlay all show the new image's results. Random weights (the
+time does not depend on them); medians of ``--reps`` clicks after one warm-up. Needs Debian's chromium and
+playwright.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import time
+from pathlib import Path
+
+from bench.app_speed import ROOT, free_port, start_server
+
+PHOTOS = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync"]  # fmt: skip
+# Every output's image source, joined: it changes once all of them show the new analysis.
+SOURCES = """() => ['#feature-grid img', '#cam img'].map(s => document.querySelector(s)?.src || '').join('|')
+                + '|' + (document.querySelector('#predictions')?.innerText || '')"""
+
+
+def pick(page, label: str, value: str) -> None:
+    box = page.get_by_label(label)
+    box.click()
+    box.fill(value)
+    page.keyboard.press("Enter")
+
+
+def main() -> None:
+    from playwright.sync_api import sync_playwright
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--archs", nargs="+", default=["resnet50", "resnet152"])
+    parser.add_argument("--reps", type=int, default=5)
+    parser.add_argument("--root", type=Path, default=ROOT)
+    args = parser.parse_args()
+    port = free_port()
+    server, _ = start_server(port, root=args.root)
+    try:
+        with sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.get_by_label("Depth / variant").wait_for(timeout=60_000)
+            page.get_by_role("tab", name="Grad-CAM").click()
+            page.get_by_role("tab", name="Feature maps").click()
+            pick(page, "Weights", "random init")
+            for arch in args.archs:
+                pick(page, "Depth / variant", arch)
+                pick(page, "Weights", "random init")
+                times = []
+                for rep in range(args.reps + 1):
+                    photo = ROOT / "assets" / "photos" / PHOTOS[rep % len(PHOTOS)]
+                    page.set_input_files("input[type=file]", str(photo))
+                    page.wait_for_timeout(500)  # let the upload settle: it is not part of the click
+                    before = page.evaluate(SOURCES)
+                    start = time.perf_counter()
+                    page.get_by_role("button", name="Analyze").click()
+                    page.wait_for_function(
+                        f"""(before) => {{ const now = ({SOURCES})();
+                            return now !== before && !now.split('|').slice(0, 2).includes('')
+                                   && !document.querySelector('.progress-text, .eta-bar'); }}""",
+                        arg=before, timeout=120_000, polling=10,
+                    )  # fmt: skip
+                    if rep:  # the first click loads the model
+                        times.append(time.perf_counter() - start)
+                print(f"{arch}: click -> every output shown, median of {args.reps}: {statistics.median(times):.3f} s "
+                      f"(min {min(times):.3f}, max {max(times):.3f})")  # fmt: skip
+            browser.close()
+    finally:
+        server.terminate()
+        server.wait()
+
+
+if __name__ == "__main__":
+    main()
