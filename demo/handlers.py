@@ -33,22 +33,23 @@ _results: AnalysisStore | None = None
 _guard = threading.Lock()
 
 
-def models() -> ModelCache:
-    """The process-wide model cache, created on first use (nothing heavy at import time)."""
-    global _models
+def _shared() -> tuple[ModelCache, AnalysisStore]:
+    """The process-wide model cache and analysis store, created on first use (nothing heavy at import time)."""
+    global _models, _results
     with _guard:
         if _models is None:
             _models = ModelCache()
-        return _models
+        if _results is None:  # not `or`: an empty store is falsy (it has a length)
+            _results = AnalysisStore()
+        return _models, _results
+
+
+def models() -> ModelCache:
+    return _shared()[0]
 
 
 def results() -> AnalysisStore:
-    """The process-wide store of recent analyses."""
-    global _results
-    with _guard:
-        if _results is None:
-            _results = AnalysisStore()
-        return _results
+    return _shared()[1]
 
 
 def configure(cache: ModelCache, store: AnalysisStore | None = None) -> None:

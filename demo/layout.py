@@ -27,6 +27,11 @@ NETWORK_CONCURRENCY = 2
 PIXELATED = ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 
 
+def _picture(label: str, **options) -> gr.Image:
+    """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable)."""
+    return gr.Image(label=label, interactive=False, format="png", height=320, elem_classes="pixelated", **options)
+
+
 def build_demo() -> gr.Blocks:
     start_family = get_arch(DEFAULT_ARCH).family
     weights_update, facts, stage_update, _ = h.on_arch(DEFAULT_ARCH)
@@ -79,21 +84,8 @@ def build_demo() -> gr.Blocks:
                     channels = gr.Slider(1, 256, value=32, step=1, label="Channels shown")
                     sort = gr.Radio(["mean", "index"], value="mean", label="Order channels by")
                 with gr.Row():
-                    crop = gr.Image(
-                        label="What the network saw (after resize and crop)",
-                        interactive=False,
-                        format="png",
-                        height=320,
-                        elem_classes="pixelated",
-                    )
-                    grid = gr.Image(
-                        label="Channels, strongest mean activation first (click one)",
-                        interactive=False,
-                        format="png",
-                        height=320,
-                        elem_classes="pixelated",
-                        elem_id="feature-grid",
-                    )
+                    crop = _picture("What the network saw (after resize and crop)")
+                    grid = _picture("Channels, strongest mean activation first (click one)", elem_id="feature-grid")
                 with gr.Row():
                     channel = gr.Number(0, label="Channel", precision=0, minimum=0)
                     channel_plot = gr.Plot(label="Selected channel with its value scale")
@@ -103,14 +95,7 @@ def build_demo() -> gr.Blocks:
                                             allow_custom_value=True)  # fmt: skip
                     cam_layer = gr.Radio(stage_update["choices"], value=stage_update["value"], label="Layer")
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heat-map opacity")
-                cam = gr.Image(
-                    label="Grad-CAM on the crop the network saw",
-                    interactive=False,
-                    format="png",
-                    height=320,
-                    elem_classes="pixelated",
-                    elem_id="cam",
-                )
+                cam = _picture("Grad-CAM on the crop the network saw", elem_id="cam")
             with gr.Tab("Cost"):
                 cost_md = gr.Markdown()
                 cost_plot = gr.Plot(label="Multiply-adds and parameters per block")
