@@ -1,54 +1,6 @@
-"""Launch ResNet Explorer: ``python app.py [--host H] [--port P] [--share] [--device D] [--cache-size N]``."""
+"""ResNet Explorer: ``python app.py`` (options: ``--help``). Also the Hugging Face Space's entry point."""
 
-from __future__ import annotations
-
-import argparse
-import os
-
-import torch
-
-from demo import build_demo
-from demo.handlers import configure
-from demo.layout import MAX_UPLOAD, PIXELATED
-from demo.model_cache import ModelCache
-
-# Uploads above this are refused by Gradio before any decoding (documented in the README).
-MAX_FILE_SIZE = MAX_UPLOAD.replace(" ", "").lower()
-
-
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
-    parser.add_argument("--share", action="store_true", default=os.environ.get("GRADIO_SHARE") == "1")
-    parser.add_argument("--device", default=os.environ.get("RESNET_EXPLORER_DEVICE"), help="cpu, cuda, cuda:1...")
-    parser.add_argument("--cache-size", type=int, default=int(os.environ.get("RESNET_EXPLORER_CACHE_SIZE", "3")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("RESNET_EXPLORER_THREADS", "0")),
-                        help="torch CPU threads per computation (default: every core)")  # fmt: skip
-    return parser.parse_args(argv)
-
-
-def serve(argv: list[str] | None = None, block: bool = True):
-    """Build and launch; with ``block=False`` return the running Blocks (tests drive it with gradio_client)."""
-    args = parse_args(argv)
-    # Deliberate: one computation alone (the common case on a demo) gets every core; two at once share them.
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
-    configure(ModelCache(capacity=args.cache_size, device=args.device))
-    demo = build_demo()
-    # Events that run a network share one limit of two (demo.layout.NETWORK_CONCURRENCY); the lab's training and
-    # lesions run one at a time beside them; everything else only redraws stored results.
-    demo.queue(default_concurrency_limit=2, max_size=64)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        max_file_size=MAX_FILE_SIZE,
-        css=PIXELATED,
-        prevent_thread_lock=not block,
-        quiet=not block,
-    )
-    return demo
-
+from demo.launch import serve
 
 if __name__ == "__main__":
     serve()

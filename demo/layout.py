@@ -15,7 +15,7 @@ from . import handlers as h
 PHOTOS = ASSETS_DIR / "photos"
 DIGITS = ASSETS_DIR / "digits"
 CIFAR10_GALLERY = ASSETS_DIR / "cifar10" / "gallery"
-MAX_UPLOAD = "20 MB"  # app.py passes the same cap to launch(max_file_size=...)
+MAX_UPLOAD = "20 MB"  # demo.launch passes the same cap to launch(max_file_size=...)
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DEFAULT_ARCH = "resnet50"
 # Every event that runs a network shares this one limit, so "two at a time" holds across the whole app; events
@@ -23,7 +23,7 @@ DEFAULT_ARCH = "resnet50"
 NETWORK = "network"
 NETWORK_CONCURRENCY = 2
 # A 32x32 or 28x28 input is shown enlarged with its pixels kept sharp, so the user sees what the net saw
-# (Gradio 6 takes css at launch: app.py passes it).
+# (Gradio 6 takes css at launch: demo.launch passes it).
 PIXELATED = ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
 
 

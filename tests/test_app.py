@@ -11,9 +11,9 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-import app as app_module
 from demo import catalog
 from demo import handlers as h
+from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
 from demo.sessions import AnalysisStore

@@ -11,9 +11,9 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
-import app as app_module
 from demo import cifar10_tab
 from demo import handlers as h
+from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import cifar10, create_model
 from resnet_core.analysis import analyze

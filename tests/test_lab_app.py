@@ -75,7 +75,7 @@ def test_live_training_is_off_on_a_space_unless_turned_on(monkeypatch):
 
 
 def test_lab_endpoints_through_gradio_client():
-    import app as app_module
+    from demo import launch as app_module
 
     from .conftest import free_port
 

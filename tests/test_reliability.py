@@ -13,8 +13,8 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-import app as app_module
 from demo import handlers as h
+from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
 from demo.sessions import release_memory
