@@ -10,6 +10,8 @@ just analysed; the test images that excite a chosen channel most and least; and 
 from __future__ import annotations
 
 import os
+import threading
+import weakref
 from functools import cache
 from pathlib import Path
 
@@ -57,17 +59,33 @@ def _cifar_model(state: TabState | None):
     return state, result, models().get(state["arch"], state["weights"])
 
 
+def _inputs(model) -> torch.Tensor:
+    """The test images as the model's normalised input batch."""
+    images, _, _ = test_images()
+    return cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std)
+
+
+# A live model's probe stays in memory while the model does (keyed by the module itself: a rebuilt random-init net
+# is another network), so a channel click needs no input batch, fingerprint hash or disk read.
+_recent: weakref.WeakKeyDictionary[torch.nn.Module, DatasetProbe] = weakref.WeakKeyDictionary()
+_recent_guard = threading.Lock()
+
+
 def _probe(state: TabState | None, progress: gr.Progress) -> tuple[DatasetProbe, object, str]:
     state, result, loaded = _cifar_model(state)
-    images, _, described = test_images()
-    model = loaded.model
-    inputs = cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std)
+    described = test_images()[2]
+    with _recent_guard:
+        probe = _recent.get(loaded.model)
+    if probe is not None:
+        return probe, result, described
 
     def report(done: int, total: int) -> None:
         progress(done / total, desc=f"{state['arch']}: {done:,} of {total:,} test images")
 
     with loaded.lock:  # hooks on the shared module
-        probe = probe_dataset(model, inputs, progress=report, cache=cache_dir())
+        probe = probe_dataset(loaded.model, _inputs(loaded.model), progress=report, cache=cache_dir())
+    with _recent_guard:
+        _recent[loaded.model] = probe
     return probe, result, described
 
 
@@ -135,7 +153,7 @@ def lesion_view(state: TabState | None, progress: gr.Progress = gr.Progress()): 
     state, result, loaded = _cifar_model(state)
     images, labels, described = test_images()
     model = loaded.model
-    inputs = cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std)
+    inputs = _inputs(model)
     progress(0.0, desc=f"{state['arch']}: deleting each of {len(model.block_names())} blocks in turn")
     with loaded.lock:  # the lesion swaps modules of the shared model
         study = lesion_study(model, inputs, torch.from_numpy(labels))
