@@ -143,8 +143,7 @@ def _run(state: TabState) -> tuple[Stored, str]:
     cam = result.cam
     if state["cam_class"] >= 0 and state["cam_class"] != result.cam_class:
         cam = result.cam_for(state["cam_class"], state["cam_layer"])
-    results().put(state["token"], result, cam)
-    return Stored(result, cam, 0.0), loaded.status
+    return results().put(state["token"], result, cam), loaded.status
 
 
 def stored_analysis(state: TabState | None) -> tuple[TabState, Stored]:

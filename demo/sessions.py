@@ -76,13 +76,15 @@ class AnalysisStore:
             release_memory()
         return stored
 
-    def put(self, token: str, result: AnalysisResult, cam: np.ndarray) -> None:
+    def put(self, token: str, result: AnalysisResult, cam: np.ndarray) -> Stored:
+        stored = Stored(result, cam, time.monotonic() + self.ttl)
         with self._guard:
-            self._items[token] = Stored(result, cam, time.monotonic() + self.ttl)
+            self._items[token] = stored
             self._items.move_to_end(token)
             dropped = self._expire()
         if dropped:
             release_memory()
+        return stored
 
     def clear(self) -> None:
         with self._guard:
