@@ -9,18 +9,22 @@ in order and each failure is recorded, so an offline user learns exactly which f
 3. the ``torch.hub`` cache (``$TORCH_HOME/hub/checkpoints``) and the Hugging Face cache (how a Space's
    ``preload_from_hub`` bakes weights in);
 4. only then the network: the published URL through ``torch.hub`` (``check_hash=True``, a progress bar), and the
-   Hugging Face hub copy (``timm/<arch>.<tag>``, safetensors).
+   Hugging Face hub copy (``timm/<arch>.<tag>``, safetensors). A stalled download gives up after
+   ``$RESNET_EXPLORER_DOWNLOAD_TIMEOUT`` seconds without data (default 30).
 
 Nothing falls back to random weights: random init happens only for ``weights=None``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import pickle
 import socket
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -35,6 +39,7 @@ from .assets import ASSETS_DIR
 from .preprocess import Preprocess
 
 __all__ = [
+    "ENV_DOWNLOAD_TIMEOUT",
     "ENV_WEIGHTS_DIR",
     "SHIPPED_WEIGHTS_DIR",
     "WEIGHTS",
@@ -48,6 +53,7 @@ __all__ = [
 ]
 
 ENV_WEIGHTS_DIR = "RESNET_EXPLORER_WEIGHTS"
+ENV_DOWNLOAD_TIMEOUT = "RESNET_EXPLORER_DOWNLOAD_TIMEOUT"
 HF_FILENAME = "model.safetensors"
 SHIPPED_WEIGHTS_DIR = ASSETS_DIR / "cifar10" / "weights"
 
@@ -325,18 +331,53 @@ class _TorchHub:
         elif self.offline:
             raise _SourceFailed(f"no {cached}")
         try:
-            state = torch.hub.load_state_dict_from_url(
-                entry.url, progress=progress, check_hash=True, weights_only=True, map_location="cpu"
-            )
+            with _socket_timeout(_download_timeout()):
+                state = torch.hub.load_state_dict_from_url(
+                    entry.url, progress=progress, check_hash=True, weights_only=True, map_location="cpu"
+                )
         except pickle.UnpicklingError as error:
             raise _SourceFailed(f"{cached} refused: not a plain tensor checkpoint ({error})") from None
         except RuntimeError as error:
             if "invalid hash value" in str(error):
                 raise _SourceFailed(f"{entry.url} failed the sha256 check: {error}") from None
             raise _SourceFailed(f"{cached} is corrupt or truncated ({error})") from None
-        except OSError as error:  # URLError, HTTPError, permission problems
-            raise _SourceFailed(f"{entry.url} unreachable ({getattr(error, 'reason', error)})") from None
+        except OSError as error:  # URLError, HTTPError, timeouts, permission problems
+            reason = getattr(error, "reason", error)
+            if isinstance(reason, TimeoutError):
+                raise _SourceFailed(f"{entry.url} sent nothing for {_download_timeout():g} s (timed out)") from None
+            raise _SourceFailed(f"{entry.url} unreachable ({reason})") from None
         return _unwrap(state, cached), f"{entry.url} (cache {cached})"
+
+
+def _download_timeout() -> float:
+    value = os.environ.get(ENV_DOWNLOAD_TIMEOUT, "30")
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise ValueError(f"${ENV_DOWNLOAD_TIMEOUT} must be a number of seconds, got {value!r}") from None
+    if seconds <= 0:
+        raise ValueError(f"${ENV_DOWNLOAD_TIMEOUT} must be positive, got {value!r}")
+    return seconds
+
+
+_TIMEOUT_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _socket_timeout(seconds: float) -> Iterator[None]:
+    """A timeout for the sockets ``torch.hub`` opens, which it offers no parameter for.
+
+    Python's default socket timeout is process-wide, so it is set only around the download, under a lock (two
+    downloads must not restore each other's value). Servers are unaffected: asyncio puts every socket it accepts
+    into non-blocking mode itself.
+    """
+    with _TIMEOUT_LOCK:
+        previous = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(seconds)
+        try:
+            yield
+        finally:
+            socket.setdefaulttimeout(previous)
 
 
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:

@@ -6,6 +6,8 @@ import dataclasses
 import hashlib
 import os
 import pickle
+import socket
+import threading
 
 import pytest
 import timm
@@ -17,7 +19,7 @@ from safetensors.torch import save_file
 import resnet_core
 from resnet_core import WEIGHTS, WeightsUnavailableError, create_model, get_weights, list_weights
 from resnet_core.architectures import build
-from resnet_core.weights import ENV_WEIGHTS_DIR, load_state_dict
+from resnet_core.weights import ENV_DOWNLOAD_TIMEOUT, ENV_WEIGHTS_DIR, load_state_dict
 
 from .conftest import randomize_batchnorm
 
@@ -180,6 +182,38 @@ def test_offline_error_names_every_source_and_where_to_put_the_file(torch_home, 
     assert "resnet50.tv2_in1k" in message and "not set" in message
     assert "resnet50-11ad3fa6.pth" in info.value.hint and str(torch_home) in info.value.hint
     assert "timm/resnet50.tv2_in1k" in message
+
+
+def test_a_stalled_download_times_out_instead_of_hanging(torch_home, monkeypatch):
+    """A server on loopback that accepts the connection and says nothing: the loader gives up and says why.
+
+    Without a timeout the request would wait until the server hangs up (here after 60 s) and report a dropped
+    connection instead.
+    """
+    monkeypatch.delenv(ENV_WEIGHTS_DIR, raising=False)
+    monkeypatch.setenv(ENV_DOWNLOAD_TIMEOUT, "0.5")
+    server = socket.create_server(("127.0.0.1", 0))
+    done = threading.Event()
+
+    def stall() -> None:
+        connection, _ = server.accept()
+        done.wait(60)
+        connection.close()
+
+    threading.Thread(target=stall, daemon=True).start()
+    entry = dataclasses.replace(
+        WEIGHTS["resnet18.tv_in1k"],
+        url=f"http://127.0.0.1:{server.getsockname()[1]}/resnet18-f37072fd.pth",
+        hf_hub_id=None,
+    )
+    try:
+        with pytest.raises(WeightsUnavailableError) as info:
+            load_state_dict(build("resnet18"), entry, progress=False)
+    finally:
+        done.set()
+        server.close()
+    assert "sent nothing for 0.5 s (timed out)" in str(info.value)
+    assert socket.getdefaulttimeout() is None  # the process-wide default is restored
 
 
 def test_weight_names_and_untrained_models():
