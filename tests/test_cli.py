@@ -1,4 +1,4 @@
-"""`python -m resnet_core` as a user runs it: a real subprocess, real files."""
+"""`python -m resnet_core` as a user runs it: real files; one real subprocess, the rest in-process (same ``main``)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .conftest import ROOT, randomize_batchnorm
 
 
 def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """The command in a fresh interpreter: what `python -m resnet_core` really does, imports and exit code included."""
     return subprocess.run(
         [sys.executable, "-m", "resnet_core", *args],
         capture_output=True,
@@ -28,10 +29,20 @@ def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     )
 
 
-def test_list_names_every_architecture_with_figures():
-    result = run("list", "--json")
-    assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+def in_process(capsys, *args: str) -> tuple[int, str, str]:
+    """Exit code, stdout and stderr of ``main(args)`` in this process (argparse exits through SystemExit)."""
+    try:
+        code = cli(list(args))
+    except SystemExit as exit_:
+        code = exit_.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_names_every_architecture_with_figures(capsys):
+    code, out, err = in_process(capsys, "list", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
     assert {row["arch"] for row in rows} == set(ARCHITECTURES)
     r50 = next(row for row in rows if row["weights"] == "resnet50.tv2_in1k")
     assert (r50["acc1"], r50["params"], r50["gmacs_224"], r50["default"]) == (80.858, 25557032, 4.089, True)
@@ -39,13 +50,13 @@ def test_list_names_every_architecture_with_figures():
     assert r50d["eval_size"] == 288 and r50d["gmacs"] > 1.6 * r50d["gmacs_224"]  # counted where it is used
 
 
-def test_info_prints_the_cost_table():
-    result = run("info", "resnet50", "--json")
-    assert result.returncode == 0, result.stderr
-    table = json.loads(result.stdout)
+def test_info_prints_the_cost_table(capsys):
+    code, out, err = in_process(capsys, "info", "resnet50", "--json")
+    assert code == 0, err
+    table = json.loads(out)
     assert table["total_macs"] == cost_table("resnet50").total_macs
     assert [row["name"] for row in table["rows"]][:3] == ["stem", "layer1.0", "layer1.1"]
-    text = run("info", "resnet18").stdout
+    text = in_process(capsys, "info", "resnet18")[1]
     assert "GMACs" in text and "layer4.1" in text and "per stage" in text
 
 
@@ -67,7 +78,7 @@ def test_predict_with_a_local_checkpoint_matches_the_library(tmp_path, photos):
     assert payload["source"].startswith("local file")
 
 
-def test_user_errors_are_one_line_without_traceback(tmp_path, photos):
+def test_user_errors_are_one_line_without_traceback(tmp_path, photos, capsys):
     bad_image = tmp_path / "notes.png"
     bad_image.write_text("not an image")
     cases = [
@@ -80,9 +91,9 @@ def test_user_errors_are_one_line_without_traceback(tmp_path, photos):
         (("predict", str(photos / "chelsea.png"), "--arch", "resnet18", "--topk", "-1"), "at least 1"),
     ]
     for args, expected in cases:
-        result = run(*args)
-        assert result.returncode == 2, (args, result.stderr)
-        assert expected in result.stderr and "Traceback" not in result.stderr
+        code, _, err = in_process(capsys, *args)
+        assert code == 2, (args, err)
+        assert expected in err and "Traceback" not in err
 
 
 def test_unavailable_weights_say_which_sources_failed(photos, tmp_path, monkeypatch, capsys):

@@ -22,6 +22,12 @@ def cache():
     h.configure(ModelCache(capacity=3, device="cpu"))
 
 
+@pytest.fixture()
+def short_runs(monkeypatch):
+    """Live runs of 10 steps: what the tests check (streaming, the summary, refusals) does not need 50."""
+    monkeypatch.setattr(degradation_tab, "MIN_STEPS", 10)
+
+
 def test_reference_run_is_shown_at_once():
     figure, text = degradation_tab.reference_view()
     assert len(figure.axes) == 2 and all(axis.lines for axis in figure.axes)
@@ -35,8 +41,8 @@ def test_gradient_view_plots_every_model():
     assert len(figure.axes[0].lines) == 4
 
 
-def test_live_run_streams_then_summarises():
-    updates = list(degradation_tab.run_live(20, 32, 50))
+def test_live_run_streams_then_summarises(short_runs):
+    updates = list(degradation_tab.run_live(20, 32, 10))
     assert len(updates) >= 4
     assert "s left" in updates[0][1]
     final = updates[-1][1]
@@ -74,7 +80,7 @@ def test_live_training_is_off_on_a_space_unless_turned_on(monkeypatch):
     assert degradation_tab.live_training_allowed()
 
 
-def test_lab_endpoints_through_gradio_client():
+def test_lab_endpoints_through_gradio_client(short_runs):
     from demo import launch as app_module
 
     from .conftest import free_port
@@ -85,7 +91,7 @@ def test_lab_endpoints_through_gradio_client():
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         _, table = client.predict(api_name="/lab_reference")
         assert "resnet-56" in table
-        plot, status = client.predict(20, 32, 50, api_name="/lab_train")
+        plot, status = client.predict(20, 32, 10, api_name="/lab_train")
         assert status.startswith("done in") and plot["type"] == "matplotlib"
     finally:
         demo.close()
