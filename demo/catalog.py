@@ -29,7 +29,7 @@ from resnet_core import (
     list_weights,
 )
 from resnet_core.architectures import build
-from resnet_core.complexity import cost_table, count_costs
+from resnet_core.complexity import cost_table
 
 __all__ = [
     "FAMILIES",
@@ -103,7 +103,7 @@ class ModelSource(ABC):
 
     def costs(self, arch: str, weights: str) -> CostTable:
         """Per-block parameters and FLOPs at the size the chosen weights are evaluated at."""
-        return _costs(self.spec(arch), self.input_size(arch, weights))
+        return cost_table(self.spec(arch), self.input_size(arch, weights))
 
     def owns(self, arch: str) -> bool:
         return any(arch in self.architectures(family) for family in self.families)
@@ -113,14 +113,6 @@ class ModelSource(ABC):
 def _feature_info(spec: ArchSpec):
     with torch.device("meta"):
         return build(spec).feature_info
-
-
-@cache
-def _costs(spec: ArchSpec, input_size: int) -> CostTable:
-    if spec.name in ARCHITECTURES:
-        return cost_table(spec.name, input_size)
-    with torch.device("meta"):
-        return count_costs(build(spec).eval(), input_size, spec.name)
 
 
 class RegistryModels(ModelSource):

@@ -14,7 +14,7 @@ from functools import cache
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .architectures import build, get_arch
+from .architectures import ARCHITECTURES, ArchSpec, build, get_arch
 from .models import BasicBlock, Bottleneck, ResNet
 from .weights import default_weights
 
@@ -141,23 +141,24 @@ def count_costs(model: ResNet, input_size: int = 224, name: str | None = None) -
 
 
 @cache
-def cost_table(arch: str, input_size: int | None = None) -> CostTable:
-    """The cost table of a registered architecture, computed once per (arch, size) on the meta device.
+def cost_table(arch: str | ArchSpec, input_size: int | None = None) -> CostTable:
+    """The cost table of an architecture (a registered name or any spec), computed once per size on the meta device.
 
     ``input_size`` defaults to the size its default weights are evaluated at (224 for most ImageNet nets, 288 or
-    320 for timm's ResNet-D weights, 32 on CIFAR-10).
+    320 for timm's ResNet-D weights, 32 on CIFAR-10), or for a spec without published weights its label space's crop.
     """
+    spec = get_arch(arch) if isinstance(arch, str) else arch
     if input_size is None:
-        entry = default_weights(arch)
-        input_size = entry.eval_size if entry else get_arch(arch).label_space.preprocess.crop_size
-    return _cost_table(arch, input_size)
+        entry = default_weights(spec.name) if ARCHITECTURES.get(spec.name) == spec else None
+        input_size = entry.eval_size if entry else spec.label_space.preprocess.crop_size
+    return _cost_table(spec, input_size)
 
 
 @cache
-def _cost_table(arch: str, input_size: int) -> CostTable:
+def _cost_table(spec: ArchSpec, input_size: int) -> CostTable:
     with torch.device("meta"):
-        model = build(arch).eval()
-    return count_costs(model, input_size, arch)
+        model = build(spec).eval()
+    return count_costs(model, input_size, spec.name)
 
 
 def bottleneck_arithmetic(channels: int = 256) -> dict[str, int]:
