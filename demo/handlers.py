@@ -75,7 +75,7 @@ def _source(arch: str) -> ModelSource:
     return source
 
 
-def _weights(arch: str, weights: str | None) -> str:
+def weight_choice(arch: str, weights: str | None) -> str:
     """A weight choice of ``arch``; ``DEFAULT`` (or nothing) means the recommended one, random init if none."""
     source = _source(arch)
     if weights in (None, "", "DEFAULT"):
@@ -88,13 +88,13 @@ def _weights(arch: str, weights: str | None) -> str:
 
 def costs(arch: str, weights: str) -> CostTable:
     """Per-block cost of ``arch`` at the size the chosen weights are evaluated at; each source caches its tables."""
-    return _source(arch).costs(arch, _weights(arch, weights))
+    return _source(arch).costs(arch, weight_choice(arch, weights))
 
 
 @cache
 def model_facts(arch: str, weights: str) -> str:
     """Published accuracy, parameters and GMACs of the choice (counted where nothing is published)."""
-    return _source(arch).facts(arch, _weights(arch, weights))
+    return _source(arch).facts(arch, weight_choice(arch, weights))
 
 
 def on_family(family: str):
@@ -120,7 +120,7 @@ def on_arch(arch: str):
 # ---- the main analysis -----------------------------------------------------------------------------------------
 
 
-def _image_path(image: str | dict | None) -> str:
+def image_path(image: str | dict | None) -> str:
     """A path from a handler argument; unprocessed Gradio payloads are ``{"path": ...}``."""
     if isinstance(image, dict):
         image = image.get("path")
@@ -182,8 +182,8 @@ def analyze_image(
     Returns the top-k classes with probabilities, a status line (which weights, from where), the crop the network
     saw, the feature-map grid, the Grad-CAM overlay, the residual ratio per block and its summary.
     """
-    path = _image_path(image)
-    weights = _weights(arch, weights)
+    path = image_path(image)
+    weights = weight_choice(arch, weights)
     if not 1 <= int(topk) <= 100:
         raise user_error(f"Top-k must lie between 1 and 100, got {topk}.")
     progress(0.1, desc=f"loading {arch} ({weights})")
@@ -280,7 +280,7 @@ def residual_rows(result: AnalysisResult) -> pd.DataFrame:
 
 def cost_views(arch: str, weights: str):
     """Everything on the Cost tab; it depends on the architecture and weights only, so it is not part of /analyze."""
-    weights = _weights(arch, weights)
+    weights = weight_choice(arch, weights)
     table = costs(arch, weights)
     return cost_summary(arch, weights), cost_figure(table), cost_rows(table)
 

@@ -9,7 +9,7 @@ import gradio as gr
 from resnet_core import get_arch
 from resnet_core.assets import ASSETS_DIR
 
-from . import catalog, cifar10_tab, degradation_tab
+from . import catalog, cifar10_tab, compare_tab, degradation_tab
 from . import handlers as h
 
 PHOTOS = ASSETS_DIR / "photos"
@@ -24,7 +24,10 @@ NETWORK = "network"
 NETWORK_CONCURRENCY = 2
 # A 32x32 or 28x28 input is shown enlarged with its pixels kept sharp, so the user sees what the net saw
 # (Gradio 6 takes css at launch: demo.launch passes it).
-PIXELATED = ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }"
+PIXELATED = (
+    ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }\n"
+    ".pixelated-tiles img { image-rendering: pixelated; }"  # galleries size their own tiles
+)
 
 
 def _picture(label: str, **options) -> gr.Image:
@@ -110,6 +113,42 @@ def build_demo() -> gr.Blocks:
                     x_label_angle=-90,
                     height=320,
                 )
+            with gr.Tab("Compare"):
+                gr.Markdown(
+                    "**Several networks on the photo above**, side by side: the paper's arguments are comparisons "
+                    "(plain against residual, 18 against 152 layers, the ResNet-B/C/D tricks). Each network runs "
+                    "once on the crop its own weights expect; Grad-CAM is at its last stage."
+                )
+                start_preset = "depth (CIFAR-10, trained)"
+                with gr.Row():
+                    preset = gr.Dropdown(list(compare_tab.PRESETS), value=start_preset, label="Preset")
+                    compared = gr.Dropdown(compare_tab.choices(), value=compare_tab.PRESETS[start_preset][0],
+                                           multiselect=True, max_choices=compare_tab.MAX_NETWORKS,
+                                           label="Networks (2 to 5)", elem_id="compare-networks")  # fmt: skip
+                    compare_weights = gr.Textbox(label="Weights, one per network (optional)",
+                                                 placeholder="empty: each network's recommended weights")  # fmt: skip
+                preset_md = gr.Markdown(compare_tab.PRESETS[start_preset][1])
+                compare_run = gr.Button("Compare", variant="primary")
+                compare_md = gr.Markdown(elem_id="compare-summary")
+                compare_cams = gr.Gallery(label="Grad-CAM of each network's top-1 class, on the crop it saw",
+                                          columns=compare_tab.MAX_NETWORKS, fit_columns=False, height="auto",
+                                          object_fit="contain",
+                                          allow_preview=False,
+                                          elem_classes="pixelated-tiles", elem_id="compare-cams")  # fmt: skip
+                compare_table = gr.Dataframe(label="One column per network", interactive=False, wrap=True)
+                compare_plot = gr.LinePlot(x="block number", y="ratio", color="network", height=300,
+                                           label="||F(x)|| / ||shortcut(x)|| per block, from the input on")  # fmt: skip
+                with gr.Accordion("Every number (JSON)", open=False):
+                    compare_json = gr.JSON()
+                with gr.Accordion("Ours against torchvision and timm", open=False):
+                    gr.Markdown(
+                        "This app writes every network by hand. For each chosen network that torchvision (or timm) "
+                        "also implements, the library's own network is built with the very same weights and run "
+                        "on the same photo: the largest differences of the logits and of each stage's output, "
+                        "and both top-5 lists."
+                    )
+                    verify_run = gr.Button("Check against the reference implementations")
+                    verify_table = gr.Dataframe(interactive=False, wrap=True, elem_id="verify-table")
             with gr.Tab("CIFAR-10 test set"):
                 gr.Markdown(
                     "The paper's own trained CIFAR-10 ResNets (section 4.2) across real test images. Pick the "
@@ -221,6 +260,17 @@ def build_demo() -> gr.Blocks:
         test_gallery.select(cifar10_tab.pick_test_image, [browse_class, browse_page], image, **private)
         show_examples.click(cifar10_tab.examples_view, [session, example_block, example_channel],
                             [most, least, examples_md], api_name="cifar10_examples", **network)  # fmt: skip
+        preset.input(compare_tab.on_preset, preset, [compared, preset_md], queue=False, **private)
+        compare_run.click(
+            compare_tab.compare_networks,
+            [image, compared, compare_weights],
+            [compare_cams, compare_table, compare_plot, compare_md, compare_json],
+            api_name="compare",
+            preprocess=False,  # the photo is decoded by resnet_core.load_image, as in /analyze
+            **network,
+        )
+        verify_run.click(compare_tab.verify_networks, [image, compared, compare_weights], verify_table,
+                         api_name="verify", preprocess=False, **network)  # fmt: skip
         degradation_lab.select(
             degradation_tab.reference_view, None, [reference_plot, reference_md], api_name="lab_reference"
         )

@@ -1,4 +1,4 @@
-"""``python -m resnet_core``: list, info, predict (and the degradation lab).
+"""``python -m resnet_core``: list, info, predict, compare, verify (and the degradation lab).
 
 Errors a user can cause (unknown names, unavailable weights, unreadable images) print one line and exit 2;
 tracebacks are for bugs only.
@@ -118,6 +118,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
+    from .analysis import topk_classes, topk_rows
     from .create import create_model
     from .preprocess import load_image
 
@@ -126,11 +127,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     model_card = model.card
     with torch.inference_mode():
         probs = model(model_card.preprocess(image).unsqueeze(0)).softmax(-1)[0]
-    top = probs.topk(min(args.topk, probs.numel()))
-    results = [
-        {"index": int(i), "label": model_card.categories[int(i)], "probability": float(p)}
-        for p, i in zip(top.values, top.indices, strict=True)
-    ]
+    results = topk_rows(topk_classes(probs, model_card.categories, args.topk))
     if args.json:
         payload = {"arch": args.arch, "weights": model_card.label, "source": model_card.source, "topk": results}
         print(json.dumps(payload, indent=2))
@@ -138,6 +135,63 @@ def cmd_predict(args: argparse.Namespace) -> int:
     print(f"{args.arch} with {model_card.label} [{model_card.source}]")
     for rank, row in enumerate(results, 1):
         print(f"{rank:>2}. {row['label']:<30} {100 * row['probability']:6.2f}%  (class {row['index']})")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .create import create_model
+    from .reference import check_reference, verify
+    from .weights import default_weights
+
+    get_arch(args.arch)
+    check_reference(args.arch)  # before any weights are fetched for nothing
+    weights = args.weights or ("DEFAULT" if default_weights(args.arch) else "none")
+    model = create_model(args.arch, weights=weights, progress=not args.json)
+    result = verify(model, args.image)
+    model_card = model.card
+    if args.json:
+        payload = {**result.as_dict(), "weights": model_card.label, "pretrained": model_card.pretrained}
+        print(json.dumps(payload, indent=2))
+        return 0
+    size = model_card.preprocess.crop_size
+    seen = args.image or f"a seeded random {size}x{size} input"
+    print(f"{args.arch} with {model_card.label} against {result.reference}'s {args.arch}: same weights, {seen}")
+    print(f"{'output':<8} {'max |ours - reference|':>24}")
+    for name, diff in [*result.stage_diffs.items(), ("logits", result.max_abs_diff)]:
+        print(f"{name:<8} {diff:>24.3g}")
+    print(f"top-{len(result.topk)} {'agree' if result.topk_agree else 'DIFFER'}:")
+    for rank, (ours, theirs) in enumerate(zip(result.topk, result.reference_topk, strict=True), 1):
+        cells = [f"{label:<24} {100 * p:6.2f}%" for _, label, p in (ours, theirs)]
+        print(f"{rank:>2}. ours {cells[0]}   reference {cells[1]}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import MAX_NETWORKS, MIN_NETWORKS, compare
+    from .create import create_model
+    from .weights import default_weights
+
+    archs = args.archs
+    if not MIN_NETWORKS <= len(archs) <= MAX_NETWORKS:
+        raise ValueError(f"--archs takes {MIN_NETWORKS} to {MAX_NETWORKS} architectures, got {len(archs)}")
+    for arch in archs:
+        get_arch(arch)
+    if args.weights and len(args.weights) != len(archs):
+        raise ValueError(f"--weights needs one entry per architecture ({len(archs)}), got {len(args.weights)}")
+    # DEFAULT where weights are published; an architecture without any (plain34) runs untrained, and says so.
+    weights = args.weights or ["DEFAULT" if default_weights(arch) else "none" for arch in archs]
+    models = [create_model(a, weights=w, progress=not args.json) for a, w in zip(archs, weights, strict=True)]
+    comparison = compare(models, args.image, topk=args.topk)
+    payload = comparison.as_dict()
+    if args.json:
+        print(json.dumps(payload["networks"], indent=2))
+        return 0
+    for network in payload["networks"]:
+        best = network["topk"][0]
+        trained = "" if network["pretrained"] else "  [untrained: predictions are meaningless]"
+        print(f"{network['arch']:<22} {best['label']:<28} {100 * best['probability']:6.2f}%  "
+              f"{network['weights']}{trained}")  # fmt: skip
+    print(comparison.summary())
     return 0
 
 
@@ -170,6 +224,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("compare", help="2 to 5 networks on one image: answers, Grad-CAMs, where they agree")
+    p.add_argument("image")
+    p.add_argument("--archs", nargs="+", required=True, metavar="ARCH")
+    p.add_argument("--weights", nargs="+", metavar="W", help="one per architecture: DEFAULT, a name, a file or none "
+                   "(default: DEFAULT where weights are published, else none)")  # fmt: skip
+    p.add_argument("--topk", type=_positive, default=5)
+    p.add_argument("--json", action="store_true", help="a JSON array, one object per network")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("verify", help="ours against torchvision's or timm's network: same weights, same input")
+    p.add_argument("arch")
+    p.add_argument("--weights", default=None, help="DEFAULT, a weight name, a .pth/.safetensors file, or none "
+                   "(default: DEFAULT where weights are published, else none)")  # fmt: skip
+    p.add_argument("--image", default=None, help="an image to feed both (default: a seeded random input)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("degradation", help="train plain vs residual CIFAR-style nets on digits (Fig. 1 / 6)")
     configure_parser(p)

@@ -17,7 +17,7 @@ from .hooks import forward_hooks
 from .models import ResNet
 from .preprocess import load_image
 
-__all__ = ["AnalysisResult", "BlockStats", "analyze"]
+__all__ = ["AnalysisResult", "BlockStats", "analyze", "topk_classes", "topk_rows"]
 
 
 @dataclass(frozen=True)
@@ -72,6 +72,17 @@ class AnalysisResult:
             return self._model.forward_from(layer, entry(a))[:, class_index]
 
         return grad_cam(score, entry, activation, self.crop.size[::-1])
+
+
+def topk_classes(probabilities: Tensor, categories: tuple[str, ...], k: int) -> list[tuple[int, str, float]]:
+    """The ``k`` most probable classes of a 1-D probability vector as (index, name, probability)."""
+    top = probabilities.topk(min(k, probabilities.numel()))
+    return [(int(i), categories[int(i)], float(p)) for p, i in zip(top.values, top.indices, strict=True)]
+
+
+def topk_rows(topk: list[tuple[int, str, float]]) -> list[dict]:
+    """The JSON form every command line and endpoint uses: {"index", "label", "probability"}."""
+    return [{"index": index, "label": label, "probability": probability} for index, label, probability in topk]
 
 
 def _check_class(class_index: int, num_classes: int) -> None:
@@ -149,10 +160,8 @@ def analyze(
         cam = grad_cam(score, model.get_submodule(stages[cam_layer]), inputs, crop.size[::-1])
 
     probabilities = logits_out[0][0].float().softmax(-1).cpu()
-    top = probabilities.topk(min(topk, probabilities.numel()))
-    names = model_card.categories
     return AnalysisResult(
-        topk=[(int(i), names[int(i)], float(p)) for p, i in zip(top.values, top.indices, strict=True)],
+        topk=topk_classes(probabilities, model_card.categories, topk),
         probabilities=probabilities,
         stages={display: captured[module] for display, module in stages.items()},
         blocks={block: BlockStats(captured[block], *stats[block]) for block in blocks},

@@ -73,6 +73,17 @@ class Preprocess:
         image = TF.resize(image, [self.resize_size], interpolation=self.interpolation, antialias=True)
         return TF.center_crop(image, [self.crop_size])
 
+    def crop_box(self, size: tuple[int, int]) -> tuple[float, float, float, float]:
+        """Where ``crop`` takes its square from in an image of ``size`` (width, height): (left, top, right, bottom).
+
+        In the image's own pixels, to within one resized pixel; what maps a Grad-CAM back onto the photo, so two
+        networks with different resize and crop sizes can be compared on the region both saw.
+        """
+        width, height = size
+        side = self.crop_size * min(width, height) / self.resize_size
+        left, top = (width - side) / 2, (height - side) / 2
+        return left, top, left + side, top + side
+
     def normalize(self, crop: Image.Image) -> Tensor:
         tensor = TF.convert_image_dtype(TF.pil_to_tensor(crop), torch.float)
         return TF.normalize(tensor, mean=list(self.mean), std=list(self.std))

@@ -220,8 +220,8 @@ def test_launched_app_through_gradio_client(server, photos):
     # Only the documented endpoints are public; UI plumbing is private.
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     assert endpoints == {
-        "/analyze", "/cam", "/costs", "/cifar10_residuals", "/cifar10_examples", "/cifar10_lesion",
-        "/lab_reference", "/lab_lesion", "/lab_train",
+        "/analyze", "/cam", "/compare", "/verify", "/costs", "/cifar10_residuals", "/cifar10_examples",
+        "/cifar10_lesion", "/lab_reference", "/lab_lesion", "/lab_train",
     }  # fmt: skip
 
 

@@ -1,0 +1,185 @@
+"""The Compare tab: 2 to 5 networks on one photo, one column each, and where they agree.
+
+Every network comes from the model cache and runs its own one-pass analysis under its own lock, one after another;
+a comparison is one request in the app's shared network limit. Nothing is kept after the answer: the columns are
+plain values, images are PNG files.
+"""
+
+from __future__ import annotations
+
+import gradio as gr
+import pandas as pd
+
+from resnet_core.analysis import AnalysisResult, analyze
+from resnet_core.compare import MAX_NETWORKS, MIN_NETWORKS, Comparison
+from resnet_core.preprocess import load_image
+from resnet_core.reference import reference_library, verify
+from resnet_core.render import cam_overlay
+
+from .catalog import FAMILIES, architectures_of
+from .handlers import image_path, models, user_error, weight_choice
+from .image_outputs import png_path
+
+__all__ = ["CAM_OPACITY", "PRESETS", "choices", "compare_networks", "on_preset", "verify_networks"]
+
+CAM_OPACITY = 0.5  # the Grad-CAM tab's default, so a column equals that tab's picture pixel for pixel
+
+# The paper's arguments, each as a set of networks (section 4.1-4.2, Table 3, and the later variants).
+PRESETS: dict[str, tuple[list[str], str]] = {
+    "plain vs residual (digits, trained)": (
+        ["plain-56", "resnet-56"],
+        "The degradation lab's trained 56-layer nets: same depth, with and without shortcuts. Try a digit.",
+    ),
+    "plain vs residual (ImageNet)": (
+        ["plain34", "resnet34"],
+        "plain34 has no published weights, so it runs untrained (marked so); resnet34 uses torchvision's.",
+    ),
+    "depth (CIFAR-10, trained)": (
+        ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_resnet56"],
+        "The paper's own CIFAR-10 nets (Table 6): 20 to 56 layers. Try a CIFAR-10 example.",
+    ),
+    "depth (ImageNet)": (
+        ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
+        "18 to 152 layers with torchvision's weights (Table 3).",
+    ),
+    "B/C/D tricks": (
+        ["resnet50a", "resnet50", "resnet50c", "resnet50d"],
+        "The original bottleneck (a) against ResNet-B/C/D. Their published weights also differ in training recipe "
+        "and evaluation size (224 to 288 px), so differences are not the architecture's alone; resnet50a has no "
+        "published weights and runs untrained.",
+    ),
+    "wider or grouped": (
+        ["resnet50", "resnext50_32x4d", "wide_resnet50_2"],
+        "Same depth: more groups (ResNeXt) or twice the width (Wide ResNet).",
+    ),
+}
+
+
+def choices() -> list[str]:
+    """Every network the app offers, in picker order."""
+    return [arch for family in FAMILIES for arch in architectures_of(family)]
+
+
+def on_preset(preset: str) -> tuple[list[str], str]:
+    """The preset's networks for the picker, and what the preset shows."""
+    if preset not in PRESETS:
+        raise user_error(f"Unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}.")
+    archs, note = PRESETS[preset]
+    return list(archs), note
+
+
+def _weight_list(archs: list[str], weights: str | list[str] | None) -> list[str]:
+    """One weight choice per network: empty means each network's default (random init where none is published)."""
+    if isinstance(weights, str):
+        weights = [w.strip() for w in weights.split(",")] if weights.strip() else []
+    weights = list(weights or [])
+    if weights and len(weights) != len(archs):
+        raise user_error(f"Give one weight name per network ({len(archs)}), or none; got {len(weights)}.")
+    return [weight_choice(arch, choice) for arch, choice in zip(archs, weights or [None] * len(archs), strict=True)]
+
+
+def _request(image: str | dict | None, archs: list[str] | None, weights: str | list[str] | None):
+    """The checked networks, their weight choices and the loaded photo, or one sentence on what is wrong."""
+    path = image_path(image)
+    archs = [arch for arch in (archs or []) if arch]
+    if not MIN_NETWORKS <= len(archs) <= MAX_NETWORKS:
+        raise user_error(f"Pick {MIN_NETWORKS} to {MAX_NETWORKS} networks to compare; got {len(archs)}.")
+    chosen = _weight_list(archs, weights)
+    try:
+        photo = load_image(path)
+    except ValueError as error:
+        raise user_error(f"Could not read the image: {error}") from None
+    return archs, chosen, photo
+
+
+def compare_networks(
+    image: str | dict | None,
+    archs: list[str],
+    weights: str | list[str] | None = None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
+):
+    """Compare 2 to 5 networks on one photo: each network's answer, Grad-CAM, residual ratios and costs.
+
+    ``archs``: architecture names (the pickers' names, e.g. ["resnet18", "resnet50"]); ``weights``: optional, one
+    name per network separated by commas (empty: each network's recommended weights). Returns the Grad-CAM of
+    each network on the crop it saw, a table with one column per network, the residual ratio per block, a
+    sentence on where the networks agree, and every number as JSON.
+    """
+    archs, chosen, photo = _request(image, archs, weights)
+    results: list[AnalysisResult] = []
+    for step, (arch, weight) in enumerate(zip(archs, chosen, strict=True)):
+        progress(step / len(archs), desc=f"{arch} ({weight})")
+        loaded = models().get(arch, weight)
+        with loaded.lock:  # the analysis hooks the shared module
+            results.append(analyze(loaded.model, photo))
+    comparison = Comparison.of(photo, results)
+    payload = comparison.as_dict()
+    cams = [(png_path(cam_overlay(result.crop, result.cam, CAM_OPACITY)), _caption(result)) for result in results]
+    return cams, _table(payload["networks"]), _residuals(results), comparison.summary(), payload
+
+
+def _caption(result: AnalysisResult) -> str:
+    _, name, probability = result.topk[0]
+    trained = "" if result.card.pretrained else " · UNTRAINED"
+    return f"{result.card.arch.name}: {name} {100 * probability:.1f}%{trained}"
+
+
+def _table(networks: list[dict]) -> pd.DataFrame:
+    """One column per network; rows a newcomer can read across."""
+    rows: dict[str, list[str]] = {
+        "weights": [n["weights"] for n in networks],
+        "trained": ["yes" if n["pretrained"] else "NO (random weights)" for n in networks],
+        "label space": [n["label_space"] for n in networks],
+    }
+    for rank in range(max(len(n["topk"]) for n in networks)):
+        rows[f"top-{rank + 1}"] = [
+            f"{n['topk'][rank]['label']} {100 * n['topk'][rank]['probability']:.1f}%" if rank < len(n["topk"]) else ""
+            for n in networks
+        ]
+    rows["parameters (M)"] = [f"{n['params'] / 1e6:.2f}" for n in networks]
+    rows["GMACs (at px)"] = [f"{n['gmacs']:.3g} at {n['input_size']}" for n in networks]
+    rows["published acc@1"] = [f"{n['acc1']:.2f}%" if n["acc1"] is not None else "-" for n in networks]
+    rows["Grad-CAM layer"] = [n["cam_layer"] for n in networks]
+    frame = pd.DataFrame(rows, index=[n["arch"] for n in networks]).T
+    return frame.reset_index(names="")
+
+
+def _residuals(results: list[AnalysisResult]) -> pd.DataFrame:
+    """||F(x)|| / ||shortcut(x)|| per block, numbered from the input: one line per network (plain nets have none)."""
+    records = [
+        {"network": result.card.arch.name, "block number": number, "block": name, "ratio": stats.residual_ratio}
+        for result in results
+        for number, (name, stats) in enumerate(result.blocks.items(), 1)
+        if stats.residual_ratio is not None
+    ]
+    return pd.DataFrame(records, columns=["network", "block number", "block", "ratio"])
+
+
+def verify_networks(image: str | dict | None, archs: list[str], weights: str | list[str] | None = None) -> pd.DataFrame:
+    """Ours against the reference implementation: each network that torchvision (or timm) also implements, built
+    by that library with the very same weights, on the same photo.
+
+    One row per network: the library, the largest absolute difference of the logits and of each stage's output,
+    and both top-5 lists. Networks without a reference implementation say so.
+    """
+    archs, chosen, photo = _request(image, archs, weights)
+    rows = []
+    for arch, weight in zip(archs, chosen, strict=True):
+        if reference_library(arch) is None:
+            rows.append({"network": arch, "reference": "none (no namesake in torchvision or timm)"})
+            continue
+        loaded = models().get(arch, weight)
+        with loaded.lock:  # verify hooks the shared module
+            check = verify(loaded.model, photo)
+        rows.append(
+            {
+                "network": arch,
+                "reference": check.reference,
+                "max |diff| logits": f"{check.max_abs_diff:.3g}",
+                **{f"max |diff| {stage}": f"{value:.3g}" for stage, value in check.stage_diffs.items()},
+                "same top-5": "yes" if check.topk_agree else "NO",
+                "top-5 (ours)": ", ".join(name for _, name, _ in check.topk),
+                "top-5 (reference)": ", ".join(name for _, name, _ in check.reference_topk),
+            }
+        )
+    return pd.DataFrame(rows).fillna("")
