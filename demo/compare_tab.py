@@ -98,12 +98,17 @@ def compare_networks(
     weights: str | list[str] | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
 ):
-    """Compare 2 to 5 networks on one photo: each network's answer, Grad-CAM, residual ratios and costs.
+    """Compare 2 to 5 ResNets on one photo: each network's answer, Grad-CAM, residual ratios and costs.
 
-    ``archs``: architecture names (the pickers' names, e.g. ["resnet18", "resnet50"]); ``weights``: optional, one
-    name per network separated by commas (empty: each network's recommended weights). Returns the Grad-CAM of
-    each network on the crop it saw, a table with one column per network, the residual ratio per block, a
-    sentence on where the networks agree, and every number as JSON.
+    Returns the Grad-CAM of each network on the crop it saw, a table with one column per network, the residual
+    ratio per block, a sentence on where the networks agree, and every number as JSON.
+
+    Args:
+        image: the photo.
+        archs: 2 to 5 architecture names, e.g. ["resnet18", "resnet50", "resnet152"] or ["cifar10_resnet20",
+            "cifar10_resnet56"].
+        weights: optional, one weight name per network separated by commas; empty for each network's recommended
+            weights ("random init" where none are published).
     """
     archs, chosen, photo = _request(image, archs, weights)
     results: list[AnalysisResult] = []
@@ -156,11 +161,15 @@ def _residuals(results: list[AnalysisResult]) -> pd.DataFrame:
 
 
 def verify_networks(image: str | dict | None, archs: list[str], weights: str | list[str] | None = None) -> pd.DataFrame:
-    """Ours against the reference implementation: each network that torchvision (or timm) also implements, built
-    by that library with the very same weights, on the same photo.
+    """Check this app's hand-written ResNets against torchvision's (or timm's) on one photo, with the same weights.
 
-    One row per network: the library, the largest absolute difference of the logits and of each stage's output,
-    and both top-5 lists. Networks without a reference implementation say so.
+    One row per network: the reference library, the largest absolute difference of the logits and of each stage's
+    output, and both top-5 lists. Networks without a reference implementation say so.
+
+    Args:
+        image: the photo.
+        archs: 2 to 5 architecture names, e.g. ["resnet18", "resnet50d"].
+        weights: optional, one weight name per network separated by commas; empty for the recommended ones.
     """
     archs, chosen, photo = _request(image, archs, weights)
     rows = []

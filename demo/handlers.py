@@ -177,10 +177,22 @@ def analyze_image(
     opacity: float = 0.5,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
 ):
-    """Classify a photo with one network and draw every view from one forward pass.
+    """Classify a photo with one ResNet and draw every view from one forward pass.
 
     Returns the top-k classes with probabilities, a status line (which weights, from where), the crop the network
     saw, the feature-map grid, the Grad-CAM overlay, the residual ratio per block and its summary.
+
+    Args:
+        image: the photo (any common format; the network sees its own centred, resized square crop).
+        arch: the architecture, e.g. "resnet50", "resnext50_32x4d", "cifar10_resnet56" or "resnet-56" (digits).
+        weights: "DEFAULT" for the recommended published weights, a weight name, or "random init".
+        topk: how many classes to return (1 to 100).
+        cam_layer: the stage Grad-CAM looks at ("layer1" ... "layer4"); empty for the last stage.
+        stage: the stage whose feature maps are drawn; empty for the last stage.
+        block: "stage output" or a block of that stage, e.g. "layer3.2".
+        channels: how many feature-map channels to draw.
+        sort: "mean" (strongest channels first) or "index".
+        opacity: the heat map's opacity over the crop, 0 to 1.
     """
     path = image_path(image)
     weights = weight_choice(arch, weights)
@@ -279,7 +291,14 @@ def residual_rows(result: AnalysisResult) -> pd.DataFrame:
 
 
 def cost_views(arch: str, weights: str):
-    """Everything on the Cost tab; it depends on the architecture and weights only, so it is not part of /analyze."""
+    """Parameters, multiply-adds and FLOPs of every block of an architecture, counted at the size its weights expect.
+
+    Returns a summary (with the published figures where they exist), a chart and a table with one row per block.
+
+    Args:
+        arch: the architecture, e.g. "resnet50" or "cifar10_resnet20".
+        weights: "DEFAULT", a weight name, or "random init" (costs are counted at that weight's evaluation size).
+    """
     weights = weight_choice(arch, weights)
     table = costs(arch, weights)
     return cost_summary(arch, weights), cost_figure(table), cost_rows(table)

@@ -1,6 +1,6 @@
 """Launch ResNet Explorer: ``python app.py`` in a checkout, ``resnet-explorer`` once installed.
 
-Options: ``[--host H] [--port P] [--share] [--device D] [--cache-size N] [--threads N]``.
+Options: ``[--host H] [--port P] [--share] [--mcp] [--device D] [--cache-size N] [--threads N]``.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", default=os.environ.get("GRADIO_SHARE") == "1")
+    parser.add_argument("--mcp", action="store_true", default=None,
+                        help="also serve the public endpoints as MCP tools (default: $GRADIO_MCP_SERVER)")  # fmt: skip
     parser.add_argument("--device", default=os.environ.get("RESNET_EXPLORER_DEVICE"), help="cpu, cuda, cuda:1...")
     parser.add_argument("--cache-size", type=int, default=int(os.environ.get("RESNET_EXPLORER_CACHE_SIZE", "3")))
     parser.add_argument("--threads", type=int, default=int(os.environ.get("RESNET_EXPLORER_THREADS", "0")),
@@ -49,6 +51,7 @@ def serve(argv: list[str] | None = None, block: bool = True):
         server_name=args.host,
         server_port=args.port,
         share=args.share,
+        mcp_server=args.mcp,  # None: Gradio reads $GRADIO_MCP_SERVER
         max_file_size=MAX_FILE_SIZE,
         css=PIXELATED,
         prevent_thread_lock=not block,

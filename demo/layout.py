@@ -219,6 +219,9 @@ def build_demo() -> gr.Blocks:
                 gr.Markdown((Path(__file__).with_name("about.md")).read_text())
 
         private = {"api_visibility": "private"}
+        # Redraws of the caller's own last analysis, and minutes of training: callable by gradio_client, but neither
+        # in the API docs nor MCP tools (an agent's call has no session to redraw, and must not occupy the CPU).
+        session_bound = {"api_visibility": "undocumented"}
         network = {"concurrency_id": NETWORK, "concurrency_limit": NETWORK_CONCURRENCY}
         pickers = [weights, facts_md, stage, cam_layer]
         # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights.
@@ -247,19 +250,20 @@ def build_demo() -> gr.Blocks:
         grid.select(h.on_grid_select, feature_inputs, [channel, channel_plot], **private)
         channel.submit(h.show_channel, [session, stage, block, channel], channel_plot, **private)
         cam_class.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam",
-                        **network)  # fmt: skip
+                        **session_bound, **network)  # fmt: skip
         cam_layer.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], **private,
                         **network)  # fmt: skip
         opacity.input(h.set_opacity, [session, opacity], cam, **private)
         residual_stats.click(cifar10_tab.residual_view, session, [test_plot, test_md], api_name="cifar10_residuals",
-                             **network)  # fmt: skip
+                             **session_bound, **network)  # fmt: skip
         lesion_cifar.click(cifar10_tab.lesion_view, session, [test_plot, test_md], api_name="cifar10_lesion",
-                           concurrency_id="lab", concurrency_limit=1)  # fmt: skip
+                           concurrency_id="lab", concurrency_limit=1, **session_bound)  # fmt: skip
         browse_button.click(cifar10_tab.browse, [browse_class, browse_page], [test_gallery, browse_md],
                             **private)  # fmt: skip
         test_gallery.select(cifar10_tab.pick_test_image, [browse_class, browse_page], image, **private)
         show_examples.click(cifar10_tab.examples_view, [session, example_block, example_channel],
-                            [most, least, examples_md], api_name="cifar10_examples", **network)  # fmt: skip
+                            [most, least, examples_md], api_name="cifar10_examples", **session_bound,
+                            **network)  # fmt: skip
         preset.input(compare_tab.on_preset, preset, [compared, preset_md], queue=False, **private)
         compare_run.click(
             compare_tab.compare_networks,
@@ -278,6 +282,7 @@ def build_demo() -> gr.Blocks:
         lesion.click(degradation_tab.lesion_view, None, [lesion_plot, lesion_md], api_name="lab_lesion",
                      concurrency_id="lab", concurrency_limit=1)  # fmt: skip
         training = train.click(degradation_tab.run_live, [shallow, deep, steps], [live_plot, live_status],
-                               api_name="lab_train", concurrency_id="lab", concurrency_limit=1)  # fmt: skip
+                               api_name="lab_train", concurrency_id="lab", concurrency_limit=1,
+                               **session_bound)  # fmt: skip
         stop.click(None, None, None, cancels=[training])  # front-end only: no API endpoint
     return demo
