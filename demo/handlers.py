@@ -104,6 +104,13 @@ def on_family(family: str):
     return gr.update(choices=architectures_of(family), value=arch), *on_arch(arch)
 
 
+def on_example(family: str, arch: str):
+    """The pickers for an example that carries its own network: that family's list, that network, its weights."""
+    if family not in FAMILIES or arch not in architectures_of(family):
+        raise user_error(f"Unknown example network {family} / {arch}.")
+    return gr.update(choices=architectures_of(family), value=arch), *on_arch(arch)
+
+
 def on_arch(arch: str):
     """Weights, facts and the stage pick-lists of a newly picked architecture (its own stages, not a fixed four)."""
     source = _source(arch)
@@ -199,10 +206,7 @@ def analyze_image(
     if not 1 <= int(topk) <= 100:
         raise user_error(f"Top-k must lie between 1 and 100, got {topk}.")
     progress(0.1, desc=f"loading {arch} ({weights})")
-    state = TabState(
-        token=new_token(), arch=arch, weights=weights, image=path, topk=int(topk), cam_class=-1,
-        cam_layer=cam_layer or "",
-    )  # fmt: skip
+    state = _new_state(path, arch, weights, int(topk), cam_layer)
     progress(0.5, desc="forward pass")
     stored, loaded_status = _run(state)
     result = stored.result
@@ -218,6 +222,33 @@ def analyze_image(
         residual_rows(result),
         residual_summary(result),
         state,
+    )
+
+
+def analyze_example(image: str, family: str, arch: str, weights: str):
+    """An example that belongs to one network (a digit, a CIFAR-10 test image), analysed with that network.
+
+    Gradio caches these outputs per example, so a cached result is always the example's own network and weights.
+    The session is not among them (Gradio does not cache state): :func:`example_controls` gives the tab its own.
+    """
+    return analyze_image(image, arch, weights)[:-1]
+
+
+def example_controls(image: str, family: str, arch: str, weights: str):
+    """After an example ran or came from the cache: a session of this tab's own, and the pickers of its network.
+
+    The session's analysis is run once here (these nets take milliseconds), so Grad-CAM re-targeting and the
+    CIFAR-10 tab work on a cached example as on any other analysis.
+    """
+    state = _new_state(image_path(image), arch, weight_choice(arch, weights))
+    state, stored = stored_analysis(state)
+    state["cam_class"] = stored.result.cam_class
+    return (state, *refresh_controls(state, None), *on_example(family, arch))
+
+
+def _new_state(path: str, arch: str, weights: str, topk: int = 5, cam_layer: str | None = None) -> TabState:
+    return TabState(
+        token=new_token(), arch=arch, weights=weights, image=path, topk=topk, cam_class=-1, cam_layer=cam_layer or ""
     )
 
 

@@ -18,6 +18,8 @@ CIFAR10_GALLERY = ASSETS_DIR / "cifar10" / "gallery"
 MAX_UPLOAD = "20 MB"  # demo.launch passes the same cap to launch(max_file_size=...)
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DEFAULT_ARCH = "resnet50"
+DIGIT_NET = "resnet-56"  # the network the digit examples carry
+CIFAR10_NET = "cifar10_resnet56"  # ... and the CIFAR-10 test images
 # Every event that runs a network shares this one limit, so "two at a time" holds across the whole app; events
 # that only redraw stored results are cheap and keep Gradio's default.
 NETWORK = "network"
@@ -66,18 +68,16 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=2):
                 status = gr.Markdown("No model loaded yet.", elem_id="weights-status")
                 label = gr.Label(num_top_classes=10, label="Predictions", elem_id="predictions")
-        with gr.Row():
+        # Photos fill the input for whatever network is picked; digits and CIFAR-10 test images belong to a network
+        # of their own, so they carry it, run on click, and are cached per example (lazily, on first click).
+        example_row = gr.Row()
+        with example_row:
             gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
-            gr.Examples([[str(path)] for path in sorted(DIGITS.glob("*.png"))], inputs=[image],
-                        label=f"Digits, for the {catalog.LAB_FAMILY} family")  # fmt: skip
         # One of every class per page of 10: the first example of each class, then the second, ...
         by_class: dict[str, list[Path]] = {}
         for path in sorted(CIFAR10_GALLERY.glob("*.png")):
             by_class.setdefault(path.stem.rsplit("_", 1)[0], []).append(path)
         gallery = [path for rank in zip(*by_class.values(), strict=False) for path in rank]
-        if gallery:
-            gr.Examples([[str(path)] for path in gallery], inputs=[image], examples_per_page=10,
-                        label="CIFAR-10 test images (Krizhevsky 2009), for the CIFAR-10 family")  # fmt: skip
 
         with gr.Tabs():
             with gr.Tab("Feature maps"):
@@ -218,6 +218,35 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("About"):
                 gr.Markdown((Path(__file__).with_name("about.md")).read_text())
 
+        owned_examples = [
+            (f"Digits: run on click with {DIGIT_NET} ({catalog.LAB_FAMILY})", catalog.LAB_FAMILY, DIGIT_NET,
+             sorted(DIGITS.glob("*.png")), "digit-examples"),
+            (f"CIFAR-10 test images (Krizhevsky 2009): run on click with {CIFAR10_NET}", "CIFAR-10", CIFAR10_NET,
+             gallery, "cifar10-examples"),
+        ]  # fmt: skip
+        analysis_outputs = [label, status, crop, grid, cam, residual_plot, residual_md, session]
+        control_outputs = [block, cam_class, example_block]
+        picker_outputs = [arch, weights, facts_md, stage, cam_layer]
+        private = {"api_visibility": "private"}
+        for title, owner_family, owner, paths, elem_id in owned_examples:
+            if not paths:
+                continue
+            with example_row:
+                owned = gr.Examples(
+                    [[str(path), owner_family, owner, "DEFAULT"] for path in paths],
+                    inputs=[image, family, arch, weights],
+                    outputs=analysis_outputs[:-1],  # not the session: Gradio caches no state
+                    fn=h.analyze_example,
+                    cache_examples=True,
+                    cache_mode="lazy",
+                    visible_columns=[0],
+                    examples_per_page=10,
+                    label=title,
+                    elem_id=elem_id,
+                    api_visibility="private",
+                )
+            owned.cache_event.then(h.example_controls, [image, family, arch, weights],
+                                   [session, *control_outputs, *picker_outputs], **private)  # fmt: skip
         private = {"api_visibility": "private"}
         # Redraws of the caller's own last analysis, and minutes of training: callable by gradio_client, but neither
         # in the API docs nor MCP tools (an agent's call has no session to redraw, and must not occupy the CPU).
@@ -229,7 +258,8 @@ def build_demo() -> gr.Blocks:
         cost_outputs = [cost_md, cost_plot, cost_table]
         demo.load(h.cost_views, [arch, weights], cost_outputs, api_name="costs")
         for picked in (
-            family.change(h.on_family, family, [arch, *pickers], queue=False, **private),
+            # .input, not .change: an example that carries its own network sets the family without a reset.
+            family.input(h.on_family, family, [arch, *pickers], queue=False, **private),
             arch.input(h.on_arch, arch, pickers, queue=False, **private),
             weights.input(h.model_facts, [arch, weights], facts_md, queue=False, **private),
         ):

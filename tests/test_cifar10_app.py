@@ -182,3 +182,64 @@ def test_browsing_the_test_set_by_class():
     assert np.array_equal(read_png(clicked), images[cats[21]])
     with pytest.raises(gr.Error, match="ten classes"):
         cifar10_tab.browse("unicorn", 1)
+
+
+def test_an_example_that_carries_its_network_switches_to_it_and_runs():
+    outputs = h.analyze_example(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
+    label, status = outputs[:2]
+    assert len(outputs) == 7 and next(iter(label)) == "cat (3)" and "cifar10_resnet56.akamaster" in status
+    controls = h.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
+    state, block, cam_class, _, arch, weights, facts, *_ = controls
+    assert state["arch"] == "cifar10_resnet56" and state["weights"] == "cifar10_resnet56.akamaster"
+    assert arch["value"] == "cifar10_resnet56" and "cifar10_resnet20" in arch["choices"]
+    assert weights["value"] == "cifar10_resnet56.akamaster" and "cifar10_resnet56" in facts
+    assert cam_class["value"] == "3: cat" and "layer3.8" in block["choices"]
+    # Every visitor of a cached example gets a session of their own: re-targeting one leaves the other alone.
+    other = h.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")[0]
+    assert state["token"] != other["token"]
+    h.retarget_cam(state, "5: dog", "layer3", 0.5)
+    assert h.results().get(other["token"]).cam is not h.results().get(state["token"]).cam
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_owned_examples_run_on_click_with_their_own_network(tmp_path, monkeypatch):
+    """With resnet50 picked, a click on a CIFAR-10 test image switches to cifar10_resnet56 and shows its answer,
+    without Analyze; a second click comes from the example cache; a digit switches to the lab's resnet-56."""
+    monkeypatch.chdir(tmp_path)  # Gradio caches examples under ./.gradio
+    playwright = pytest.importorskip("playwright.sync_api")
+    expect = playwright.expect
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    port = free_port()
+    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    digit = ROOT / "assets" / "digits" / "digit_7.png"
+    try:
+        with playwright.sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"http://127.0.0.1:{port}/")
+            assert page.get_by_label("Depth / variant").input_value() == "resnet50"
+
+            def predictions_show(text: str) -> None:
+                page.wait_for_function(
+                    f"() => document.querySelector('#predictions')?.innerText.includes('{text}')", timeout=120_000
+                )
+
+            for attempt in range(2):  # the first click computes, the second is served from the cache
+                page.locator(f"#cifar10-examples img[src*='{CAT.name}']").click()
+                predictions_show("cat (3)")
+                expect(page.get_by_label("Weights")).to_have_value("cifar10_resnet56.akamaster", timeout=30_000)
+                expect(page.get_by_label("Family")).to_have_value("CIFAR-10")
+                expect(page.get_by_label("Depth / variant")).to_have_value("cifar10_resnet56")
+                if attempt == 0:
+                    page.get_by_label("Family").click()  # move away, so the second click has to switch back
+                    page.get_by_role("option", name="ResNet-D", exact=True).click()
+                    page.wait_for_function("() => document.body.innerText.includes('resnet18d ·')")
+            page.locator(f"#digit-examples img[src*='{digit.name}']").click()
+            predictions_show("7 (7)")
+            expect(page.get_by_label("Depth / variant")).to_have_value("resnet-56", timeout=30_000)
+            assert "Error" not in page.locator("body").inner_text()
+            browser.close()
+    finally:
+        demo.close()

@@ -202,8 +202,9 @@ def test_compare_through_gradio_client_equals_analyze(cache):
 
 @pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_compare_in_a_real_browser(cache):
+def test_compare_in_a_real_browser(cache, tmp_path, monkeypatch):
     """Pick the digits preset, a digit example, Compare: two columns of trained nets, their sentence, no error."""
+    monkeypatch.chdir(tmp_path)  # the digit example runs on click, and Gradio caches it under ./.gradio
     playwright = pytest.importorskip("playwright.sync_api")
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
              "--disable-component-update", "--disable-sync"]  # fmt: skip
@@ -222,7 +223,7 @@ def test_compare_in_a_real_browser(cache):
             page.wait_for_function("() => document.body.innerText.includes('same depth, with and without')")
             networks = page.locator("#compare-networks").inner_text()
             assert "plain-56" in networks and "resnet-56" in networks and "cifar10_resnet20" not in networks
-            page.locator(f"img[src*='{digit.name}']").first.click()
+            page.locator(f"#digit-examples img[src*='{digit.name}']").click()
             page.wait_for_timeout(500)
             page.get_by_role("button", name="Compare", exact=True).click()
             page.wait_for_function(
