@@ -1,0 +1,388 @@
+"""Sanity checks for saliency maps: does a map depend on the model, and does it point at pixels the model uses?
+
+A map can look convincing and still explain nothing: guided backpropagation, for instance, draws nearly the same
+edges for a network with random weights (Adebayo et al., 2018). Two checks, for any method of :mod:`.saliency`:
+
+* **Cascading randomization** (Adebayo et al., 2018): re-initialise a copy of the model from the classifier down,
+  one stage at a time, and compare each new map with the original (Spearman rank correlation and SSIM). A map that
+  survives the loss of the weights it claims to explain is explaining the image, not the model.
+* **Deletion and insertion** (Petsiuk et al., 2018, RISE): remove the pixels in the order the map ranks them and
+  follow the class probability (a good map makes it fall fast: low area under the curve), or reveal them onto a
+  blurred copy (a good map makes it rise fast: high area). A random ranking under the same :class:`Protocol` is the
+  baseline; the protocol matters as much as the method (a zero fill is itself a signal the model reacts to), so
+  every figure carries :meth:`Protocol.describe`.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import Tensor, nn
+
+from .compare import _correlation
+from .create import card
+from .hooks import forward_hooks
+from .models import ResNet
+from .preprocess import load_image
+from .saliency import BLUR_SIGMA, FILLS, Fill, Method, filled, occlusion_window, saliency_map
+
+__all__ = [
+    "Curve",
+    "Protocol",
+    "RandomizationStep",
+    "SanityReport",
+    "cascading_randomization",
+    "measured_map",
+    "perturbation_curve",
+    "randomization_order",
+    "reinitialize",
+    "sanity_check",
+    "spearman",
+    "ssim",
+]
+
+Mode = Literal["deletion", "insertion"]
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a curve perturbs the image: what replaces removed pixels, in which units, in how many steps.
+
+    ``mode="deletion"`` replaces the most salient pixels by ``fill`` first; ``"insertion"`` starts from the fill and
+    puts the most salient pixels back first. ``patch`` > 1 ranks ``patch`` x ``patch`` squares by their mean saliency
+    instead of single pixels. All ``steps + 1`` images of a curve run through the model as one batch.
+    """
+
+    mode: Mode = "deletion"
+    fill: Fill = "blur"
+    patch: int = 1
+    steps: int = 16
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("deletion", "insertion"):
+            raise ValueError(f"unknown mode {self.mode!r}; expected 'deletion' or 'insertion'")
+        if self.fill not in FILLS:
+            raise ValueError(f"unknown fill {self.fill!r}; expected one of {FILLS}")
+        if self.patch < 1 or self.steps < 1:
+            raise ValueError(f"patch and steps must be at least 1, got {self.patch} and {self.steps}")
+
+    def describe(self) -> str:
+        """One sentence for the caption of any figure this protocol produced."""
+        units = "pixels" if self.patch == 1 else f"{self.patch}x{self.patch} patches (ranked by mean saliency)"
+        fill = (
+            f"a gaussian-blurred copy of the input (sigma = side / {1 / BLUR_SIGMA:g})"
+            if self.fill == "blur"
+            else "zeros after normalisation (the mean colour)"
+        )
+        if self.mode == "deletion":
+            action = f"{units} are replaced by {fill}, most salient first"
+            better = "lower is better"
+        else:
+            action = f"{units} of the input are put back onto {fill}, most salient first"
+            better = "higher is better"
+        return (
+            f"{self.mode.capitalize()}: {action}, ties in random order, in {self.steps} equal steps; the score is the "
+            f"area under the class probability over the fraction changed (0 to 1, {better})."
+        )
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "description": self.describe()}
+
+
+@dataclass(frozen=True)
+class Curve:
+    """Class probability after each step of a :class:`Protocol`, and the area under it (trapezoid rule)."""
+
+    protocol: Protocol
+    ranking: str  # "map" or "random"
+    fractions: tuple[float, ...]  # share of pixels changed, 0 ... 1
+    probabilities: tuple[float, ...]
+    auc: float
+
+    def as_dict(self) -> dict:
+        return {
+            "protocol": self.protocol.as_dict(),
+            "ranking": self.ranking,
+            "fractions": list(self.fractions),
+            "probabilities": list(self.probabilities),
+            "auc": self.auc,
+        }
+
+
+def _unit_ranks(scores: Tensor, patch: int, generator: torch.Generator) -> Tensor:
+    """Per pixel, the position of its unit (pixel or patch) in the removal order: 0 goes first.
+
+    Units are sorted by decreasing score; equal scores keep the order of a random permutation, so a constant map
+    is a random ranking rather than raster order (which would delete the top rows first).
+    """
+    height, width = scores.shape
+    units = F.avg_pool2d(scores[None, None], patch, ceil_mode=True)[0, 0] if patch > 1 else scores
+    flat = units.flatten()
+    shuffle = torch.randperm(flat.numel(), generator=generator)
+    order = shuffle[torch.argsort(flat[shuffle], descending=True, stable=True)]
+    ranks = torch.empty_like(order)
+    ranks[order] = torch.arange(order.numel())
+    ranks = ranks.view(units.shape)
+    if patch > 1:
+        ranks = ranks.repeat_interleave(patch, 0).repeat_interleave(patch, 1)[:height, :width]
+    return ranks
+
+
+def perturbation_curve(
+    model: nn.Module,
+    inputs: Tensor,
+    class_index: int,
+    saliency: np.ndarray | None,
+    protocol: Protocol = Protocol(),
+    seed: int = 0,
+) -> Curve:
+    """The deletion or insertion curve of ``saliency`` (``(H, W)``; ``None``: a seeded random ranking) on ``inputs``.
+
+    ``inputs`` is one normalised image ``(1, C, H, W)``, as the model sees it. Deletion starts at the intact image's
+    probability and ends at the fully filled image's; insertion runs the other way.
+    """
+    if inputs.ndim != 4 or inputs.shape[0] != 1:
+        raise ValueError(f"expected one image as a (1, C, H, W) tensor, got shape {tuple(inputs.shape)}")
+    size = tuple(inputs.shape[-2:])
+    generator = torch.Generator().manual_seed(seed)
+    if saliency is None:
+        scores, ranking = torch.rand(size, generator=generator), "random"
+    else:
+        if saliency.shape != size:
+            raise ValueError(f"saliency map is {saliency.shape}, the input {size}")
+        scores, ranking = torch.as_tensor(saliency, dtype=torch.float32), "map"
+    ranks = _unit_ranks(scores, protocol.patch, generator).to(inputs.device)
+    units = int(ranks.max()) + 1
+    removed = torch.tensor([round(units * step / protocol.steps) for step in range(protocol.steps + 1)])
+    masks = ranks[None] < removed.to(inputs.device)[:, None, None]  # (steps + 1, H, W): True = filled
+    if protocol.mode == "insertion":
+        masks = ~masks  # step k reveals the units deletion would have removed by step k; the rest stays filled
+    with torch.inference_mode():
+        background = filled(inputs, protocol.fill)
+        batch = torch.where(masks[:, None], background, inputs)
+        probabilities = model(batch).softmax(-1)[:, class_index].float().cpu()
+    changed = masks.flatten(1).float().mean(1).cpu()
+    fractions = changed if protocol.mode == "deletion" else 1.0 - changed
+    auc = float(torch.trapezoid(probabilities, fractions))
+    return Curve(protocol, ranking, tuple(fractions.tolist()), tuple(probabilities.tolist()), auc)
+
+
+def _ranks(values: np.ndarray) -> np.ndarray:
+    """Average ranks: tied values share the mean of their positions (Grad-CAM maps have many tied zeros)."""
+    _, inverse, counts = np.unique(values.ravel(), return_inverse=True, return_counts=True)
+    return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
+
+
+def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Spearman's rank correlation of two maps; ``None`` where one is constant (no ranking to compare)."""
+    return _correlation(_ranks(a), _ranks(b))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, window: int = 11, sigma: float = 1.5) -> float:
+    """Structural similarity (Wang et al., 2004) of two maps in [0, 1]: a gaussian ``window``, the usual constants.
+
+    Averaged over the positions where the window fits (no padding); the window shrinks to fit a small map.
+    """
+    x, y = (torch.as_tensor(np.asarray(m, dtype=np.float64))[None, None] for m in (a, b))
+    window = min(window, *x.shape[-2:])
+    gauss = torch.signal.windows.gaussian(window, std=sigma, dtype=torch.float64)
+    kernel = torch.outer(gauss, gauss)[None, None] / gauss.sum() ** 2
+
+    def mean(t: Tensor) -> Tensor:
+        return F.conv2d(t, kernel)
+
+    mu_x, mu_y = mean(x), mean(y)
+    var_x, var_y, cov = mean(x * x) - mu_x**2, mean(y * y) - mu_y**2, mean(x * y) - mu_x * mu_y
+    c1, c2 = 0.01**2, 0.03**2  # (K * data range)^2 with K1 = 0.01, K2 = 0.03, range 1
+    index = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
+    return float(index.mean())
+
+
+def randomization_order(model: ResNet) -> list[tuple[str, tuple[str, ...]]]:
+    """The cascade as (step name, submodules): the head, then every stage from the last to the stem."""
+    stages = [(stage.name, stage.parts or (stage.module,)) for stage in reversed(model.feature_info)]
+    return [("head", tuple(model.head_parts)), *stages]
+
+
+def reinitialize(model: nn.Module, parts: Sequence[str]) -> None:
+    """Re-initialise, in place, every module under ``parts`` with its own ``reset_parameters()``.
+
+    For BatchNorm that also resets the running statistics (mean 0, variance 1); ``requires_grad`` flags stay as
+    they are. Draws from torch's global generator: seed it (or fork it) for a repeatable result.
+    """
+    for part in parts:
+        for module in model.get_submodule(part).modules():
+            reset = getattr(module, "reset_parameters", None)
+            if callable(reset):
+                reset()
+
+
+@dataclass(frozen=True)
+class RandomizationStep:
+    """The map after re-initialising ``step`` (and everything after it) against the trained model's map."""
+
+    step: str
+    spearman: float | None
+    ssim: float
+    seconds: float  # re-initialising plus one new map
+    saliency: np.ndarray | None = field(default=None, repr=False, compare=False)  # the map itself, for a strip view
+
+    def as_dict(self) -> dict:
+        return {"step": self.step, "spearman": self.spearman, "ssim": self.ssim, "seconds": self.seconds}
+
+
+def cascading_randomization(
+    model: ResNet,
+    inputs: Tensor,
+    class_index: int,
+    method: Method = "gradcam",
+    seed: int = 0,
+    original: np.ndarray | None = None,
+    **options,
+) -> list[RandomizationStep]:
+    """Adebayo et al.'s cascade on a deep copy of ``model`` (the caller's model, shared by the app, is untouched).
+
+    One entry per step of :func:`randomization_order`, each re-initialising one more part, so the last entry has
+    no trained weight left. ``options`` go to :func:`~resnet_core.saliency.saliency_map`; ``original`` is the
+    trained model's map if already computed. Seeded through a forked generator: repeatable, and the caller's global
+    random state is left as it was.
+    """
+    if original is None:
+        original = saliency_map(model, inputs, class_index, method, **options)
+    randomized = copy.deepcopy(model)
+    steps = []
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for name, parts in randomization_order(model):
+            start = time.perf_counter()
+            reinitialize(randomized, parts)
+            current = saliency_map(randomized, inputs, class_index, method, **options)
+            seconds = time.perf_counter() - start
+            steps.append(
+                RandomizationStep(name, spearman(original, current), ssim(original, current), seconds, current)
+            )
+    return steps
+
+
+def measured_map(
+    model: ResNet, inputs: Tensor, class_index: int, method: Method = "gradcam", **options
+) -> tuple[np.ndarray, int, float]:
+    """:func:`~resnet_core.saliency.saliency_map` and what it cost: images through the network, and seconds."""
+    passes = [0]
+
+    def count(module: nn.Module, args: tuple, output: Tensor) -> None:
+        passes[0] += len(args[0])
+
+    start = time.perf_counter()
+    with forward_hooks(model, [("", count)]):  # "" is the model itself: every image it is given
+        saliency = saliency_map(model, inputs, class_index, method, **options)
+    return saliency, passes[0], time.perf_counter() - start
+
+
+@dataclass(frozen=True)
+class SanityReport:
+    """Both checks for one image, one class and one method (what ``python -m resnet_core sanity`` prints)."""
+
+    arch: str
+    method: str
+    class_index: int
+    class_name: str
+    probability: float
+    randomization: list[RandomizationStep]
+    deletion: Curve
+    random_deletion: Curve
+    insertion: Curve
+    random_insertion: Curve
+    forward_passes: int  # images through the model for one map of this method
+    options: dict = field(default_factory=dict)  # what the map was made with: layer, or window and stride
+    saliency: np.ndarray | None = field(default=None, repr=False, compare=False)  # the trained model's map
+
+    def as_dict(self) -> dict:
+        return {
+            "arch": self.arch,
+            "method": self.method,
+            "options": self.options,
+            "class": self.class_name,
+            "class_index": self.class_index,
+            "probability": self.probability,
+            "forward_passes": self.forward_passes,
+            "randomization": [step.as_dict() for step in self.randomization],
+            "deletion_auc": self.deletion.auc,
+            "random_deletion_auc": self.random_deletion.auc,
+            "insertion_auc": self.insertion.auc,
+            "random_insertion_auc": self.random_insertion.auc,
+            "protocol": self.deletion.protocol.describe(),
+            "insertion_protocol": self.insertion.protocol.describe(),
+            "curves": {
+                name: getattr(self, name).as_dict()
+                for name in ("deletion", "random_deletion", "insertion", "random_insertion")
+            },
+        }
+
+
+def sanity_check(
+    model: ResNet,
+    image: Image.Image | str | Path,
+    method: Method = "gradcam",
+    class_index: int | None = None,
+    protocol: Protocol = Protocol(),
+    seed: int = 0,
+    **options,
+) -> SanityReport:
+    """Both checks on the crop ``model`` sees of ``image``, for ``class_index`` (default: the top-1 class).
+
+    ``protocol`` sets the deletion curve; the insertion curve uses the same fill, units and steps.
+    ``options`` go to :func:`~resnet_core.saliency.saliency_map` (``layer``, ``window``, ``stride``, ``fill``).
+    """
+    model_card = card(model)
+    device = next(model.parameters()).device
+    crop = model_card.preprocess.crop(load_image(image))
+    inputs = model_card.preprocess.normalize(crop).unsqueeze(0).to(device)
+    with torch.inference_mode():
+        probabilities = model(inputs).softmax(-1)[0].float().cpu()
+    if class_index is None:
+        class_index = int(probabilities.argmax())
+    elif not 0 <= class_index < len(probabilities):
+        raise ValueError(f"class index {class_index} outside 0..{len(probabilities) - 1}")
+
+    original, passes, _ = measured_map(model, inputs, class_index, method, **options)
+    deletion, insertion = replace(protocol, mode="deletion"), replace(protocol, mode="insertion")
+    curves = [
+        perturbation_curve(model, inputs, class_index, saliency, chosen, seed)
+        for chosen in (deletion, insertion)
+        for saliency in (original, None)
+    ]
+    return SanityReport(
+        arch=model_card.arch.name,
+        method=method,
+        class_index=class_index,
+        class_name=model_card.categories[class_index],
+        probability=float(probabilities[class_index]),
+        randomization=cascading_randomization(model, inputs, class_index, method, seed, original, **options),
+        deletion=curves[0],
+        random_deletion=curves[1],
+        insertion=curves[2],
+        random_insertion=curves[3],
+        forward_passes=passes,
+        options=_resolved(model, method, tuple(inputs.shape[-2:]), options),
+        saliency=original,
+    )
+
+
+def _resolved(model: ResNet, method: Method, size: tuple[int, int], options: dict) -> dict:
+    """The options a map was made with, defaults filled in, so a report says which layer or window it used."""
+    resolved = {key: value for key, value in options.items() if value is not None}
+    if method == "occlusion":
+        resolved["window"], resolved["stride"] = occlusion_window(size, resolved.get("window"), resolved.get("stride"))
+    else:
+        resolved["layer"] = resolved.get("layer") or model.feature_info[-1].name
+    return resolved
