@@ -21,21 +21,20 @@ import torch
 from matplotlib.figure import Figure
 
 from resnet_core import cifar10
-from resnet_core.dataset_probe import DatasetProbe, probe_dataset
+from resnet_core.dataset_probe import DatasetProbe, cache_root, probe_dataset
 from resnet_core.lesion import lesion_study
 
 from .handlers import models, stored_analysis, user_error
 from .image_outputs import png_path
 from .sessions import TabState
 
-ENV_CACHE = "RESNET_EXPLORER_CACHE"
 PER_PAGE = 20  # test images per page when browsing a class
 TILE = 96  # a 32x32 test image shown at 3x
 
 
 def cache_dir() -> Path:
-    """Where probes are kept between runs: ``$RESNET_EXPLORER_CACHE`` or ``~/.cache/resnet-explorer``."""
-    return Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "resnet-explorer")) / "probes"
+    """Where probes are kept between runs: ``probes/`` under the library's cache root (``$RESNET_EXPLORER_CACHE``)."""
+    return cache_root() / "probes"
 
 
 @cache

@@ -10,6 +10,7 @@ cached on disk per weights and image set.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,7 +23,15 @@ from torch import Tensor
 from .hooks import forward_hooks
 from .models import ResNet
 
-__all__ = ["DatasetProbe", "probe_dataset", "residual_terms"]
+__all__ = ["ENV_CACHE", "DatasetProbe", "cache_root", "probe_dataset", "residual_terms", "weights_digest"]
+
+ENV_CACHE = "RESNET_EXPLORER_CACHE"
+
+
+def cache_root() -> Path:
+    """Where results computed once per model are kept between runs: ``$RESNET_EXPLORER_CACHE`` or
+    ``~/.cache/resnet-explorer``. Each kind of result takes its own subfolder (``probes/``, ``feature_vis/``)."""
+    return Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "resnet-explorer"))
 
 
 def residual_terms(residual: Tensor, shortcut: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -132,12 +141,19 @@ def probe_dataset(
     return probe
 
 
-def _fingerprint(model: ResNet, inputs: Tensor) -> str:
-    """A key that changes with any weight or input: hashes of the state dict and of the input tensor."""
+def weights_digest(model: ResNet) -> hashlib._Hash:
+    """A sha256 fed with the architecture's name and every state-dict tensor: the part of a cache key that changes
+    with any weight. Callers extend it with what else their result depends on, then take ``hexdigest()``."""
     digest = hashlib.sha256()
     digest.update((model.card.arch.name if model.card else type(model).__name__).encode())
     for name, tensor in model.state_dict().items():
         digest.update(name.encode())
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest
+
+
+def _fingerprint(model: ResNet, inputs: Tensor) -> str:
+    """A key that changes with any weight or input: hashes of the state dict and of the input tensor."""
+    digest = weights_digest(model)
     digest.update(inputs.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()[:24]
