@@ -274,19 +274,19 @@ def _class_choices(categories: tuple[str, ...]) -> list[str]:
     return [f"{index}: {name}" for index, name in enumerate(categories)]
 
 
-def _stage(result: AnalysisResult, stage: str | None) -> str:
+def shown_stage(result: AnalysisResult, stage: str | None) -> str:
     """The requested stage; the deepest one when none is given (or the tab still shows another model's)."""
     return stage if stage in result.stages else list(result.stages)[-1]
 
 
 def _block_choices(result: AnalysisResult, stage: str | None) -> list[str]:
-    stage = _stage(result, stage)
+    stage = shown_stage(result, stage)
     return [STAGE_OUTPUT] + [name for name in result.blocks if name.split(".")[0] == stage]
 
 
 def _feature(result: AnalysisResult, stage: str | None, block: str | None):
     if block in (None, STAGE_OUTPUT) or block not in result.blocks:
-        return result.stages[_stage(result, stage)]
+        return result.stages[shown_stage(result, stage)]
     return result.blocks[block].output
 
 
@@ -375,7 +375,7 @@ def show_channel(state: TabState | None, stage: str, block: str, channel: float 
     if channel is None:
         raise user_error(f"Type a channel number from 0 to {feature.shape[0] - 1}.")
     channel = min(max(int(channel), 0), feature.shape[0] - 1)
-    where = _stage(stored.result, stage) if block in (None, STAGE_OUTPUT) else block
+    where = shown_stage(stored.result, stage) if block in (None, STAGE_OUTPUT) else block
     return channel_figure(feature, channel, f"{where}, channel {channel} of {feature.shape[0]}")
 
 

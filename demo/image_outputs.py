@@ -29,9 +29,10 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import numpy as np
+from matplotlib.figure import Figure
 from PIL import Image
 
-__all__ = ["MAX_AGE_S", "PRUNE_EVERY_S", "png_path"]
+__all__ = ["MAX_AGE_S", "PRUNE_EVERY_S", "figure_path", "png_path"]
 
 MAX_AGE_S = 300.0
 PRUNE_EVERY_S = 30.0
@@ -45,6 +46,14 @@ def png_path(image: np.ndarray | Image.Image) -> str:
     time: a path not handed out again for ``MAX_AGE_S`` may be pruned.
     """
     return str(_default_store().put(_encode_png(image)))
+
+
+def figure_path(figure: Figure, dpi: int = 110) -> str:
+    """A matplotlib figure as a PNG file, like :func:`png_path`: shown by ``gr.Image``, whose download button then
+    gives the very picture (a ``gr.Plot`` offers none)."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return str(_default_store().put(buffer.getvalue()))
 
 
 def _encode_png(image: np.ndarray | Image.Image) -> bytes:

@@ -9,7 +9,7 @@ import gradio as gr
 from resnet_core import get_arch
 from resnet_core.assets import ASSETS_DIR
 
-from . import catalog, cifar10_tab, compare_tab, degradation_tab
+from . import catalog, cifar10_tab, compare_tab, degradation_tab, explain_tab, feature_vis_view
 from . import handlers as h
 
 PHOTOS = ASSETS_DIR / "photos"
@@ -92,6 +92,20 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     channel = gr.Number(0, label="Channel", precision=0, minimum=0)
                     channel_plot = gr.Plot(label="Selected channel with its value scale")
+                with gr.Row():
+                    with gr.Column(scale=1):
+                        gr.Markdown(
+                            "**What does this channel want to see?** An image optimised to excite the selected "
+                            "channel as much as possible (Olah et al. 2017: Fourier-space pixels, decorrelated "
+                            "colour, jitter, scale and rotation). Seconds on the CIFAR-10 nets, tens of seconds on "
+                            "ImageNet ones; cached per channel."
+                        )
+                        vis_steps = gr.Slider(16, feature_vis_view.MAX_STEPS, value=128, step=16, label="Steps")
+                        vis_run = gr.Button("Optimise an image for this channel")
+                        vis_md = gr.Markdown(elem_id="feature-vis-text")
+                        vis_layer = gr.Textbox(visible=False)  # the /visualize endpoint's layer parameter
+                        vis_api = gr.Button(visible=False)
+                    vis_image = _picture("What the channel wants to see", elem_id="feature-vis")
             with gr.Tab("Grad-CAM"):
                 with gr.Row():
                     cam_class = gr.Dropdown([], label="Explain class (type to search)", filterable=True,
@@ -99,6 +113,27 @@ def build_demo() -> gr.Blocks:
                     cam_layer = gr.Radio(stage_update["choices"], value=stage_update["value"], label="Layer")
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heat-map opacity")
                 cam = _picture("Grad-CAM on the crop the network saw", elem_id="cam")
+            with gr.Tab("Explanation checks"):
+                gr.Markdown(
+                    "**Does the heat map explain the network?** A map can look convincing whether or not it "
+                    "explains anything (Adebayo et al. 2018). Two checks on the photo and network above, for its "
+                    "top-1 class: scramble the weights from the classifier down and watch whether the map falls "
+                    "apart; delete (or reveal) pixels in the map's order and watch the class probability, against "
+                    "a random order."
+                )
+                with gr.Row():
+                    method = gr.Radio([(name, key) for key, name in explain_tab.METHOD_NAMES.items()],
+                                      value="gradcam", label="Method")  # fmt: skip
+                    window = gr.Slider(0, 64, value=0, step=1, label="Occlusion window (px; 0 = an eighth of the crop)")
+                    fill = gr.Radio(["blur", "zero"], value="blur", label="Deleted pixels become")
+                    patch = gr.Radio([1, 4, 8], value=1, label="Rank pixels or patches of side")
+                check = gr.Button("Run the checks", variant="primary")
+                verdict_md = gr.Markdown(elem_id="sanity-verdict")
+                strip = gr.Image(label="Cascading randomization", interactive=False, format="png",
+                                 elem_id="sanity-strip")  # fmt: skip
+                curves = gr.Image(label="Deletion and insertion curves", interactive=False, format="png")
+                with gr.Accordion("Every number (JSON)", open=False):
+                    sanity_json = gr.JSON()
             with gr.Tab("Cost"):
                 cost_md = gr.Markdown()
                 cost_plot = gr.Plot(label="Multiply-adds and parameters per block")
@@ -169,6 +204,10 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     most = gr.Image(label="Excite it most (strongest first)", interactive=False, format="png")
                     least = gr.Image(label="Excite it least", interactive=False, format="png")
+                    with gr.Column():
+                        wanted = _picture("What it wants to see (optimised, 256 steps)")
+                        wanted_run = gr.Button("Optimise an image for this channel")
+                        wanted_md = gr.Markdown()
                 gr.Markdown("**Browse the test set by class** (all 10,000 where the full set is configured).")
                 with gr.Row():
                     browse_class = gr.Dropdown(list(cifar10_tab.cifar10.CLASSES), value="cat", label="Class")
@@ -303,6 +342,18 @@ def build_demo() -> gr.Blocks:
             preprocess=False,  # the photo is decoded by resnet_core.load_image, as in /analyze
             **network,
         )
+        vis_run.click(feature_vis_view.visualize_selected, [session, stage, block, channel, vis_steps],
+                      [vis_image, vis_md], **private, **network)  # fmt: skip
+        wanted_run.click(feature_vis_view.visualize_selected,
+                         [session, gr.State(None), example_block, example_channel, gr.State(256)],
+                         [wanted, wanted_md], **private, **network)  # fmt: skip
+        # The same for any network, layer and channel, without a session: for gradio_client and MCP (an event with
+        # components, not gr.api, so the image comes back as a file the client can download).
+        vis_api.click(feature_vis_view.visualize, [arch, weights, vis_layer, channel, vis_steps], [vis_image, vis_md],
+                      api_name="visualize", **network)  # fmt: skip
+        check.click(explain_tab.check_explanation, [image, arch, weights, method, window, fill, patch],
+                    [strip, curves, verdict_md, sanity_json], api_name="sanity", preprocess=False,
+                    **network)  # fmt: skip
         verify_run.click(compare_tab.verify_networks, [image, compared, compare_weights], verify_table,
                          api_name="verify", preprocess=False, **network)  # fmt: skip
         degradation_lab.select(

@@ -195,6 +195,73 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_visualize(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .create import create_model
+    from .feature_vis import DEFAULT_STEPS, default_cache_dir, visualize_channel
+    from .weights import default_weights
+
+    get_arch(args.arch)
+    weights = args.weights or ("DEFAULT" if default_weights(args.arch) else "none")
+    model = create_model(args.arch, weights=weights, progress=not args.json)
+
+    def report(step: int, total: int, value: float) -> None:
+        print(f"\rstep {step}/{total}  activation {value:.3f}", end="\n" if step == total else "", file=sys.stderr)
+
+    result = visualize_channel(
+        model,
+        args.layer,
+        args.channel,
+        steps=args.steps or DEFAULT_STEPS,
+        size=args.size,
+        seed=args.seed,
+        progress=None if args.json else report,
+        cache_dir=None if args.no_cache else default_cache_dir(),
+    )
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result.image.save(out)
+    if args.json:
+        payload = {"arch": args.arch, "weights": model.card.label, **result.as_dict(), "cached": result.from_cache}
+        print(json.dumps({**payload, "out": str(out)}, indent=2))
+        return 0
+    trained = "" if model.card.pretrained else "  [untrained: the image shows a random network's filter]"
+    cached = ", from the cache" if result.from_cache else ""
+    print(f"{args.arch} ({model.card.label}) {result.layer} channel {result.channel}: mean activation "
+          f"{result.activation:.3f} after {result.steps} steps at {result.size} px "
+          f"({1000 * result.seconds_per_step:.0f} ms/step{cached}) -> {out}{trained}")  # fmt: skip
+    return 0
+
+
+def cmd_sanity(args: argparse.Namespace) -> int:
+    from .create import create_model
+    from .sanity import Protocol, sanity_check
+    from .weights import default_weights
+
+    get_arch(args.arch)
+    weights = args.weights or ("DEFAULT" if default_weights(args.arch) else "none")
+    model = create_model(args.arch, weights=weights, progress=not args.json)
+    options = {"layer": args.layer} if args.method != "occlusion" else {"window": args.window, "stride": args.stride}
+    protocol = Protocol(steps=args.steps, patch=args.patch, fill=args.fill)
+    report = sanity_check(model, args.image, args.method, protocol=protocol, seed=args.seed, **options)
+    payload = report.as_dict()
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    trained = "" if model.card.pretrained else "  [untrained: predictions are meaningless]"
+    print(f"{args.arch} ({model.card.label}){trained}: {args.method} map of '{report.class_name}' "
+          f"({100 * report.probability:.1f}%), {report.forward_passes} image(s) through the net per map")  # fmt: skip
+    print("cascading randomization (trained map against the map after re-initialising each part, head first):")
+    for step in report.randomization:
+        rho = f"{step.spearman:+.2f}" if step.spearman is not None else "  n/a"
+        print(f"  {step.step:<8} Spearman {rho}  SSIM {step.ssim:+.2f}  {step.seconds:6.2f} s")
+    print(f"deletion AUC {report.deletion.auc:.3f} (random {report.random_deletion.auc:.3f}, lower is better)")
+    print(f"insertion AUC {report.insertion.auc:.3f} (random {report.random_insertion.auc:.3f}, higher is better)")
+    print(payload["protocol"])
+    return 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -241,6 +308,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image", default=None, help="an image to feed both (default: a seeded random input)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
+
+    p = sub.add_parser("sanity", help="sanity checks of a saliency map: cascading randomization, deletion/insertion")
+    p.add_argument("image")
+    p.add_argument("--arch", default="resnet50")
+    p.add_argument("--weights", default=None, help="DEFAULT, a weight name, a .pth/.safetensors file, or none "
+                   "(default: DEFAULT where weights are published, else none)")  # fmt: skip
+    p.add_argument("--method", choices=["gradcam", "guided", "occlusion"], default="gradcam")
+    p.add_argument("--layer", default=None, help="the stage Grad-CAM looks at (default: the last)")
+    p.add_argument("--window", type=_positive, default=None, help="occlusion window side (default: 1/8 of the crop)")
+    p.add_argument("--stride", type=_positive, default=None, help="occlusion stride (default: half the window)")
+    p.add_argument("--fill", choices=["blur", "zero"], default="blur", help="what replaces deleted pixels")
+    p.add_argument("--patch", type=_positive, default=1, help="delete patch x patch squares instead of pixels")
+    p.add_argument("--steps", type=_positive, default=16)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_sanity)
+
+    p = sub.add_parser("visualize", help="the image a channel responds to most (feature visualization), as a PNG")
+    p.add_argument("--arch", required=True)
+    p.add_argument("--weights", default=None, help="DEFAULT, a weight name, a .pth/.safetensors file, or none "
+                   "(default: DEFAULT where weights are published, else none)")  # fmt: skip
+    p.add_argument("--layer", required=True, help="a stage (layer3) or block (layer3.2)")
+    p.add_argument("--channel", type=int, required=True)
+    p.add_argument("--steps", type=_positive, default=None, help="optimisation steps (default: DEFAULT_STEPS, 256)")
+    p.add_argument("--size", type=_positive, default=None, help="image side in px (default: the weights' eval crop)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="the PNG to write")
+    p.add_argument("--no-cache", action="store_true", help="optimise even if this image is cached")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_visualize)
 
     p = sub.add_parser("degradation", help="train plain vs residual CIFAR-style nets on digits (Fig. 1 / 6)")
     configure_parser(p)

@@ -8,6 +8,7 @@ Charts are ``matplotlib.figure.Figure`` objects (no pyplot state), safe to build
 from __future__ import annotations
 
 from functools import cache
+from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
@@ -16,6 +17,9 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from .complexity import CostTable
+
+if TYPE_CHECKING:
+    from .sanity import SanityReport
 
 __all__ = [
     "cam_overlay",
@@ -26,6 +30,8 @@ __all__ = [
     "cost_figure",
     "feature_grid",
     "grid_index",
+    "perturbation_figure",
+    "randomization_figure",
 ]
 
 
@@ -139,4 +145,46 @@ def cost_figure(table: CostTable) -> Figure:
     params_axes.set_ylabel("parameters (millions)")
     step = max(1, len(names) // 40)
     params_axes.set_xticks(positions[::step], names[::step], rotation=90, fontsize=7)
+    return figure
+
+
+def randomization_figure(crop: Image.Image, report: SanityReport) -> Figure:
+    """The trained model's map, then the map after each step of the cascading randomization, with its correlations.
+
+    A map that explains the network must fall apart as the weights it depends on are scrambled (Adebayo et al.).
+    """
+    maps = [("trained", report.saliency, None)] + [
+        (f"+ {step.step} random", step.saliency, step) for step in report.randomization
+    ]
+    figure = Figure(figsize=(2.3 * len(maps), 2.7), layout="constrained")
+    for axes, (title, saliency, step) in zip(figure.subplots(1, len(maps), squeeze=False)[0], maps, strict=True):
+        axes.imshow(cam_overlay(crop, saliency, 0.6), interpolation="nearest")
+        axes.set_axis_off()
+        if step is not None:
+            rho = "n/a" if step.spearman is None else f"{step.spearman:.2f}"  # n/a: the new map is flat
+            title = f"{title}\nSpearman {rho}, SSIM {step.ssim:.2f}"
+        axes.set_title(title, fontsize=8)
+    figure.suptitle(
+        f"{report.method}: cascading randomization from the classifier down ({report.arch}, class {report.class_name})",
+        fontsize=9,
+    )
+    return figure
+
+
+def perturbation_figure(report: SanityReport) -> Figure:
+    """Deletion and insertion curves of the map against a random ranking, each captioned with its protocol."""
+    figure = Figure(figsize=(10, 3.6), layout="constrained")
+    for axes, (curve, random) in zip(
+        figure.subplots(1, 2),
+        ((report.deletion, report.random_deletion), (report.insertion, report.random_insertion)),
+        strict=True,
+    ):
+        axes.plot(curve.fractions, curve.probabilities, marker=".", label=f"{report.method} (AUC {curve.auc:.3f})")
+        axes.plot(random.fractions, random.probabilities, linestyle="--", label=f"random (AUC {random.auc:.3f})")
+        better = "lower" if curve.protocol.mode == "deletion" else "higher"
+        axes.set_title(f"{curve.protocol.mode} ({better} AUC is better)", fontsize=10)
+        axes.set_xlabel("fraction of the image changed")
+        axes.set_ylabel(f"p({report.class_name})")
+        axes.set_ylim(-0.02, 1.02)
+        axes.legend(fontsize=8)
     return figure

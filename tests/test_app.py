@@ -222,7 +222,8 @@ def test_launched_app_through_gradio_client(server, photos):
     # Documented endpoints are public; redraws of a session's own analysis and live training are callable but
     # undocumented (the /cam call above went through); UI plumbing is private.
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert endpoints == {"/analyze", "/compare", "/verify", "/costs", "/lab_reference", "/lab_lesion"}
+    public = {"/analyze", "/compare", "/verify", "/sanity", "/visualize", "/costs", "/lab_reference", "/lab_lesion"}
+    assert endpoints == public
 
 
 def test_mcp_tools_are_the_public_endpoints_with_their_parameters(cache):
@@ -233,8 +234,8 @@ def test_mcp_tools_are_the_public_endpoints_with_their_parameters(cache):
             tools = {tool["name"]: tool for tool in json.load(response)}
     finally:
         demo.close()
-    assert set(tools) == {"analyze_image", "compare_networks", "verify_networks", "cost_views", "reference_view",
-                          "lesion_view"}  # fmt: skip
+    assert set(tools) == {"analyze_image", "compare_networks", "verify_networks", "check_explanation", "visualize",
+                          "cost_views", "reference_view", "lesion_view"}  # fmt: skip
     analyze_tool = tools["analyze_image"]
     assert analyze_tool["description"].startswith("Classify a photo with one ResNet")
     properties = analyze_tool["inputSchema"]["properties"]

@@ -1,0 +1,124 @@
+"""The Explanation checks tab: handlers, the /sanity endpoint through gradio_client, and the view in Chromium."""
+
+from __future__ import annotations
+
+import shutil
+
+import gradio as gr
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from PIL import Image
+
+from demo import explain_tab, feature_vis_view
+from demo import handlers as h
+from demo import launch as app_module
+from demo.model_cache import ModelCache
+from resnet_core import cifar10, create_model
+from resnet_core.sanity import sanity_check
+
+from .conftest import ROOT, free_port
+
+SCREENSHOTS = ROOT / "screenshots"
+CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
+
+
+@pytest.fixture(autouse=True)
+def cache():
+    h.configure(ModelCache(capacity=3, device="cpu"))
+
+
+def test_the_tab_reports_the_library_checks_with_their_protocol():
+    strip, curves, verdict, numbers = explain_tab.check_explanation(str(CAT), "cifar10_resnet20", "DEFAULT")
+    expected = sanity_check(create_model("cifar10_resnet20", weights="DEFAULT"), CAT).as_dict()
+    assert numbers["deletion_auc"] == pytest.approx(expected["deletion_auc"])
+
+    def without_time(steps: list[dict]) -> list[tuple]:
+        return [(step["step"], step["spearman"], step["ssim"]) for step in steps]
+
+    assert without_time(numbers["randomization"]) == without_time(expected["randomization"])
+    assert [step["step"] for step in numbers["randomization"]] == ["head", "layer3", "layer2", "layer1", "stem"]
+    assert verdict.startswith("**Grad-CAM** of **cat**") and "gaussian-blurred copy" in verdict
+    deletion_line = next(line for line in verdict.splitlines() if line.startswith("- Deletion"))
+    passed = numbers["deletion_auc"] < numbers["random_deletion_auc"]
+    assert ("passes" in deletion_line) == passed and ("fails" in deletion_line) == (not passed)
+    assert Image.open(strip).size[0] > 5 * Image.open(strip).size[1] / 2  # six maps side by side
+    assert Image.open(curves).mode in ("RGB", "RGBA")
+
+
+def test_untrained_networks_are_said_to_explain_nothing():
+    *_, verdict, numbers = explain_tab.check_explanation(str(CAT), "cifar10_resnet20", "random init", "gradcam")
+    assert "random weights: no map of an untrained network explains anything" in verdict
+    assert numbers["arch"] == "cifar10_resnet20"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"method": "lime"}, "Unknown method 'lime'"),
+        ({"fill": "noise"}, "Fill must be one of"),
+        ({"arch": "resnet999"}, "Unknown architecture 'resnet999'"),
+    ],
+)
+def test_bad_requests_are_one_sentence(arguments, message):
+    request = {"image": str(CAT), "arch": "cifar10_resnet20", "weights": "DEFAULT", **arguments}
+    with pytest.raises(gr.Error, match=message):
+        explain_tab.check_explanation(**request)
+
+
+def test_sanity_through_gradio_client_and_in_a_browser(tmp_path, monkeypatch):
+    port = free_port()
+    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    try:
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        strip, curves, verdict, numbers = client.predict(
+            handle_file(str(CAT)), "cifar10_resnet20", "DEFAULT", "occlusion", 8, "blur", 4, api_name="/sanity"
+        )
+        assert numbers["method"] == "occlusion" and numbers["options"] == {"window": 8, "stride": 4}
+        assert numbers["forward_passes"] == 50  # (32 - 8) / 4 + 1 = 7 positions per side, 49 windows, and the base
+        assert "4x4 patches" in numbers["protocol"] and "**Occlusion** of **cat**" in verdict
+        assert np.asarray(Image.open(strip)).ndim == 3 and Image.open(curves).size[0] > 0
+        image, text = client.predict("cifar10_resnet20", "DEFAULT", "layer2", 3, 16, api_name="/visualize")
+        assert Image.open(image).size == (224, 224) and "Channel 3 of layer2" in text
+        if shutil.which("chromium") is None:
+            return
+        monkeypatch.chdir(tmp_path)
+        playwright = pytest.importorskip("playwright.sync_api")
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]  # fmt: skip
+        SCREENSHOTS.mkdir(exist_ok=True)
+        with playwright.sync_playwright() as driver:
+            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
+            page = browser.new_page(viewport={"width": 1400, "height": 1100})
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.locator(f"#cifar10-examples img[src*='{CAT.name}']").click()  # switches to cifar10_resnet56
+            playwright.expect(page.get_by_label("Depth / variant")).to_have_value("cifar10_resnet56", timeout=60_000)
+            page.get_by_role("tab", name="Explanation checks").click()
+            page.get_by_role("button", name="Run the checks").click()
+            page.wait_for_function(
+                "() => document.querySelector('#sanity-verdict')?.innerText.includes('Deletion: AUC')", timeout=180_000
+            )
+            page.wait_for_selector("#sanity-strip img", timeout=30_000)
+            assert "cifar10_resnet56" in page.locator("#sanity-verdict").inner_text()
+            page.screenshot(path=str(SCREENSHOTS / "explanation_checks.png"), full_page=True)
+            assert "Error" not in page.locator("body").inner_text()
+            browser.close()
+    finally:
+        demo.close()
+
+
+def test_what_a_channel_wants_to_see_is_optimised_once_then_cached():
+    image, text = feature_vis_view.visualize("cifar10_resnet20", "DEFAULT", "layer3.2", 5, 16)
+    assert Image.open(image).size == (224, 224)  # the 32x32 result, enlarged with its pixels kept
+    assert "Channel 5 of layer3.2 in cifar10_resnet20" in text and "16 steps of" in text
+    again, text = feature_vis_view.visualize("cifar10_resnet20", "DEFAULT", "layer3.2", 5, 16)
+    assert "from the cache" in text
+    assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(again)))
+    # The Feature maps tab's pick: the network the tab analysed, the block (or the stage) and channel shown.
+    *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    _, text = feature_vis_view.visualize_selected(state, "layer3", h.STAGE_OUTPUT, 5, 16)
+    assert "Channel 5 of layer3 in cifar10_resnet20" in text
+    with pytest.raises(gr.Error, match="has no layer 'layer4'"):
+        feature_vis_view.visualize("cifar10_resnet20", "DEFAULT", "layer4", 0, 16)
+    with pytest.raises(gr.Error, match="channels 0 to 63"):
+        feature_vis_view.visualize("cifar10_resnet20", "DEFAULT", "layer3.2", 64, 16)
