@@ -1,4 +1,4 @@
-"""Image outputs as PNG files that are replaced atomically, never rewritten in place.
+"""Image outputs (and downloads) as files that are replaced atomically, never rewritten in place.
 
 Why: gradio (6.31) caches a numpy or PIL output with a plain ``write_bytes`` to a path named by the content hash
 (``processing_utils.save_pil_to_cache``). Two requests with byte-identical outputs therefore truncate and rewrite
@@ -18,13 +18,16 @@ distinct outputs. Gradio copies a returned file as soon as the handler returns, 
 from __future__ import annotations
 
 import atexit
+import functools
 import hashlib
+import inspect
 import io
 import os
 import shutil
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
@@ -32,7 +35,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-__all__ = ["MAX_AGE_S", "PRUNE_EVERY_S", "figure_path", "png_path"]
+__all__ = ["MAX_AGE_S", "PRUNE_EVERY_S", "download_path", "encode_png", "figure_path", "png_figures", "png_path"]
 
 MAX_AGE_S = 300.0
 PRUNE_EVERY_S = 30.0
@@ -45,7 +48,43 @@ def png_path(image: np.ndarray | Image.Image) -> str:
     handler in place of the image, for a ``gr.Image(format="png")`` output. Call it when returning, not ahead of
     time: a path not handed out again for ``MAX_AGE_S`` may be pruned.
     """
-    return str(_default_store().put(_encode_png(image)))
+    return str(_default_store().put(encode_png(image)))
+
+
+def png_figures(handler: Callable) -> Callable:
+    """``handler`` with every matplotlib figure it returns (or yields) replaced by :func:`figure_path`.
+
+    The handlers stay testable with real figures; the UI and the API get PNG files, shown by ``gr.Image`` with a
+    download button. ``functools.wraps`` keeps the name, docstring and signature Gradio reads (``gr.Progress``,
+    MCP tool descriptions).
+    """
+
+    def converted(outputs):
+        if isinstance(outputs, Figure):
+            return figure_path(outputs)
+        if isinstance(outputs, tuple):
+            return tuple(figure_path(item) if isinstance(item, Figure) else item for item in outputs)
+        return outputs
+
+    if inspect.isgeneratorfunction(handler):
+
+        @functools.wraps(handler)
+        def streaming(*args, **kwargs):
+            for outputs in handler(*args, **kwargs):
+                yield converted(outputs)
+
+        return streaming
+
+    @functools.wraps(handler)
+    def returning(*args, **kwargs):
+        return converted(handler(*args, **kwargs))
+
+    return returning
+
+
+def download_path(data: bytes, name: str) -> str:
+    """Any file for a ``gr.File`` output (a report), written and pruned like the images; ``name``: ``stem.suffix``."""
+    return str(_default_store().put(data, name))
 
 
 def figure_path(figure: Figure, dpi: int = 110) -> str:
@@ -56,7 +95,7 @@ def figure_path(figure: Figure, dpi: int = 110) -> str:
     return str(_default_store().put(buffer.getvalue()))
 
 
-def _encode_png(image: np.ndarray | Image.Image) -> bytes:
+def encode_png(image: np.ndarray | Image.Image) -> bytes:
     """PNG bytes of ``image``; arrays must already be uint8, so no silent rescaling decides what the user sees."""
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
@@ -102,9 +141,15 @@ class _Store:
         self._lock = threading.Lock()
         self._next_prune = 0.0  # time.monotonic() after which the next call prunes
 
-    def put(self, data: bytes) -> Path:
-        """Path of a complete file holding ``data``, fresh for at least ``max_age_s``."""
-        target = self.directory / f"{hashlib.sha256(data).hexdigest()}.png"
+    def put(self, data: bytes, name: str = "") -> Path:
+        """Path of a complete file holding ``data``, fresh for at least ``max_age_s``.
+
+        Named by the content's hash (``.png``), or ``<stem>-<hash prefix><suffix>`` for ``name="stem.suffix"``, a
+        file a user downloads and should recognise.
+        """
+        digest = hashlib.sha256(data).hexdigest()
+        stem, dot, suffix = name.rpartition(".")
+        target = self.directory / (f"{stem}-{digest[:12]}{dot}{suffix}" if stem else f"{digest}.png")
         with self._lock:
             try:
                 os.utime(target)  # the same name means the same bytes: reuse, and restart its age

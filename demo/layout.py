@@ -9,8 +9,9 @@ import gradio as gr
 from resnet_core import get_arch
 from resnet_core.assets import ASSETS_DIR
 
-from . import catalog, cifar10_tab, compare_tab, degradation_tab, explain_tab, feature_vis_view
+from . import catalog, cifar10_tab, compare_tab, degradation_tab, explain_tab, feature_vis_view, live_tab, report
 from . import handlers as h
+from .image_outputs import png_figures
 
 PHOTOS = ASSETS_DIR / "photos"
 DIGITS = ASSETS_DIR / "digits"
@@ -35,6 +36,11 @@ PIXELATED = (
 def _picture(label: str, **options) -> gr.Image:
     """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable)."""
     return gr.Image(label=label, interactive=False, format="png", height=320, elem_classes="pixelated", **options)
+
+
+def _chart(label: str, **options) -> gr.Image:
+    """A chart: a matplotlib figure sent as a PNG file (handlers wrapped in ``png_figures``), with a download button."""
+    return gr.Image(label=label, interactive=False, format="png", **options)
 
 
 def build_demo() -> gr.Blocks:
@@ -68,6 +74,9 @@ def build_demo() -> gr.Blocks:
             with gr.Column(scale=2):
                 status = gr.Markdown("No model loaded yet.", elem_id="weights-status")
                 label = gr.Label(num_top_classes=10, label="Predictions", elem_id="predictions")
+                with gr.Row():
+                    export = gr.Button("Download this analysis (PNGs + JSON)", size="sm")
+                    export_file = gr.File(label="Report", interactive=False, height=80, elem_id="report-file")
         # Photos fill the input for whatever network is picked; digits and CIFAR-10 test images belong to a network
         # of their own, so they carry it, run on click, and are cached per example (lazily, on first click).
         example_row = gr.Row()
@@ -91,7 +100,7 @@ def build_demo() -> gr.Blocks:
                     grid = _picture("Channels, strongest mean activation first (click one)", elem_id="feature-grid")
                 with gr.Row():
                     channel = gr.Number(0, label="Channel", precision=0, minimum=0)
-                    channel_plot = gr.Plot(label="Selected channel with its value scale")
+                    channel_plot = _chart("Selected channel with its value scale")
                 with gr.Row():
                     with gr.Column(scale=1):
                         gr.Markdown(
@@ -136,7 +145,7 @@ def build_demo() -> gr.Blocks:
                     sanity_json = gr.JSON()
             with gr.Tab("Cost"):
                 cost_md = gr.Markdown()
-                cost_plot = gr.Plot(label="Multiply-adds and parameters per block")
+                cost_plot = _chart("Multiply-adds and parameters per block")
                 cost_table = gr.Dataframe(headers=h.COST_HEADERS, label="Per block", interactive=False)
             with gr.Tab("Residuals"):
                 residual_md = gr.Markdown()
@@ -148,6 +157,23 @@ def build_demo() -> gr.Blocks:
                     x_label_angle=-90,
                     height=320,
                 )
+            with gr.Tab("Live camera"):
+                gr.Markdown(
+                    "**Point a webcam at things** and watch the network picked above answer frame after frame: "
+                    "its top-5, where it looks (Grad-CAM) and what its last stage sees. The trained CIFAR-10 nets "
+                    "work offline (CIFAR-10 knows 10 classes: plane, car, bird, cat, deer, dog, frog, horse, ship, "
+                    "truck); ImageNet nets where their weights are available. A slow network answers fewer "
+                    "frames rather than falling behind."
+                )
+                with gr.Row():
+                    webcam = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
+                                      elem_id="live-camera", height=320)  # fmt: skip
+                    live_label = gr.Label(num_top_classes=5, label="Top-5", elem_id="live-predictions")
+                with gr.Row():
+                    live_cam = _picture("Grad-CAM of the top-1 class", elem_id="live-cam")
+                    live_grid = _picture("Strongest channels of the last stage")
+                live_rate = gr.Markdown(elem_id="live-rate")
+                live_meter = gr.State(None)
             with gr.Tab("Compare"):
                 gr.Markdown(
                     "**Several networks on the photo above**, side by side: the paper's arguments are comparisons "
@@ -194,7 +220,7 @@ def build_demo() -> gr.Blocks:
                     residual_stats = gr.Button("Residual ratios: test set vs your photo")
                     lesion_cifar = gr.Button("Delete each block in turn")
                 test_md = gr.Markdown()
-                test_plot = gr.Plot(label="Across the test images")
+                test_plot = _chart("Across the test images")
                 gr.Markdown("**What a channel responds to**: the test images that excite it most and least.")
                 with gr.Row():
                     example_block = gr.Dropdown([], label="Block", allow_custom_value=True)
@@ -224,7 +250,7 @@ def build_demo() -> gr.Blocks:
                     "5,000 real MNIST digits. The trained reference nets also appear in the model picker under "
                     f"*{catalog.LAB_FAMILY}*, so their feature maps and Grad-CAM can be explored offline."
                 )
-                reference_plot = gr.Plot(label="Reference run: training loss, plain (left) vs residual (right)")
+                reference_plot = _chart("Reference run: training loss, plain (left) vs residual (right)")
                 reference_md = gr.Markdown()
                 with gr.Group():
                     gr.Markdown(
@@ -242,9 +268,9 @@ def build_demo() -> gr.Blocks:
                         train = gr.Button("Train four networks", variant="primary")
                         stop = gr.Button("Stop")
                     live_status = gr.Markdown()
-                    live_plot = gr.Plot(label="Live training loss")
+                    live_plot = _chart("Live training loss")
                 with gr.Row():
-                    gradient_plot = gr.Plot(label="Gradient reaching each stage at initialisation")
+                    gradient_plot = _chart("Gradient reaching each stage at initialisation")
                     with gr.Column():
                         gr.Markdown(
                             "**Lesion study** (Veit et al., 2016): delete one block at a time from the trained "
@@ -253,7 +279,7 @@ def build_demo() -> gr.Blocks:
                         )
                         lesion = gr.Button("Delete blocks one at a time")
                         lesion_md = gr.Markdown()
-                lesion_plot = gr.Plot(label="Accuracy with one block deleted (dotted: intact)")
+                lesion_plot = _chart("Accuracy with one block deleted (dotted: intact)")
             with gr.Tab("About"):
                 gr.Markdown((Path(__file__).with_name("about.md")).read_text())
 
@@ -295,14 +321,14 @@ def build_demo() -> gr.Blocks:
         # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights.
         # The cost views follow each pick (.then), so they never read an architecture with its old weights.
         cost_outputs = [cost_md, cost_plot, cost_table]
-        demo.load(h.cost_views, [arch, weights], cost_outputs, api_name="costs")
+        demo.load(png_figures(h.cost_views), [arch, weights], cost_outputs, api_name="costs")
         for picked in (
             # .input, not .change: an example that carries its own network sets the family without a reset.
             family.input(h.on_family, family, [arch, *pickers], queue=False, **private),
             arch.input(h.on_arch, arch, pickers, queue=False, **private),
             weights.input(h.model_facts, [arch, weights], facts_md, queue=False, **private),
         ):
-            picked.then(h.cost_views, [arch, weights], cost_outputs, **private)
+            picked.then(png_figures(h.cost_views), [arch, weights], cost_outputs, **private)
         run.click(
             h.analyze_image,
             [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity],
@@ -316,17 +342,18 @@ def build_demo() -> gr.Blocks:
         feature_inputs = [session, stage, block, channels, sort]
         for control in (stage, block, channels, sort):
             control.input(h.show_features, feature_inputs, [grid, block], **private)
-        grid.select(h.on_grid_select, feature_inputs, [channel, channel_plot], **private)
-        channel.submit(h.show_channel, [session, stage, block, channel], channel_plot, **private)
+        grid.select(png_figures(h.on_grid_select), feature_inputs, [channel, channel_plot], **private)
+        channel.submit(png_figures(h.show_channel), [session, stage, block, channel], channel_plot, **private)
         cam_class.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam",
                         **session_bound, **network)  # fmt: skip
         cam_layer.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], **private,
                         **network)  # fmt: skip
         opacity.input(h.set_opacity, [session, opacity], cam, **private)
-        residual_stats.click(cifar10_tab.residual_view, session, [test_plot, test_md], api_name="cifar10_residuals",
-                             **session_bound, **network)  # fmt: skip
-        lesion_cifar.click(cifar10_tab.lesion_view, session, [test_plot, test_md], api_name="cifar10_lesion",
-                           concurrency_id="lab", concurrency_limit=1, **session_bound)  # fmt: skip
+        residual_stats.click(png_figures(cifar10_tab.residual_view), session, [test_plot, test_md],
+                             api_name="cifar10_residuals", **session_bound, **network)  # fmt: skip
+        lesion_cifar.click(png_figures(cifar10_tab.lesion_view), session, [test_plot, test_md],
+                           api_name="cifar10_lesion", concurrency_id="lab", concurrency_limit=1,
+                           **session_bound)  # fmt: skip
         browse_button.click(cifar10_tab.browse, [browse_class, browse_page], [test_gallery, browse_md],
                             **private)  # fmt: skip
         test_gallery.select(cifar10_tab.pick_test_image, [browse_class, browse_page], image, **private)
@@ -351,18 +378,24 @@ def build_demo() -> gr.Blocks:
         # components, not gr.api, so the image comes back as a file the client can download).
         vis_api.click(feature_vis_view.visualize, [arch, weights, vis_layer, channel, vis_steps], [vis_image, vis_md],
                       api_name="visualize", **network)  # fmt: skip
+        # Its own limit: one stream at a time beside the two network computations, so a camera never stalls them.
+        webcam.stream(live_tab.live_frame, [webcam, arch, weights, live_meter],
+                      [live_label, live_cam, live_grid, live_rate, live_meter], stream_every=live_tab.STREAM_EVERY,
+                      time_limit=live_tab.TIME_LIMIT, concurrency_id="live", concurrency_limit=1,
+                      **private)  # fmt: skip
+        export.click(report.analysis_report, session, export_file, api_name="report", **session_bound)
         check.click(explain_tab.check_explanation, [image, arch, weights, method, window, fill, patch],
                     [strip, curves, verdict_md, sanity_json], api_name="sanity", preprocess=False,
                     **network)  # fmt: skip
         verify_run.click(compare_tab.verify_networks, [image, compared, compare_weights], verify_table,
                          api_name="verify", preprocess=False, **network)  # fmt: skip
         degradation_lab.select(
-            degradation_tab.reference_view, None, [reference_plot, reference_md], api_name="lab_reference"
+            png_figures(degradation_tab.reference_view), None, [reference_plot, reference_md], api_name="lab_reference"
         )
-        degradation_lab.select(degradation_tab.gradient_view, None, gradient_plot, **private)
-        lesion.click(degradation_tab.lesion_view, None, [lesion_plot, lesion_md], api_name="lab_lesion",
+        degradation_lab.select(png_figures(degradation_tab.gradient_view), None, gradient_plot, **private)
+        lesion.click(png_figures(degradation_tab.lesion_view), None, [lesion_plot, lesion_md], api_name="lab_lesion",
                      concurrency_id="lab", concurrency_limit=1)  # fmt: skip
-        training = train.click(degradation_tab.run_live, [shallow, deep, steps], [live_plot, live_status],
+        training = train.click(png_figures(degradation_tab.run_live), [shallow, deep, steps], [live_plot, live_status],
                                api_name="lab_train", concurrency_id="lab", concurrency_limit=1,
                                **session_bound)  # fmt: skip
         stop.click(None, None, None, cancels=[training])  # front-end only: no API endpoint

@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import shutil
+import threading
+import time
 import urllib.request
 
 import gradio as gr
@@ -143,6 +145,27 @@ def test_model_picker_and_cache(cache):
     for arch in ("resnet18", "resnet34", "resnet18d"):
         small.get(arch, RANDOM_INIT)
     assert small.keys() == [("resnet34", RANDOM_INIT), ("resnet18d", RANDOM_INIT)]
+
+
+def test_sessions_asking_for_the_same_new_model_at_once_build_it_once(monkeypatch):
+    """Eight threads ask for one model that takes a while to build: one build, and all get the same object."""
+    cache = ModelCache(capacity=2, device="cpu")
+    builds: list[str] = []
+    real_load = ModelCache._load
+
+    def slow_load(self, arch, weights):
+        builds.append(arch)
+        time.sleep(0.3)  # long enough for every thread to arrive while the first one builds
+        return real_load(self, arch, weights)
+
+    monkeypatch.setattr(ModelCache, "_load", slow_load)
+    got: list[object] = []
+    threads = [threading.Thread(target=lambda: got.append(cache.get("resnet18", RANDOM_INIT))) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert builds == ["resnet18"] and len(got) == 8 and all(model is got[0] for model in got)
 
 
 def test_unavailable_weights_fall_back_visibly(cache, tmp_path, monkeypatch):

@@ -101,6 +101,20 @@ def test_sanity_through_gradio_client_and_in_a_browser(tmp_path, monkeypatch):
             page.wait_for_selector("#sanity-strip img", timeout=30_000)
             assert "cifar10_resnet56" in page.locator("#sanity-verdict").inner_text()
             page.screenshot(path=str(SCREENSHOTS / "explanation_checks.png"), full_page=True)
+            # What the selected channel wants to see, in the Feature maps tab of the same session.
+            page.get_by_role("tab", name="Feature maps").click()
+            page.get_by_role("button", name="Optimise an image for this channel").first.click()
+            page.wait_for_function(
+                "() => document.querySelector('#feature-vis-text')?.innerText.includes('mean activation')",
+                timeout=180_000,
+            )
+            page.wait_for_selector("#feature-vis img", timeout=30_000)
+            page.screenshot(path=str(SCREENSHOTS / "feature_visualization.png"), full_page=True)
+            # The analysis as a download: a zip appears in the report box.
+            page.get_by_role("button", name="Download this analysis (PNGs + JSON)").click()
+            page.wait_for_function(
+                "() => document.querySelector('#report-file')?.innerText.includes('.zip')", timeout=60_000
+            )
             assert "Error" not in page.locator("body").inner_text()
             browser.close()
     finally:

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import gradio as gr
 import numpy as np
 import pytest
 from PIL import Image
@@ -106,7 +107,7 @@ def _stream_while_rewritten(
 
 
 def _first_output(tmp_path: Path, pixels: np.ndarray) -> tuple[Path, bytes]:
-    path = image_outputs._Store(tmp_path).put(image_outputs._encode_png(pixels))
+    path = image_outputs._Store(tmp_path).put(image_outputs.encode_png(pixels))
     data = path.read_bytes()
     assert len(data) > 4 * CHUNK
     return path, data
@@ -152,7 +153,7 @@ def test_png_path_hands_out_the_same_file_again_without_touching_its_bytes(tmp_p
 def test_many_threads_same_and_different_images(tmp_path):
     store = image_outputs._Store(tmp_path)
     images = [_photo(seed) for seed in range(3)]
-    encoded = [image_outputs._encode_png(image) for image in images]
+    encoded = [image_outputs.encode_png(image) for image in images]
     results: dict[tuple[int, int], Path] = {}
     start = threading.Barrier(12)
 
@@ -174,20 +175,20 @@ def test_many_threads_same_and_different_images(tmp_path):
 
 def test_prune_deletes_only_old_files(tmp_path):
     store = image_outputs._Store(tmp_path, max_age_s=60.0)
-    old = store.put(image_outputs._encode_png(_photo(0)))
-    recent = store.put(image_outputs._encode_png(_photo(1)))
+    old = store.put(image_outputs.encode_png(_photo(0)))
+    recent = store.put(image_outputs.encode_png(_photo(1)))
     orphan = tmp_path / ".orphan.png.tmp"  # a temporary left by a crashed writer
     orphan.write_bytes(b"partial")
     for path in (old, orphan):
         os.utime(path, (1.0, 1.0))
     store.prune()
     assert sorted(tmp_path.iterdir()) == [recent]
-    assert store.put(image_outputs._encode_png(_photo(0))) == old and old.exists()  # written again on demand
+    assert store.put(image_outputs.encode_png(_photo(0))) == old and old.exists()  # written again on demand
 
 
 def test_reuse_restarts_the_age(tmp_path):
     store = image_outputs._Store(tmp_path, max_age_s=60.0)
-    data = image_outputs._encode_png(_photo())
+    data = image_outputs.encode_png(_photo())
     path = store.put(data)
     os.utime(path, (1.0, 1.0))
     assert store.put(data) == path  # handed out again: must not be pruned now
@@ -238,3 +239,30 @@ def test_gradio_serves_a_copy_with_the_same_pixels(tmp_path, monkeypatch, mode):
     assert Path(ours).exists()  # copied, not moved
     np.testing.assert_array_equal(np.asarray(Image.open(cached)), pixels)
     assert cached.read_bytes() == Path(ours).read_bytes()
+
+
+def test_figures_leave_handlers_as_png_files_with_the_handlers_name_and_signature():
+    import inspect
+
+    from matplotlib.figure import Figure
+
+    def chart(label: str, progress: gr.Progress = gr.Progress()):  # noqa: B008
+        """A chart and its caption."""
+        figure = Figure()
+        figure.subplots().plot([0, 1], [1, 0])
+        return figure, label
+
+    def stream(steps: int):
+        for step in range(steps):
+            yield Figure(), f"step {step}"
+
+    wrapped = image_outputs.png_figures(chart)
+    assert wrapped.__name__ == "chart" and wrapped.__doc__ == chart.__doc__
+    assert list(inspect.signature(wrapped).parameters) == ["label", "progress"]
+    path, caption = wrapped("hello")
+    assert Image.open(path).format == "PNG" and caption == "hello"
+    streamed = image_outputs.png_figures(stream)
+    assert inspect.isgeneratorfunction(streamed)
+    outputs = list(streamed(2))
+    assert [caption for _, caption in outputs] == ["step 0", "step 1"]
+    assert all(Image.open(path).format == "PNG" for path, _ in outputs)

@@ -1,0 +1,73 @@
+"""The Live camera tab: each webcam frame through the chosen network, its answer and attention as they move.
+
+Gradio's webcam ``.stream`` sends a frame, waits for the answer, then sends the newest one, so a slow network sees
+fewer frames rather than a growing queue. A frame that arrives while the model is busy with another request (its
+lock is taken: another visitor, or an analysis in another tab) is dropped at once instead of waiting. The tab says
+the frame rate it reaches and how many frames it dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TypedDict
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from resnet_core.analysis import analyze
+from resnet_core.render import cam_overlay, feature_grid
+
+from .handlers import models, user_error, weight_choice
+from .image_outputs import png_path
+
+__all__ = ["CHANNELS", "STREAM_EVERY", "TIME_LIMIT", "LiveMeter", "live_frame"]
+
+STREAM_EVERY = 0.05  # seconds between frames the browser offers; the network's speed sets the real rate
+TIME_LIMIT = 60  # seconds of streaming per start, so one visitor cannot hold the network forever
+CHANNELS = 16  # strongest channels of the last stage shown per frame
+WINDOW = 20  # frames the rate is measured over
+
+
+class LiveMeter(TypedDict):
+    """The stream's own counters (a ``gr.State``): when recent frames were answered, and how many were dropped."""
+
+    answered: list[float]  # the last WINDOW answer times
+    count: int  # frames answered since the stream started
+    dropped: int
+
+
+def live_frame(frame: np.ndarray | None, arch: str, weights: str, meter: LiveMeter | None):
+    """One webcam frame: top-5, Grad-CAM at the last stage, the last stage's strongest channels, the frame rate."""
+    meter = meter or LiveMeter(answered=[], count=0, dropped=0)
+    if frame is None:
+        return gr.skip(), gr.skip(), gr.skip(), gr.skip(), meter
+    weights = weight_choice(arch, weights)
+    loaded = models().get(arch, weights)
+    if not loaded.lock.acquire(blocking=False):  # busy with another request: drop this frame, never queue it
+        meter = LiveMeter(answered=meter["answered"], count=meter["count"], dropped=meter["dropped"] + 1)
+        return gr.skip(), gr.skip(), gr.skip(), rate_text(meter, arch), meter
+    try:
+        result = analyze(loaded.model, Image.fromarray(frame.astype(np.uint8)), topk=5)
+    except ValueError as error:
+        raise user_error(f"Could not read the camera frame: {error}") from None
+    finally:
+        loaded.lock.release()
+    last = result.stages[result.cam_layer]
+    recent = [*meter["answered"][-(WINDOW - 1) :], time.monotonic()]
+    meter = LiveMeter(answered=recent, count=meter["count"] + 1, dropped=meter["dropped"])
+    label = {f"{name} ({index})": probability for index, name, probability in result.topk}
+    return (
+        label,
+        png_path(cam_overlay(result.crop, result.cam, 0.5)),
+        png_path(feature_grid(last, CHANNELS)[0]),
+        rate_text(meter, arch),
+        meter,
+    )
+
+
+def rate_text(meter: LiveMeter, arch: str) -> str:
+    answered = meter["answered"]
+    rate = (len(answered) - 1) / (answered[-1] - answered[0]) if len(answered) > 1 and answered[-1] > answered[0] else 0
+    dropped = f", {meter['dropped']} dropped while the network was busy" if meter["dropped"] else ""
+    return f"**{rate:.1f} frames/s** answered by {arch} ({meter['count']} frames so far{dropped})."
