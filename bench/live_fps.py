@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from resnet_core import cifar10, create_model
+from resnet_core import cifar10, create_model, get_arch
 
 from .app_speed import free_port
 
@@ -138,10 +138,8 @@ def main() -> None:
         try:
 
             def pick(page, arch=arch, weights=weights):
-                family = "CIFAR-10" if arch.startswith("cifar10") else None
-                if family:
-                    page.get_by_label("Family").click()
-                    page.get_by_role("option", name=family, exact=True).click()
+                page.get_by_label("Family").click()
+                page.get_by_role("option", name=get_arch(arch).family, exact=True).click()
                 page.get_by_label("Depth / variant").click()
                 page.get_by_role("option", name=arch, exact=True).click()
                 if weights == "random init":
