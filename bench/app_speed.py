@@ -72,12 +72,18 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def main() -> None:
+def timing_options() -> argparse.Namespace:
+    """``--reps`` and ``--threads`` parsed, torch's thread count set: what every side-by-side timing takes."""
     parser = argparse.ArgumentParser()
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main() -> None:
+    args = timing_options()
 
     cold, bare_import = [], []
     for _ in range(3):

@@ -12,16 +12,14 @@ playwright.
 from __future__ import annotations
 
 import argparse
-import shutil
 import statistics
 import time
 from pathlib import Path
 
 from bench.app_speed import ROOT, free_port, start_server
+from bench.browser import chromium_page
 
 PHOTOS = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync"]  # fmt: skip
 # Every output's image source, joined: it changes once all of them show the new analysis.
 SOURCES = """() => ['#feature-grid img', '#cam img'].map(s => document.querySelector(s)?.src || '').join('|')
                 + '|' + (document.querySelector('#predictions')?.innerText || '')"""
@@ -35,8 +33,6 @@ def pick(page, label: str, value: str) -> None:
 
 
 def main() -> None:
-    from playwright.sync_api import sync_playwright
-
     parser = argparse.ArgumentParser()
     parser.add_argument("--archs", nargs="+", default=["resnet50", "resnet152"])
     parser.add_argument("--reps", type=int, default=5)
@@ -45,10 +41,7 @@ def main() -> None:
     port = free_port()
     server, _ = start_server(port, root=args.root)
     try:
-        with sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=FLAGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}/")
+        with chromium_page(f"http://127.0.0.1:{port}/", height=1000) as page:
             page.get_by_label("Depth / variant").wait_for(timeout=60_000)
             page.get_by_role("tab", name="Grad-CAM").click()
             page.get_by_role("tab", name="Feature maps").click()
@@ -74,7 +67,6 @@ def main() -> None:
                         times.append(time.perf_counter() - start)
                 print(f"{arch}: click -> every output shown, median of {args.reps}: {statistics.median(times):.3f} s "
                       f"(min {min(times):.3f}, max {max(times):.3f})")  # fmt: skip
-            browser.close()
     finally:
         server.terminate()
         server.wait()

@@ -12,18 +12,16 @@ Random init: the same work as with published weights (which cannot be downloaded
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 
-import torch
 from gradio_client import Client, handle_file
 
 from resnet_core import create_model, load_image
 from resnet_core.analysis import analyze
 from resnet_core.compare import compare
 
-from .app_speed import PHOTO, RANDOM_INIT, free_port, start_server
+from .app_speed import PHOTO, RANDOM_INIT, free_port, start_server, timing_options
 
 ARCHS = ("resnet18", "resnet34", "resnet50")
 
@@ -35,11 +33,7 @@ def timed(function) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    args = timing_options()
 
     photo = load_image(PHOTO)
     models = [create_model(arch, weights=None) for arch in ARCHS]

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import re
-import shutil
 import statistics
 import time
 from pathlib import Path
@@ -26,10 +25,7 @@ from PIL import Image
 from resnet_core import cifar10, create_model, get_arch
 
 from .app_speed import free_port
-
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--use-fake-device-for-media-stream",
-         "--use-fake-ui-for-media-stream"]  # fmt: skip
+from .browser import FAKE_CAMERA, chromium_page
 
 
 def clip_frames(count: int = 20, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
@@ -73,21 +69,12 @@ def write_y4m(frames: list[np.ndarray], path: Path, fps: int = 10, hold: int = 5
 
 def stream_in_browser(url: str, clip: Path, seconds: float, page_setup=None) -> str:
     """Open the app with a fake camera playing ``clip``, start the Live camera stream, wait; the tab's rate line."""
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=shutil.which("chromium"),
-                                         args=[*FLAGS, f"--use-file-for-fake-video-capture={clip}"])  # fmt: skip
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(url)
-            if page_setup is not None:
-                page_setup(page)
-            start_live_stream(page)
-            page.wait_for_timeout(int(seconds * 1000))
-            return page.locator("#live-rate").inner_text()
-        finally:
-            browser.close()
+    with chromium_page(url, [*FAKE_CAMERA, f"--use-file-for-fake-video-capture={clip}"]) as page:
+        if page_setup is not None:
+            page_setup(page)
+        start_live_stream(page)
+        page.wait_for_timeout(int(seconds * 1000))
+        return page.locator("#live-rate").inner_text()
 
 
 def start_live_stream(page) -> None:

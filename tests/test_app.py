@@ -15,6 +15,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from bench.browser import chromium_page
 from demo import catalog
 from demo import handlers as h
 from demo import launch as app_module
@@ -270,29 +271,21 @@ def test_mcp_tools_are_the_public_endpoints_with_their_parameters(cache):
 @pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_real_browser_renders_every_view(server, photos, tmp_path):
-    playwright = pytest.importorskip("playwright.sync_api")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]  # fmt: skip
-    with playwright.sync_playwright() as driver:
-        browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(server)
-            page.get_by_label("Depth / variant").wait_for(timeout=60_000)
-            # Random init: the default weights would be downloaded on a machine with internet.
-            page.get_by_label("Weights").click()
-            page.get_by_role("option", name=RANDOM_INIT, exact=True).click()
-            page.wait_for_function("() => document.body.innerText.includes('no accuracy: random weights')")
-            page.set_input_files("input[type=file]", str(photos / "chelsea.png"))
-            page.wait_for_selector("img[src*='chelsea'], img[src*='gradio_api/file']", timeout=30_000)
-            page.get_by_role("button", name="Analyze").click()
-            page.wait_for_selector("#predictions .output-class", timeout=120_000)
-            page.wait_for_selector("#feature-grid img", timeout=60_000)
-            page.get_by_role("tab", name="Grad-CAM").click()
-            page.wait_for_selector("#cam img", timeout=60_000)
-            assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
-            shot = tmp_path / "app.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert Image.open(shot).size[0] == 1400
-        finally:
-            browser.close()
+    pytest.importorskip("playwright.sync_api")
+    with chromium_page(server, height=1000) as page:
+        page.get_by_label("Depth / variant").wait_for(timeout=60_000)
+        # Random init: the default weights would be downloaded on a machine with internet.
+        page.get_by_label("Weights").click()
+        page.get_by_role("option", name=RANDOM_INIT, exact=True).click()
+        page.wait_for_function("() => document.body.innerText.includes('no accuracy: random weights')")
+        page.set_input_files("input[type=file]", str(photos / "chelsea.png"))
+        page.wait_for_selector("img[src*='chelsea'], img[src*='gradio_api/file']", timeout=30_000)
+        page.get_by_role("button", name="Analyze").click()
+        page.wait_for_selector("#predictions .output-class", timeout=120_000)
+        page.wait_for_selector("#feature-grid img", timeout=60_000)
+        page.get_by_role("tab", name="Grad-CAM").click()
+        page.wait_for_selector("#cam img", timeout=60_000)
+        assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 224
+        shot = tmp_path / "app.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert Image.open(shot).size[0] == 1400

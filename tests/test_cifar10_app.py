@@ -11,6 +11,7 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from bench.browser import chromium_page
 from demo import cifar10_tab
 from demo import handlers as h
 from demo import launch as app_module
@@ -121,17 +122,12 @@ def test_cifar10_through_gradio_client():
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_cifar10_in_a_real_browser(tmp_path):
     """Pick CIFAR-10 / cifar10_resnet56, click a cat example, Analyze: top-1 cat, every tab filled, no error."""
-    playwright = pytest.importorskip("playwright.sync_api")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    pytest.importorskip("playwright.sync_api")
     SCREENSHOTS.mkdir(exist_ok=True)
     port = free_port()
     demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
     try:
-        with playwright.sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"http://127.0.0.1:{port}/")
+        with chromium_page(f"http://127.0.0.1:{port}/") as page:
             for label, value in (("Family", "CIFAR-10"), ("Depth / variant", "cifar10_resnet56")):
                 box = page.get_by_label(label)
                 box.click()
@@ -161,7 +157,6 @@ def test_cifar10_in_a_real_browser(tmp_path):
                 page.screenshot(path=str(shots[-1]), full_page=True)
             assert "Error" not in page.locator("body").inner_text()
             assert all(Image.open(shot).size[0] == 1400 for shot in shots)
-            browser.close()
     finally:
         demo.close()
 
@@ -209,16 +204,11 @@ def test_owned_examples_run_on_click_with_their_own_network(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)  # Gradio caches examples under ./.gradio
     playwright = pytest.importorskip("playwright.sync_api")
     expect = playwright.expect
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]  # fmt: skip
     port = free_port()
     demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
     digit = ROOT / "assets" / "digits" / "digit_7.png"
     try:
-        with playwright.sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"http://127.0.0.1:{port}/")
+        with chromium_page(f"http://127.0.0.1:{port}/") as page:
             assert page.get_by_label("Depth / variant").input_value() == "resnet50"
 
             def predictions_show(text: str) -> None:
@@ -240,6 +230,5 @@ def test_owned_examples_run_on_click_with_their_own_network(tmp_path, monkeypatc
             predictions_show("7 (7)")
             expect(page.get_by_label("Depth / variant")).to_have_value("resnet-56", timeout=30_000)
             assert "Error" not in page.locator("body").inner_text()
-            browser.close()
     finally:
         demo.close()

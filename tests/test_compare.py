@@ -17,6 +17,7 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from bench.browser import chromium_page
 from demo import compare_tab
 from demo import handlers as h
 from demo import launch as app_module
@@ -205,18 +206,13 @@ def test_compare_through_gradio_client_equals_analyze(cache):
 def test_compare_in_a_real_browser(cache, tmp_path, monkeypatch):
     """Pick the digits preset, a digit example, Compare: two columns of trained nets, their sentence, no error."""
     monkeypatch.chdir(tmp_path)  # the digit example runs on click, and Gradio caches it under ./.gradio
-    playwright = pytest.importorskip("playwright.sync_api")
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    pytest.importorskip("playwright.sync_api")
     SCREENSHOTS.mkdir(exist_ok=True)
     digit = sorted((ROOT / "assets" / "digits").glob("*.png"))[0]
     port = free_port()
     demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
     try:
-        with playwright.sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"http://127.0.0.1:{port}/")
+        with chromium_page(f"http://127.0.0.1:{port}/") as page:
             page.get_by_role("tab", name="Compare").click()
             page.get_by_label("Preset").click()
             page.get_by_role("option", name="plain vs residual (digits, trained)", exact=True).click()
@@ -236,6 +232,5 @@ def test_compare_in_a_real_browser(cache, tmp_path, monkeypatch):
             page.screenshot(path=str(shot), full_page=True)
             assert Image.open(shot).size[0] == 1400
             assert "Error" not in page.locator("body").inner_text()
-            browser.close()
     finally:
         demo.close()

@@ -10,6 +10,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from bench.browser import chromium_page
 from demo import explain_tab, feature_vis_view
 from demo import handlers as h
 from demo import launch as app_module
@@ -84,13 +85,8 @@ def test_sanity_through_gradio_client_and_in_a_browser(tmp_path, monkeypatch):
             return
         monkeypatch.chdir(tmp_path)
         playwright = pytest.importorskip("playwright.sync_api")
-        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]  # fmt: skip
         SCREENSHOTS.mkdir(exist_ok=True)
-        with playwright.sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=shutil.which("chromium"), args=flags)
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"http://127.0.0.1:{port}/")
+        with chromium_page(f"http://127.0.0.1:{port}/") as page:
             page.locator(f"#cifar10-examples img[src*='{CAT.name}']").click()  # switches to cifar10_resnet56
             playwright.expect(page.get_by_label("Depth / variant")).to_have_value("cifar10_resnet56", timeout=60_000)
             page.get_by_role("tab", name="Explanation checks").click()
@@ -116,7 +112,6 @@ def test_sanity_through_gradio_client_and_in_a_browser(tmp_path, monkeypatch):
                 "() => document.querySelector('#report-file')?.innerText.includes('.zip')", timeout=60_000
             )
             assert "Error" not in page.locator("body").inner_text()
-            browser.close()
     finally:
         demo.close()
 

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from bench.browser import FAKE_CAMERA, chromium_page
 from demo import handlers as h
 from demo import launch as app_module
 from demo import live_tab
@@ -69,7 +70,7 @@ def test_no_frame_yet_changes_nothing():
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_a_fake_camera_streams_through_the_network_in_chromium(tmp_path, monkeypatch):
     """Chromium's fake camera plays a clip of CIFAR-10 test images into the Live camera tab: answers keep coming."""
-    from bench.live_fps import FLAGS, answered, clip_frames, start_live_stream, write_y4m
+    from bench.live_fps import answered, clip_frames, start_live_stream, write_y4m
 
     monkeypatch.chdir(tmp_path)
     playwright = pytest.importorskip("playwright.sync_api")
@@ -77,11 +78,8 @@ def test_a_fake_camera_streams_through_the_network_in_chromium(tmp_path, monkeyp
     port = free_port()
     demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
     try:
-        with playwright.sync_playwright() as driver:
-            browser = driver.chromium.launch(executable_path=shutil.which("chromium"),
-                                             args=[*FLAGS, f"--use-file-for-fake-video-capture={clip}"])  # fmt: skip
-            page = browser.new_page(viewport={"width": 1400, "height": 1100})
-            page.goto(f"http://127.0.0.1:{port}/")
+        fake_camera = [*FAKE_CAMERA, f"--use-file-for-fake-video-capture={clip}"]
+        with chromium_page(f"http://127.0.0.1:{port}/", fake_camera) as page:
             page.get_by_label("Family").click()
             page.get_by_role("option", name="CIFAR-10", exact=True).click()
             playwright.expect(page.get_by_label("Depth / variant")).to_have_value("cifar10_resnet20")
@@ -100,6 +98,5 @@ def test_a_fake_camera_streams_through_the_network_in_chromium(tmp_path, monkeyp
             SCREENSHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "live_camera.png"), full_page=True)
             assert "Error" not in page.locator("body").inner_text()
-            browser.close()
     finally:
         demo.close()
