@@ -11,6 +11,7 @@ from resnet_core.assets import ASSETS_DIR
 
 from . import catalog, cifar10_tab, compare_tab, degradation_tab, explain_tab, feature_vis_view, live_tab, report
 from . import handlers as h
+from .gpu import on_gpu
 from .image_outputs import png_figures
 
 PHOTOS = ASSETS_DIR / "photos"
@@ -283,6 +284,14 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("About"):
                 gr.Markdown((Path(__file__).with_name("about.md")).read_text())
 
+        # Handlers that run a network ask for a GPU on ZeroGPU (demo.gpu); elsewhere they are used as they are.
+        retarget = on_gpu(h.retarget_cam, "analysis")
+        visualize_selected = on_gpu(feature_vis_view.visualize_selected, "visualize")
+        visualize = on_gpu(feature_vis_view.visualize, "visualize")
+        check_explanation = on_gpu(explain_tab.check_explanation, "checks")
+        verify_networks = on_gpu(compare_tab.verify_networks, "compare")
+        example_controls = on_gpu(h.example_controls, "analysis")
+        private = {"api_visibility": "private"}
         owned_examples = [
             (f"Digits: run on click with {DIGIT_NET} ({catalog.LAB_FAMILY})", catalog.LAB_FAMILY, DIGIT_NET,
              sorted(DIGITS.glob("*.png")), "digit-examples"),
@@ -292,7 +301,6 @@ def build_demo() -> gr.Blocks:
         analysis_outputs = [label, status, crop, grid, cam, residual_plot, residual_md, session]
         control_outputs = [block, cam_class, example_block]
         picker_outputs = [arch, weights, facts_md, stage, cam_layer]
-        private = {"api_visibility": "private"}
         for title, owner_family, owner, paths, elem_id in owned_examples:
             if not paths:
                 continue
@@ -301,7 +309,7 @@ def build_demo() -> gr.Blocks:
                     [[str(path), owner_family, owner, "DEFAULT"] for path in paths],
                     inputs=[image, family, arch, weights],
                     outputs=analysis_outputs[:-1],  # not the session: Gradio caches no state
-                    fn=h.analyze_example,
+                    fn=on_gpu(h.analyze_example, "analysis"),
                     cache_examples=True,
                     cache_mode="lazy",
                     visible_columns=[0],
@@ -310,9 +318,8 @@ def build_demo() -> gr.Blocks:
                     elem_id=elem_id,
                     api_visibility="private",
                 )
-            owned.cache_event.then(h.example_controls, [image, family, arch, weights],
+            owned.cache_event.then(example_controls, [image, family, arch, weights],
                                    [session, *control_outputs, *picker_outputs], **private)  # fmt: skip
-        private = {"api_visibility": "private"}
         # Redraws of the caller's own last analysis, and minutes of training: callable by gradio_client, but neither
         # in the API docs nor MCP tools (an agent's call has no session to redraw, and must not occupy the CPU).
         session_bound = {"api_visibility": "undocumented"}
@@ -330,7 +337,7 @@ def build_demo() -> gr.Blocks:
         ):
             picked.then(png_figures(h.cost_views), [arch, weights], cost_outputs, **private)
         run.click(
-            h.analyze_image,
+            on_gpu(h.analyze_image, "analysis"),
             [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity],
             [label, status, crop, grid, cam, residual_plot, residual_md, session],
             api_name="analyze",
@@ -344,12 +351,12 @@ def build_demo() -> gr.Blocks:
             control.input(h.show_features, feature_inputs, [grid, block], **private)
         grid.select(png_figures(h.on_grid_select), feature_inputs, [channel, channel_plot], **private)
         channel.submit(png_figures(h.show_channel), [session, stage, block, channel], channel_plot, **private)
-        cam_class.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam",
+        cam_class.input(retarget, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam",
                         **session_bound, **network)  # fmt: skip
-        cam_layer.input(h.retarget_cam, [session, cam_class, cam_layer, opacity], [cam, session], **private,
+        cam_layer.input(retarget, [session, cam_class, cam_layer, opacity], [cam, session], **private,
                         **network)  # fmt: skip
         opacity.input(h.set_opacity, [session, opacity], cam, **private)
-        residual_stats.click(png_figures(cifar10_tab.residual_view), session, [test_plot, test_md],
+        residual_stats.click(png_figures(on_gpu(cifar10_tab.residual_view, "checks")), session, [test_plot, test_md],
                              api_name="cifar10_residuals", **session_bound, **network)  # fmt: skip
         lesion_cifar.click(png_figures(cifar10_tab.lesion_view), session, [test_plot, test_md],
                            api_name="cifar10_lesion", concurrency_id="lab", concurrency_limit=1,
@@ -357,37 +364,37 @@ def build_demo() -> gr.Blocks:
         browse_button.click(cifar10_tab.browse, [browse_class, browse_page], [test_gallery, browse_md],
                             **private)  # fmt: skip
         test_gallery.select(cifar10_tab.pick_test_image, [browse_class, browse_page], image, **private)
-        show_examples.click(cifar10_tab.examples_view, [session, example_block, example_channel],
+        show_examples.click(on_gpu(cifar10_tab.examples_view, "checks"), [session, example_block, example_channel],
                             [most, least, examples_md], api_name="cifar10_examples", **session_bound,
                             **network)  # fmt: skip
         preset.input(compare_tab.on_preset, preset, [compared, preset_md], queue=False, **private)
         compare_run.click(
-            compare_tab.compare_networks,
+            on_gpu(compare_tab.compare_networks, "compare"),
             [image, compared, compare_weights],
             [compare_cams, compare_table, compare_plot, compare_md, compare_json],
             api_name="compare",
             preprocess=False,  # the photo is decoded by resnet_core.load_image, as in /analyze
             **network,
         )
-        vis_run.click(feature_vis_view.visualize_selected, [session, stage, block, channel, vis_steps],
+        vis_run.click(visualize_selected, [session, stage, block, channel, vis_steps],
                       [vis_image, vis_md], **private, **network)  # fmt: skip
-        wanted_run.click(feature_vis_view.visualize_selected,
+        wanted_run.click(visualize_selected,
                          [session, gr.State(None), example_block, example_channel, gr.State(256)],
                          [wanted, wanted_md], **private, **network)  # fmt: skip
         # The same for any network, layer and channel, without a session: for gradio_client and MCP (an event with
         # components, not gr.api, so the image comes back as a file the client can download).
-        vis_api.click(feature_vis_view.visualize, [arch, weights, vis_layer, channel, vis_steps], [vis_image, vis_md],
+        vis_api.click(visualize, [arch, weights, vis_layer, channel, vis_steps], [vis_image, vis_md],
                       api_name="visualize", **network)  # fmt: skip
         # Its own limit: one stream at a time beside the two network computations, so a camera never stalls them.
-        webcam.stream(live_tab.live_frame, [webcam, arch, weights, live_meter],
+        webcam.stream(on_gpu(live_tab.live_frame, "frame"), [webcam, arch, weights, live_meter],
                       [live_label, live_cam, live_grid, live_rate, live_meter], stream_every=live_tab.STREAM_EVERY,
                       time_limit=live_tab.TIME_LIMIT, concurrency_id="live", concurrency_limit=1,
                       **private)  # fmt: skip
         export.click(report.analysis_report, session, export_file, api_name="report", **session_bound)
-        check.click(explain_tab.check_explanation, [image, arch, weights, method, window, fill, patch],
+        check.click(check_explanation, [image, arch, weights, method, window, fill, patch],
                     [strip, curves, verdict_md, sanity_json], api_name="sanity", preprocess=False,
                     **network)  # fmt: skip
-        verify_run.click(compare_tab.verify_networks, [image, compared, compare_weights], verify_table,
+        verify_run.click(verify_networks, [image, compared, compare_weights], verify_table,
                          api_name="verify", preprocess=False, **network)  # fmt: skip
         degradation_lab.select(
             png_figures(degradation_tab.reference_view), None, [reference_plot, reference_md], api_name="lab_reference"

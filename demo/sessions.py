@@ -77,7 +77,8 @@ class AnalysisStore:
         return stored
 
     def put(self, token: str, result: AnalysisResult, cam: np.ndarray) -> Stored:
-        stored = Stored(result, cam, time.monotonic() + self.ttl)
+        """File ``result`` under ``token``, its tensors in host memory: a GPU may be lent only for one request."""
+        stored = Stored(result.cpu(), cam, time.monotonic() + self.ttl)
         with self._guard:
             self._items[token] = stored
             self._items.move_to_end(token)

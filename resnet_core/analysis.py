@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +51,16 @@ class AnalysisResult:
     card: ModelCard
     _model: ResNet = field(repr=False, default=None)
 
+    def cpu(self) -> AnalysisResult:
+        """The same result with every tensor in host memory: what may outlive a request when the GPU is only lent
+        for its duration (Hugging Face ZeroGPU). A no-op copy on the CPU."""
+        return replace(
+            self,
+            probabilities=self.probabilities.cpu(),
+            stages={name: tensor.cpu() for name, tensor in self.stages.items()},
+            blocks={name: replace(stats, output=stats.output.cpu()) for name, stats in self.blocks.items()},
+        )
+
     @property
     def cam_layers(self) -> list[str]:
         """Where Grad-CAM can look: every stage the model describes (three on CIFAR nets, four on ImageNet)."""
@@ -66,7 +76,8 @@ class AnalysisResult:
             raise ValueError(f"unknown CAM layer {layer!r}; expected one of {list(self.stages)}")
         _check_class(class_index, len(self.probabilities))
         entry = nn.Identity()
-        activation = self.stages[layer].unsqueeze(0)
+        # The stored activation may live in host memory while the model is on a GPU (see cpu()).
+        activation = self.stages[layer].unsqueeze(0).to(next(self._model.parameters()).device)
 
         def score(a: Tensor) -> Tensor:
             return self._model.forward_from(layer, entry(a))[:, class_index]
