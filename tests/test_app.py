@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import threading
 import time
@@ -248,6 +249,30 @@ def test_launched_app_through_gradio_client(server, photos):
     endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
     public = {"/analyze", "/compare", "/verify", "/sanity", "/visualize", "/costs", "/lab_reference", "/lab_lesion"}
     assert endpoints == public
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        ((RANDOM_INIT, "resnet999", RANDOM_INIT), "Unknown architecture 'resnet999'"),
+        ((RANDOM_INIT, "resnet18", "v9"), "resnet18 has no weights named 'v9'"),
+        ((RANDOM_INIT, "resnet18", RANDOM_INIT, 0), "Top-k must lie between 1 and 100, got 0"),
+        (("1000: nothing", "layer4", 0.5), "Class 1000 does not exist: this network has classes 0 to 999"),
+        # Gradio's own check of the Layer radio answers first, in a sentence that lists the choices.
+        (("3", "layer9", 0.5), "'layer9' (type: <class 'str'>) is not in the list of choices: ['stem', 'layer1'"),
+    ],
+)
+def test_user_errors_through_the_launched_app_are_one_sentence(server, photos, call, message):
+    """What a user can get wrong comes back as the sentence, never a bare "Error"."""
+    client = Client(server, verbose=False)
+    photo = handle_file(str(photos / "chelsea.png"))
+    if call[0] == RANDOM_INIT:  # an /analyze call: the photo first
+        endpoint, arguments = "/analyze", (photo, *call[1:])
+    else:  # a /cam call, after an analysis in the same session
+        client.predict(photo, "resnet18", RANDOM_INIT, api_name="/analyze")
+        endpoint, arguments = "/cam", call
+    with pytest.raises(Exception, match=re.escape(message)):
+        client.predict(*arguments, api_name=endpoint)
 
 
 def test_mcp_tools_are_the_public_endpoints_with_their_parameters(cache):
