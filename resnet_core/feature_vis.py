@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from .create import card
 from .dataset_probe import cache_root, weights_digest
-from .hooks import forward_hooks
+from .hooks import eval_mode, forward_hooks
 from .models import ResNet
 
 __all__ = [
@@ -155,14 +155,8 @@ def _forward_to(model: ResNet, module: str) -> Iterator[Callable[[Tensor], Tenso
             return reached.output
         raise RuntimeError(f"{module} did not run in the forward pass")
 
-    modes = [(submodule, submodule.training) for submodule in model.modules()]
-    model.eval()
-    try:
-        with forward_hooks(model, [(module, stop)]):
-            yield run
-    finally:
-        for submodule, training in modes:
-            submodule.training = training
+    with eval_mode(model), forward_hooks(model, [(module, stop)]):
+        yield run
 
 
 def channel_activation(model: ResNet, layer: str, channel: int, inputs: Tensor) -> Tensor:

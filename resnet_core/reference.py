@@ -7,8 +7,6 @@ the official ones on a user's machine). timm is optional: it is imported only he
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -18,12 +16,11 @@ import torchvision
 from PIL import Image
 from torch import Tensor, nn
 
-from .analysis import topk_classes, topk_rows
+from .analysis import model_input, topk_classes, topk_rows
 from .architectures import ARCHITECTURES
 from .create import ModelCard, card
-from .hooks import forward_hooks
+from .hooks import eval_mode, forward_hooks
 from .models import ResNet
-from .preprocess import load_image
 
 __all__ = ["Verification", "check_reference", "reference_library", "reference_model", "verify"]
 
@@ -106,18 +103,6 @@ class Verification:
         }
 
 
-@contextmanager
-def _evaluating(model: nn.Module) -> Iterator[None]:
-    """Eval mode for the ``with`` block, then every submodule's own mode back: the caller's model is not changed."""
-    modes = [(module, module.training) for module in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for module, training in modes:
-            module.training = training
-
-
 def _forward(network: nn.Module, inputs: Tensor, stages: dict[str, str]) -> tuple[Tensor, dict[str, Tensor]]:
     """Logits and each stage's output (``stages``: our stage name -> submodule name, the same in both libraries)."""
     captured: dict[str, Tensor] = {}
@@ -140,7 +125,7 @@ def _inputs(model: ResNet, model_card: ModelCard, image: Image.Image | str | Pat
         generator = torch.Generator().manual_seed(INPUT_SEED)
         batch = torch.randn(1, model.in_chans, size, size, generator=generator)
     else:
-        batch = model_card.preprocess(load_image(image)).unsqueeze(0)
+        batch = model_input(model, image)[1]
     return batch.to(device=parameter.device, dtype=parameter.dtype)
 
 
@@ -155,7 +140,7 @@ def verify(model: ResNet, image: Image.Image | str | Path | None = None, topk: i
     reference = reference_model(model)
     inputs = _inputs(model, model_card, image)
     stages = {stage.name: stage.module for stage in model.feature_info}
-    with torch.inference_mode(), _evaluating(model):
+    with torch.inference_mode(), eval_mode(model):
         ours, ours_stages = _forward(model, inputs, stages)
         theirs, their_stages = _forward(reference, inputs, stages)
 
