@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import gradio as gr
 
-from resnet_core.preprocess import load_image
 from resnet_core.render import perturbation_figure, randomization_figure
 from resnet_core.saliency import FILLS, METHODS
 from resnet_core.sanity import Protocol, SanityReport, sanity_check
 
-from .handlers import image_path, models, user_error, weight_choice
+from .handlers import image_path, load_photo, models, user_error, weight_choice
 from .image_outputs import figure_path
 
 __all__ = ["METHOD_NAMES", "check_explanation"]
@@ -48,7 +47,7 @@ def check_explanation(
         fill: what deleted pixels become: "blur" (a blurred copy, the default protocol) or "zero".
         patch: rank single pixels (1) or square patches of this side.
     """
-    path = image_path(image)
+    image_path(image)  # no photo: say so before anything else
     weights = weight_choice(arch, weights)
     if method not in METHODS:
         raise user_error(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
@@ -57,17 +56,16 @@ def check_explanation(
     options = {"window": int(window)} if method == "occlusion" and window and int(window) > 0 else {}
     progress(0.1, desc=f"loading {arch}")
     loaded = models().get(arch, weights)
+    photo = load_photo(image)
+    progress(0.3, desc=f"{METHOD_NAMES[method]}: maps, curves and randomization")
     try:
-        photo = load_image(path)
-        progress(0.3, desc=f"{METHOD_NAMES[method]}: maps, curves and randomization")
         with loaded.lock:  # guided backpropagation hooks the shared module
             report = sanity_check(loaded.model, photo, method, protocol=Protocol(fill=fill, patch=int(patch)),
                                   **options)  # fmt: skip
     except ValueError as error:
         raise user_error(f"Could not check this map: {error}") from None
-    crop = loaded.model.card.preprocess.crop(photo)
     return (
-        figure_path(randomization_figure(crop, report)),
+        figure_path(randomization_figure(report)),
         figure_path(perturbation_figure(report)),
         verdict(report, loaded.pretrained),
         report.as_dict(),

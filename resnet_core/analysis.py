@@ -17,7 +17,7 @@ from .hooks import forward_hooks
 from .models import ResNet
 from .preprocess import load_image
 
-__all__ = ["AnalysisResult", "BlockStats", "analyze", "topk_classes", "topk_rows"]
+__all__ = ["AnalysisResult", "BlockStats", "analyze", "check_class", "model_input", "topk_classes", "topk_rows"]
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ class AnalysisResult:
         layer = layer or self.cam_layer
         if layer not in self.stages:
             raise ValueError(f"unknown CAM layer {layer!r}; expected one of {list(self.stages)}")
-        _check_class(class_index, len(self.probabilities))
+        check_class(class_index, len(self.probabilities))
         entry = nn.Identity()
         # The stored activation may live in host memory while the model is on a GPU (see cpu()).
         activation = self.stages[layer].unsqueeze(0).to(next(self._model.parameters()).device)
@@ -83,6 +83,14 @@ class AnalysisResult:
             return self._model.forward_from(layer, entry(a))[:, class_index]
 
         return grad_cam(score, entry, activation, self.crop.size[::-1])
+
+
+def model_input(model: ResNet, image: Image.Image | str | Path) -> tuple[Image.Image, Tensor]:
+    """The crop ``model`` sees of ``image`` (its weights' resize and crop) and that crop as a normalised batch of
+    one on the model's device: what every method that explains one image starts from."""
+    preprocess = card(model).preprocess
+    crop = preprocess.crop(load_image(image))
+    return crop, preprocess.normalize(crop).unsqueeze(0).to(next(model.parameters()).device)
 
 
 def topk_classes(probabilities: Tensor, categories: tuple[str, ...], k: int) -> list[tuple[int, str, float]]:
@@ -96,7 +104,8 @@ def topk_rows(topk: list[tuple[int, str, float]]) -> list[dict]:
     return [{"index": index, "label": label, "probability": probability} for index, label, probability in topk]
 
 
-def _check_class(class_index: int, num_classes: int) -> None:
+def check_class(class_index: int, num_classes: int) -> None:
+    """A ``ValueError`` a user understands for a class the network does not have."""
     if not 0 <= class_index < num_classes:
         raise ValueError(f"class index {class_index} outside 0..{num_classes - 1}")
 
@@ -120,10 +129,8 @@ def analyze(
     if cam_layer not in stages:
         raise ValueError(f"unknown CAM layer {cam_layer!r}; expected one of {list(stages)}")
     if cam_class is not None:
-        _check_class(cam_class, len(model_card.categories))
-    device = next(model.parameters()).device
-    crop = model_card.preprocess.crop(load_image(image))
-    inputs = model_card.preprocess.normalize(crop).unsqueeze(0).to(device)
+        check_class(cam_class, len(model_card.categories))
+    crop, inputs = model_input(model, image)
 
     captured: dict[str, Tensor] = {}
     stats: dict[str, tuple[float | None, float | None, float, bool]] = {}

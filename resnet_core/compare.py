@@ -23,7 +23,7 @@ from .complexity import cost_table
 from .models import ResNet
 from .preprocess import load_image
 
-__all__ = ["MAX_NETWORKS", "MIN_NETWORKS", "Agreement", "Comparison", "column", "compare", "photo_cams"]
+__all__ = ["MAX_NETWORKS", "MIN_NETWORKS", "Agreement", "Comparison", "column", "compare", "pearson", "photo_cams"]
 
 MIN_NETWORKS, MAX_NETWORKS = 2, 5
 AGREEMENT_GRID = 64  # CAMs are resampled onto this many points per side of the shared region
@@ -98,7 +98,7 @@ class Comparison:
             shared = set.intersection(*({index for index, _, _ in result.topk} for result in results))
             common = tuple(name for index, name, _ in results[0].topk if index in shared)
         cams, region = photo_cams(photo.size, results)
-        pairs = {(names[a], names[b]): _correlation(cams[a], cams[b]) for a, b in combinations(range(len(cams)), 2)}
+        pairs = {(names[a], names[b]): pearson(cams[a], cams[b]) for a, b in combinations(range(len(cams)), 2)}
         defined = [value for value in pairs.values() if value is not None]
         mean = float(np.mean(defined)) if defined else None
         return cls(photo, results, Agreement(spaces, same_top1, common, mean, pairs, region))
@@ -185,7 +185,8 @@ def photo_cams(
     return cams, region
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float | None:
+def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Pearson correlation of two maps of one shape; None when either is constant (it has no pattern to share)."""
     a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
     norm = float(np.linalg.norm(a) * np.linalg.norm(b))
     return float(a @ b / norm) if norm > 1e-12 else None

@@ -148,7 +148,7 @@ def cost_figure(table: CostTable) -> Figure:
     return figure
 
 
-def randomization_figure(crop: Image.Image, report: SanityReport) -> Figure:
+def randomization_figure(report: SanityReport) -> Figure:
     """The trained model's map, then the map after each step of the cascading randomization, with its correlations.
 
     A map that explains the network must fall apart as the weights it depends on are scrambled (Adebayo et al.).
@@ -158,7 +158,7 @@ def randomization_figure(crop: Image.Image, report: SanityReport) -> Figure:
     ]
     figure = Figure(figsize=(2.3 * len(maps), 2.7), layout="constrained")
     for axes, (title, saliency, step) in zip(figure.subplots(1, len(maps), squeeze=False)[0], maps, strict=True):
-        axes.imshow(cam_overlay(crop, saliency, 0.6), interpolation="nearest")
+        axes.imshow(cam_overlay(report.crop, saliency, 0.6), interpolation="nearest")
         axes.set_axis_off()
         if step is not None:
             rho = "n/a" if step.spearman is None else f"{step.spearman:.2f}"  # n/a: the new map is flat

@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from .compare import _correlation
+from .analysis import check_class, model_input
+from .compare import pearson
 from .create import card
 from .hooks import forward_hooks
 from .models import ResNet
-from .preprocess import load_image
 from .saliency import BLUR_SIGMA, FILLS, Fill, Method, filled, occlusion_window, saliency_map
 
 __all__ = [
@@ -184,7 +184,7 @@ def _ranks(values: np.ndarray) -> np.ndarray:
 
 def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
     """Spearman's rank correlation of two maps; ``None`` where one is constant (no ranking to compare)."""
-    return _correlation(_ranks(a), _ranks(b))
+    return pearson(_ranks(a), _ranks(b))
 
 
 def ssim(a: np.ndarray, b: np.ndarray, window: int = 11, sigma: float = 1.5) -> float:
@@ -305,6 +305,7 @@ class SanityReport:
     forward_passes: int  # images through the model for one map of this method
     options: dict = field(default_factory=dict)  # what the map was made with: layer, or window and stride
     saliency: np.ndarray | None = field(default=None, repr=False, compare=False)  # the trained model's map
+    crop: Image.Image | None = field(default=None, repr=False, compare=False)  # what the model saw, for overlays
 
     def as_dict(self) -> dict:
         return {
@@ -344,15 +345,13 @@ def sanity_check(
     ``options`` go to :func:`~resnet_core.saliency.saliency_map` (``layer``, ``window``, ``stride``, ``fill``).
     """
     model_card = card(model)
-    device = next(model.parameters()).device
-    crop = model_card.preprocess.crop(load_image(image))
-    inputs = model_card.preprocess.normalize(crop).unsqueeze(0).to(device)
+    crop, inputs = model_input(model, image)
     with torch.inference_mode():
         probabilities = model(inputs).softmax(-1)[0].float().cpu()
     if class_index is None:
         class_index = int(probabilities.argmax())
-    elif not 0 <= class_index < len(probabilities):
-        raise ValueError(f"class index {class_index} outside 0..{len(probabilities) - 1}")
+    else:
+        check_class(class_index, len(probabilities))
 
     original, passes, _ = measured_map(model, inputs, class_index, method, **options)
     deletion, insertion = replace(protocol, mode="deletion"), replace(protocol, mode="insertion")
@@ -375,6 +374,7 @@ def sanity_check(
         forward_passes=passes,
         options=_resolved(model, method, tuple(inputs.shape[-2:]), options),
         saliency=original,
+        crop=crop,
     )
 
 
