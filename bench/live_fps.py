@@ -30,11 +30,10 @@ from .browser import FAKE_CAMERA, chromium_page
 
 def clip_frames(count: int = 20, size: tuple[int, int] = (640, 480)) -> list[np.ndarray]:
     """Camera-sized RGB frames from the shipped CIFAR-10 test images (enlarged, centred on a grey background), one
-    class after another (the gallery holds five of each)."""
+    class after another."""
     width, height = size
     frames = []
-    gallery = sorted(cifar10.GALLERY_DIR.glob("*.png"))
-    for path in [path for start in range(5) for path in gallery[start::5]][:count]:
+    for path in cifar10.gallery()[:count]:
         canvas = Image.new("RGB", size, (128, 128, 128))
         picture = Image.open(path).convert("RGB").resize((height, height), Image.BICUBIC)
         canvas.paste(picture, ((width - height) // 2, 0))

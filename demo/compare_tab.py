@@ -12,12 +12,11 @@ import pandas as pd
 
 from resnet_core.analysis import AnalysisResult, analyze
 from resnet_core.compare import MAX_NETWORKS, MIN_NETWORKS, Comparison
-from resnet_core.preprocess import load_image
 from resnet_core.reference import reference_library, verify
 from resnet_core.render import cam_overlay
 
 from .catalog import FAMILIES, architectures_of
-from .handlers import image_path, models, user_error, weight_choice
+from .handlers import image_path, load_photo, models, user_error, weight_choice
 from .image_outputs import png_path
 
 __all__ = ["CAM_OPACITY", "PRESETS", "choices", "compare_networks", "on_preset", "verify_networks"]
@@ -80,16 +79,12 @@ def _weight_list(archs: list[str], weights: str | list[str] | None) -> list[str]
 
 def _request(image: str | dict | None, archs: list[str] | None, weights: str | list[str] | None):
     """The checked networks, their weight choices and the loaded photo, or one sentence on what is wrong."""
-    path = image_path(image)
+    image_path(image)  # no photo: say so before anything else
     archs = [arch for arch in (archs or []) if arch]
     if not MIN_NETWORKS <= len(archs) <= MAX_NETWORKS:
         raise user_error(f"Pick {MIN_NETWORKS} to {MAX_NETWORKS} networks to compare; got {len(archs)}.")
     chosen = _weight_list(archs, weights)
-    try:
-        photo = load_image(path)
-    except ValueError as error:
-        raise user_error(f"Could not read the image: {error}") from None
-    return archs, chosen, photo
+    return archs, chosen, load_photo(image)
 
 
 def compare_networks(

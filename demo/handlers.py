@@ -15,9 +15,11 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from PIL import Image
 
 from resnet_core.analysis import AnalysisResult, analyze
 from resnet_core.complexity import CostTable, bottleneck_arithmetic
+from resnet_core.preprocess import load_image
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, grid_index
 
 from .catalog import FAMILIES, ModelSource, architectures_of, source_of
@@ -136,19 +138,27 @@ def image_path(image: str | dict | None) -> str:
     return str(image)
 
 
+def load_photo(image: str | dict | None) -> Image.Image:
+    """The photo of a handler argument, decoded by ``resnet_core.load_image`` (its limits), or one sentence."""
+    try:
+        return load_image(image_path(image))
+    except ValueError as error:
+        raise user_error(f"Could not read the image: {error}") from None
+
+
 def _run(state: TabState) -> tuple[Stored, str]:
     """Load the model, run the one forward pass, store the result under the tab's token; also the load status."""
     loaded = models().get(state["arch"], state["weights"])
     stages = [stage.name for stage in loaded.model.feature_info]
     if state["cam_layer"] not in stages:
         state["cam_layer"] = stages[-1]
-    try:
-        with loaded.lock:  # the analysis hooks the shared module
-            result = analyze(loaded.model, state["image"], topk=state["topk"], cam_layer=state["cam_layer"])
-    except ValueError as error:  # the only input analyze can reject at this point is the image itself
-        raise user_error(f"Could not read the image: {error}") from None
+    photo = load_photo(state["image"])  # decoded before taking the lock: other requests need not wait for it
+    with loaded.lock:  # the analysis hooks the shared module
+        result = analyze(loaded.model, photo, topk=state["topk"], cam_layer=state["cam_layer"])
     cam = result.cam
-    if state["cam_class"] >= 0 and state["cam_class"] != result.cam_class:
+    if state["cam_class"] < 0:  # a new analysis explains its top-1 class
+        state["cam_class"] = result.cam_class
+    elif state["cam_class"] != result.cam_class:
         cam = result.cam_for(state["cam_class"], state["cam_layer"])
     return results().put(state["token"], result, cam), loaded.status
 
@@ -161,7 +171,8 @@ def stored_analysis(state: TabState | None) -> tuple[TabState, Stored]:
     return state, stored if stored is not None else _run(state)[0]
 
 
-def _label(result: AnalysisResult) -> dict[str, float]:
+def prediction_label(result: AnalysisResult) -> dict[str, float]:
+    """The top-k as ``gr.Label`` takes it: ``"name (index)"`` -> probability."""
     return {f"{name} ({index})": probability for index, name, probability in result.topk}
 
 
@@ -210,11 +221,10 @@ def analyze_image(
     progress(0.5, desc="forward pass")
     stored, loaded_status = _run(state)
     result = stored.result
-    state["cam_class"] = result.cam_class
     grid, _ = feature_grid(_feature(result, stage, block), int(channels), sort)
     # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
     return (
-        _label(result),
+        prediction_label(result),
         f"{_title(result)}  \n{loaded_status}",
         png_path(result.crop),
         png_path(grid),
@@ -241,8 +251,7 @@ def example_controls(image: str, family: str, arch: str, weights: str):
     CIFAR-10 tab work on a cached example as on any other analysis.
     """
     state = _new_state(image_path(image), arch, weight_choice(arch, weights))
-    state, stored = stored_analysis(state)
-    state["cam_class"] = stored.result.cam_class
+    stored_analysis(state)  # nothing stored under the new token yet: runs the analysis, and records its class
     return (state, *refresh_controls(state, None), *on_example(family, arch))
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from resnet_core import get_arch
+from resnet_core import cifar10, get_arch
 from resnet_core.assets import ASSETS_DIR
+from resnet_core.saliency import FILLS
 
 from . import catalog, cifar10_tab, compare_tab, degradation_tab, explain_tab, feature_vis_view, live_tab, report
 from . import handlers as h
@@ -16,7 +17,6 @@ from .image_outputs import png_figures
 
 PHOTOS = ASSETS_DIR / "photos"
 DIGITS = ASSETS_DIR / "digits"
-CIFAR10_GALLERY = ASSETS_DIR / "cifar10" / "gallery"
 MAX_UPLOAD = "20 MB"  # demo.launch passes the same cap to launch(max_file_size=...)
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DEFAULT_ARCH = "resnet50"
@@ -83,11 +83,7 @@ def build_demo() -> gr.Blocks:
         example_row = gr.Row()
         with example_row:
             gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
-        # One of every class per page of 10: the first example of each class, then the second, ...
-        by_class: dict[str, list[Path]] = {}
-        for path in sorted(CIFAR10_GALLERY.glob("*.png")):
-            by_class.setdefault(path.stem.rsplit("_", 1)[0], []).append(path)
-        gallery = [path for rank in zip(*by_class.values(), strict=False) for path in rank]
+        gallery = cifar10.gallery()  # one of every class per page of 10
 
         with gr.Tabs():
             with gr.Tab("Feature maps"):
@@ -135,13 +131,12 @@ def build_demo() -> gr.Blocks:
                     method = gr.Radio([(name, key) for key, name in explain_tab.METHOD_NAMES.items()],
                                       value="gradcam", label="Method")  # fmt: skip
                     window = gr.Slider(0, 64, value=0, step=1, label="Occlusion window (px; 0 = an eighth of the crop)")
-                    fill = gr.Radio(["blur", "zero"], value="blur", label="Deleted pixels become")
+                    fill = gr.Radio(list(FILLS), value="blur", label="Deleted pixels become")
                     patch = gr.Radio([1, 4, 8], value=1, label="Rank pixels or patches of side")
                 check = gr.Button("Run the checks", variant="primary")
                 verdict_md = gr.Markdown(elem_id="sanity-verdict")
-                strip = gr.Image(label="Cascading randomization", interactive=False, format="png",
-                                 elem_id="sanity-strip")  # fmt: skip
-                curves = gr.Image(label="Deletion and insertion curves", interactive=False, format="png")
+                strip = _chart("Cascading randomization", elem_id="sanity-strip")
+                curves = _chart("Deletion and insertion curves")
                 with gr.Accordion("Every number (JSON)", open=False):
                     sanity_json = gr.JSON()
             with gr.Tab("Cost"):

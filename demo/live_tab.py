@@ -18,7 +18,7 @@ from PIL import Image
 from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
-from .handlers import models, user_error, weight_choice
+from .handlers import models, prediction_label, user_error, weight_choice
 from .image_outputs import png_path
 
 __all__ = ["CHANNELS", "STREAM_EVERY", "TIME_LIMIT", "LiveMeter", "live_frame"]
@@ -56,9 +56,8 @@ def live_frame(frame: np.ndarray | None, arch: str, weights: str, meter: LiveMet
     last = result.stages[result.cam_layer]
     recent = [*meter["answered"][-(WINDOW - 1) :], time.monotonic()]
     meter = LiveMeter(answered=recent, count=meter["count"] + 1, dropped=meter["dropped"])
-    label = {f"{name} ({index})": probability for index, name, probability in result.topk}
     return (
-        label,
+        prediction_label(result),
         png_path(cam_overlay(result.crop, result.cam, 0.5)),
         png_path(feature_grid(last, CHANNELS)[0]),
         rate_text(meter, arch),

@@ -28,6 +28,7 @@ __all__ = [
     "GALLERY_DIR",
     "SUBSET_JSON",
     "SUBSET_PNG",
+    "gallery",
     "load_strip",
     "load_subset",
     "load_test_set",
@@ -45,6 +46,15 @@ GALLERY_DIR = CIFAR10_DIR / "gallery"
 STRIP_NAME = "test_batch.png"
 LABELS_NAME = "test_labels.json"
 _SIDE = 32
+
+
+def gallery() -> list[Path]:
+    """The shipped gallery (``<class>_<index>.png``), one image of every class, then the second of every class, ...:
+    any ten in a row show ten classes (a page of examples, a clip for a fake camera)."""
+    by_class: dict[str, list[Path]] = {}
+    for path in sorted(GALLERY_DIR.glob("*.png")):
+        by_class.setdefault(path.stem.rsplit("_", 1)[0], []).append(path)
+    return [path for rank in zip(*by_class.values(), strict=False) for path in rank]
 
 
 def load_strip(png_path: str | Path) -> np.ndarray:
