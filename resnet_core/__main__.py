@@ -138,15 +138,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
+def _weights_or_default(arch: str, weights: str | None) -> str:
+    """The weights asked for, else ``DEFAULT`` where weights are published, else ``none``: an architecture without
+    any (plain34) runs untrained, and every command says so."""
+    from .weights import default_weights
+
+    return weights or ("DEFAULT" if default_weights(arch) else "none")
+
+
+def _add_weights_option(parser: argparse.ArgumentParser, each: str = "", **options) -> None:
+    parser.add_argument("--weights", default=None, help=f"{each}DEFAULT, a weight name, a .pth/.safetensors file, or "
+                        "none (default: DEFAULT where weights are published, else none)", **options)  # fmt: skip
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from .create import create_model
     from .reference import check_reference, verify
-    from .weights import default_weights
 
     get_arch(args.arch)
     check_reference(args.arch)  # before any weights are fetched for nothing
-    weights = args.weights or ("DEFAULT" if default_weights(args.arch) else "none")
-    model = create_model(args.arch, weights=weights, progress=not args.json)
+    model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
     result = verify(model, args.image)
     model_card = model.card
     if args.json:
@@ -169,7 +180,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import MAX_NETWORKS, MIN_NETWORKS, compare
     from .create import create_model
-    from .weights import default_weights
 
     archs = args.archs
     if not MIN_NETWORKS <= len(archs) <= MAX_NETWORKS:
@@ -178,8 +188,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         get_arch(arch)
     if args.weights and len(args.weights) != len(archs):
         raise ValueError(f"--weights needs one entry per architecture ({len(archs)}), got {len(args.weights)}")
-    # DEFAULT where weights are published; an architecture without any (plain34) runs untrained, and says so.
-    weights = args.weights or ["DEFAULT" if default_weights(arch) else "none" for arch in archs]
+    weights = args.weights or [_weights_or_default(arch, None) for arch in archs]
     models = [create_model(a, weights=w, progress=not args.json) for a, w in zip(archs, weights, strict=True)]
     comparison = compare(models, args.image, topk=args.topk)
     payload = comparison.as_dict()
@@ -200,11 +209,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
     from .create import create_model
     from .feature_vis import DEFAULT_STEPS, default_cache_dir, visualize_channel
-    from .weights import default_weights
 
     get_arch(args.arch)
-    weights = args.weights or ("DEFAULT" if default_weights(args.arch) else "none")
-    model = create_model(args.arch, weights=weights, progress=not args.json)
+    model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
 
     def report(step: int, total: int, value: float) -> None:
         print(f"\rstep {step}/{total}  activation {value:.3f}", end="\n" if step == total else "", file=sys.stderr)
@@ -237,11 +244,9 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 def cmd_sanity(args: argparse.Namespace) -> int:
     from .create import create_model
     from .sanity import Protocol, sanity_check
-    from .weights import default_weights
 
     get_arch(args.arch)
-    weights = args.weights or ("DEFAULT" if default_weights(args.arch) else "none")
-    model = create_model(args.arch, weights=weights, progress=not args.json)
+    model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
     options = {"layer": args.layer} if args.method != "occlusion" else {"window": args.window, "stride": args.stride}
     protocol = Protocol(steps=args.steps, patch=args.patch, fill=args.fill)
     report = sanity_check(model, args.image, args.method, protocol=protocol, seed=args.seed, **options)
@@ -295,16 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="2 to 5 networks on one image: answers, Grad-CAMs, where they agree")
     p.add_argument("image")
     p.add_argument("--archs", nargs="+", required=True, metavar="ARCH")
-    p.add_argument("--weights", nargs="+", metavar="W", help="one per architecture: DEFAULT, a name, a file or none "
-                   "(default: DEFAULT where weights are published, else none)")  # fmt: skip
+    _add_weights_option(p, "one per architecture: ", nargs="+", metavar="W")
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--json", action="store_true", help="a JSON array, one object per network")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="ours against torchvision's or timm's network: same weights, same input")
     p.add_argument("arch")
-    p.add_argument("--weights", default=None, help="DEFAULT, a weight name, a .pth/.safetensors file, or none "
-                   "(default: DEFAULT where weights are published, else none)")  # fmt: skip
+    _add_weights_option(p)
     p.add_argument("--image", default=None, help="an image to feed both (default: a seeded random input)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
@@ -312,8 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sanity", help="sanity checks of a saliency map: cascading randomization, deletion/insertion")
     p.add_argument("image")
     p.add_argument("--arch", default="resnet50")
-    p.add_argument("--weights", default=None, help="DEFAULT, a weight name, a .pth/.safetensors file, or none "
-                   "(default: DEFAULT where weights are published, else none)")  # fmt: skip
+    _add_weights_option(p)
     p.add_argument("--method", choices=["gradcam", "guided", "occlusion"], default="gradcam")
     p.add_argument("--layer", default=None, help="the stage Grad-CAM looks at (default: the last)")
     p.add_argument("--window", type=_positive, default=None, help="occlusion window side (default: 1/8 of the crop)")
@@ -327,8 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("visualize", help="the image a channel responds to most (feature visualization), as a PNG")
     p.add_argument("--arch", required=True)
-    p.add_argument("--weights", default=None, help="DEFAULT, a weight name, a .pth/.safetensors file, or none "
-                   "(default: DEFAULT where weights are published, else none)")  # fmt: skip
+    _add_weights_option(p)
     p.add_argument("--layer", required=True, help="a stage (layer3) or block (layer3.2)")
     p.add_argument("--channel", type=int, required=True)
     p.add_argument("--steps", type=_positive, default=None, help="optimisation steps (default: DEFAULT_STEPS, 256)")
