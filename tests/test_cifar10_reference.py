@@ -36,7 +36,7 @@ from resnet_core.label_spaces import CIFAR10
 from resnet_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from resnet_core.weights import ENV_WEIGHTS_DIR, SHIPPED_WEIGHTS_DIR
 
-SHIPPED_DEPTHS = (20, 56)
+SHIPPED_DEPTHS = (20, 32, 44, 56)
 
 
 class ReferenceBlock(nn.Module):
