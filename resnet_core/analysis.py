@@ -66,21 +66,26 @@ class AnalysisResult:
         """Where Grad-CAM can look: every stage the model describes (three on CIFAR nets, four on ImageNet)."""
         return list(self.stages)
 
-    def cam_for(self, class_index: int, layer: str | None = None) -> np.ndarray:
+    def cam_for(self, class_index: int, layer: str | None = None, model: ResNet | None = None) -> np.ndarray:
         """Grad-CAM of another class (or layer) from the stored activation: no new forward pass.
 
-        Only the part of the network after ``layer`` runs again (for layer4: pooling and the classifier).
+        Only the part of the network after ``layer`` runs again (for layer4: pooling and the classifier), on
+        ``model`` (default: the one analysed). That part still runs on the module, so a caller that shares the
+        module between threads passes the model it holds under its lock (another thread's hooks would fire).
         """
+        model = model if model is not None else self._model
+        if model is None:
+            raise ValueError("this result no longer holds its model: pass the network it was computed with")
         layer = layer or self.cam_layer
         if layer not in self.stages:
             raise ValueError(f"unknown CAM layer {layer!r}; expected one of {list(self.stages)}")
         check_class(class_index, len(self.probabilities))
         entry = nn.Identity()
         # The stored activation may live in host memory while the model is on a GPU (see cpu()).
-        activation = self.stages[layer].unsqueeze(0).to(next(self._model.parameters()).device)
+        activation = self.stages[layer].unsqueeze(0).to(next(model.parameters()).device)
 
         def score(a: Tensor) -> Tensor:
-            return self._model.forward_from(layer, entry(a))[:, class_index]
+            return model.forward_from(layer, entry(a))[:, class_index]
 
         return grad_cam(score, entry, activation, self.crop.size[::-1])
 

@@ -45,35 +45,41 @@ class Agreement:
         return len(set(self.label_spaces)) == 1
 
     def sentence(self, names: Sequence[str], top1: Sequence[str], k: int = 5, untrained: Sequence[str] = ()) -> str:
-        """What a newcomer should take away, in plain words."""
+        """What a newcomer should take away, in plain words; untrained networks first, since they void the rest."""
         count = len(names)
+        parts = []
+        if untrained:
+            if len(untrained) == count:
+                who = "All of these networks are"
+            else:
+                who = f"{', '.join(untrained)} {'is' if len(untrained) == 1 else 'are'}"
+            parts.append(f"{who} untrained (random weights): answers are noise, and agreement with them means nothing.")
         if not self.one_label_space:
             spaces = ", ".join(dict.fromkeys(self.label_spaces))
-            parts = [
+            parts.append(
                 f"These networks answer in different label spaces ({spaces}), so their classes and probabilities "
                 "are not compared."
-            ]
+            )
         elif self.same_top1:
             both = "Both networks give" if count == 2 else f"All {count} networks give"
-            parts = [f'{both} the same top-1 class, "{top1[0]}".']
+            parts.append(f'{both} the same top-1 class, "{top1[0]}".')
         else:
             answers = ", ".join(f'{name}: "{label}"' for name, label in zip(names, top1, strict=True))
-            parts = [f"The networks disagree on the top-1 class ({answers})."]
+            parts.append(f"The networks disagree on the top-1 class ({answers}).")
         if self.common_topk is not None:
             quoted = ", ".join(f'"{name}"' for name in self.common_topk)
             shared = f" ({quoted})" if quoted else ""
             parts.append(f"{len(self.common_topk)} classes are in every network's top-{k}{shared}.")
-        if self.cam_correlation is not None:
+        if self.cam_correlation is None:
+            parts.append("Their Grad-CAMs cannot be correlated (a map without any variation has no pattern to share).")
+        else:
             value = self.cam_correlation
             strength = "closely" if value >= 0.7 else "partly" if value >= 0.3 else "hardly"
+            agree = f"agree {strength}" if len(untrained) < count else "correlate"
             parts.append(
-                f"Their Grad-CAMs agree {strength}: correlation {self.cam_correlation:.2f} on average (1 = the same "
-                "heat map, 0 = unrelated), over the part of the photo all of them saw."
+                f"Their Grad-CAMs {agree}: correlation {value:.2f} on average (1 = the same heat map, 0 = unrelated), "
+                "over the part of the photo all of them saw."
             )
-        else:
-            parts.append("Their Grad-CAMs cannot be correlated (a map without any variation has no pattern to share).")
-        if untrained:
-            parts.append(f"Untrained (random weights, answers are noise): {', '.join(untrained)}.")
         return " ".join(parts)
 
 

@@ -51,6 +51,7 @@ def create_model(
     weights: str | Path | WeightEntry | None = None,
     progress: bool = True,
     device: str | torch.device | None = None,
+    seed: int = 0,
 ) -> ResNet:
     """Build an architecture in eval mode, frozen, with weights loaded strictly: the one way to get a model.
 
@@ -58,11 +59,15 @@ def create_model(
     random init (kaiming, labelled untrained), ``"DEFAULT"``, a weight name (``"tv2_in1k"``,
     ``"resnet50.tv2_in1k"``, ``"IMAGENET1K_V2"``), a :class:`WeightEntry` (e.g. one served from a mirror URL),
     or a path to a .pth / .th / .safetensors file.
+    Random init is seeded (``seed``, through a forked generator that leaves the caller's untouched), so an untrained
+    network gives the same answer for the same photo every time it is built.
     Raises ``ValueError`` for unknown names and ``WeightsUnavailableError`` when no source can deliver.
     The returned module's ``card`` (:class:`ModelCard`) says what it is and how to feed it.
     """
     spec = get_arch(arch) if isinstance(arch, str) else arch
-    model = build(spec)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build(spec)
     fallback = default_weights(spec.name) if spec.name in ARCHITECTURES else None
     entry: WeightEntry | None = None
     if weights is None or (isinstance(weights, str) and weights.lower() == "none"):

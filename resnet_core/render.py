@@ -7,21 +7,27 @@ Charts are ``matplotlib.figure.Figure`` objects (no pyplot state), safe to build
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING
 
 import matplotlib
 import numpy as np
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
 from .complexity import CostTable
+from .lesion import LesionStudy
 
 if TYPE_CHECKING:
     from .sanity import SanityReport
 
 __all__ = [
+    "blockwise_lines",
     "cam_overlay",
     "channel_figure",
     "channel_order",
@@ -30,9 +36,13 @@ __all__ = [
     "cost_figure",
     "feature_grid",
     "grid_index",
+    "lesion_figure",
     "perturbation_figure",
     "randomization_figure",
+    "residual_figure",
 ]
+
+RATIO_LABEL = "||F(x)|| / ||shortcut(x)||"
 
 
 @cache
@@ -148,12 +158,79 @@ def cost_figure(table: CostTable) -> Figure:
     return figure
 
 
+def blockwise_lines(axes: Axes, series: Mapping[str, Mapping[str, float]], **style) -> None:
+    """One line per series of per-block values, named in the legend.
+
+    Where every series has the same blocks (one network on a test set and on a photo) the x axis names them; else
+    (networks of different depths) it counts blocks from the input, so every line runs left to right instead of
+    zig-zagging over a shared axis of names.
+    """
+    blocks = [list(values) for values in series.values()]
+    shared = all(names == blocks[0] for names in blocks)
+    for name, values in series.items():
+        x = list(values) if shared else list(range(1, len(values) + 1))
+        axes.plot(x, list(values.values()), marker="o", markersize=3, linewidth=1.2, label=name, **style)
+    if shared:
+        axes.tick_params(axis="x", labelrotation=90, labelsize=7)
+    else:
+        axes.set_xlabel("block number, from the input")
+    axes.legend(fontsize=8)
+
+
+def residual_figure(
+    series: Mapping[str, Mapping[str, float | None]], stages: Mapping[str, str] | None = None, title: str = ""
+) -> Figure:
+    """``||F(x)|| / ||shortcut(x)||`` per block, on a log scale with the line where branch and shortcut are equal.
+
+    One series (one network on one photo) is drawn as one bar per block, coloured by the block's stage
+    (``stages``: block -> stage). Several series are lines named in the legend: where they share their blocks (a
+    network on a test set and on a photo) the x axis names the blocks; else (networks of different depths) it counts
+    blocks from the input, so a 20- and a 56-layer net read left to right. Blocks without a shortcut (plain nets,
+    ``None``) are not drawn.
+    """
+    series = {name: {block: r for block, r in ratios.items() if r is not None} for name, ratios in series.items()}
+    series = {name: ratios for name, ratios in series.items() if ratios} or series
+    values = [r for ratios in series.values() for r in ratios.values() if np.isfinite(r) and r > 0]
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    axes = figure.subplots()
+    axes.set_yscale("log")
+    if len(series) == 1:
+        (ratios,) = series.values()
+        groups = list(dict.fromkeys((stages or {}).get(block, "") for block in ratios))
+        palette = matplotlib.colormaps["tab10"]
+        colors = [palette(groups.index((stages or {}).get(block, "")) % 10) for block in ratios]
+        positions = np.arange(len(ratios))
+        axes.bar(positions, list(ratios.values()), color=colors, width=0.7)
+        step = max(1, len(ratios) // 60)
+        axes.set_xticks(positions[::step], list(ratios)[::step], rotation=90, fontsize=7)
+        axes.set_xlim(-0.6, len(ratios) - 0.4)
+        handles = [Patch(color=palette(i % 10), label=group) for i, group in enumerate(groups)]
+        if stages:
+            axes.legend(handles=handles, fontsize=8, title="stage", title_fontsize=8)
+    else:
+        blockwise_lines(axes, series)
+    if values:
+        axes.set_ylim(min(values) / 1.6, max(max(values) * 1.6, 1.3))
+    axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
+    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.3, not 3 x 10^-1
+    axes.yaxis.set_major_formatter(plain)
+    axes.yaxis.set_minor_formatter(plain)
+    axes.tick_params(axis="y", which="minor", labelsize=7)
+    axes.set_ylabel(RATIO_LABEL)
+    axes.grid(True, which="both", axis="y", alpha=0.3)
+    if title:
+        axes.set_title(title, fontsize=10)
+    return figure
+
+
 def randomization_figure(report: SanityReport) -> Figure:
-    """The trained model's map, then the map after each step of the cascading randomization, with its correlations.
+    """The model's map as loaded, then after each step of the cascading randomization, with its correlations.
 
     A map that explains the network must fall apart as the weights it depends on are scrambled (Adebayo et al.).
+    An untrained network's first map is labelled so: there is nothing trained to scramble.
     """
-    maps = [("trained", report.saliency, None)] + [
+    first = "trained" if report.pretrained else "UNTRAINED (random weights)"
+    maps = [(first, report.saliency, None)] + [
         (f"+ {step.step} random", step.saliency, step) for step in report.randomization
     ]
     figure = Figure(figsize=(2.3 * len(maps), 2.7), layout="constrained")
@@ -187,4 +264,22 @@ def perturbation_figure(report: SanityReport) -> Figure:
         axes.set_ylabel(f"p({report.class_name})")
         axes.set_ylim(-0.02, 1.02)
         axes.legend(fontsize=8)
+    return figure
+
+
+def lesion_figure(studies: Mapping[str, LesionStudy], measured_on: str) -> Figure:
+    """Accuracy after deleting each block, one line per model, its intact accuracy dotted in the same colour.
+
+    Models of different depths are drawn against the deleted block's number from the input (each line runs left
+    to right); a single model against the blocks' names.
+    """
+    figure = Figure(figsize=(10, 4), layout="constrained")
+    ax = figure.subplots()
+    blockwise_lines(ax, {name: study.accuracy for name, study in studies.items()})
+    for color, study in enumerate(studies.values()):
+        ax.axhline(study.baseline, color=f"C{color}", linestyle=":", linewidth=1)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_title("one block deleted at a time (dotted: intact)", fontsize=10)
+    ax.set_ylabel(f"accuracy on {measured_on}")
+    ax.grid(True, alpha=0.3)
     return figure

@@ -304,12 +304,14 @@ class SanityReport:
     random_insertion: Curve
     forward_passes: int  # images through the model for one map of this method
     options: dict = field(default_factory=dict)  # what the map was made with: layer, or window and stride
-    saliency: np.ndarray | None = field(default=None, repr=False, compare=False)  # the trained model's map
+    pretrained: bool = True  # False: the network was untrained to begin with, so no map of it explains anything
+    saliency: np.ndarray | None = field(default=None, repr=False, compare=False)  # the model's map as loaded
     crop: Image.Image | None = field(default=None, repr=False, compare=False)  # what the model saw, for overlays
 
     def as_dict(self) -> dict:
         return {
             "arch": self.arch,
+            "pretrained": self.pretrained,
             "method": self.method,
             "options": self.options,
             "class": self.class_name,
@@ -373,6 +375,7 @@ def sanity_check(
         random_insertion=curves[3],
         forward_passes=passes,
         options=_resolved(model, method, tuple(inputs.shape[-2:]), options),
+        pretrained=model_card.pretrained,
         saliency=original,
         crop=crop,
     )

@@ -50,6 +50,7 @@ __all__ = [
     "list_weights",
     "load_checkpoint_file",
     "load_state_dict",
+    "locally_available",
 ]
 
 ENV_WEIGHTS_DIR = "RESNET_EXPLORER_WEIGHTS"
@@ -291,12 +292,17 @@ class _LocalDir:
         folder = os.environ.get(ENV_WEIGHTS_DIR)
         if not folder:
             raise _SourceFailed("not set")
-        names = [f"{entry.name}.safetensors", f"{entry.name}.pth"] + ([entry.file_name] if entry.file_name else [])
+        names = _local_names(entry)
         for name in names:
             path = Path(folder) / name
             if path.is_file():
                 return load_checkpoint_file(path), str(path)
         raise _SourceFailed(f"none of {', '.join(names)} in {folder}")
+
+
+def _local_names(entry: WeightEntry) -> list[str]:
+    """The names a copy of ``entry`` may have in a folder of the user's: ours, or the publisher's file name."""
+    return [f"{entry.name}.safetensors", f"{entry.name}.pth"] + ([entry.file_name] if entry.file_name else [])
 
 
 class _Shipped:
@@ -457,6 +463,23 @@ SOURCES: tuple[_Source, ...] = (
     _TorchHub(offline=False),
     _HuggingFaceHub(offline=False),
 )
+
+
+def locally_available(entry: WeightEntry | None) -> bool:
+    """Whether a local source (no network) holds a file for ``entry``: checked by name only, nothing is read."""
+    if entry is None:
+        return False
+    folder = os.environ.get(ENV_WEIGHTS_DIR)
+    places = [Path(folder) / name for name in _local_names(entry)] if folder else []
+    if entry.file_name:
+        places += [SHIPPED_WEIGHTS_DIR / entry.file_name, Path(torch.hub.get_dir()) / "checkpoints" / entry.file_name]
+    if any(place.is_file() for place in places):
+        return True
+    if entry.hf_hub_id:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(entry.hf_hub_id, HF_FILENAME), str)
+    return False
 
 
 def _where_to_put(entry: WeightEntry) -> str:

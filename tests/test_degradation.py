@@ -13,6 +13,7 @@ from PIL import Image
 from resnet_core import degradation
 from resnet_core.label_spaces import MNIST_MEAN, MNIST_STD
 from resnet_core.models import ResNet, ZeroPadShortcut
+from resnet_core.render import lesion_figure
 
 SMALL = degradation.LabConfig(depths=(8,), widths=(4, 8, 16), steps=3, warmup=1)
 
@@ -201,6 +202,23 @@ def test_cli_writes_curves_weights_and_plot_that_load_back(
         assert degradation.evaluate(model, *digits)[0] == pytest.approx(run.models[name].final_loss, rel=1e-5)
 
 
+def test_lesion_lines_of_nets_of_different_depths_run_left_to_right() -> None:
+    """A 20- and a 56-layer net: each line is drawn against its blocks' numbers, never over a shared axis of names
+    (where the deeper net's names, sorted as text among the shallower one's, made its line zig-zag back)."""
+    studies = {
+        f"resnet-{6 * n + 2}": degradation.LesionStudy(0.9, {f"layer{s}.{b}": 0.1 * s + 0.01 * b for s in (1, 2, 3)
+                                                            for b in range(n)})
+        for n in (3, 9)
+    }  # fmt: skip
+    (axes,) = lesion_figure(studies, "the digits").axes
+    drawn = {line.get_label(): line for line in axes.lines if not line.get_label().startswith("_")}
+    assert set(drawn) == set(studies)
+    for name, line in drawn.items():
+        assert list(line.get_xdata()) == list(range(1, len(studies[name].accuracy) + 1))
+        assert list(line.get_ydata()) == list(studies[name].accuracy.values())
+    assert [line.get_ydata()[0] for line in axes.lines if line.get_label().startswith("_")] == [0.9, 0.9]  # intact
+
+
 def test_figures_render(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
     images, labels = digits[0][::50], digits[1][::50]
     models = degradation.build_lab_models(SMALL)
@@ -210,5 +228,5 @@ def test_figures_render(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
     assert [len(ax.lines) for ax in curves.axes] == [2, 2]  # one line per seed
     flows = {name: degradation.gradient_flow(model, images, labels) for name, model in models.items()}
     lesions = {name: degradation.lesion_study(model, images, labels) for name, model in models.items()}
-    for figure in (curves, degradation.plot_gradient_flow(flows), degradation.plot_lesion(lesions)):
+    for figure in (curves, degradation.plot_gradient_flow(flows), lesion_figure(lesions, "the digits")):
         figure.savefig(io.BytesIO(), format="png")

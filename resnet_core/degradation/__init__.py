@@ -14,7 +14,7 @@ from ..lesion import LesionStudy, lesion_study, lesioned
 from .cli import configure_parser, run_cli, run_experiment
 from .data import MNIST_5K_PATH, load_mnist_5k
 from .gradients import gradient_flow
-from .plots import plot_curves, plot_gradient_flow, plot_lesion, summary_table
+from .plots import plot_curves, plot_gradient_flow, summary_table
 from .store import (
     REFERENCE_DIR,
     describe_reference,
@@ -68,7 +68,6 @@ __all__ = [
     "model_name",
     "plot_curves",
     "plot_gradient_flow",
-    "plot_lesion",
     "reference_models",
     "reference_spec",
     "run_cli",

@@ -1,4 +1,4 @@
-"""The lab's figures: training curves, gradient flow at initialisation, and lesions; plus the summary table."""
+"""The lab's figures: training curves and gradient flow at initialisation, plus the summary table."""
 
 from __future__ import annotations
 
@@ -6,10 +6,9 @@ from collections.abc import Mapping, Sequence
 
 from matplotlib.figure import Figure
 
-from ..lesion import LesionStudy
 from .training import LabRun, _depth, _plain, model_name
 
-__all__ = ["plot_curves", "plot_gradient_flow", "plot_lesion", "summary_table"]
+__all__ = ["plot_curves", "plot_gradient_flow", "summary_table"]
 
 
 def summary_table(runs: Sequence[LabRun]) -> str:
@@ -62,21 +61,5 @@ def plot_gradient_flow(flows: Mapping[str, Mapping[str, float]]) -> Figure:
     ax.set_xlabel("activation (input side left)")
     ax.set_ylabel("‖∂loss/∂activation‖ at initialisation")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
-    return figure
-
-
-def plot_lesion(studies: Mapping[str, LesionStudy]) -> Figure:
-    """Accuracy after deleting each block, one line per model, its intact accuracy dotted in the same colour."""
-    figure = Figure(figsize=(10, 4), layout="constrained")
-    ax = figure.subplots()
-    for color, (name, study) in enumerate(studies.items()):
-        ax.plot(list(study.accuracy), list(study.accuracy.values()), marker=".", color=f"C{color}", label=name)
-        ax.axhline(study.baseline, color=f"C{color}", linestyle=":", linewidth=1)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel("deleted block")
-    ax.set_ylabel("accuracy on the 5,000 digits")
-    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-    ax.grid(True, alpha=0.3)
     ax.legend()
     return figure
