@@ -30,6 +30,9 @@ from resnet_core import (
 )
 from resnet_core.architectures import build
 from resnet_core.complexity import cost_table
+from resnet_core.create import UNTRAINED, card
+
+from .public_text import without_paths
 
 __all__ = [
     "FAMILIES",
@@ -52,12 +55,22 @@ LAB_WEIGHTS = "lab reference run (seed 0)"
 
 @dataclass
 class LoadedModel:
-    """A model ready for analysis, what the user is told about it, and the lock its hooks need."""
+    """A model ready for analysis, what the user is told about it, and the lock its hooks need.
+
+    ``status`` is one sentence for every visitor (which weights from where, or why none); ``details`` is the
+    operator's part (every source tried, how to fix it), shown collapsed. Neither names a server path. The lock
+    belongs to :meth:`demo.model_cache.ModelCache.using`, its only user.
+    """
 
     model: ResNet
     status: str
-    pretrained: bool
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    details: str = ""
+    delivered: bool = True  # the weights asked for (random init included) are the ones the model holds
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def pretrained(self) -> bool:
+        return card(self.model).pretrained
 
 
 class ModelSource(ABC):
@@ -139,22 +152,19 @@ class RegistryModels(ModelSource):
     def load(self, arch: str, weights: str, device: torch.device) -> LoadedModel:
         if weights == RANDOM_INIT:
             model = create_model(arch, weights=None, device=device)
-            status = f"**{arch}, random init** (kaiming). Untrained: predictions are meaningless."
-            return LoadedModel(model, status, False)
+            status = f"Random init (kaiming, seeded), as asked: {UNTRAINED}."
+            return LoadedModel(model, status, _preprocessing(model))
         try:
             model = create_model(arch, weights=weights, device=device, progress=False)
         except WeightsUnavailableError as error:
             model = create_model(arch, weights=None, device=device)
-            tried = "\n".join(f"- {source}: {reason}" for source, reason in error.attempts)
+            tried = "\n".join(f"- {source}: {reason.splitlines()[0]}" for source, reason in error.attempts)
             status = (
-                f"**Pretrained weights {error.weight} could not be loaded**, so this is **{arch} with random "
-                f"weights: untrained, predictions are meaningless.**\n\nSources tried:\n{tried}\n\n{error.hint}"
+                f"**{error.weight} could not be loaded** (not on this machine, and no download succeeded), so "
+                f"{arch} runs on random weights, {UNTRAINED}."
             )
-            return LoadedModel(model, status, False)
-        card = model.card
-        return LoadedModel(
-            model, f"**{card.label}** loaded from {card.source}. Preprocessing: {card.preprocess.describe()}.", True
-        )
+            return LoadedModel(model, status, without_paths(f"Sources tried:\n{tried}\n\n{error.hint}"), False)
+        return LoadedModel(model, f"Weights: {without_paths(card(model).source)}.", _preprocessing(model))
 
     def published(self, arch: str, weights: str) -> WeightEntry | None:
         return get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
@@ -202,8 +212,8 @@ class DigitNets(ModelSource):
     def load(self, arch: str, weights: str, device: torch.device) -> LoadedModel:
         path = degradation.reference_models()[arch]
         model = degradation.load_lab_model(path)[1].to(device)
-        status = f"**{arch}** trained in the degradation lab on the 5,000 MNIST digits, loaded from {path.name}."
-        return LoadedModel(model, status, True)
+        status = f"Weights: trained in the degradation lab on the 5,000 MNIST digits, shipped as {path.name}."
+        return LoadedModel(model, status, _preprocessing(model))
 
     def facts(self, arch: str, weights: str) -> str:
         table = self.costs(arch, weights)
@@ -211,6 +221,10 @@ class DigitNets(ModelSource):
             f"**{arch}** · {degradation.describe_reference(arch)}  \n{table.total_params:,} parameters · "
             f"{table.total_macs / 1e6:.1f} M MACs ({table.total_flops / 1e6:.1f} M FLOPs) per 28x28 digit"
         )
+
+
+def _preprocessing(model: ResNet) -> str:
+    return f"Preprocessing: {card(model).preprocess.describe()}."
 
 
 SOURCES: tuple[ModelSource, ...] = (RegistryModels(), DigitNets())

@@ -18,11 +18,11 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from resnet_core import cifar10
 from resnet_core.dataset_probe import DatasetProbe, cache_root, probe_dataset
 from resnet_core.lesion import lesion_study
+from resnet_core.render import lesion_figure, residual_figure
 
 from .handlers import models, stored_analysis, user_error
 from .image_outputs import png_path
@@ -50,12 +50,12 @@ def test_images() -> tuple[np.ndarray, np.ndarray, str]:
     return images, labels, f"the {len(images)} CIFAR-10 test images shipped with the app (every 20th)"
 
 
-def _cifar_model(state: TabState | None):
+def _cifar_analysis(state: TabState | None):
     state, stored = stored_analysis(state)
     result = stored.result
     if result.card.label_space.key != "cifar10":
         raise user_error("This tab is about the CIFAR-10 nets: pick the CIFAR-10 family, analyse a photo, come back.")
-    return state, result, models().get(state["arch"], state["weights"])
+    return state, result
 
 
 def _inputs(model) -> torch.Tensor:
@@ -71,20 +71,19 @@ _recent_guard = threading.Lock()
 
 
 def _probe(state: TabState | None, progress: gr.Progress) -> tuple[DatasetProbe, object, str]:
-    state, result, loaded = _cifar_model(state)
+    state, result = _cifar_analysis(state)
     described = test_images()[2]
-    with _recent_guard:
-        probe = _recent.get(loaded.model)
-    if probe is not None:
-        return probe, result, described
 
     def report(done: int, total: int) -> None:
         progress(done / total, desc=f"{state['arch']}: {done:,} of {total:,} test images")
 
-    with loaded.lock:  # hooks on the shared module
-        probe = probe_dataset(loaded.model, _inputs(loaded.model), progress=report, cache=cache_dir())
-    with _recent_guard:
-        _recent[loaded.model] = probe
+    with models().using(state["arch"], state["weights"]) as loaded:
+        with _recent_guard:
+            probe = _recent.get(loaded.model)
+        if probe is None:
+            probe = probe_dataset(loaded.model, _inputs(loaded.model), progress=report, cache=cache_dir())
+            with _recent_guard:
+                _recent[loaded.model] = probe
     return probe, result, described
 
 
@@ -92,18 +91,10 @@ def residual_view(state: TabState | None, progress: gr.Progress = gr.Progress())
     """Median ``||F(x)|| / ||shortcut(x)||`` per block over the test images, and on the photo just analysed."""
     probe, result, described = _probe(state, progress)
     medians = probe.median_ratios()
-    photo = {name: stats.residual_ratio for name, stats in result.blocks.items() if stats.residual_ratio is not None}
-    figure = Figure(figsize=(10, 3.8), layout="constrained")
-    ax = figure.subplots()
-    names = list(medians)
-    ax.plot(names, list(medians.values()), marker="o", label=f"median over {described}")
-    ax.plot(names, [photo.get(n, np.nan) for n in names], marker="x", linestyle="--", label="your photo")
-    ax.axhline(1.0, color="grey", linewidth=0.8)
-    ax.set_ylabel("||F(x)|| / ||shortcut(x)||")
-    ax.set_yscale("log")
-    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    photo = {name: result.blocks[name].residual_ratio for name in medians}
+    figure = residual_figure(
+        {f"median over {described}": medians, "your photo": photo}, title=f"{result.card.label} across the test set"
+    )
     stages = probe.stage_medians()
     below = sum(value < 1 for value in medians.values())
     text = (
@@ -149,22 +140,13 @@ def examples_view(state: TabState | None, block: str, channel: float | None, pro
 
 def lesion_view(state: TabState | None, progress: gr.Progress = gr.Progress()):  # noqa: B008
     """Test accuracy with each block's residual branch deleted (its shortcut kept), one block at a time."""
-    state, result, loaded = _cifar_model(state)
+    state, result = _cifar_analysis(state)
     images, labels, described = test_images()
-    model = loaded.model
-    inputs = _inputs(model)
-    progress(0.0, desc=f"{state['arch']}: deleting each of {len(model.block_names())} blocks in turn")
-    with loaded.lock:  # the lesion swaps modules of the shared model
-        study = lesion_study(model, inputs, torch.from_numpy(labels))
-    figure = Figure(figsize=(10, 3.8), layout="constrained")
-    ax = figure.subplots()
-    ax.plot(list(study.accuracy), list(study.accuracy.values()), marker=".", label="one block deleted")
-    ax.axhline(study.baseline, linestyle=":", color="C1", label=f"intact {study.baseline:.1%}")
-    ax.set_ylabel(f"accuracy on {len(images):,} test images")
-    ax.set_ylim(0, 1)
-    ax.tick_params(axis="x", labelrotation=90, labelsize=7)
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    progress(0.0, desc=f"{state['arch']}: deleting each block in turn")
+    with models().using(state["arch"], state["weights"]) as loaded:
+        study = lesion_study(loaded.model, _inputs(loaded.model), torch.from_numpy(labels))
+    intact = f"{result.card.label} (intact {study.baseline:.1%})"
+    figure = lesion_figure({intact: study}, f"{len(images):,} test images")
     ranked = sorted(study.accuracy.items(), key=lambda item: item[1])
     values = list(study.accuracy.values())
     text = (

@@ -2,22 +2,25 @@
 
 Every network comes from the model cache and runs its own one-pass analysis under its own lock, one after another;
 a comparison is one request in the app's shared network limit. Nothing is kept after the answer: the columns are
-plain values, images are PNG files.
+plain values, images and the chart are PNG files. A network that could not get the weights it was asked for says
+so above the results, not only in a table row.
 """
 
 from __future__ import annotations
 
 import gradio as gr
 import pandas as pd
+from matplotlib.figure import Figure
 
 from resnet_core.analysis import AnalysisResult, analyze
 from resnet_core.compare import MAX_NETWORKS, MIN_NETWORKS, Comparison
 from resnet_core.reference import reference_library, verify
-from resnet_core.render import cam_overlay
+from resnet_core.render import cam_overlay, residual_figure
 
-from .catalog import FAMILIES, architectures_of
+from .catalog import FAMILIES, LoadedModel, architectures_of
 from .handlers import image_path, load_photo, models, user_error, weight_choice
 from .image_outputs import png_path
+from .public_text import public
 
 __all__ = ["CAM_OPACITY", "PRESETS", "choices", "compare_networks", "on_preset", "verify_networks"]
 
@@ -35,7 +38,8 @@ PRESETS: dict[str, tuple[list[str], str]] = {
     ),
     "depth (CIFAR-10, trained)": (
         ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_resnet56"],
-        "The paper's own CIFAR-10 nets (Table 6): 20 to 56 layers. Try a CIFAR-10 example.",
+        "The paper's own CIFAR-10 nets (Table 6): 20 to 56 layers, all four shipped with the app. Try a CIFAR-10 "
+        "example.",
     ),
     "depth (ImageNet)": (
         ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"],
@@ -107,21 +111,29 @@ def compare_networks(
     """
     archs, chosen, photo = _request(image, archs, weights)
     results: list[AnalysisResult] = []
+    missing: list[str] = []
     for step, (arch, weight) in enumerate(zip(archs, chosen, strict=True)):
         progress(step / len(archs), desc=f"{arch} ({weight})")
-        loaded = models().get(arch, weight)
-        with loaded.lock:  # the analysis hooks the shared module
+        with models().using(arch, weight) as loaded:
             results.append(analyze(loaded.model, photo))
+        if not loaded.delivered:
+            missing.append(_not_delivered(loaded))
     comparison = Comparison.of(photo, results)
-    payload = comparison.as_dict()
+    payload = public(comparison.as_dict())
     cams = [(png_path(cam_overlay(result.crop, result.cam, CAM_OPACITY)), _caption(result)) for result in results]
-    return cams, _table(payload["networks"]), _residuals(results), comparison.summary(), payload
+    summary = "\n\n".join([*missing, comparison.summary()])
+    return cams, _table(payload["networks"]), residual_chart(results), summary, payload
+
+
+def _not_delivered(loaded: LoadedModel) -> str:
+    """The warning a network gets above the results when it runs without the weights it was asked for."""
+    return f"**Warning:** {loaded.status}"
 
 
 def _caption(result: AnalysisResult) -> str:
     _, name, probability = result.topk[0]
-    trained = "" if result.card.pretrained else " · UNTRAINED"
-    return f"{result.card.arch.name}: {name} {100 * probability:.1f}%{trained}"
+    trained = "" if result.card.pretrained else " (UNTRAINED)"
+    return f"{result.card.arch.name}{trained}: {name} {100 * probability:.1f}%"
 
 
 def _table(networks: list[dict]) -> pd.DataFrame:
@@ -144,15 +156,16 @@ def _table(networks: list[dict]) -> pd.DataFrame:
     return frame.reset_index(names="")
 
 
-def _residuals(results: list[AnalysisResult]) -> pd.DataFrame:
-    """||F(x)|| / ||shortcut(x)|| per block, numbered from the input: one line per network (plain nets have none)."""
-    records = [
-        {"network": result.card.arch.name, "block number": number, "block": name, "ratio": stats.residual_ratio}
+def residual_chart(results: list[AnalysisResult]) -> Figure:
+    """||F(x)|| / ||shortcut(x)|| per block from the input on, one line per network named in the legend.
+
+    Plain nets have no shortcut, so no line; untrained networks are marked in their legend entry.
+    """
+    series = {
+        _caption(result).split(":")[0]: {name: stats.residual_ratio for name, stats in result.blocks.items()}
         for result in results
-        for number, (name, stats) in enumerate(result.blocks.items(), 1)
-        if stats.residual_ratio is not None
-    ]
-    return pd.DataFrame(records, columns=["network", "block number", "block", "ratio"])
+    }
+    return residual_figure(series, title="each block's residual branch against its shortcut, one line per network")
 
 
 def verify_networks(image: str | dict | None, archs: list[str], weights: str | list[str] | None = None) -> pd.DataFrame:
@@ -172,8 +185,7 @@ def verify_networks(image: str | dict | None, archs: list[str], weights: str | l
         if reference_library(arch) is None:
             rows.append({"network": arch, "reference": "none (no namesake in torchvision or timm)"})
             continue
-        loaded = models().get(arch, weight)
-        with loaded.lock:  # verify hooks the shared module
+        with models().using(arch, weight) as loaded:
             check = verify(loaded.model, photo)
         rows.append(
             {

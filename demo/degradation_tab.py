@@ -15,6 +15,7 @@ import gradio as gr
 from matplotlib.figure import Figure
 
 from resnet_core import degradation
+from resnet_core.render import lesion_figure
 
 ENV_LIVE_TRAINING = "RESNET_EXPLORER_LIVE_TRAINING"
 
@@ -73,7 +74,7 @@ def lesion_view() -> tuple[Figure, str]:
     for name, study in studies.items():
         values = list(study.accuracy.values())
         lines.append(f"| {name} | {study.baseline:.1%} | {sum(values) / len(values):.1%} | {min(values):.1%} |")
-    return degradation.plot_lesion(studies), "\n".join(lines)
+    return lesion_figure(studies, f"{len(labels):,} of the digits"), "\n".join(lines)
 
 
 def run_live(shallow: int, deep: int, steps: int) -> Iterator[tuple[Figure, str]]:

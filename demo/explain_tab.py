@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from resnet_core.create import UNTRAINED
 from resnet_core.render import perturbation_figure, randomization_figure
 from resnet_core.saliency import FILLS, METHODS
 from resnet_core.sanity import Protocol, SanityReport, sanity_check
@@ -54,28 +55,31 @@ def check_explanation(
     if fill not in FILLS or int(patch) < 1:
         raise user_error(f"Fill must be one of {', '.join(FILLS)} and the patch side at least 1.")
     options = {"window": int(window)} if method == "occlusion" and window and int(window) > 0 else {}
-    progress(0.1, desc=f"loading {arch}")
-    loaded = models().get(arch, weights)
     photo = load_photo(image)
-    progress(0.3, desc=f"{METHOD_NAMES[method]}: maps, curves and randomization")
+    progress(0.1, desc=f"loading {arch}; then {METHOD_NAMES[method]}: maps, curves and randomization")
+    protocol = Protocol(fill=fill, patch=int(patch))
     try:
-        with loaded.lock:  # guided backpropagation hooks the shared module
-            report = sanity_check(loaded.model, photo, method, protocol=Protocol(fill=fill, patch=int(patch)),
-                                  **options)  # fmt: skip
+        with models().using(arch, weights) as loaded:
+            report = sanity_check(loaded.model, photo, method, protocol=protocol, **options)
     except ValueError as error:
         raise user_error(f"Could not check this map: {error}") from None
     return (
         figure_path(randomization_figure(report)),
         figure_path(perturbation_figure(report)),
-        verdict(report, loaded.pretrained),
+        verdict(report),
         report.as_dict(),
     )
 
 
-def verdict(report: SanityReport, pretrained: bool) -> str:
+def verdict(report: SanityReport) -> str:
     """Pass or fail for each check, in words, with the protocol that produced each figure."""
     name = METHOD_NAMES.get(report.method, report.method)
     lines = [f"**{name}** of **{report.class_name}** (p = {report.probability:.2f}) on {report.arch}."]
+    if not report.pretrained:
+        lines[0] += (
+            f" **{UNTRAINED.capitalize()}**: these are random weights, so no map explains anything and the checks "
+            "below only show how the tests behave on noise."
+        )
     after_two = report.randomization[1] if len(report.randomization) > 1 else report.randomization[0]
     rho = after_two.spearman
     if rho is None:
@@ -84,7 +88,7 @@ def verdict(report: SanityReport, pretrained: bool) -> str:
         passes = "passes" if rho < RANDOMIZED_ENOUGH else "**fails**: the map barely depends on those weights"
         lines.append(
             f"- Randomization: after re-initialising the head and {after_two.step}, the map's rank correlation with "
-            f"the trained one is {rho:.2f} ({passes}; a faithful map falls below {RANDOMIZED_ENOUGH})."
+            f"the original one is {rho:.2f} ({passes}; a faithful map falls below {RANDOMIZED_ENOUGH})."
         )
     deletion, random = report.deletion.auc, report.random_deletion.auc
     outcome = "passes" if deletion < random else "**fails**: random pixels hurt the class as much or more"
@@ -97,6 +101,4 @@ def verdict(report: SanityReport, pretrained: bool) -> str:
         f"\nOne map costs {report.forward_passes} image(s) through the network; one image is an anecdote, the "
         "averages over 200 CIFAR-10 test images are in BENCHMARKS.md."
     )
-    if not pretrained:
-        lines.append("\nThese are random weights: no map of an untrained network explains anything.")
     return "\n".join(lines)

@@ -43,19 +43,19 @@ def visualize(
     weights = weight_choice(arch, weights)
     if channel is None or not 1 <= int(steps) <= MAX_STEPS:
         raise user_error(f"Give a channel number and a step budget of 1 to {MAX_STEPS}.")
-    loaded = models().get(arch, weights)
-    channels = layer_channels(loaded.model)
-    if layer not in channels:
-        raise user_error(f"{arch} has no layer {layer!r}; choose the stem, a stage or a block such as layer3.0.")
-    if not 0 <= int(channel) < channels[layer]:
-        raise user_error(f"{layer} of {arch} has channels 0 to {channels[layer] - 1}.")
 
     def report(step: int, total: int, value: float) -> None:
         progress((step, total), desc=f"step {step} of {total}: mean activation {value:.2f}")
 
-    with loaded.lock:  # its hooks and forward passes must not meet another request's on the shared module
-        result = visualize_channel(loaded.model, layer, int(channel), int(steps), progress=report,
-                                   cache_dir=default_cache_dir())  # fmt: skip
+    with models().using(arch, weights) as loaded:
+        channels = layer_channels(loaded.model)
+        if layer not in channels:
+            raise user_error(f"{arch} has no layer {layer!r}; choose the stem, a stage or a block such as layer3.0.")
+        if not 0 <= int(channel) < channels[layer]:
+            raise user_error(f"{layer} of {arch} has channels 0 to {channels[layer] - 1}.")
+        result = visualize_channel(
+            loaded.model, layer, int(channel), int(steps), progress=report, cache_dir=default_cache_dir()
+        )
     image = result.image
     if image.size[0] < DISPLAY:
         image = image.resize((DISPLAY, DISPLAY), resample=0)  # nearest: the pixels the network was given

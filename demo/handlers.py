@@ -10,25 +10,29 @@ from __future__ import annotations
 
 import threading
 from functools import cache
+from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import pandas as pd
 from matplotlib.figure import Figure
 from PIL import Image
 
+from resnet_core import default_weights
 from resnet_core.analysis import AnalysisResult, analyze
 from resnet_core.complexity import CostTable, bottleneck_arithmetic
 from resnet_core.preprocess import load_image
-from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, grid_index
+from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, grid_index, residual_figure
+from resnet_core.weights import locally_available
 
-from .catalog import FAMILIES, ModelSource, architectures_of, source_of
+from .catalog import FAMILIES, RANDOM_INIT, SOURCES, LoadedModel, ModelSource, architectures_of, source_of
 from .image_outputs import png_path
 from .model_cache import ModelCache
+from .public_text import without_paths
 from .sessions import AnalysisStore, Stored, TabState, new_token
 
 STAGE_OUTPUT = "stage output"
-RATIO = "||F(x)|| / ||shortcut(x)||"
+DEFAULT_ARCH = "resnet50"  # where the app starts when its ImageNet weights are on this machine
+OFFLINE_ARCH = "cifar10_resnet56"  # ... and where it starts otherwise: trained, shipped with the app
 
 _models: ModelCache | None = None
 _results: AnalysisStore | None = None
@@ -63,8 +67,23 @@ def configure(cache: ModelCache, store: AnalysisStore | None = None) -> None:
 
 
 def user_error(message: str) -> gr.Error:
-    """A message for the user; no server-side traceback, since nothing is broken."""
-    return gr.Error(message, print_exception=False)
+    """A message for the user (no server path in it); no server-side traceback, since nothing is broken."""
+    return gr.Error(without_paths(message), print_exception=False)
+
+
+def start_network() -> tuple[str, str]:
+    """The network the app opens on, and why, when it is not the usual one.
+
+    resnet50 where its recommended ImageNet weights are on this machine (a Space preloads them; a laptop has them
+    after the first download); else the trained CIFAR-10 ResNet-56 that ships with the app, rather than an
+    untrained resnet50 calling a cat a shark. Nothing is downloaded to decide.
+    """
+    if locally_available(default_weights(DEFAULT_ARCH)):
+        return DEFAULT_ARCH, ""
+    return OFFLINE_ARCH, (
+        f"Started on **{OFFLINE_ARCH}**, trained on CIFAR-10 and shipped with the app, because {DEFAULT_ARCH}'s "
+        f"ImageNet weights are not on this machine yet: pick {DEFAULT_ARCH} to download them (about 100 MB)."
+    )
 
 
 # ---- model picker ----------------------------------------------------------------------------------------------
@@ -88,6 +107,31 @@ def weight_choice(arch: str, weights: str | None) -> str:
     return weights
 
 
+@cache
+def _every_weight_choice() -> frozenset[str]:
+    return frozenset(
+        choice
+        for source in SOURCES
+        for family in source.families
+        for arch in source.architectures(family)
+        for choice in source.weight_choices(arch)
+    )
+
+
+def settled_weights(arch: str, weights: str | None) -> tuple[str, str]:
+    """The weights an Analyze click means, and a note when they differ from what was sent.
+
+    A click right after picking a network can still carry the previous network's weights (the Weights box follows
+    the pick a moment later). Weights that belong to another network can only mean that, so ``arch``'s recommended
+    ones are used and the status says so; a name no network has is still an error.
+    """
+    stale = weights not in (None, "", "DEFAULT") and weights not in _source(arch).weight_choices(arch)
+    if stale and weights in _every_weight_choice():
+        chosen = weight_choice(arch, "DEFAULT")
+        return chosen, f"(The Weights box still showed {weights}, of another network: used {chosen}.)"
+    return weight_choice(arch, weights), ""
+
+
 def costs(arch: str, weights: str) -> CostTable:
     """Per-block cost of ``arch`` at the size the chosen weights are evaluated at; each source caches its tables."""
     return _source(arch).costs(arch, weight_choice(arch, weights))
@@ -100,30 +144,28 @@ def model_facts(arch: str, weights: str) -> str:
 
 
 def on_family(family: str):
+    """The family's networks, its first one picked, and that network's weights."""
     if family not in FAMILIES:
         raise user_error(f"Unknown family {family!r}; choose one of: {', '.join(FAMILIES)}.")
     arch = architectures_of(family)[0]
-    return gr.update(choices=architectures_of(family), value=arch), *on_arch(arch)
+    return gr.update(choices=architectures_of(family), value=arch), on_arch(arch)
 
 
 def on_example(family: str, arch: str):
     """The pickers for an example that carries its own network: that family's list, that network, its weights."""
     if family not in FAMILIES or arch not in architectures_of(family):
         raise user_error(f"Unknown example network {family} / {arch}.")
-    return gr.update(choices=architectures_of(family), value=arch), *on_arch(arch)
+    return gr.update(choices=architectures_of(family), value=arch), on_arch(arch)
 
 
 def on_arch(arch: str):
-    """Weights, facts and the stage pick-lists of a newly picked architecture (its own stages, not a fixed four)."""
+    """The weight choices of a newly picked network, its recommended one picked: at once, before its facts.
+
+    The stage pick-lists do not change here: they describe the analysis on screen, and follow it
+    (:func:`refresh_controls`).
+    """
     source = _source(arch)
-    choices, value = source.weight_choices(arch), source.default_choice(arch)
-    stages = source.stages(arch)
-    return (
-        gr.update(choices=choices, value=value),
-        model_facts(arch, value),
-        gr.update(choices=stages, value=stages[-1]),
-        gr.update(choices=stages, value=stages[-1]),
-    )
+    return gr.update(choices=source.weight_choices(arch), value=source.default_choice(arch))
 
 
 # ---- the main analysis -----------------------------------------------------------------------------------------
@@ -146,21 +188,20 @@ def load_photo(image: str | dict | None) -> Image.Image:
         raise user_error(f"Could not read the image: {error}") from None
 
 
-def _run(state: TabState) -> tuple[Stored, str]:
-    """Load the model, run the one forward pass, store the result under the tab's token; also the load status."""
-    loaded = models().get(state["arch"], state["weights"])
-    stages = [stage.name for stage in loaded.model.feature_info]
-    if state["cam_layer"] not in stages:
-        state["cam_layer"] = stages[-1]
+def _run(state: TabState) -> tuple[Stored, LoadedModel]:
+    """Load the model, run the one forward pass, store the result under the tab's token; also the loaded model."""
     photo = load_photo(state["image"])  # decoded before taking the lock: other requests need not wait for it
-    with loaded.lock:  # the analysis hooks the shared module
+    with models().using(state["arch"], state["weights"]) as loaded:
+        stages = [stage.name for stage in loaded.model.feature_info]
+        if state["cam_layer"] not in stages:
+            state["cam_layer"] = stages[-1]
         result = analyze(loaded.model, photo, topk=state["topk"], cam_layer=state["cam_layer"])
-    cam = result.cam
-    if state["cam_class"] < 0:  # a new analysis explains its top-1 class
-        state["cam_class"] = result.cam_class
-    elif state["cam_class"] != result.cam_class:
-        cam = result.cam_for(state["cam_class"], state["cam_layer"])
-    return results().put(state["token"], result, cam), loaded.status
+        cam = result.cam
+        if state["cam_class"] < 0:  # a new analysis explains its top-1 class
+            state["cam_class"] = result.cam_class
+        elif state["cam_class"] != result.cam_class:
+            cam = result.cam_for(state["cam_class"], state["cam_layer"], model=loaded.model)
+    return results().put(state["token"], result, cam), loaded
 
 
 def stored_analysis(state: TabState | None) -> tuple[TabState, Stored]:
@@ -176,10 +217,20 @@ def prediction_label(result: AnalysisResult) -> dict[str, float]:
     return {f"{name} ({index})": probability for index, name, probability in result.topk}
 
 
-def _title(result: AnalysisResult) -> str:
+def untrained_mark(result: AnalysisResult) -> str:
+    """What every output of an untrained network carries ("" for a trained one)."""
+    return "" if result.card.pretrained else "UNTRAINED (random weights): predictions are meaningless"
+
+
+def status_text(result: AnalysisResult, loaded: LoadedModel, note: str = "") -> str:
+    """One line on what ran and from where (plus ``note``); the operator's detail collapsed below it."""
     card = result.card
-    trained = "trained" if card.pretrained else "UNTRAINED (random weights: predictions are meaningless)"
-    return f"Results for **{card.label}** ({card.label_space.name}, {trained})."
+    trained = "trained" if card.pretrained else "**UNTRAINED**"
+    text = f"Results for **{card.label}** ({card.label_space.name}, {trained}). {loaded.status}"
+    text += f" {note}" if note else ""
+    if loaded.details:
+        text += f"\n\n<details><summary>Details</summary>\n\n{loaded.details}\n\n</details>"
+    return text
 
 
 def analyze_image(
@@ -213,23 +264,23 @@ def analyze_image(
         opacity: the heat map's opacity over the crop, 0 to 1.
     """
     path = image_path(image)
-    weights = weight_choice(arch, weights)
+    weights, note = settled_weights(arch, weights)
     if not 1 <= int(topk) <= 100:
         raise user_error(f"Top-k must lie between 1 and 100, got {topk}.")
     progress(0.1, desc=f"loading {arch} ({weights})")
     state = _new_state(path, arch, weights, int(topk), cam_layer)
     progress(0.5, desc="forward pass")
-    stored, loaded_status = _run(state)
+    stored, loaded = _run(state)
     result = stored.result
     grid, _ = feature_grid(_feature(result, stage, block), int(channels), sort)
     # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
     return (
         prediction_label(result),
-        f"{_title(result)}  \n{loaded_status}",
+        status_text(result, loaded, note),
         png_path(result.crop),
         png_path(grid),
         png_path(cam_overlay(result.crop, stored.cam, opacity)),
-        residual_rows(result),
+        residual_chart(result),
         residual_summary(result),
         state,
     )
@@ -252,7 +303,7 @@ def example_controls(image: str, family: str, arch: str, weights: str):
     """
     state = _new_state(image_path(image), arch, weight_choice(arch, weights))
     stored_analysis(state)  # nothing stored under the new token yet: runs the analysis, and records its class
-    return (state, *refresh_controls(state, None), *on_example(family, arch))
+    return (state, *refresh_controls(state, None, None), *on_example(family, arch))
 
 
 def _new_state(path: str, arch: str, weights: str, topk: int = 5, cam_layer: str | None = None) -> TabState:
@@ -261,16 +312,69 @@ def _new_state(path: str, arch: str, weights: str, topk: int = 5, cam_layer: str
     )
 
 
-def refresh_controls(state: TabState | None, stage: str | None):
-    """UI plumbing after an analysis: the block lists and the class list of the model that ran."""
+def refresh_controls(state: TabState | None, stage: str | None, channel: float | None):
+    """UI plumbing after an analysis: every control follows the network on screen, not the pickers.
+
+    The stage, layer, block, channel and class lists of the model that ran; the facts panel, now that it is known
+    whether the weights loaded; the Grad-CAM caption with its class (and the untrained mark); no stale notice.
+    """
     state, stored = stored_analysis(state)
     result = stored.result
     classes = class_choices(result)
+    stage = shown_stage(result, stage)
     blocks = list(result.blocks) if result.card.label_space.key == "cifar10" else []  # the CIFAR-10 tab's picker
     return (
         gr.update(choices=_block_choices(result, stage), value=STAGE_OUTPUT),
         gr.update(choices=classes, value=classes[state["cam_class"]]),
         gr.update(choices=blocks, value=blocks[-1] if blocks else None),
+        gr.update(choices=list(result.stages), value=stage),
+        gr.update(choices=list(result.stages), value=state["cam_layer"]),
+        _channel_update(result.stages[stage], channel),
+        analysis_facts(state, result),
+        cam_caption(result, state["cam_class"], state["cam_layer"]),
+        "",  # the results on screen are this analysis's: nothing is stale
+    )
+
+
+def analysis_facts(state: TabState, result: AnalysisResult) -> str:
+    """The facts of the network that ran, headed by a warning where its weights could not be loaded."""
+    facts = model_facts(state["arch"], state["weights"])
+    if result.card.pretrained or state["weights"] == RANDOM_INIT:
+        return facts
+    return f"**{state['weights']} could not be loaded: this network runs untrained.** Published figures:  \n{facts}"
+
+
+def cam_caption(result: AnalysisResult, class_index: int, layer: str) -> str:
+    """What the Grad-CAM picture shows: which class, which stage, which network; marked when untrained."""
+    mark = untrained_mark(result)
+    text = (
+        f'**Grad-CAM of "{result.card.categories[class_index]}"** at {layer} of {result.card.arch.name}, on the '
+        "crop the network saw"
+    )
+    return text + (f". **{mark}: the map means nothing.**" if mark else ".")
+
+
+def current_cam_caption(state: TabState | None) -> str:
+    """The Grad-CAM caption of the tab's analysis, after its class or layer changed."""
+    state, stored = stored_analysis(state)
+    return cam_caption(stored.result, state["cam_class"], state["cam_layer"])
+
+
+def mark_stale(state: TabState | None, image: str | dict | None, arch: str | None) -> str:
+    """A notice while the photo or network on screen differs from the one the results below were computed for."""
+    if not state:
+        return ""
+    photo = image.get("path") if isinstance(image, dict) else image
+    changed = []
+    if photo and photo != state["image"]:
+        changed.append("photo")
+    if arch and arch != state["arch"]:
+        changed.append("network")
+    if not changed:
+        return ""
+    return (
+        f"**The {' and '.join(changed)} changed since these results**, which are for {Path(state['image']).name} "
+        f"with {state['arch']}: press **Analyze** to update them."
     )
 
 
@@ -318,16 +422,12 @@ def _class_index(choice: str | int | None, fallback: int, categories: tuple[str,
     return index
 
 
-def residual_rows(result: AnalysisResult) -> pd.DataFrame:
-    """||F(x)|| / ||shortcut(x)|| per block as a table; the browser draws the bar chart, the server renders nothing."""
-    names = [name for name, stats in result.blocks.items() if stats.residual_ratio is not None]
-    return pd.DataFrame(
-        {
-            "block": names,
-            "stage": [name.split(".")[0] for name in names],
-            RATIO: [result.blocks[name].residual_ratio for name in names],
-        }
-    )
+def residual_chart(result: AnalysisResult) -> Figure:
+    """||F(x)|| / ||shortcut(x)|| of every block of the analysis: one bar per block, coloured by stage."""
+    ratios = {name: stats.residual_ratio for name, stats in result.blocks.items()}
+    mark = untrained_mark(result)
+    title = f"{result.card.arch.name}{f' ({mark})' if mark else ''}: each block's residual branch against its shortcut"
+    return residual_figure({result.card.arch.name: ratios}, {name: name.split(".")[0] for name in ratios}, title)
 
 
 def cost_views(arch: str, weights: str):
@@ -347,13 +447,21 @@ def cost_views(arch: str, weights: str):
 # ---- views redrawn from the session ----------------------------------------------------------------------------
 
 
-def show_features(state: TabState | None, stage: str, block: str, channels: int, sort: str):
-    """Grid for a stage or block; switching stage resets the block list."""
+def show_features(state: TabState | None, stage: str, block: str, channels: int, sort: str, channel: float | None):
+    """Grid for a stage or block; switching stage resets the block list, and the channel stays one it has."""
     _, stored = stored_analysis(state)
     choices = _block_choices(stored.result, stage)
     block = block if block in choices else STAGE_OUTPUT
-    grid, _ = feature_grid(_feature(stored.result, stage, block), _channels(channels), sort)
-    return png_path(grid), gr.update(choices=choices, value=block)
+    feature = _feature(stored.result, stage, block)
+    grid, _ = feature_grid(feature, _channels(channels), sort)
+    return png_path(grid), gr.update(choices=choices, value=block), _channel_update(feature, channel)
+
+
+def _channel_update(feature, channel: float | None):
+    """The channel picker for a feature map: its range, and the channel kept where the map has it (else 0)."""
+    count = feature.shape[0]
+    kept = int(channel) if channel is not None and 0 <= int(channel) < count else 0
+    return gr.update(value=kept, maximum=count - 1, label=f"Channel (0 to {count - 1})")
 
 
 def _channels(channels: float | None) -> int:
@@ -396,9 +504,12 @@ def retarget_cam(state: TabState | None, class_choice: str | int | None, cam_lay
     state, stored = stored_analysis(state)
     result = stored.result
     index = _class_index(class_choice, state["cam_class"], result.card.categories)
+    cam_layer = cam_layer or state["cam_layer"]
     if cam_layer not in result.cam_layers:
         raise user_error(f"{result.card.arch.name} has no stage {cam_layer!r}; choose one of {result.cam_layers}.")
-    cam = result.cam_for(index, cam_layer)  # only the tail after cam_layer runs, without hooks: no lock needed
+    # Only the tail after cam_layer runs, but on the shared module: another request's hooks must not see it.
+    with models().using(state["arch"], state["weights"]) as loaded:
+        cam = result.cam_for(index, cam_layer, model=loaded.model)
     state = TabState(**{**state, "cam_class": index, "cam_layer": cam_layer})
     results().put(state["token"], result, cam)
     return png_path(cam_overlay(result.crop, cam, opacity)), state
@@ -429,7 +540,7 @@ def cost_summary(arch: str, weights: str) -> str:
     table = source.costs(arch, weights)
     size = table.input_size
     lines = [
-        f"**Counted** (torch.utils.flop_counter, {size}x{size}, the size these weights are evaluated at): "
+        f"**{arch}**, counted (torch.utils.flop_counter, {size}x{size}, the size these weights are evaluated at): "
         f"{table.total_params:,} parameters, "
         f"{table.total_macs / 1e9:.3f} GMACs = {table.total_flops / 1e9:.3f} GFLOPs "
         "(one multiply-add is two FLOPs; the paper's 'FLOPs' are multiply-adds)."
@@ -439,7 +550,7 @@ def cost_summary(arch: str, weights: str) -> str:
         lines.append(f"**Published** ({entry.origin}, 224x224): {entry.num_params:,} parameters, "
                      f"{entry.gmacs:.3f} GMACs.")  # fmt: skip
     elif size != 224 and source.spec(arch).labels == "imagenet":
-        at_224 = source.costs(arch, "random init")
+        at_224 = source.costs(arch, RANDOM_INIT)
         lines.append(f"At the usual 224x224: {at_224.total_macs / 1e9:.3f} GMACs.")
     stages = table.stages()
     lines.append(

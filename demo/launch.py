@@ -10,8 +10,8 @@ import os
 
 import torch
 
-from .handlers import configure, models, weight_choice
-from .layout import DEFAULT_ARCH, MAX_UPLOAD, PIXELATED, build_demo
+from .handlers import configure, models, start_network, weight_choice
+from .layout import MAX_UPLOAD, PIXELATED, build_demo
 from .model_cache import ModelCache
 
 # Uploads above this are refused by Gradio before any decoding (documented in the README).
@@ -44,7 +44,8 @@ def serve(argv: list[str] | None = None, block: bool = True):
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     configure(ModelCache(capacity=args.cache_size, device=args.device))
     if "SPACE_ID" in os.environ:  # on a Space the first visitor should not wait for the default model to load
-        models().get(DEFAULT_ARCH, weight_choice(DEFAULT_ARCH, "DEFAULT"))
+        arch, _ = start_network()
+        models().get(arch, weight_choice(arch, "DEFAULT"))
     demo = build_demo()
     # Events that run a network share one limit of two (demo.layout.NETWORK_CONCURRENCY); the lab's training and
     # lesions run one at a time beside them; everything else only redraws stored results.

@@ -19,7 +19,6 @@ PHOTOS = ASSETS_DIR / "photos"
 DIGITS = ASSETS_DIR / "digits"
 MAX_UPLOAD = "20 MB"  # demo.launch passes the same cap to launch(max_file_size=...)
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
-DEFAULT_ARCH = "resnet50"
 DIGIT_NET = "resnet-56"  # the network the digit examples carry
 CIFAR10_NET = "cifar10_resnet56"  # ... and the CIFAR-10 test images
 # Every event that runs a network shares this one limit, so "two at a time" holds across the whole app; events
@@ -34,19 +33,33 @@ PIXELATED = (
 )
 
 
+def _caption(text: str) -> gr.Markdown:
+    """A picture's title above it: Gradio's own label floats over the picture's top-left corner and hides pixels."""
+    return gr.Markdown(f"**{text}**", elem_classes="caption")
+
+
 def _picture(label: str, **options) -> gr.Image:
     """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable)."""
-    return gr.Image(label=label, interactive=False, format="png", height=320, elem_classes="pixelated", **options)
+    with gr.Column():
+        _caption(label)
+        return gr.Image(label=label, show_label=False, interactive=False, format="png", height=320,
+                        elem_classes="pixelated", **options)  # fmt: skip
 
 
 def _chart(label: str, **options) -> gr.Image:
     """A chart: a matplotlib figure sent as a PNG file (handlers wrapped in ``png_figures``), with a download button."""
-    return gr.Image(label=label, interactive=False, format="png", **options)
+    with gr.Column():
+        _caption(label)
+        return gr.Image(label=label, show_label=False, interactive=False, format="png", **options)
 
 
 def build_demo() -> gr.Blocks:
-    start_family = get_arch(DEFAULT_ARCH).family
-    weights_update, facts, stage_update, _ = h.on_arch(DEFAULT_ARCH)
+    start_arch, start_note = h.start_network()
+    start_family = get_arch(start_arch).family
+    weights_update = h.on_arch(start_arch)
+    # The stage pickers follow the analysis on screen (handlers.refresh_controls); before one, and for API callers,
+    # nothing picked means the last stage of whichever network runs, and handlers check any name they are sent.
+    stage_choices = catalog.source_of(start_arch).stages(start_arch)
     with gr.Blocks(title="ResNet Explorer") as demo:
         gr.Markdown(
             "# ResNet Explorer\nWhat a residual network sees, where it looks, and what each block costs. "
@@ -55,29 +68,39 @@ def build_demo() -> gr.Blocks:
         session = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
+                _caption(f"Photo (up to {MAX_UPLOAD})")
                 image = gr.Image(
                     label=f"Photo (up to {MAX_UPLOAD})",
+                    show_label=False,
                     type="filepath",
                     image_mode=None,
                     sources=["upload", "clipboard", "webcam"],
                     height=300,
                 )
                 family = gr.Dropdown(catalog.FAMILIES, value=start_family, label="Family")
-                arch = gr.Dropdown(catalog.architectures_of(start_family), value=DEFAULT_ARCH, label="Depth / variant",
-                                   allow_custom_value=True)  # fmt: skip
+                arch = gr.Dropdown(
+                    catalog.architectures_of(start_family),
+                    value=start_arch,
+                    label="Depth / variant",
+                    allow_custom_value=True,
+                    info="ResNet-A/B/C/D, acc@1, MACs: see the Glossary in About",
+                )
                 weights = gr.Dropdown(
                     weights_update["choices"], value=weights_update["value"], label="Weights", allow_custom_value=True
                 )  # the API may name any entry; handlers validate
-                facts_md = gr.Markdown(facts)
+                facts_md = gr.Markdown(h.model_facts(start_arch, weights_update["value"]))
                 with gr.Accordion("Options", open=False):
                     topk = gr.Slider(1, 10, value=5, step=1, label="Top-k")
                 run = gr.Button("Analyze", variant="primary")
             with gr.Column(scale=2):
-                status = gr.Markdown("No model loaded yet.", elem_id="weights-status")
+                status = gr.Markdown(start_note or "Pick a photo (or an example below) and press **Analyze**.",
+                                     elem_id="weights-status")  # fmt: skip
+                stale_md = gr.Markdown(elem_id="stale-notice")
                 label = gr.Label(num_top_classes=10, label="Predictions", elem_id="predictions")
                 with gr.Row():
                     export = gr.Button("Download this analysis (PNGs + JSON)", size="sm")
-                    export_file = gr.File(label="Report", interactive=False, height=80, elem_id="report-file")
+                    export_file = gr.File(label="Report", interactive=False, height=80, elem_id="report-file",
+                                          visible=False)  # fmt: skip
         # Photos fill the input for whatever network is picked; digits and CIFAR-10 test images belong to a network
         # of their own, so they carry it, run on click, and are cached per example (lazily, on first click).
         example_row = gr.Row()
@@ -88,7 +111,7 @@ def build_demo() -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Feature maps"):
                 with gr.Row():
-                    stage = gr.Radio(stage_update["choices"], value=stage_update["value"], label="Stage")
+                    stage = gr.Dropdown(stage_choices, value=None, label="Stage", allow_custom_value=True)
                     block = gr.Dropdown([h.STAGE_OUTPUT], value=h.STAGE_OUTPUT, label="Block")
                     channels = gr.Slider(1, 256, value=32, step=1, label="Channels shown")
                     sort = gr.Radio(["mean", "index"], value="mean", label="Order channels by")
@@ -97,7 +120,7 @@ def build_demo() -> gr.Blocks:
                     grid = _picture("Channels, strongest mean activation first (click one)", elem_id="feature-grid")
                 with gr.Row():
                     channel = gr.Number(0, label="Channel", precision=0, minimum=0)
-                    channel_plot = _chart("Selected channel with its value scale")
+                    channel_plot = _chart("Selected channel with its value scale", elem_id="channel-plot")
                 with gr.Row():
                     with gr.Column(scale=1):
                         gr.Markdown(
@@ -116,9 +139,11 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     cam_class = gr.Dropdown([], label="Explain class (type to search)", filterable=True,
                                             allow_custom_value=True)  # fmt: skip
-                    cam_layer = gr.Radio(stage_update["choices"], value=stage_update["value"], label="Layer")
+                    cam_layer = gr.Dropdown(stage_choices, value=None, label="Layer", allow_custom_value=True)
                     opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heat-map opacity")
-                cam = _picture("Grad-CAM on the crop the network saw", elem_id="cam")
+                cam_caption = gr.Markdown("**Grad-CAM on the crop the network saw**", elem_id="cam-caption")
+                cam = gr.Image(label="Grad-CAM on the crop the network saw", show_label=False, interactive=False,
+                               format="png", height=320, elem_classes="pixelated", elem_id="cam")  # fmt: skip
             with gr.Tab("Explanation checks"):
                 gr.Markdown(
                     "**Does the heat map explain the network?** A map can look convincing whether or not it "
@@ -145,14 +170,8 @@ def build_demo() -> gr.Blocks:
                 cost_table = gr.Dataframe(headers=h.COST_HEADERS, label="Per block", interactive=False)
             with gr.Tab("Residuals"):
                 residual_md = gr.Markdown()
-                residual_plot = gr.BarPlot(
-                    x="block",
-                    y="||F(x)|| / ||x||",
-                    color="stage",
-                    label="Size of each block's residual branch relative to its shortcut",
-                    x_label_angle=-90,
-                    height=320,
-                )
+                residual_plot = _chart("Size of each block's residual branch relative to its shortcut",
+                                       elem_id="residual-chart")  # fmt: skip
             with gr.Tab("Live camera"):
                 gr.Markdown(
                     "**Point a webcam at things** and watch the network picked above answer frame after frame: "
@@ -187,14 +206,16 @@ def build_demo() -> gr.Blocks:
                 preset_md = gr.Markdown(compare_tab.PRESETS[start_preset][1])
                 compare_run = gr.Button("Compare", variant="primary")
                 compare_md = gr.Markdown(elem_id="compare-summary")
+                _caption("Grad-CAM of each network's top-1 class, on the crop it saw")
                 compare_cams = gr.Gallery(label="Grad-CAM of each network's top-1 class, on the crop it saw",
+                                          show_label=False,
                                           columns=compare_tab.MAX_NETWORKS, fit_columns=False, height="auto",
                                           object_fit="contain",
                                           allow_preview=False,
                                           elem_classes="pixelated-tiles", elem_id="compare-cams")  # fmt: skip
                 compare_table = gr.Dataframe(label="One column per network", interactive=False, wrap=True)
-                compare_plot = gr.LinePlot(x="block number", y="ratio", color="network", height=300,
-                                           label="||F(x)|| / ||shortcut(x)|| per block, from the input on")  # fmt: skip
+                compare_plot = _chart("||F(x)|| / ||shortcut(x)|| per block, from the input on",
+                                      elem_id="compare-chart")  # fmt: skip
                 with gr.Accordion("Every number (JSON)", open=False):
                     compare_json = gr.JSON()
                 with gr.Accordion("Ours against torchvision and timm", open=False):
@@ -224,8 +245,8 @@ def build_demo() -> gr.Blocks:
                     show_examples = gr.Button("Show test images")
                 examples_md = gr.Markdown()
                 with gr.Row():
-                    most = gr.Image(label="Excite it most (strongest first)", interactive=False, format="png")
-                    least = gr.Image(label="Excite it least", interactive=False, format="png")
+                    most = _chart("Excite it most (strongest first)")
+                    least = _chart("Excite it least")
                     with gr.Column():
                         wanted = _picture("What it wants to see (optimised, 256 steps)")
                         wanted_run = gr.Button("Optimise an image for this channel")
@@ -236,7 +257,9 @@ def build_demo() -> gr.Blocks:
                     browse_page = gr.Number(1, label="Page", precision=0, minimum=1)
                     browse_button = gr.Button("Show")
                 browse_md = gr.Markdown()
+                _caption("Test images (click one to put it in the photo box)")
                 test_gallery = gr.Gallery(label="Test images (click one to put it in the photo box)", columns=10,
+                                          show_label=False,
                                           height=300, allow_preview=False, elem_classes="pixelated")  # fmt: skip
             with gr.Tab("Degradation lab") as degradation_lab:
                 gr.Markdown(
@@ -294,8 +317,10 @@ def build_demo() -> gr.Blocks:
              gallery, "cifar10-examples"),
         ]  # fmt: skip
         analysis_outputs = [label, status, crop, grid, cam, residual_plot, residual_md, session]
-        control_outputs = [block, cam_class, example_block]
-        picker_outputs = [arch, weights, facts_md, stage, cam_layer]
+        # Everything that follows the analysis on screen (not the pickers): see handlers.refresh_controls.
+        control_outputs = [block, cam_class, example_block, stage, cam_layer, channel, facts_md, cam_caption, stale_md]
+        cost_outputs = [cost_md, cost_plot, cost_table]
+        costs = png_figures(h.cost_views)
         for title, owner_family, owner, paths, elem_id in owned_examples:
             if not paths:
                 continue
@@ -304,7 +329,7 @@ def build_demo() -> gr.Blocks:
                     [[str(path), owner_family, owner, "DEFAULT"] for path in paths],
                     inputs=[image, family, arch, weights],
                     outputs=analysis_outputs[:-1],  # not the session: Gradio caches no state
-                    fn=on_gpu(h.analyze_example, "analysis"),
+                    fn=png_figures(on_gpu(h.analyze_example, "analysis")),
                     cache_examples=True,
                     cache_mode="lazy",
                     visible_columns=[0],
@@ -313,43 +338,51 @@ def build_demo() -> gr.Blocks:
                     elem_id=elem_id,
                     api_visibility="private",
                 )
-            owned.cache_event.then(example_controls, [image, family, arch, weights],
-                                   [session, *control_outputs, *picker_outputs], **private)  # fmt: skip
+            owned.cache_event.then(
+                example_controls, [image, family, arch, weights], [session, *control_outputs, arch, weights], **private
+            ).then(costs, [arch, weights], cost_outputs, **private)  # the Cost tab shows the example's network
         # Redraws of the caller's own last analysis, and minutes of training: callable by gradio_client, but neither
         # in the API docs nor MCP tools (an agent's call has no session to redraw, and must not occupy the CPU).
         session_bound = {"api_visibility": "undocumented"}
         network = {"concurrency_id": NETWORK, "concurrency_limit": NETWORK_CONCURRENCY}
-        pickers = [weights, facts_md, stage, cam_layer]
-        # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights.
-        # The cost views follow each pick (.then), so they never read an architecture with its old weights.
-        cost_outputs = [cost_md, cost_plot, cost_table]
-        demo.load(png_figures(h.cost_views), [arch, weights], cost_outputs, api_name="costs")
+        # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights
+        # (and Analyze settles stale weights itself). Facts and costs follow each pick (.then), never ahead of it.
+        demo.load(costs, [arch, weights], cost_outputs, api_name="costs")
         for picked in (
             # .input, not .change: an example that carries its own network sets the family without a reset.
-            family.input(h.on_family, family, [arch, *pickers], queue=False, **private),
-            arch.input(h.on_arch, arch, pickers, queue=False, **private),
-            weights.input(h.model_facts, [arch, weights], facts_md, queue=False, **private),
+            family.input(h.on_family, family, [arch, weights], queue=False, **private),
+            arch.input(h.on_arch, arch, weights, queue=False, **private),
         ):
-            picked.then(png_figures(h.cost_views), [arch, weights], cost_outputs, **private)
+            picked.then(h.model_facts, [arch, weights], facts_md, **private).then(
+                costs, [arch, weights], cost_outputs, **private
+            )
+        weights.input(h.model_facts, [arch, weights], facts_md, queue=False, **private).then(
+            costs, [arch, weights], cost_outputs, **private
+        )
+        # Results that no longer belong to the photo or network on screen say so until the next analysis.
+        for changed in (image.change, arch.change):
+            changed(h.mark_stale, [session, image, arch], stale_md, queue=False, **private)
         run.click(
-            on_gpu(h.analyze_image, "analysis"),
+            png_figures(on_gpu(h.analyze_image, "analysis")),
             [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity],
-            [label, status, crop, grid, cam, residual_plot, residual_md, session],
+            analysis_outputs,
             api_name="analyze",
             # Raw values in: Gradio would decode the upload itself and fail with a server error on a broken
             # file. resnet_core.load_image does the decoding, with its limits and one clear message.
             preprocess=False,
             **network,
-        ).success(h.refresh_controls, [session, stage], [block, cam_class, example_block], queue=False, **private)
+        ).success(h.refresh_controls, [session, stage, channel], control_outputs, queue=False, **private)
         feature_inputs = [session, stage, block, channels, sort]
         for control in (stage, block, channels, sort):
-            control.input(h.show_features, feature_inputs, [grid, block], **private)
+            control.input(h.show_features, [*feature_inputs, channel], [grid, block, channel], **private)
         grid.select(png_figures(h.on_grid_select), feature_inputs, [channel, channel_plot], **private)
         channel.submit(png_figures(h.show_channel), [session, stage, block, channel], channel_plot, **private)
-        cam_class.input(retarget, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam",
-                        **session_bound, **network)  # fmt: skip
-        cam_layer.input(retarget, [session, cam_class, cam_layer, opacity], [cam, session], **private,
-                        **network)  # fmt: skip
+        for retargeted in (
+            cam_class.input(retarget, [session, cam_class, cam_layer, opacity], [cam, session], api_name="cam",
+                            **session_bound, **network),
+            cam_layer.input(retarget, [session, cam_class, cam_layer, opacity], [cam, session], **private, **network),
+        ):  # fmt: skip
+            retargeted.success(h.current_cam_caption, session, cam_caption, queue=False, **private)
         opacity.input(h.set_opacity, [session, opacity], cam, **private)
         residual_stats.click(png_figures(on_gpu(cifar10_tab.residual_view, "checks")), session, [test_plot, test_md],
                              api_name="cifar10_residuals", **session_bound, **network)  # fmt: skip
@@ -364,7 +397,7 @@ def build_demo() -> gr.Blocks:
                             **network)  # fmt: skip
         preset.input(compare_tab.on_preset, preset, [compared, preset_md], queue=False, **private)
         compare_run.click(
-            on_gpu(compare_tab.compare_networks, "compare"),
+            png_figures(on_gpu(compare_tab.compare_networks, "compare")),
             [image, compared, compare_weights],
             [compare_cams, compare_table, compare_plot, compare_md, compare_json],
             api_name="compare",
@@ -385,7 +418,9 @@ def build_demo() -> gr.Blocks:
                       [live_label, live_cam, live_grid, live_rate, live_meter], stream_every=live_tab.STREAM_EVERY,
                       time_limit=live_tab.TIME_LIMIT, concurrency_id="live", concurrency_limit=1,
                       **private)  # fmt: skip
-        export.click(report.analysis_report, session, export_file, api_name="report", **session_bound)
+        export.click(report.analysis_report, session, export_file, api_name="report", **session_bound).success(
+            lambda: gr.update(visible=True), None, export_file, queue=False, **private
+        )  # the box appears once there is a file in it
         check.click(check_explanation, [image, arch, weights, method, window, fill, patch],
                     [strip, curves, verdict_md, sanity_json], api_name="sanity", preprocess=False,
                     **network)  # fmt: skip

@@ -18,8 +18,9 @@ from PIL import Image
 from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
-from .handlers import models, prediction_label, user_error, weight_choice
+from .handlers import models, prediction_label, untrained_mark, user_error, weight_choice
 from .image_outputs import png_path
+from .model_cache import ModelBusy
 
 __all__ = ["CHANNELS", "STREAM_EVERY", "TIME_LIMIT", "LiveMeter", "live_frame"]
 
@@ -43,16 +44,14 @@ def live_frame(frame: np.ndarray | None, arch: str, weights: str, meter: LiveMet
     if frame is None:
         return gr.skip(), gr.skip(), gr.skip(), gr.skip(), meter
     weights = weight_choice(arch, weights)
-    loaded = models().get(arch, weights)
-    if not loaded.lock.acquire(blocking=False):  # busy with another request: drop this frame, never queue it
+    try:
+        with models().using(arch, weights, wait=False) as loaded:
+            result = analyze(loaded.model, Image.fromarray(frame.astype(np.uint8)), topk=5)
+    except ModelBusy:  # busy with another request: drop this frame, never queue it
         meter = LiveMeter(answered=meter["answered"], count=meter["count"], dropped=meter["dropped"] + 1)
         return gr.skip(), gr.skip(), gr.skip(), rate_text(meter, arch), meter
-    try:
-        result = analyze(loaded.model, Image.fromarray(frame.astype(np.uint8)), topk=5)
     except ValueError as error:
         raise user_error(f"Could not read the camera frame: {error}") from None
-    finally:
-        loaded.lock.release()
     last = result.stages[result.cam_layer]
     recent = [*meter["answered"][-(WINDOW - 1) :], time.monotonic()]
     meter = LiveMeter(answered=recent, count=meter["count"] + 1, dropped=meter["dropped"])
@@ -60,13 +59,15 @@ def live_frame(frame: np.ndarray | None, arch: str, weights: str, meter: LiveMet
         prediction_label(result),
         png_path(cam_overlay(result.crop, result.cam, 0.5)),
         png_path(feature_grid(last, CHANNELS)[0]),
-        rate_text(meter, arch),
+        rate_text(meter, arch, untrained_mark(result)),
         meter,
     )
 
 
-def rate_text(meter: LiveMeter, arch: str) -> str:
+def rate_text(meter: LiveMeter, arch: str, mark: str = "") -> str:
+    """The frame rate reached, and the untrained mark of the network answering (``mark``) where it has one."""
     answered = meter["answered"]
     rate = (len(answered) - 1) / (answered[-1] - answered[0]) if len(answered) > 1 and answered[-1] > answered[0] else 0
     dropped = f", {meter['dropped']} dropped while the network was busy" if meter["dropped"] else ""
-    return f"**{rate:.1f} frames/s** answered by {arch} ({meter['count']} frames so far{dropped})."
+    warning = f" **{mark}.**" if mark else ""
+    return f"**{rate:.1f} frames/s** answered by {arch} ({meter['count']} frames so far{dropped}).{warning}"

@@ -1,8 +1,10 @@
 """Models for the app: built on first use, kept in a small LRU cache, one lock per model.
 
 Loading never fails the request: when no source delivers the weights, the user gets the random-init model and
-a status that says why, in plain words. The lock matters because an analysis puts hooks on the shared module:
-two requests on one model take turns, requests on different models run side by side.
+a status that says why, in plain words. The lock matters because an analysis puts hooks on the shared module (and
+the checks re-initialise it, a lesion swaps its blocks): two requests on one model take turns, requests on
+different models run side by side. The lock has one owner: :meth:`ModelCache.using` is the only way to run a
+cached network, so no caller can forget it.
 """
 
 from __future__ import annotations
@@ -10,13 +12,15 @@ from __future__ import annotations
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 
-from .catalog import RANDOM_INIT, LoadedModel, source_of
+from .catalog import LoadedModel, source_of
 from .sessions import release_memory
 
-__all__ = ["ENV_CACHE_SIZE", "ENV_DEVICE", "ModelCache", "default_device"]
+__all__ = ["ENV_CACHE_SIZE", "ENV_DEVICE", "ModelBusy", "ModelCache", "default_device"]
 
 ENV_DEVICE = "RESNET_EXPLORER_DEVICE"
 ENV_CACHE_SIZE = "RESNET_EXPLORER_CACHE_SIZE"
@@ -28,6 +32,10 @@ def default_device() -> torch.device:
     if chosen:
         return torch.device(chosen)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+class ModelBusy(RuntimeError):
+    """The model is running another request, and the caller asked not to wait (a live camera frame)."""
 
 
 class ModelCache:
@@ -51,8 +59,23 @@ class ModelCache:
                 return self._models[key]
         return None
 
+    @contextmanager
+    def using(self, arch: str, weights: str, wait: bool = True) -> Iterator[LoadedModel]:
+        """The model for ``arch`` with ``weights``, held under its lock for the ``with`` block.
+
+        With ``wait=False`` a model busy with another request raises :class:`ModelBusy` instead of waiting.
+        """
+        loaded = self.get(arch, weights)
+        if not loaded._lock.acquire(blocking=wait):
+            raise ModelBusy(f"{arch} is busy with another request")
+        try:
+            yield loaded
+        finally:
+            loaded._lock.release()
+
     def get(self, arch: str, weights: str) -> LoadedModel:
-        """The model for ``arch`` with ``weights``: one of its source's weight choices."""
+        """The model for ``arch`` with ``weights`` (one of its source's weight choices), to read, not to run:
+        running it takes :meth:`using`."""
         key = (arch, weights)
         cached = self._cached(key)
         if cached is not None:
@@ -66,7 +89,7 @@ class ModelCache:
             evicted = False
             try:
                 loaded = self._load(arch, weights)
-                if loaded.pretrained or weights == RANDOM_INIT:
+                if loaded.delivered:
                     with self._guard:  # inserted before the loading lock is dropped: no third build
                         self._models[key] = loaded
                         while len(self._models) > self.capacity:

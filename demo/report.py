@@ -20,6 +20,7 @@ from resnet_core.render import cam_overlay, feature_grid
 
 from .handlers import stored_analysis
 from .image_outputs import download_path, encode_png
+from .public_text import without_paths
 from .sessions import Stored, TabState
 
 __all__ = ["analysis_report", "report_numbers"]
@@ -33,7 +34,7 @@ def report_numbers(state: TabState, stored: Stored) -> dict:
         "image": Path(state["image"]).name,
         "arch": card.arch.name,
         "weights": card.label,
-        "source": card.source,
+        "source": without_paths(card.source),
         "pretrained": card.pretrained,
         "label_space": card.label_space.name,
         "preprocess": card.preprocess.describe(),

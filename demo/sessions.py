@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypedDict
 
 import numpy as np
@@ -77,8 +77,12 @@ class AnalysisStore:
         return stored
 
     def put(self, token: str, result: AnalysisResult, cam: np.ndarray) -> Stored:
-        """File ``result`` under ``token``, its tensors in host memory: a GPU may be lent only for one request."""
-        stored = Stored(result.cpu(), cam, time.monotonic() + self.ttl)
+        """File ``result`` under ``token``, its tensors in host memory: a GPU may be lent only for one request.
+
+        The model is not kept: a stored analysis must not keep an evicted network alive (the model cache alone
+        decides which networks stay in memory); re-targeting takes the model from the cache.
+        """
+        stored = Stored(replace(result.cpu(), _model=None), cam, time.monotonic() + self.ttl)
         with self._guard:
             self._items[token] = stored
             self._items.move_to_end(token)

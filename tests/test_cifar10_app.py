@@ -42,13 +42,13 @@ def test_trained_net_loads_offline_and_sees_a_cat(photos, torch_home):
 
 
 def test_every_view_for_a_cat_example():
-    label, status, crop, grid, cam, rows, summary, state = h.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
+    label, status, crop, grid, cam, chart, summary, state = h.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
     assert max(label, key=label.get).startswith("cat") and "UNTRAINED" not in status
     assert read_png(crop).shape == (32, 32, 3) and read_png(cam).shape == (32, 32, 3) and read_png(grid).size
-    assert len(rows) == 27 and "27 blocks" in summary  # 3 stages of 9 residual blocks, each with a ratio
+    assert len(chart.axes[0].patches) == 27 and "27 blocks" in summary  # 3 stages of 9 residual blocks: 27 bars
     cost_md, _, cost_rows = h.cost_views("cifar10_resnet56", "DEFAULT")
     assert "32x32" in cost_md and len(cost_rows) == 29  # stem, 27 blocks, head
-    block, classes, examples = h.refresh_controls(state, None)
+    block, classes, examples, *_ = h.refresh_controls(state, None, None)
     assert classes["value"] == "3: cat" and block["choices"][-1] == "layer3.8" and examples["value"] == "layer3.8"
 
 
@@ -59,7 +59,11 @@ def test_test_set_views_come_from_one_probe_of_the_shipped_images():
     model = h.models().get("cifar10_resnet20", "DEFAULT").model
     probe = probe_dataset(model, cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std))
     medians = probe.median_ratios()
-    assert list(figure.axes[0].lines[0].get_ydata()) == pytest.approx(list(medians.values()))
+    median_line, photo_line = (line for line in figure.axes[0].lines if not line.get_label().startswith("_"))
+    assert list(median_line.get_xdata()) == list(medians)  # one network: the x axis names its blocks
+    assert list(median_line.get_ydata()) == pytest.approx(list(medians.values()))
+    photo = h.results().get(state["token"]).result
+    assert list(photo_line.get_ydata()) == pytest.approx([photo.blocks[name].residual_ratio for name in medians])
     assert "500 CIFAR-10 test images" in text and "layer3" in text
     # Independent check of one block's ratio: F(x) and x recomputed by hand for image 0.
     block = model.layer2[1]
@@ -98,7 +102,7 @@ def test_imagenet_analysis_is_refused_with_a_sentence(photos):
     *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", "random init")
     with pytest.raises(gr.Error, match="CIFAR-10 family"):
         cifar10_tab.residual_view(state)
-    assert h.refresh_controls(state, None)[2]["choices"] == []  # no CIFAR-10 blocks to pick
+    assert h.refresh_controls(state, None, None)[2]["choices"] == []  # no CIFAR-10 blocks to pick
 
 
 def test_cifar10_through_gradio_client():
@@ -184,11 +188,12 @@ def test_an_example_that_carries_its_network_switches_to_it_and_runs():
     label, status = outputs[:2]
     assert len(outputs) == 7 and next(iter(label)) == "cat (3)" and "cifar10_resnet56.akamaster" in status
     controls = h.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
-    state, block, cam_class, _, arch, weights, facts, *_ = controls
+    state, block, cam_class, _, stage, _, _, facts, caption, stale, arch, weights = controls
     assert state["arch"] == "cifar10_resnet56" and state["weights"] == "cifar10_resnet56.akamaster"
     assert arch["value"] == "cifar10_resnet56" and "cifar10_resnet20" in arch["choices"]
     assert weights["value"] == "cifar10_resnet56.akamaster" and "cifar10_resnet56" in facts
-    assert cam_class["value"] == "3: cat" and "layer3.8" in block["choices"]
+    assert cam_class["value"] == "3: cat" and "layer3.8" in block["choices"] and stage["value"] == "layer3"
+    assert '"cat"' in caption and stale == ""
     # Every visitor of a cached example gets a session of their own: re-targeting one leaves the other alone.
     other = h.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")[0]
     assert state["token"] != other["token"]
@@ -209,7 +214,9 @@ def test_owned_examples_run_on_click_with_their_own_network(tmp_path, monkeypatc
     digit = ROOT / "assets" / "digits" / "digit_7.png"
     try:
         with chromium_page(f"http://127.0.0.1:{port}/") as page:
-            assert page.get_by_label("Depth / variant").input_value() == "resnet50"
+            page.get_by_label("Family").click()
+            page.get_by_role("option", name="ResNet-B", exact=True).click()
+            expect(page.get_by_label("Depth / variant")).to_have_value("resnet50", timeout=30_000)
 
             def predictions_show(text: str) -> None:
                 page.wait_for_function(

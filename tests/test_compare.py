@@ -66,7 +66,7 @@ def test_mixed_label_spaces_compare_no_probabilities(trained, photos):
     assert agreement.same_top1 is None and agreement.common_topk is None
     summary = comparison.summary()
     assert "different label spaces (CIFAR-10, ImageNet-1k)" in summary and "top-1" not in summary
-    assert "Untrained (random weights, answers are noise): resnet18." in summary
+    assert summary.startswith("resnet18 is untrained (random weights): answers are noise")
 
 
 def test_one_label_space_agreement(trained):
@@ -177,10 +177,10 @@ def test_compare_through_gradio_client_equals_analyze(cache):
         )
         assert [n["arch"] for n in numbers["networks"]] == ["cifar10_resnet20", "plain-56", "resnet18"]
         assert "different label spaces (CIFAR-10, MNIST digits, ImageNet-1k)" in summary
-        assert [item["caption"].split(":")[0] for item in gallery] == ["cifar10_resnet20", "plain-56", "resnet18"]
+        captions = [item["caption"].split(":")[0] for item in gallery]
+        assert captions == ["cifar10_resnet20", "plain-56", "resnet18 (UNTRAINED)"]
         assert table["headers"] == ["", "cifar10_resnet20", "plain-56", "resnet18"]
-        assert plot["columns"][0] == "network"
-        assert {row[0] for row in plot["data"]} == {"cifar10_resnet20", "resnet18"}  # a plain net has no shortcuts
+        assert Image.open(plot).format == "PNG" and np.asarray(Image.open(plot).convert("L")).std() > 0
         # Each column is the single analysis, pixel for pixel: the Grad-CAM tab's picture of the same network.
         archs, choices = ["cifar10_resnet20", "plain-56", "resnet18"], ["DEFAULT", "DEFAULT", RANDOM_INIT]
         for item, arch, choice in zip(gallery, archs, choices, strict=True):

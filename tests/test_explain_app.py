@@ -49,8 +49,9 @@ def test_the_tab_reports_the_library_checks_with_their_protocol():
 
 def test_untrained_networks_are_said_to_explain_nothing():
     *_, verdict, numbers = explain_tab.check_explanation(str(CAT), "cifar10_resnet20", "random init", "gradcam")
-    assert "random weights: no map of an untrained network explains anything" in verdict
-    assert numbers["arch"] == "cifar10_resnet20"
+    first = verdict.splitlines()[0]
+    assert "Untrained" in first and "these are random weights, so no map explains anything" in first
+    assert numbers["arch"] == "cifar10_resnet20" and numbers["pretrained"] is False
 
 
 @pytest.mark.parametrize(

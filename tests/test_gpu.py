@@ -66,4 +66,4 @@ def test_stored_analyses_live_in_host_memory_and_retarget_from_there():
     tensors = [stored.result.probabilities, *stored.result.stages.values()]
     tensors += [stats.output for stats in stored.result.blocks.values()]
     assert all(tensor.device == torch.device("cpu") for tensor in tensors)
-    assert np.array_equal(stored.result.cam_for(5, "layer2"), result.cam_for(5, "layer2"))
+    assert np.array_equal(stored.result.cam_for(5, "layer2", model=model), result.cam_for(5, "layer2"))

@@ -48,9 +48,8 @@ def test_each_frame_is_answered_and_leaves_no_hooks():
 
 def test_a_frame_that_finds_the_network_busy_is_dropped_not_queued():
     frame = frames(1)[0]
-    loaded = h.models().get("cifar10_resnet20", "cifar10_resnet20.akamaster")
     *_, meter = live_tab.live_frame(frame, "cifar10_resnet20", "DEFAULT", None)
-    with loaded.lock:  # another request holds the model
+    with h.models().using("cifar10_resnet20", "cifar10_resnet20.akamaster"):  # another request holds the model
         label, cam, grid, rate, meter = live_tab.live_frame(frame, "cifar10_resnet20", "DEFAULT", meter)
     assert all(isinstance(output, dict) and output.get("__type__") == "update" for output in (label, cam, grid))
     assert meter["dropped"] == 1 and meter["count"] == 1 and len(meter["answered"]) == 1
