@@ -244,6 +244,7 @@ def analyze_image(
     channels: int = 32,
     sort: str = "mean",
     opacity: float = 0.5,
+    previous: TabState | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
 ):
     """Classify a photo with one ResNet and draw every view from one forward pass.
@@ -262,7 +263,12 @@ def analyze_image(
         channels: how many feature-map channels to draw.
         sort: "mean" (strongest channels first) or "index".
         opacity: the heat map's opacity over the crop, 0 to 1.
+        previous: the tab's last analysis (a session state, not an API parameter): where it was of another
+            network, its stage and layer picks are that network's, so the new one starts at its own last stage.
     """
+    if previous and previous["arch"] != arch:
+        cam_layer = stage = None
+        block = STAGE_OUTPUT
     path = image_path(image)
     weights, note = settled_weights(arch, weights)
     if not 1 <= int(topk) <= 100:

@@ -364,7 +364,7 @@ def build_demo() -> gr.Blocks:
             changed(h.mark_stale, [session, image, arch], stale_md, queue=False, **private)
         run.click(
             png_figures(on_gpu(h.analyze_image, "analysis")),
-            [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity],
+            [image, arch, weights, topk, cam_layer, stage, block, channels, sort, opacity, session],
             analysis_outputs,
             api_name="analyze",
             # Raw values in: Gradio would decode the upload itself and fail with a server error on a broken

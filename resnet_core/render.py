@@ -212,9 +212,11 @@ def residual_figure(
     if values:
         axes.set_ylim(min(values) / 1.6, max(max(values) * 1.6, 1.3))
     axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
-    plain = FuncFormatter(lambda value, _: f"{value:g}")  # 0.3, not 3 x 10^-1
-    axes.yaxis.set_major_formatter(plain)
-    axes.yaxis.set_minor_formatter(plain)
+    # 0.2, 0.5, 1, 2 rather than 2 x 10^-1: minor ticks labelled at 2 and 5 of each decade, so labels never crowd.
+    axes.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    axes.yaxis.set_minor_formatter(
+        FuncFormatter(lambda value, _: f"{value:g}" if round(value / 10 ** np.floor(np.log10(value))) in (2, 5) else "")
+    )
     axes.tick_params(axis="y", which="minor", labelsize=7)
     axes.set_ylabel(RATIO_LABEL)
     axes.grid(True, which="both", axis="y", alpha=0.3)

@@ -218,6 +218,18 @@ def test_analyze_settles_weights_left_over_from_the_previous_network(cache):
         h.analyze_image(str(CAT), "cifar10_resnet20", "v9")  # a name no network has is still an error
 
 
+def test_a_new_network_starts_at_its_own_last_stage(cache, photos):
+    *_, cifar = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    assert cifar["cam_layer"] == "layer3"
+    # The pickers still show the CIFAR net's last stage: for resnet18 that is not the last one, nor was it chosen.
+    outputs = h.analyze_image(str(CAT), "resnet18", RANDOM_INIT, 5, "layer3", "layer3", previous=cifar)
+    assert outputs[-1]["cam_layer"] == "layer4"
+    block, *_ = h.refresh_controls(outputs[-1], None, None)
+    assert block["choices"][1:] == ["layer4.0", "layer4.1"]
+    same = h.analyze_image(str(CAT), "resnet18", RANDOM_INIT, 5, "layer2", "layer2", previous=outputs[-1])
+    assert same[-1]["cam_layer"] == "layer2"  # the same network: the picks are the user's
+
+
 def test_results_are_marked_stale_once_the_photo_or_network_changes(cache, photos):
     *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
     assert h.mark_stale(None, str(CAT), "resnet50") == ""  # nothing on screen yet
