@@ -24,12 +24,94 @@ from resnet_core.dataset_probe import DatasetProbe, cache_root, probe_dataset
 from resnet_core.lesion import lesion_study
 from resnet_core.render import lesion_figure, residual_figure
 
-from .handlers import models, stored_analysis, user_error
-from .image_outputs import png_path
+from . import feature_vis_view
+from .app_state import models, stored_analysis, user_error
+from .gpu import on_gpu
+from .image_outputs import png_figures, png_path
 from .sessions import TabState
+from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, caption, chart, picture
 
+TITLE = "CIFAR-10 test set"
 PER_PAGE = 20  # test images per page when browsing a class
 TILE = 96  # a 32x32 test image shown at 3x
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    gr.Markdown(
+        "The paper's own trained CIFAR-10 ResNets (section 4.2) across real test images. Pick the **CIFAR-10** "
+        "family, analyse a photo (or a CIFAR-10 example), then look here. One pass over the test images per network "
+        "feeds all three views and is cached on disk."
+    )
+    with gr.Row():
+        residual_stats = gr.Button("Residual ratios: test set vs your photo")
+        lesion = gr.Button("Delete each block in turn")
+    test_md = gr.Markdown()
+    test_plot = chart("Across the test images")
+    gr.Markdown("**What a channel responds to**: the test images that excite it most and least.")
+    with gr.Row():
+        block = gr.Dropdown([], label="Block", allow_custom_value=True)
+        channel = gr.Number(0, label="Channel", precision=0, minimum=0)
+        show_examples = gr.Button("Show test images")
+    examples_md = gr.Markdown()
+    with gr.Row():
+        most = chart("Excite it most (strongest first)")
+        least = chart("Excite it least")
+        with gr.Column():
+            wanted = picture("What it wants to see (optimised, 256 steps)")
+            wanted_run = gr.Button("Optimise an image for this channel")
+            wanted_md = gr.Markdown()
+    gr.Markdown("**Browse the test set by class** (all 10,000 where the full set is configured).")
+    with gr.Row():
+        browse_class = gr.Dropdown(list(cifar10.CLASSES), value="cat", label="Class")
+        browse_page = gr.Number(1, label="Page", precision=0, minimum=1)
+        browse_button = gr.Button("Show")
+    browse_md = gr.Markdown()
+    caption("Test images (click one to put it in the photo box)")
+    gallery = gr.Gallery(
+        label="Test images (click one to put it in the photo box)",
+        show_label=False,
+        columns=10,
+        height=300,
+        allow_preview=False,
+        elem_classes="pixelated",
+    )
+    shared.views["example_block"] = block  # the analysis fills it with the blocks of the network it ran
+
+    session = shared.session
+    residual_stats.click(
+        png_figures(on_gpu(residual_view, "checks")),
+        session,
+        [test_plot, test_md],
+        api_name="cifar10_residuals",
+        **SESSION_BOUND,
+        **NETWORK,
+    )
+    lesion.click(
+        png_figures(lesion_view),
+        session,
+        [test_plot, test_md],
+        api_name="cifar10_lesion",
+        concurrency_id="lab",
+        concurrency_limit=1,
+        **SESSION_BOUND,
+    )
+    show_examples.click(
+        on_gpu(examples_view, "checks"),
+        [session, block, channel],
+        [most, least, examples_md],
+        api_name="cifar10_examples",
+        **SESSION_BOUND,
+        **NETWORK,
+    )
+    wanted_run.click(
+        on_gpu(feature_vis_view.visualize_selected, "visualize"),
+        [session, gr.State(None), block, channel, gr.State(256)],
+        [wanted, wanted_md],
+        **PRIVATE,
+        **NETWORK,
+    )
+    browse_button.click(browse, [browse_class, browse_page], [gallery, browse_md], **PRIVATE)
+    gallery.select(pick_test_image, [browse_class, browse_page], shared.image, **PRIVATE)
 
 
 def cache_dir() -> Path:

@@ -17,13 +17,16 @@ from resnet_core.compare import MAX_NETWORKS, MIN_NETWORKS, Comparison
 from resnet_core.reference import reference_library, verify
 from resnet_core.render import cam_overlay, residual_figure
 
+from .app_state import image_path, load_photo, models, user_error, weight_choice
 from .catalog import FAMILIES, LoadedModel, architectures_of
-from .handlers import image_path, load_photo, models, user_error, weight_choice
-from .image_outputs import png_path
+from .gpu import on_gpu
+from .image_outputs import png_figures, png_path
 from .public_text import public
+from .shared import NETWORK, PRIVATE, Shared, caption, chart
 
 __all__ = ["CAM_OPACITY", "PRESETS", "choices", "compare_networks", "on_preset", "verify_networks"]
 
+TITLE = "Compare"
 CAM_OPACITY = 0.5  # the Grad-CAM tab's default, so a column equals that tab's picture pixel for pixel
 
 # The paper's arguments, each as a set of networks (section 4.1-4.2, Table 3, and the later variants).
@@ -56,6 +59,70 @@ PRESETS: dict[str, tuple[list[str], str]] = {
         "Same depth: more groups (ResNeXt) or twice the width (Wide ResNet).",
     ),
 }
+
+
+START_PRESET = "depth (CIFAR-10, trained)"
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    gr.Markdown(
+        "**Several networks on the photo above**, side by side: the paper's arguments are comparisons (plain against "
+        "residual, 18 against 152 layers, the ResNet-B/C/D tricks). Each network runs once on the crop its own "
+        "weights expect; Grad-CAM is at its last stage."
+    )
+    with gr.Row():
+        preset = gr.Dropdown(list(PRESETS), value=START_PRESET, label="Preset")
+        compared = gr.Dropdown(
+            choices(),
+            value=PRESETS[START_PRESET][0],
+            multiselect=True,
+            max_choices=MAX_NETWORKS,
+            label="Networks (2 to 5)",
+            elem_id="compare-networks",
+        )
+        weights = gr.Textbox(
+            label="Weights, one per network (optional)", placeholder="empty: each network's recommended weights"
+        )
+    preset_md = gr.Markdown(PRESETS[START_PRESET][1])
+    run = gr.Button("Compare", variant="primary")
+    summary = gr.Markdown(elem_id="compare-summary")
+    caption("Grad-CAM of each network's top-1 class, on the crop it saw")
+    cams = gr.Gallery(
+        label="Grad-CAM of each network's top-1 class, on the crop it saw",
+        show_label=False,
+        columns=MAX_NETWORKS,
+        fit_columns=False,
+        height="auto",
+        object_fit="contain",
+        allow_preview=False,
+        elem_classes="pixelated-tiles",
+        elem_id="compare-cams",
+    )
+    table = gr.Dataframe(label="One column per network", interactive=False, wrap=True)
+    plot = chart("||F(x)|| / ||shortcut(x)|| per block, from the input on", elem_id="compare-chart")
+    with gr.Accordion("Every number (JSON)", open=False):
+        numbers = gr.JSON()
+    with gr.Accordion("Ours against torchvision and timm", open=False):
+        gr.Markdown(
+            "This app writes every network by hand. For each chosen network that torchvision (or timm) also "
+            "implements, the library's own network is built with the very same weights and run on the same photo: "
+            "the largest differences of the logits and of each stage's output, and both top-5 lists."
+        )
+        verify_run = gr.Button("Check against the reference implementations")
+        verify_table = gr.Dataframe(interactive=False, wrap=True, elem_id="verify-table")
+    preset.input(on_preset, preset, [compared, preset_md], queue=False, **PRIVATE)
+    request = [shared.image, compared, weights]
+    run.click(
+        png_figures(on_gpu(compare_networks, "compare")),
+        request,
+        [cams, table, plot, summary, numbers],
+        api_name="compare",
+        preprocess=False,  # the photo is decoded by resnet_core.load_image, as in /analyze
+        **NETWORK,
+    )
+    verify_run.click(
+        on_gpu(verify_networks, "compare"), request, verify_table, api_name="verify", preprocess=False, **NETWORK
+    )
 
 
 def choices() -> list[str]:

@@ -17,6 +17,11 @@ from matplotlib.figure import Figure
 from resnet_core import degradation
 from resnet_core.render import lesion_figure
 
+from .catalog import LAB_FAMILY
+from .image_outputs import png_figures
+from .shared import PRIVATE, SESSION_BOUND, Shared, chart
+
+TITLE = "Degradation lab"
 ENV_LIVE_TRAINING = "RESNET_EXPLORER_LIVE_TRAINING"
 
 # Four models of these depths stay under about three minutes on two cores within these steps: measured on a quiet
@@ -32,6 +37,58 @@ def live_training_allowed() -> bool:
     if setting is not None:
         return setting.strip().lower() in ("1", "true", "yes", "on")
     return "SPACE_ID" not in os.environ
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    gr.Markdown(
+        "The paper's central experiment, on a CPU: plain networks get *worse on their own training data* as they "
+        "get deeper; the same networks with identity shortcuts get better. Small CIFAR-style networks (section 4.2: "
+        "depth 6n+2, widths 8/16/32, option A shortcuts) train on 5,000 real MNIST digits. The trained reference "
+        f"nets also appear in the model picker under *{LAB_FAMILY}*, so their feature maps and Grad-CAM can be "
+        "explored offline."
+    )
+    reference_plot = chart("Reference run: training loss, plain (left) vs residual (right)")
+    reference_md = gr.Markdown()
+    with gr.Group():
+        gr.Markdown(
+            "**Run it yourself.** Trains plain and residual nets of two depths with the same seed and batch order, "
+            "streaming the curves. One run at a time: others wait in the queue, their position shown. 200 steps of "
+            "the 20- and 56-layer pairs take about three minutes on two cores."
+        )
+        with gr.Row():
+            shallow = gr.Dropdown(list(LIVE_DEPTHS), value=20, label="Shallow depth")
+            deep = gr.Dropdown(list(LIVE_DEPTHS), value=56, label="Deep depth")
+            steps = gr.Slider(MIN_STEPS, MAX_STEPS, value=200, step=10, label="SGD steps per model")
+        with gr.Row():
+            train = gr.Button("Train four networks", variant="primary")
+            stop = gr.Button("Stop")
+        live_status = gr.Markdown()
+        live_plot = chart("Live training loss")
+    with gr.Row():
+        gradient_plot = chart("Gradient reaching each stage at initialisation")
+        with gr.Column():
+            gr.Markdown(
+                "**Lesion study** (Veit et al., 2016): delete one block at a time from the trained reference nets "
+                "and measure accuracy. A residual net behaves like an ensemble of shorter paths and barely notices; "
+                "a plain net is a single path and collapses."
+            )
+            lesion = gr.Button("Delete blocks one at a time")
+            lesion_md = gr.Markdown()
+    lesion_plot = chart("Accuracy with one block deleted (dotted: intact)")
+
+    tab.select(png_figures(reference_view), None, [reference_plot, reference_md], api_name="lab_reference")
+    tab.select(png_figures(gradient_view), None, gradient_plot, **PRIVATE)
+    lab = {"concurrency_id": "lab", "concurrency_limit": 1}  # training and lesions: one at a time
+    lesion.click(png_figures(lesion_view), None, [lesion_plot, lesion_md], api_name="lab_lesion", **lab)
+    training = train.click(
+        png_figures(run_live),
+        [shallow, deep, steps],
+        [live_plot, live_status],
+        api_name="lab_train",
+        **SESSION_BOUND,
+        **lab,
+    )
+    stop.click(None, None, None, cancels=[training])  # front-end only: no API endpoint
 
 
 @cache

@@ -15,13 +15,44 @@ from resnet_core.render import perturbation_figure, randomization_figure
 from resnet_core.saliency import FILLS, METHODS
 from resnet_core.sanity import Protocol, SanityReport, sanity_check
 
-from .handlers import image_path, load_photo, models, user_error, weight_choice
+from .app_state import image_path, load_photo, models, user_error, weight_choice
+from .gpu import on_gpu
 from .image_outputs import figure_path
+from .shared import NETWORK, Shared, chart
 
 __all__ = ["METHOD_NAMES", "check_explanation"]
 
+TITLE = "Explanation checks"
 METHOD_NAMES = {"gradcam": "Grad-CAM", "guided": "Guided Grad-CAM", "occlusion": "Occlusion"}
 RANDOMIZED_ENOUGH = 0.5  # Spearman after the head and the last stage are scrambled: below this, the map follows them
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    gr.Markdown(
+        "**Does the heat map explain the network?** A map can look convincing whether or not it explains anything "
+        "(Adebayo et al. 2018). Two checks on the photo and network above, for its top-1 class: scramble the "
+        "weights from the classifier down and watch whether the map falls apart; delete (or reveal) pixels in the "
+        "map's order and watch the class probability, against a random order."
+    )
+    with gr.Row():
+        method = gr.Radio([(name, key) for key, name in METHOD_NAMES.items()], value="gradcam", label="Method")
+        window = gr.Slider(0, 64, value=0, step=1, label="Occlusion window (px; 0 = an eighth of the crop)")
+        fill = gr.Radio(list(FILLS), value="blur", label="Deleted pixels become")
+        patch = gr.Radio([1, 4, 8], value=1, label="Rank pixels or patches of side")
+    check = gr.Button("Run the checks", variant="primary")
+    verdict_md = gr.Markdown(elem_id="sanity-verdict")
+    strip = chart("Cascading randomization", elem_id="sanity-strip")
+    curves = chart("Deletion and insertion curves")
+    with gr.Accordion("Every number (JSON)", open=False):
+        numbers = gr.JSON()
+    check.click(
+        on_gpu(check_explanation, "checks"),
+        [shared.image, shared.arch, shared.weights, method, window, fill, patch],
+        [strip, curves, verdict_md, numbers],
+        api_name="sanity",
+        preprocess=False,  # the photo is decoded by resnet_core.load_image, as in /analyze
+        **NETWORK,
+    )
 
 
 def check_explanation(

@@ -11,7 +11,7 @@ import gradio as gr
 
 from resnet_core.feature_vis import default_cache_dir, layer_channels, visualize_channel
 
-from .handlers import STAGE_OUTPUT, models, shown_stage, stored_analysis, user_error, weight_choice
+from .app_state import STAGE_OUTPUT, models, shown_stage, stored_analysis, user_error, weight_choice
 from .image_outputs import png_path
 from .sessions import TabState
 

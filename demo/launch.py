@@ -10,7 +10,7 @@ import os
 
 import torch
 
-from .handlers import configure, models, start_network, weight_choice
+from .app_state import configure, models, start_network, weight_choice
 from .layout import MAX_UPLOAD, PIXELATED, build_demo
 from .model_cache import ModelCache
 
@@ -23,12 +23,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", "7860")))
     parser.add_argument("--share", action="store_true", default=os.environ.get("GRADIO_SHARE") == "1")
-    parser.add_argument("--mcp", action="store_true", default=None,
-                        help="also serve the public endpoints as MCP tools (default: $GRADIO_MCP_SERVER)")  # fmt: skip
+    parser.add_argument(
+        "--mcp",
+        action="store_true",
+        default=None,
+        help="also serve the public endpoints as MCP tools (default: $GRADIO_MCP_SERVER)",
+    )
     parser.add_argument("--device", default=os.environ.get("RESNET_EXPLORER_DEVICE"), help="cpu, cuda, cuda:1...")
     parser.add_argument("--cache-size", type=int, default=int(os.environ.get("RESNET_EXPLORER_CACHE_SIZE", "3")))
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("RESNET_EXPLORER_THREADS", "0")),
-                        help="torch CPU threads per computation (default: every core)")  # fmt: skip
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=int(os.environ.get("RESNET_EXPLORER_THREADS", "0")),
+        help="torch CPU threads per computation (default: every core)",
+    )
     return parser.parse_args(argv)
 
 

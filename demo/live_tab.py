@@ -18,12 +18,15 @@ from PIL import Image
 from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
-from .handlers import models, prediction_label, untrained_mark, user_error, weight_choice
+from .app_state import models, prediction_label, untrained_mark, user_error, weight_choice
+from .gpu import on_gpu
 from .image_outputs import png_path
 from .model_cache import ModelBusy
+from .shared import PRIVATE, Shared, picture
 
 __all__ = ["CHANNELS", "STREAM_EVERY", "TIME_LIMIT", "LiveMeter", "live_frame"]
 
+TITLE = "Live camera"
 STREAM_EVERY = 0.05  # seconds between frames the browser offers; the network's speed sets the real rate
 TIME_LIMIT = 60  # seconds of streaming per start, so one visitor cannot hold the network forever
 CHANNELS = 16  # strongest channels of the last stage shown per frame
@@ -36,6 +39,36 @@ class LiveMeter(TypedDict):
     answered: list[float]  # the last WINDOW answer times
     count: int  # frames answered since the stream started
     dropped: int
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    gr.Markdown(
+        "**Point a webcam at things** and watch the network picked above answer frame after frame: its top-5, "
+        "where it looks (Grad-CAM) and what its last stage sees. The trained CIFAR-10 nets work offline (CIFAR-10 "
+        "knows 10 classes: plane, car, bird, cat, deer, dog, frog, horse, ship, truck); ImageNet nets where their "
+        "weights are available. A slow network answers fewer frames rather than falling behind."
+    )
+    with gr.Row():
+        webcam = gr.Image(
+            sources=["webcam"], streaming=True, type="numpy", label="Camera", elem_id="live-camera", height=320
+        )
+        label = gr.Label(num_top_classes=5, label="Top-5", elem_id="live-predictions")
+    with gr.Row():
+        cam = picture("Grad-CAM of the top-1 class", elem_id="live-cam")
+        grid = picture("Strongest channels of the last stage")
+    rate = gr.Markdown(elem_id="live-rate")
+    meter = gr.State(None)
+    # Its own limit: one stream at a time beside the two network computations, so a camera never stalls them.
+    webcam.stream(
+        on_gpu(live_frame, "frame"),
+        [webcam, shared.arch, shared.weights, meter],
+        [label, cam, grid, rate, meter],
+        stream_every=STREAM_EVERY,
+        time_limit=TIME_LIMIT,
+        concurrency_id="live",
+        concurrency_limit=1,
+        **PRIVATE,
+    )
 
 
 def live_frame(frame: np.ndarray | None, arch: str, weights: str, meter: LiveMeter | None):

@@ -18,7 +18,7 @@ from PIL import Image
 from resnet_core.analysis import topk_rows
 from resnet_core.render import cam_overlay, feature_grid
 
-from .handlers import stored_analysis
+from .app_state import stored_analysis
 from .image_outputs import download_path, encode_png
 from .public_text import without_paths
 from .sessions import Stored, TabState

@@ -89,8 +89,10 @@ def cmd_list(args: argparse.Namespace) -> int:
         for row in rows:
             acc1 = f"{row['acc1']:.2f}" if row["acc1"] is not None else "-"
             weights = row["weights"] + ("*" if row["default"] else "") if row["weights"] else "(random init only)"
-            print(f"{row['arch']:<20} {weights:<30} {acc1:>7} {_format_int(row['params']):>13} "
-                  f"{row['gmacs']:>8.4g} {row['eval_size']:>4}")  # fmt: skip
+            print(
+                f"{row['arch']:<20} {weights:<30} {acc1:>7} {_format_int(row['params']):>13} "
+                f"{row['gmacs']:>8.4g} {row['eval_size']:>4}"
+            )
         print("* default weights. GMACs = 10^9 multiply-adds at the weights' evaluation size (FLOPs are twice that).")
     return 0
 
@@ -101,17 +103,23 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(table.as_dict(), indent=2))
         return 0
-    print(f"{args.arch} at {table.input_size}x{table.input_size}: {table.total_params:,} parameters, "
-          f"{table.total_macs / 1e9:.3f} GMACs ({table.total_flops / 1e9:.3f} GFLOPs)")  # fmt: skip
+    print(
+        f"{args.arch} at {table.input_size}x{table.input_size}: {table.total_params:,} parameters, "
+        f"{table.total_macs / 1e9:.3f} GMACs ({table.total_flops / 1e9:.3f} GFLOPs)"
+    )
     print(f"{'block':<10} {'params':>12} {'MACs':>15} {'FLOPs':>15} {'output':>16} {'% FLOPs':>8}")
     for row in table.rows:
         shape = "x".join(map(str, row.output_shape))
-        print(f"{row.name:<10} {_format_int(row.params):>12} {_format_int(row.macs):>15} "
-              f"{_format_int(row.flops):>15} {shape:>16} {100 * row.flops_share:>7.1f}%")  # fmt: skip
+        print(
+            f"{row.name:<10} {_format_int(row.params):>12} {_format_int(row.macs):>15} "
+            f"{_format_int(row.flops):>15} {shape:>16} {100 * row.flops_share:>7.1f}%"
+        )
     print("per stage:")
     for stage, total in table.stages().items():
-        print(f"  {stage:<8} {int(total['blocks']):>3} rows {_format_int(total['params']):>12} params "
-              f"{_format_int(total['macs']):>15} MACs {100 * total['flops_share']:>6.1f}% of FLOPs")  # fmt: skip
+        print(
+            f"  {stage:<8} {int(total['blocks']):>3} rows {_format_int(total['params']):>12} params "
+            f"{_format_int(total['macs']):>15} MACs {100 * total['flops_share']:>6.1f}% of FLOPs"
+        )
     return 0
 
 
@@ -147,8 +155,13 @@ def _weights_or_default(arch: str, weights: str | None) -> str:
 
 
 def _add_weights_option(parser: argparse.ArgumentParser, each: str = "", **options) -> None:
-    parser.add_argument("--weights", default=None, help=f"{each}DEFAULT, a weight name, a .pth/.safetensors file, or "
-                        "none (default: DEFAULT where weights are published, else none)", **options)  # fmt: skip
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help=f"{each}DEFAULT, a weight name, a .pth/.safetensors file, or "
+        "none (default: DEFAULT where weights are published, else none)",
+        **options,
+    )
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -198,8 +211,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for network in payload["networks"]:
         best = network["topk"][0]
         trained = "" if network["pretrained"] else "  [untrained: predictions are meaningless]"
-        print(f"{network['arch']:<22} {best['label']:<28} {100 * best['probability']:6.2f}%  "
-              f"{network['weights']}{trained}")  # fmt: skip
+        print(
+            f"{network['arch']:<22} {best['label']:<28} {100 * best['probability']:6.2f}%  "
+            f"{network['weights']}{trained}"
+        )
     print(comparison.summary())
     return 0
 
@@ -235,9 +250,11 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         return 0
     trained = "" if model.card.pretrained else "  [untrained: the image shows a random network's filter]"
     cached = ", from the cache" if result.from_cache else ""
-    print(f"{args.arch} ({model.card.label}) {result.layer} channel {result.channel}: mean activation "
-          f"{result.activation:.3f} after {result.steps} steps at {result.size} px "
-          f"({1000 * result.seconds_per_step:.0f} ms/step{cached}) -> {out}{trained}")  # fmt: skip
+    print(
+        f"{args.arch} ({model.card.label}) {result.layer} channel {result.channel}: mean activation "
+        f"{result.activation:.3f} after {result.steps} steps at {result.size} px "
+        f"({1000 * result.seconds_per_step:.0f} ms/step{cached}) -> {out}{trained}"
+    )
     return 0
 
 
@@ -255,8 +272,10 @@ def cmd_sanity(args: argparse.Namespace) -> int:
         print(json.dumps(payload, indent=2))
         return 0
     trained = "" if model.card.pretrained else "  [untrained: predictions are meaningless]"
-    print(f"{args.arch} ({model.card.label}){trained}: {args.method} map of '{report.class_name}' "
-          f"({100 * report.probability:.1f}%), {report.forward_passes} image(s) through the net per map")  # fmt: skip
+    print(
+        f"{args.arch} ({model.card.label}){trained}: {args.method} map of '{report.class_name}' "
+        f"({100 * report.probability:.1f}%), {report.forward_passes} image(s) through the net per map"
+    )
     print("cascading randomization (trained map against the map after re-initialising each part, head first):")
     for step in report.randomization:
         rho = f"{step.spearman:+.2f}" if step.spearman is not None else "  n/a"

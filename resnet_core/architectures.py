@@ -99,8 +99,16 @@ def _specs() -> list[ArchSpec]:
     ):
         specs.append(ArchSpec(name, "ResNeXt", "bottleneck", _DEPTHS[depth][1], groups, width, reference="torchvision"))
     for depth in (50, 101):
-        specs.append(ArchSpec(f"wide_resnet{depth}_2", "Wide ResNet", "bottleneck", _DEPTHS[depth][1],
-                              width_per_group=128, reference="torchvision"))  # fmt: skip
+        specs.append(
+            ArchSpec(
+                f"wide_resnet{depth}_2",
+                "Wide ResNet",
+                "bottleneck",
+                _DEPTHS[depth][1],
+                width_per_group=128,
+                reference="torchvision",
+            )
+        )
     for depth in (50, 101, 152):  # the paper's own bottleneck
         specs.append(ArchSpec(f"resnet{depth}a", "ResNet-A", "bottleneck", _DEPTHS[depth][1], stride_in_1x1=True))
     for depth in (50, 101, 152):
@@ -108,8 +116,11 @@ def _specs() -> list[ArchSpec]:
     for depth in (18, 26, 34, 50, 101, 152, 200):
         block, layers = _DEPTHS[depth]
         specs.append(ArchSpec(f"resnet{depth}d", "ResNet-D", block, layers, **_DEEP, downsample="avg"))
-    specs.append(ArchSpec("resnest50d", "ResNeSt", "resnest", _DEPTHS[50][1], **_DEEP, downsample="avg",
-                          block_kwargs=(("radix", 2),)))  # fmt: skip
+    specs.append(
+        ArchSpec(
+            "resnest50d", "ResNeSt", "resnest", _DEPTHS[50][1], **_DEEP, downsample="avg", block_kwargs=(("radix", 2),)
+        )
+    )
     for depth in _PAPER_DEPTHS:
         block, layers = _DEPTHS[depth]
         specs.append(ArchSpec(f"plain{depth}", "Plain", block, layers, shortcut=False))

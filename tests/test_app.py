@@ -17,8 +17,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from bench.browser import chromium_page
-from demo import catalog
-from demo import handlers as h
+from demo import analysis_panel as panel
+from demo import app_state, catalog, cost_tab, features_tab, gradcam_tab
 from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
@@ -33,12 +33,12 @@ from .conftest import ROOT, free_port, read_png
 @pytest.fixture(scope="module")
 def cache():
     models = ModelCache(capacity=3, device="cpu")
-    h.configure(models)
+    app_state.configure(models)
     return models
 
 
 def test_handlers_agree_with_the_library(cache, photos):
-    outputs = h.analyze_image(str(photos / "chelsea.png"), "resnet18", RANDOM_INIT, opacity=0.4)
+    outputs = panel.analyze_image(str(photos / "chelsea.png"), "resnet18", RANDOM_INIT, opacity=0.4)
     label, status, crop, grid, cam, residual_chart, residual_md, state = outputs
     model = cache.get("resnet18", RANDOM_INIT).model
     expected = analyze(model, photos / "chelsea.png")
@@ -47,8 +47,8 @@ def test_handlers_agree_with_the_library(cache, photos):
     assert np.array_equal(read_png(crop), np.asarray(expected.crop))
     assert np.array_equal(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
     assert np.array_equal(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.4))
-    block, cam_class, _, stage, cam_layer, channel, facts, caption, stale = h.refresh_controls(state, "layer4", 7)
-    assert cam_class["value"] == h.class_choices(expected)[expected.topk[0][0]]
+    block, cam_class, _, stage, cam_layer, channel, facts, caption, stale = panel.refresh_controls(state, "layer4", 7)
+    assert cam_class["value"] == gradcam_tab.class_choices(expected)[expected.topk[0][0]]
     assert block["choices"] == ["stage output", "layer4.0", "layer4.1"]
     assert stage["choices"] == cam_layer["choices"] == ["stem", "layer1", "layer2", "layer3", "layer4"]
     assert channel["value"] == 7 and channel["maximum"] == 511 and stale == ""
@@ -60,34 +60,34 @@ def test_handlers_agree_with_the_library(cache, photos):
     )
     assert [tick.get_text() for tick in axes.get_xticklabels()] == list(expected.blocks) and "blocks" in residual_md
     assert "W_s" in residual_md  # resnet18's three downsampling blocks compare F(x) with a projection
-    cost_md, cost_plot, cost_rows = h.cost_views("resnet18", RANDOM_INIT)
+    cost_md, cost_plot, cost_rows = cost_tab.cost_views("resnet18", RANDOM_INIT)
     assert "1.814 GMACs" in cost_md and "69,632" in cost_md and "1,179,648" in cost_md
     assert [row[0] for row in cost_rows][:2] == ["stem", "layer1.0"] and cost_plot.axes
     # The tab keeps plain data only; the activations live in the bounded store.
     assert set(state) == {"token", "arch", "weights", "image", "topk", "cam_class", "cam_layer"}
     assert all(isinstance(value, str | int) for value in state.values())
 
-    overlay, state = h.retarget_cam(state, "7: cock", "layer3", 0.4)
+    overlay, state = gradcam_tab.retarget_cam(state, "7: cock", "layer3", 0.4)
     assert np.array_equal(read_png(overlay), cam_overlay(expected.crop, expected.cam_for(7, "layer3"), 0.4))
     assert (state["cam_class"], state["cam_layer"]) == (7, "layer3")
-    _, state = h.retarget_cam(state, "tabby", "layer4", 0.4)  # a name typed in the box
+    _, state = gradcam_tab.retarget_cam(state, "tabby", "layer4", 0.4)  # a name typed in the box
     assert state["cam_class"] == 281
-    assert np.array_equal(read_png(h.set_opacity(state, 0.0)), np.asarray(expected.crop))
-    grid, block, channel = h.show_features(state, "layer2", "layer2.1", 16, "index", 200)
+    assert np.array_equal(read_png(gradcam_tab.set_opacity(state, 0.0)), np.asarray(expected.crop))
+    grid, block, channel = features_tab.show_features(state, "layer2", "layer2.1", 16, "index", 200)
     assert np.array_equal(read_png(grid), feature_grid(expected.blocks["layer2.1"].output, 16, "index")[0])
     assert block["value"] == "layer2.1"
     assert channel["value"] == 0 and channel["maximum"] == 127  # layer2 has no channel 200: back to 0
 
 
 def test_expired_analyses_are_recomputed_from_the_tabs_plain_state(cache, photos):
-    *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
-    _, state = h.retarget_cam(state, "967: espresso", "layer3", 0.5)
-    h.results().clear()  # as if the tab had been idle past the store's lifetime
-    assert h.results().get(state["token"]) is None
+    *_, state = panel.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
+    _, state = gradcam_tab.retarget_cam(state, "967: espresso", "layer3", 0.5)
+    app_state.results().clear()  # as if the tab had been idle past the store's lifetime
+    assert app_state.results().get(state["token"]) is None
     expected = analyze(cache.get("resnet18", RANDOM_INIT).model, photos / "coffee.png")
-    overlay = h.set_opacity(state, 0.5)  # recomputed: the same class and layer as before
+    overlay = gradcam_tab.set_opacity(state, 0.5)  # recomputed: the same class and layer as before
     assert np.array_equal(read_png(overlay), cam_overlay(expected.crop, expected.cam_for(967, "layer3"), 0.5))
-    assert h.results().get(state["token"]) is not None
+    assert app_state.results().get(state["token"]) is not None
 
 
 def test_the_store_is_bounded_in_count_and_time(photos):
@@ -104,25 +104,29 @@ def test_the_store_is_bounded_in_count_and_time(photos):
 
 def test_three_stage_networks_get_their_own_pick_lists(cache, photos):
     # A tab that still asks for layer4 (it analysed an ImageNet net before) gets the deepest stage, no error.
-    outputs = h.analyze_image(str(photos / "chelsea.png"), "cifar10_resnet56", "DEFAULT", 5, "layer4", "layer4")
+    outputs = panel.analyze_image(str(photos / "chelsea.png"), "cifar10_resnet56", "DEFAULT", 5, "layer4", "layer4")
     state = outputs[-1]
     assert state["cam_layer"] == "layer3"
-    block, classes, _, stage, cam_layer, *_ = h.refresh_controls(state, "layer4", None)
+    block, classes, _, stage, cam_layer, *_ = panel.refresh_controls(state, "layer4", None)
     assert stage["choices"] == cam_layer["choices"] == ["stem", "layer1", "layer2", "layer3"]
     assert stage["value"] == cam_layer["value"] == "layer3"
     assert block["choices"][1:] == [f"layer3.{i}" for i in range(9)] and len(classes["choices"]) == 10
     with pytest.raises(gr.Error, match="has no stage 'layer4'"):
-        h.retarget_cam(state, "3: cat", "layer4", 0.5)
+        gradcam_tab.retarget_cam(state, "3: cat", "layer4", 0.5)
 
 
 def test_clicking_a_grid_cell_selects_its_channel(cache, photos):
-    *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
-    result = h.results().get(state["token"]).result
+    *_, state = panel.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
+    result = app_state.results().get(state["token"]).result
     _, order = feature_grid(result.stages["layer1"], 16, "mean")
     # 4x4 grid of 56-pixel cells with 2-pixel gutters: the centre of cell (row 2, col 3) is index 11.
-    assert h.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 30, y=2 * 58 + 30) == order[11]
-    assert h.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 1, y=2 * 58 + 30) is None  # gutter
-    assert h.show_channel(state, "layer1", "stage output", order[11]).axes
+    assert (
+        features_tab.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 30, y=2 * 58 + 30) == order[11]
+    )
+    assert (
+        features_tab.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 1, y=2 * 58 + 30) is None
+    )  # gutter
+    assert features_tab.show_channel(state, "layer1", "stage output", order[11]).axes
 
 
 def test_catalog_offers_every_architecture_once_from_its_own_source():
@@ -142,13 +146,15 @@ def test_catalog_offers_every_architecture_once_from_its_own_source():
 
 
 def test_model_picker_and_cache(cache):
-    arch_update, weights_update = h.on_family("ResNet-D")
+    arch_update, weights_update = panel.on_family("ResNet-D")
     assert arch_update["value"] == "resnet18d" and weights_update["value"] == "resnet18d.ra2_in1k"
-    facts = h.model_facts("resnet18d", weights_update["value"])
+    facts = app_state.model_facts("resnet18d", weights_update["value"])
     assert "73.79%" in facts and "GMACs" in facts and "per 288x288 image" in facts
-    weights_update = h.on_arch("plain50")
-    assert weights_update["choices"] == [RANDOM_INIT] and "random weights" in h.model_facts("plain50", RANDOM_INIT)
-    facts = h.model_facts("cifar10_resnet56", h.on_arch("cifar10_resnet56")["value"])
+    weights_update = panel.on_arch("plain50")
+    assert weights_update["choices"] == [RANDOM_INIT] and "random weights" in app_state.model_facts(
+        "plain50", RANDOM_INIT
+    )
+    facts = app_state.model_facts("cifar10_resnet56", panel.on_arch("cifar10_resnet56")["value"])
     assert "test error **6.61%**" in facts and "Table 6: 6.97%" in facts and "0.85 M parameters" in facts
     small = ModelCache(capacity=2, device="cpu")
     for arch in ("resnet18", "resnet34", "resnet18d"):
@@ -201,19 +207,19 @@ def test_bad_requests_give_messages(cache, tmp_path):
         ((str(ROOT / "assets/photos/chelsea.png"), "resnet18", RANDOM_INIT, 0), "Top-k"),
     ):
         with pytest.raises(gr.Error, match=message):
-            h.analyze_image(*args)
+            panel.analyze_image(*args)
     # DEFAULT for a net nobody publishes weights for means its only choice: random init, said so.
-    _, status, *_ = h.analyze_image(str(ROOT / "assets/photos/chelsea.png"), "plain18", "DEFAULT")
+    _, status, *_ = panel.analyze_image(str(ROOT / "assets/photos/chelsea.png"), "plain18", "DEFAULT")
     assert "UNTRAINED" in status
-    *_, state = h.analyze_image(str(ROOT / "assets/photos/chelsea.png"), "resnet18", RANDOM_INIT)
+    *_, state = panel.analyze_image(str(ROOT / "assets/photos/chelsea.png"), "resnet18", RANDOM_INIT)
     for call, message in (
-        (lambda: h.retarget_cam(state, "1000: nothing", "layer4", 0.5), "classes 0 to 999"),
-        (lambda: h.retarget_cam(state, "-3", "layer4", 0.5), "classes 0 to 999"),
-        (lambda: h.retarget_cam(state, "no such class", "layer4", 0.5), "Unknown class"),
-        (lambda: h.on_family("ResNet-Z"), "Unknown family"),
-        (lambda: h.show_channel(state, "layer4", "stage output", None), "channel number"),
-        (lambda: h.show_features(state, "layer4", "stage output", None, "mean", 0), "Channels shown"),
-        (lambda: h.set_opacity(None, 0.5), "Run an analysis first"),
+        (lambda: gradcam_tab.retarget_cam(state, "1000: nothing", "layer4", 0.5), "classes 0 to 999"),
+        (lambda: gradcam_tab.retarget_cam(state, "-3", "layer4", 0.5), "classes 0 to 999"),
+        (lambda: gradcam_tab.retarget_cam(state, "no such class", "layer4", 0.5), "Unknown class"),
+        (lambda: panel.on_family("ResNet-Z"), "Unknown family"),
+        (lambda: features_tab.show_channel(state, "layer4", "stage output", None), "channel number"),
+        (lambda: features_tab.show_features(state, "layer4", "stage output", None, "mean", 0), "Channels shown"),
+        (lambda: gradcam_tab.set_opacity(None, 0.5), "Run an analysis first"),
     ):
         with pytest.raises(gr.Error, match=message):
             call()
@@ -233,7 +239,7 @@ def test_launched_app_through_gradio_client(server, photos):
     label, _, crop, grid, cam, *_ = client.predict(
         handle_file(str(photo)), "resnet18", RANDOM_INIT, api_name="/analyze"
     )
-    model = h.models().get("resnet18", RANDOM_INIT).model  # the server runs in this process: same cache
+    model = app_state.models().get("resnet18", RANDOM_INIT).model  # the server runs in this process: same cache
     expected = analyze(model, photo)
     assert label["label"] == f"{expected.topk[0][1]} ({expected.topk[0][0]})"  # plain values, no gr.update
     assert [c["label"] for c in label["confidences"]][:5] == [f"{n} ({i})" for i, n, _ in expected.topk]
@@ -248,7 +254,7 @@ def test_launched_app_through_gradio_client(server, photos):
 
     # Switch the model.
     outputs = client.predict(handle_file(str(photo)), "plain18", RANDOM_INIT, api_name="/analyze")
-    expected = analyze(h.models().get("plain18", RANDOM_INIT).model, photo)
+    expected = analyze(app_state.models().get("plain18", RANDOM_INIT).model, photo)
     assert outputs[0]["label"] == f"{expected.topk[0][1]} ({expected.topk[0][0]})"
     assert "no shortcuts" in outputs[6]
 

@@ -19,8 +19,8 @@ import torch
 from PIL import Image
 
 from bench.browser import chromium_page
-from demo import compare_tab, degradation_tab, explain_tab, live_tab, report
-from demo import handlers as h
+from demo import analysis_panel as panel
+from demo import app_state, compare_tab, cost_tab, degradation_tab, explain_tab, gradcam_tab, live_tab, report
 from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.image_outputs import figure_path
@@ -43,7 +43,7 @@ ABSOLUTE_PATH = re.compile(r"(?<![\w.~$:/<])/[\w.-]+(/[\w.-]+)*")
 @pytest.fixture()
 def cache():
     models = ModelCache(capacity=3, device="cpu")
-    h.configure(models)
+    app_state.configure(models)
     return models
 
 
@@ -65,8 +65,8 @@ def pixels(path: str) -> np.ndarray:
 
 
 def test_residual_chart_draws_one_bar_per_block_of_the_analysis(cache):
-    *_, chart, summary, state = h.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
-    result = h.results().get(state["token"]).result
+    *_, chart, summary, state = panel.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
+    result = app_state.results().get(state["token"]).result
     (axes,) = chart.axes
     assert [bar.get_height() for bar in axes.patches] == pytest.approx(
         [stats.residual_ratio for stats in result.blocks.values()]
@@ -105,7 +105,7 @@ def test_retargeting_waits_for_an_analysis_of_the_same_model(cache, photos):
     """Thread A analyses a photo and is held inside its forward pass, hooks registered; thread B re-targets the
     Grad-CAM of another analysis of the same model meanwhile. B must wait for A: each gets what it gets alone."""
     coffee, chelsea = str(photos / "coffee.png"), str(photos / "chelsea.png")
-    *_, state_b = h.analyze_image(coffee, "resnet18", RANDOM_INIT)
+    *_, state_b = panel.analyze_image(coffee, "resnet18", RANDOM_INIT)
     model = cache.get("resnet18", RANDOM_INIT).model
     alone_a, alone_b = analyze(model, chelsea), analyze(model, coffee)
     inside_a, b_finished = threading.Event(), threading.Event()
@@ -118,11 +118,11 @@ def test_retargeting_waits_for_an_analysis_of_the_same_model(cache, photos):
     outputs = {}
 
     def run_a():
-        outputs["a"] = h.analyze_image(chelsea, "resnet18", RANDOM_INIT)
+        outputs["a"] = panel.analyze_image(chelsea, "resnet18", RANDOM_INIT)
 
     def run_b():
         inside_a.wait(timeout=30)
-        outputs["b"] = h.retarget_cam(state_b, "7", "layer3", 0.5)
+        outputs["b"] = gradcam_tab.retarget_cam(state_b, "7", "layer3", 0.5)
         b_finished.set()
 
     with forward_hooks(model, [("fc", hold_a)]):
@@ -131,7 +131,7 @@ def test_retargeting_waits_for_an_analysis_of_the_same_model(cache, photos):
             thread.start()
         for thread in threads:
             thread.join(timeout=60)
-    stored_a = h.results().get(outputs["a"][-1]["token"]).result
+    stored_a = app_state.results().get(outputs["a"][-1]["token"]).result
     for stage, tensor in alone_a.stages.items():
         assert torch.equal(stored_a.stages[stage], tensor), stage
     assert np.array_equal(read_png(outputs["a"][3]), feature_grid(alone_a.stages["layer4"], 32)[0])
@@ -140,8 +140,8 @@ def test_retargeting_waits_for_an_analysis_of_the_same_model(cache, photos):
 
 
 def test_stored_analyses_do_not_keep_their_model(cache, photos):
-    *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
-    stored = h.results().get(state["token"]).result
+    *_, state = panel.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
+    stored = app_state.results().get(state["token"]).result
     assert stored._model is None  # the model cache alone decides which networks stay in memory
     with pytest.raises(ValueError, match="no longer holds its model"):
         stored.cam_for(3)
@@ -165,17 +165,17 @@ def test_random_init_is_seeded_so_a_photo_gets_the_same_answer_twice(photos):
     assert torch.equal(torch.rand(3), before)  # the caller's generator is left as it was
     answers = []
     for _ in range(2):
-        h.configure(ModelCache(capacity=1, device="cpu"))  # a fresh cache builds the network again
-        answers.append(h.analyze_image(str(photos / "chelsea.png"), "resnet18", RANDOM_INIT)[0])
+        app_state.configure(ModelCache(capacity=1, device="cpu"))  # a fresh cache builds the network again
+        answers.append(panel.analyze_image(str(photos / "chelsea.png"), "resnet18", RANDOM_INIT)[0])
     assert answers[0] == answers[1]
 
 
 def test_weights_that_fail_to_load_are_marked_in_every_output(cache, dead_weights, photos):
     chelsea = str(photos / "chelsea.png")
-    _, status, *_, chart, summary, state = h.analyze_image(chelsea, "cifar10_resnet32", dead_weights)
+    _, status, *_, chart, summary, state = panel.analyze_image(chelsea, "cifar10_resnet32", dead_weights)
     assert "UNTRAINED" in status and "could not be loaded" in status
     assert "<details>" in status and "To fix" in status.split("<details>")[1]  # the operator's part, collapsed
-    controls = h.refresh_controls(state, None, None)
+    controls = panel.refresh_controls(state, None, None)
     facts, caption = controls[6], controls[7]
     assert facts.startswith(f"**{dead_weights} could not be loaded: this network runs untrained.**")
     assert "UNTRAINED" in caption and "the map means nothing" in caption
@@ -211,33 +211,33 @@ def test_the_depth_preset_runs_four_trained_networks_offline(cache, torch_home):
 
 
 def test_analyze_settles_weights_left_over_from_the_previous_network(cache):
-    label, status, *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "cifar10_resnet56.akamaster")
+    label, status, *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "cifar10_resnet56.akamaster")
     assert state["weights"] == "cifar10_resnet20.akamaster" and "used cifar10_resnet20.akamaster" in status
     assert next(iter(label)).startswith("cat")
     with pytest.raises(gr.Error, match="has no weights named 'v9'"):
-        h.analyze_image(str(CAT), "cifar10_resnet20", "v9")  # a name no network has is still an error
+        panel.analyze_image(str(CAT), "cifar10_resnet20", "v9")  # a name no network has is still an error
 
 
 def test_a_new_network_starts_at_its_own_last_stage(cache, photos):
-    *_, cifar = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    *_, cifar = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
     assert cifar["cam_layer"] == "layer3"
     # The pickers still show the CIFAR net's last stage: for resnet18 that is not the last one, nor was it chosen.
-    outputs = h.analyze_image(str(CAT), "resnet18", RANDOM_INIT, 5, "layer3", "layer3", previous=cifar)
+    outputs = panel.analyze_image(str(CAT), "resnet18", RANDOM_INIT, 5, "layer3", "layer3", previous=cifar)
     assert outputs[-1]["cam_layer"] == "layer4"
-    block, *_ = h.refresh_controls(outputs[-1], None, None)
+    block, *_ = panel.refresh_controls(outputs[-1], None, None)
     assert block["choices"][1:] == ["layer4.0", "layer4.1"]
-    same = h.analyze_image(str(CAT), "resnet18", RANDOM_INIT, 5, "layer2", "layer2", previous=outputs[-1])
+    same = panel.analyze_image(str(CAT), "resnet18", RANDOM_INIT, 5, "layer2", "layer2", previous=outputs[-1])
     assert same[-1]["cam_layer"] == "layer2"  # the same network: the picks are the user's
 
 
 def test_results_are_marked_stale_once_the_photo_or_network_changes(cache, photos):
-    *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
-    assert h.mark_stale(None, str(CAT), "resnet50") == ""  # nothing on screen yet
-    assert h.mark_stale(state, state["image"], "cifar10_resnet20") == ""
-    photo = h.mark_stale(state, {"path": str(photos / "coffee.png")}, "cifar10_resnet20")
+    *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    assert panel.mark_stale(None, str(CAT), "resnet50") == ""  # nothing on screen yet
+    assert panel.mark_stale(state, state["image"], "cifar10_resnet20") == ""
+    photo = panel.mark_stale(state, {"path": str(photos / "coffee.png")}, "cifar10_resnet20")
     assert "The photo changed" in photo and CAT.name in photo and "Analyze" in photo
-    assert "The photo and network changed" in h.mark_stale(state, str(photos / "coffee.png"), "resnet50")
-    assert h.refresh_controls(state, None, None)[-1] == ""  # a finished analysis clears the notice
+    assert "The photo and network changed" in panel.mark_stale(state, str(photos / "coffee.png"), "resnet50")
+    assert panel.refresh_controls(state, None, None)[-1] == ""  # a finished analysis clears the notice
 
 
 # ---- the app starts on a network that works -------------------------------------------------------------------------
@@ -248,12 +248,12 @@ def test_offline_the_app_starts_on_a_trained_network_and_says_why(torch_home, tm
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))  # an empty Hugging Face cache
     monkeypatch.delenv("RESNET_EXPLORER_WEIGHTS", raising=False)
-    arch, note = h.start_network()
+    arch, note = app_state.start_network()
     assert arch == "cifar10_resnet56" and note.count(". ") == 0 and "resnet50" in note
     checkpoints = torch_home / "hub" / "checkpoints"
     checkpoints.mkdir(parents=True)
     (checkpoints / WEIGHTS["resnet50.tv2_in1k"].file_name).write_bytes(b"x")  # found by name; nothing is read
-    assert h.start_network() == ("resnet50", "")
+    assert app_state.start_network() == ("resnet50", "")
 
 
 # ---- no server path in any text the app produces --------------------------------------------------------------------
@@ -276,8 +276,13 @@ def test_no_text_output_names_a_server_path(cache, dead_weights, tmp_path, monke
     monkeypatch.setenv("RESNET_EXPLORER_WEIGHTS", str(folder))
     shown = []
     for arch, weights in (("cifar10_resnet20", "DEFAULT"), ("cifar10_resnet32", dead_weights), ("resnet34", "DEFAULT")):
-        _, status, *_, summary, state = h.analyze_image(str(photos / "chelsea.png"), arch, weights)
-        shown += [status, summary, *texts(h.refresh_controls(state, None, None)), h.cost_views(arch, weights)[0]]
+        _, status, *_, summary, state = panel.analyze_image(str(photos / "chelsea.png"), arch, weights)
+        shown += [
+            status,
+            summary,
+            *texts(panel.refresh_controls(state, None, None)),
+            cost_tab.cost_views(arch, weights)[0],
+        ]
         with zipfile.ZipFile(report.analysis_report(state)) as archive:
             shown.append(archive.read("analysis.json").decode())
     assert any("local folder" in text and "resnet34.tv_in1k.pth" in text for text in shown)  # which file, not where
@@ -286,7 +291,7 @@ def test_no_text_output_names_a_server_path(cache, dead_weights, tmp_path, monke
     )
     shown += [summary, json.dumps(payload), table.to_csv()]
     with pytest.raises(gr.Error) as refused:
-        h.analyze_image(str(tmp_path / "missing.png"), "cifar10_resnet20", "DEFAULT")
+        panel.analyze_image(str(tmp_path / "missing.png"), "cifar10_resnet20", "DEFAULT")
     shown.append(str(refused.value))
     found = [match.group(0) for text in shown for match in ABSOLUTE_PATH.finditer(text)]
     assert found == []
@@ -323,7 +328,7 @@ def bar_count(png: bytes) -> int:
 
 
 def test_bar_count_counts_the_bars_of_a_residual_chart(cache):
-    *_, chart, _, _ = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    *_, chart, _, _ = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
     with open(figure_path(chart), "rb") as handle:
         assert bar_count(handle.read()) == 9
 

@@ -12,8 +12,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from bench.browser import chromium_page
-from demo import cifar10_tab
-from demo import handlers as h
+from demo import analysis_panel as panel
+from demo import app_state, cifar10_tab, cost_tab, gradcam_tab
 from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import cifar10, create_model
@@ -29,7 +29,7 @@ CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
 
 @pytest.fixture(scope="module", autouse=True)
 def cache():
-    h.configure(ModelCache(capacity=3, device="cpu"))
+    app_state.configure(ModelCache(capacity=3, device="cpu"))
 
 
 def test_trained_net_loads_offline_and_sees_a_cat(photos, torch_home):
@@ -42,27 +42,27 @@ def test_trained_net_loads_offline_and_sees_a_cat(photos, torch_home):
 
 
 def test_every_view_for_a_cat_example():
-    label, status, crop, grid, cam, chart, summary, state = h.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
+    label, status, crop, grid, cam, chart, summary, state = panel.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
     assert max(label, key=label.get).startswith("cat") and "UNTRAINED" not in status
     assert read_png(crop).shape == (32, 32, 3) and read_png(cam).shape == (32, 32, 3) and read_png(grid).size
     assert len(chart.axes[0].patches) == 27 and "27 blocks" in summary  # 3 stages of 9 residual blocks: 27 bars
-    cost_md, _, cost_rows = h.cost_views("cifar10_resnet56", "DEFAULT")
+    cost_md, _, cost_rows = cost_tab.cost_views("cifar10_resnet56", "DEFAULT")
     assert "32x32" in cost_md and len(cost_rows) == 29  # stem, 27 blocks, head
-    block, classes, examples, *_ = h.refresh_controls(state, None, None)
+    block, classes, examples, *_ = panel.refresh_controls(state, None, None)
     assert classes["value"] == "3: cat" and block["choices"][-1] == "layer3.8" and examples["value"] == "layer3.8"
 
 
 def test_test_set_views_come_from_one_probe_of_the_shipped_images():
-    *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
     figure, text = cifar10_tab.residual_view(state)
     images, _, _ = cifar10.load_subset()
-    model = h.models().get("cifar10_resnet20", "DEFAULT").model
+    model = app_state.models().get("cifar10_resnet20", "DEFAULT").model
     probe = probe_dataset(model, cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std))
     medians = probe.median_ratios()
     median_line, photo_line = (line for line in figure.axes[0].lines if not line.get_label().startswith("_"))
     assert list(median_line.get_xdata()) == list(medians)  # one network: the x axis names its blocks
     assert list(median_line.get_ydata()) == pytest.approx(list(medians.values()))
-    photo = h.results().get(state["token"]).result
+    photo = app_state.results().get(state["token"]).result
     assert list(photo_line.get_ydata()) == pytest.approx([photo.blocks[name].residual_ratio for name in medians])
     assert "500 CIFAR-10 test images" in text and "layer3" in text
     # Independent check of one block's ratio: F(x) and x recomputed by hand for image 0.
@@ -83,9 +83,9 @@ def test_test_set_views_come_from_one_probe_of_the_shipped_images():
 
 
 def test_lesion_view_measures_accuracy_with_each_block_deleted():
-    *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
     figure, text = cifar10_tab.lesion_view(state)
-    model = h.models().get("cifar10_resnet20", "DEFAULT").model
+    model = app_state.models().get("cifar10_resnet20", "DEFAULT").model
     images, _, _ = cifar10.load_subset()
     inputs = cifar10.to_batch(images[:100], *_norm(model))
     accuracy = dict(zip(figure.axes[0].lines[0].get_xdata(), figure.axes[0].lines[0].get_ydata(), strict=True))
@@ -99,10 +99,10 @@ def test_lesion_view_measures_accuracy_with_each_block_deleted():
 
 
 def test_imagenet_analysis_is_refused_with_a_sentence(photos):
-    *_, state = h.analyze_image(str(photos / "coffee.png"), "resnet18", "random init")
+    *_, state = panel.analyze_image(str(photos / "coffee.png"), "resnet18", "random init")
     with pytest.raises(gr.Error, match="CIFAR-10 family"):
         cifar10_tab.residual_view(state)
-    assert h.refresh_controls(state, None, None)[2]["choices"] == []  # no CIFAR-10 blocks to pick
+    assert panel.refresh_controls(state, None, None)[2]["choices"] == []  # no CIFAR-10 blocks to pick
 
 
 def test_cifar10_through_gradio_client():
@@ -184,10 +184,10 @@ def test_browsing_the_test_set_by_class():
 
 
 def test_an_example_that_carries_its_network_switches_to_it_and_runs():
-    outputs = h.analyze_example(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
+    outputs = panel.analyze_example(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
     label, status = outputs[:2]
     assert len(outputs) == 7 and next(iter(label)) == "cat (3)" and "cifar10_resnet56.akamaster" in status
-    controls = h.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
+    controls = panel.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
     state, block, cam_class, _, stage, _, _, facts, caption, stale, arch, weights = controls
     assert state["arch"] == "cifar10_resnet56" and state["weights"] == "cifar10_resnet56.akamaster"
     assert arch["value"] == "cifar10_resnet56" and "cifar10_resnet20" in arch["choices"]
@@ -195,10 +195,10 @@ def test_an_example_that_carries_its_network_switches_to_it_and_runs():
     assert cam_class["value"] == "3: cat" and "layer3.8" in block["choices"] and stage["value"] == "layer3"
     assert '"cat"' in caption and stale == ""
     # Every visitor of a cached example gets a session of their own: re-targeting one leaves the other alone.
-    other = h.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")[0]
+    other = panel.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")[0]
     assert state["token"] != other["token"]
-    h.retarget_cam(state, "5: dog", "layer3", 0.5)
-    assert h.results().get(other["token"]).cam is not h.results().get(state["token"]).cam
+    gradcam_tab.retarget_cam(state, "5: dog", "layer3", 0.5)
+    assert app_state.results().get(other["token"]).cam is not app_state.results().get(state["token"]).cam
 
 
 @pytest.mark.browser

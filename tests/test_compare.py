@@ -18,8 +18,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from bench.browser import chromium_page
-from demo import compare_tab
-from demo import handlers as h
+from demo import app_state, compare_tab
 from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
@@ -139,7 +138,7 @@ def test_cli_compare_bad_input_is_one_line(capsys, archs, message):
 
 @pytest.fixture()
 def cache():
-    h.configure(ModelCache(capacity=3, device="cpu"))
+    app_state.configure(ModelCache(capacity=3, device="cpu"))
 
 
 def test_presets_fill_the_picker_with_networks_the_app_offers(cache):
@@ -186,7 +185,7 @@ def test_compare_through_gradio_client_equals_analyze(cache):
         for item, arch, choice in zip(gallery, archs, choices, strict=True):
             cam = client.predict(handle_file(str(CAT)), arch, choice, api_name="/analyze")[4]
             assert np.array_equal(read_png(item["image"]), read_png(cam)), arch
-        expected = analyze(h.models().get("cifar10_resnet20", "cifar10_resnet20.akamaster").model, CAT)
+        expected = analyze(app_state.models().get("cifar10_resnet20", "cifar10_resnet20.akamaster").model, CAT)
         assert np.array_equal(read_png(gallery[0]["image"]), cam_overlay(expected.crop, expected.cam, 0.5))
         # Ours against torchvision, same random weights (the app's cached resnet18), on the same photo.
         table = client.predict(handle_file(str(CAT)), ["resnet18", "cifar10_resnet20"], f"{RANDOM_INIT}, DEFAULT",

@@ -11,8 +11,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from bench.browser import chromium_page
-from demo import explain_tab, feature_vis_view
-from demo import handlers as h
+from demo import analysis_panel as panel
+from demo import app_state, explain_tab, feature_vis_view
 from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import cifar10, create_model
@@ -26,7 +26,7 @@ CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
 
 @pytest.fixture(autouse=True)
 def cache():
-    h.configure(ModelCache(capacity=3, device="cpu"))
+    app_state.configure(ModelCache(capacity=3, device="cpu"))
 
 
 def test_the_tab_reports_the_library_checks_with_their_protocol():
@@ -125,8 +125,8 @@ def test_what_a_channel_wants_to_see_is_optimised_once_then_cached():
     assert "from the cache" in text
     assert np.array_equal(np.asarray(Image.open(image)), np.asarray(Image.open(again)))
     # The Feature maps tab's pick: the network the tab analysed, the block (or the stage) and channel shown.
-    *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
-    _, text = feature_vis_view.visualize_selected(state, "layer3", h.STAGE_OUTPUT, 5, 16)
+    *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    _, text = feature_vis_view.visualize_selected(state, "layer3", app_state.STAGE_OUTPUT, 5, 16)
     assert "Channel 5 of layer3 in cifar10_resnet20" in text
     with pytest.raises(gr.Error, match="has no layer 'layer4'"):
         feature_vis_view.visualize("cifar10_resnet20", "DEFAULT", "layer4", 0, 16)

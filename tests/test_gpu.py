@@ -9,8 +9,7 @@ import sys
 import numpy as np
 import torch
 
-from demo import gpu
-from demo import handlers as h
+from demo import app_state, gpu
 from demo.model_cache import ModelCache
 from resnet_core import cifar10, create_model
 from resnet_core.analysis import analyze
@@ -58,11 +57,11 @@ def test_nothing_touches_cuda_at_import_or_build():
 
 
 def test_stored_analyses_live_in_host_memory_and_retarget_from_there():
-    h.configure(ModelCache(capacity=2, device="cpu"))
+    app_state.configure(ModelCache(capacity=2, device="cpu"))
     image = next(iter(sorted(cifar10.GALLERY_DIR.glob("cat_*.png"))))
     model = create_model("cifar10_resnet20", weights="DEFAULT")
     result = analyze(model, image)
-    stored = h.results().put("token", result, result.cam)
+    stored = app_state.results().put("token", result, result.cam)
     tensors = [stored.result.probabilities, *stored.result.stages.values()]
     tensors += [stats.output for stats in stored.result.blocks.values()]
     assert all(tensor.device == torch.device("cpu") for tensor in tensors)

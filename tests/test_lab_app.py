@@ -7,8 +7,8 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
-from demo import degradation_tab
-from demo import handlers as h
+from demo import analysis_panel as panel
+from demo import app_state, cost_tab, degradation_tab
 from demo.catalog import LAB_WEIGHTS
 from demo.model_cache import ModelCache
 
@@ -19,7 +19,7 @@ DIGITS = ROOT / "assets" / "digits"
 
 @pytest.fixture(scope="module", autouse=True)
 def cache():
-    h.configure(ModelCache(capacity=3, device="cpu"))
+    app_state.configure(ModelCache(capacity=3, device="cpu"))
 
 
 @pytest.fixture()
@@ -54,18 +54,20 @@ def test_live_run_streams_then_summarises(short_runs):
 
 
 def test_digit_nets_open_in_the_feature_and_cam_views():
-    outputs = h.analyze_image(str(DIGITS / "digit_7.png"), "resnet-56", LAB_WEIGHTS, stage="layer4", cam_layer="layer4")
+    outputs = panel.analyze_image(
+        str(DIGITS / "digit_7.png"), "resnet-56", LAB_WEIGHTS, stage="layer4", cam_layer="layer4"
+    )
     label, status, crop, _, cam, *_, state = outputs
-    block, cam_class, _, stage, *_ = h.refresh_controls(state, "layer4", None)
-    cost_md = h.cost_views("resnet-56", LAB_WEIGHTS)[0]
+    block, cam_class, _, stage, *_ = panel.refresh_controls(state, "layer4", None)
+    cost_md = cost_tab.cost_views("resnet-56", LAB_WEIGHTS)[0]
     assert next(iter(label)) == "7 (7)" and "UNTRAINED" not in status
     assert "degradation lab" in status
     assert Image.open(crop).size == (28, 28) and read_png(cam).shape == (28, 28, 3)
     assert cam_class["choices"][7] == "7: 7" and len(cam_class["choices"]) == 10
     assert block["choices"][1:] == [f"layer3.{i}" for i in range(9)]  # layer4 falls back to the deepest stage
     assert state["cam_layer"] == "layer3" and "28x28" in cost_md and stage["value"] == "layer3"
-    weights_update = h.on_arch("plain-56")
-    assert weights_update["value"] == LAB_WEIGHTS and "training loss" in h.model_facts("plain-56", LAB_WEIGHTS)
+    weights_update = panel.on_arch("plain-56")
+    assert weights_update["value"] == LAB_WEIGHTS and "training loss" in app_state.model_facts("plain-56", LAB_WEIGHTS)
 
 
 def test_live_training_is_off_on_a_space_unless_turned_on(monkeypatch):

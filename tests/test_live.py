@@ -10,9 +10,8 @@ import pytest
 from PIL import Image
 
 from bench.browser import FAKE_CAMERA, chromium_page
-from demo import handlers as h
+from demo import app_state, live_tab
 from demo import launch as app_module
-from demo import live_tab
 from demo.model_cache import ModelCache
 from resnet_core import cifar10
 
@@ -21,7 +20,7 @@ from .conftest import ROOT, free_port, hooks_left
 
 @pytest.fixture(autouse=True)
 def cache():
-    h.configure(ModelCache(capacity=3, device="cpu"))
+    app_state.configure(ModelCache(capacity=3, device="cpu"))
 
 
 def frames(count: int) -> list[np.ndarray]:
@@ -42,14 +41,14 @@ def test_each_frame_is_answered_and_leaves_no_hooks():
     assert len(meter["answered"]) == 5 and meter["count"] == 5 and meter["dropped"] == 0
     assert "frames/s** answered by cifar10_resnet56" in rate
     assert len(set(answers)) > 1  # different frames, different answers: the stream really follows the camera
-    model = h.models().get("cifar10_resnet56", "cifar10_resnet56.akamaster").model
+    model = app_state.models().get("cifar10_resnet56", "cifar10_resnet56.akamaster").model
     assert hooks_left(model) == 0
 
 
 def test_a_frame_that_finds_the_network_busy_is_dropped_not_queued():
     frame = frames(1)[0]
     *_, meter = live_tab.live_frame(frame, "cifar10_resnet20", "DEFAULT", None)
-    with h.models().using("cifar10_resnet20", "cifar10_resnet20.akamaster"):  # another request holds the model
+    with app_state.models().using("cifar10_resnet20", "cifar10_resnet20.akamaster"):  # another request holds the model
         label, cam, grid, rate, meter = live_tab.live_frame(frame, "cifar10_resnet20", "DEFAULT", meter)
     assert all(isinstance(output, dict) and output.get("__type__") == "update" for output in (label, cam, grid))
     assert meter["dropped"] == 1 and meter["count"] == 1 and len(meter["answered"]) == 1

@@ -13,7 +13,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
 
-from demo import handlers as h
+from demo import app_state
 from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
@@ -35,7 +35,7 @@ def corpus(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def server():
-    h.configure(ModelCache(capacity=3, device="cpu"))
+    app_state.configure(ModelCache(capacity=3, device="cpu"))
     port = free_port()
     demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
     yield f"http://127.0.0.1:{port}/"
@@ -97,7 +97,7 @@ def test_every_hostile_file_through_the_app_then_a_normal_request(server, corpus
             message = str(info.value)
             assert "Could not read the image" in message and "Traceback" not in message, (case.name, message)
     outputs = client.predict(handle_file(str(photos / "chelsea.png")), "resnet18", RANDOM_INIT, api_name="/analyze")
-    expected = analyze(h.models().get("resnet18", RANDOM_INIT).model, photos / "chelsea.png")
+    expected = analyze(app_state.models().get("resnet18", RANDOM_INIT).model, photos / "chelsea.png")
     assert outputs[0]["label"] == f"{expected.topk[0][1]} ({expected.topk[0][0]})"
 
 
@@ -121,7 +121,7 @@ def test_sixteen_clients_at_once_get_their_own_correct_answers(server, photos):
         ("rocket.jpg", "plain18", 657),
         ("grace_hopper.jpg", "resnet18", 652),
     ]
-    cache = h.models()
+    cache = app_state.models()
     expected = {}
     for photo, arch, cam_class in jobs:  # serial answers first, from the very models the server uses
         result = analyze(cache.get(arch, RANDOM_INIT).model, photos / photo)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from demo import handlers as h
-from demo import report
+from demo import analysis_panel as panel
+from demo import app_state, gradcam_tab, report
 from demo.model_cache import ModelCache
 from resnet_core import cifar10
 from resnet_core.render import cam_overlay, feature_grid
@@ -21,7 +21,7 @@ CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
 
 @pytest.fixture(autouse=True)
 def cache():
-    h.configure(ModelCache(capacity=3, device="cpu"))
+    app_state.configure(ModelCache(capacity=3, device="cpu"))
 
 
 def read(archive: zipfile.ZipFile, name: str) -> np.ndarray:
@@ -29,11 +29,11 @@ def read(archive: zipfile.ZipFile, name: str) -> np.ndarray:
 
 
 def test_the_report_holds_what_the_tab_shows():
-    *_, state = h.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
-    _, state = h.retarget_cam(state, "5: dog", "layer2", 0.5)  # the report follows the tab's current choice
+    *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
+    _, state = gradcam_tab.retarget_cam(state, "5: dog", "layer2", 0.5)  # the report follows the tab's current choice
     path = report.analysis_report(state)
     assert path.endswith(".zip") and "resnet-explorer-cifar10_resnet20-" in path
-    stored = h.results().get(state["token"])
+    stored = app_state.results().get(state["token"])
     with zipfile.ZipFile(path) as archive:
         assert sorted(archive.namelist()) == sorted(
             ["analysis.json", "crop.png", "grad_cam.png", "features_stem.png", "features_layer1.png",

@@ -1,0 +1,358 @@
+"""The analysis panel above the tabs: the photo, the network picked, its predictions, the examples, and Analyze.
+
+One forward pass (``/analyze``) fills the predictions here and the views of several tabs (the crop and feature grid,
+the Grad-CAM, the residual chart), which those tabs put in ``shared.views``; every control that describes the
+analysis on screen (stage, layer, block, channel, class) follows it, not the pickers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import gradio as gr
+
+from resnet_core import cifar10, get_arch
+from resnet_core.analysis import AnalysisResult
+from resnet_core.assets import ASSETS_DIR
+from resnet_core.render import cam_overlay, feature_grid
+
+from . import catalog
+from .app_state import (
+    STAGE_OUTPUT,
+    image_path,
+    model_facts,
+    model_source,
+    prediction_label,
+    run_analysis,
+    settled_weights,
+    shown_stage,
+    start_network,
+    stored_analysis,
+    user_error,
+    weight_choice,
+)
+from .catalog import FAMILIES, RANDOM_INIT, LoadedModel, architectures_of
+from .features_tab import block_choices, channel_update, feature_of
+from .gpu import on_gpu
+from .gradcam_tab import cam_caption, class_choices
+from .image_outputs import png_figures, png_path
+from .report import analysis_report
+from .residuals_tab import residual_chart, residual_summary
+from .sessions import TabState, new_token
+from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, caption
+
+PHOTOS = ASSETS_DIR / "photos"
+DIGITS = ASSETS_DIR / "digits"
+MAX_UPLOAD = "20 MB"  # demo.launch passes the same cap to launch(max_file_size=...)
+EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
+DIGIT_NET = "resnet-56"  # the network the digit examples carry
+CIFAR10_NET = "cifar10_resnet56"  # ... and the CIFAR-10 test images
+
+
+@dataclass
+class Panel:
+    """The panel's own components, wired once every tab has put its views in place."""
+
+    facts: gr.Markdown
+    topk: gr.Slider
+    run: gr.Button
+    status: gr.Markdown
+    stale: gr.Markdown
+    label: gr.Label
+    export: gr.Button
+    report: gr.File
+    examples: gr.Row
+
+
+def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
+    """The panel's components; their events come in :func:`wire`, once the tabs exist."""
+    start_arch, start_note = start_network()
+    start_family = get_arch(start_arch).family
+    start_weights = on_arch(start_arch)["value"]
+    session = gr.State(None)
+    with gr.Row():
+        with gr.Column(scale=1):
+            caption(f"Photo (up to {MAX_UPLOAD})")
+            image = gr.Image(
+                label=f"Photo (up to {MAX_UPLOAD})",
+                show_label=False,
+                type="filepath",
+                image_mode=None,
+                sources=["upload", "clipboard", "webcam"],
+                height=300,
+            )
+            family = gr.Dropdown(FAMILIES, value=start_family, label="Family")
+            arch = gr.Dropdown(
+                architectures_of(start_family),
+                value=start_arch,
+                label="Depth / variant",
+                allow_custom_value=True,  # the API may name any network; handlers check
+                info="ResNet-A/B/C/D, acc@1, MACs: see the Glossary in About",
+            )
+            weights = gr.Dropdown(
+                on_arch(start_arch)["choices"], value=start_weights, label="Weights", allow_custom_value=True
+            )
+            facts = gr.Markdown(model_facts(start_arch, start_weights))
+            with gr.Accordion("Options", open=False):
+                topk = gr.Slider(1, 10, value=5, step=1, label="Top-k")
+            run = gr.Button("Analyze", variant="primary")
+        with gr.Column(scale=2):
+            status = gr.Markdown(
+                start_note or "Pick a photo (or an example below) and press **Analyze**.", elem_id="weights-status"
+            )
+            stale = gr.Markdown(elem_id="stale-notice")
+            label = gr.Label(num_top_classes=10, label="Predictions", elem_id="predictions")
+            with gr.Row():
+                export = gr.Button("Download this analysis (PNGs + JSON)", size="sm")
+                report = gr.File(label="Report", interactive=False, height=80, elem_id="report-file", visible=False)
+    # Photos fill the input for whatever network is picked; digits and CIFAR-10 test images belong to a network of
+    # their own, so they carry it, run on click, and are cached per example (lazily, on first click).
+    with gr.Row() as examples:
+        gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
+    shared = Shared(demo, image, family, arch, weights, session)
+    return shared, Panel(facts, topk, run, status, stale, label, export, report, examples)
+
+
+def wire(shared: Shared, panel: Panel) -> None:
+    """Analyze, the examples that run on click, the pickers, the stale notice and the report."""
+    views, session = shared.views, shared.session
+    shown = ("crop", "grid", "cam", "residual_chart", "residual_md")
+    outputs = [panel.label, panel.status, *(views[name] for name in shown), session]
+    controls = [
+        *(views[name] for name in ("block", "cam_class", "example_block", "stage", "cam_layer", "channel")),
+        panel.facts,
+        views["cam_caption"],
+        panel.stale,
+    ]
+    picks = [shared.image, shared.family, shared.arch, shared.weights]
+    owned_examples = [
+        (f"Digits: run on click with {DIGIT_NET} ({catalog.LAB_FAMILY})", catalog.LAB_FAMILY, DIGIT_NET, "digit"),
+        (
+            f"CIFAR-10 test images (Krizhevsky 2009): run on click with {CIFAR10_NET}",
+            "CIFAR-10",
+            CIFAR10_NET,
+            "cifar10",
+        ),
+    ]
+    example_files = {"digit": sorted(DIGITS.glob("*.png")), "cifar10": cifar10.gallery()}
+    for title, owner_family, owner, kind in owned_examples:
+        paths, elem_id = example_files[kind], f"{kind}-examples"
+        if not paths:
+            continue
+        with panel.examples:
+            owned = gr.Examples(
+                [[str(path), owner_family, owner, "DEFAULT"] for path in paths],
+                inputs=picks,
+                outputs=outputs[:-1],  # not the session: Gradio caches no state
+                fn=png_figures(on_gpu(analyze_example, "analysis")),
+                cache_examples=True,
+                cache_mode="lazy",
+                visible_columns=[0],
+                examples_per_page=10,
+                label=title,
+                elem_id=elem_id,
+                api_visibility="private",
+            )
+        owned.cache_event.then(
+            on_gpu(example_controls, "analysis"), picks, [session, *controls, shared.arch, shared.weights], **PRIVATE
+        )
+    # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights (and
+    # Analyze settles stale weights itself). The facts follow any change of network or weights.
+    shared.family.input(on_family, shared.family, [shared.arch, shared.weights], queue=False, **PRIVATE)
+    shared.arch.input(on_arch, shared.arch, shared.weights, queue=False, **PRIVATE)
+    gr.on(None, picked_facts, [shared.arch, shared.weights], panel.facts, **PRIVATE)
+    # Results that no longer belong to the photo or network on screen say so until the next analysis.
+    stale_inputs = [session, shared.image, shared.arch]
+    gr.on([shared.image.change, shared.arch.change], mark_stale, stale_inputs, panel.stale, queue=False, **PRIVATE)
+    analysis_inputs = [views[name] for name in ("cam_layer", "stage", "block", "channels", "sort", "opacity")]
+    panel.run.click(
+        png_figures(on_gpu(analyze_image, "analysis")),
+        [shared.image, shared.arch, shared.weights, panel.topk, *analysis_inputs, session],
+        outputs,
+        api_name="analyze",
+        # Raw values in: Gradio would decode the upload itself and fail with a server error on a broken file.
+        # resnet_core.load_image does the decoding, with its limits and one clear message.
+        preprocess=False,
+        **NETWORK,
+    ).success(refresh_controls, [session, views["stage"], views["channel"]], controls, queue=False, **PRIVATE)
+    panel.export.click(analysis_report, session, panel.report, api_name="report", **SESSION_BOUND).success(
+        lambda: gr.update(visible=True), None, panel.report, queue=False, **PRIVATE
+    )  # the box appears once there is a file in it
+
+
+def picked_facts(arch: str, weights: str) -> str:
+    """The facts of a pick; weights still of the previous network (the box follows a moment later) mean the new
+    network's recommended ones, as Analyze takes them."""
+    return model_facts(arch, settled_weights(arch, weights)[0])
+
+
+def on_family(family: str):
+    """The family's networks, its first one picked, and that network's weights."""
+    if family not in FAMILIES:
+        raise user_error(f"Unknown family {family!r}; choose one of: {', '.join(FAMILIES)}.")
+    arch = architectures_of(family)[0]
+    return gr.update(choices=architectures_of(family), value=arch), on_arch(arch)
+
+
+def on_example(family: str, arch: str):
+    """The pickers for an example that carries its own network: that family's list, that network, its weights."""
+    if family not in FAMILIES or arch not in architectures_of(family):
+        raise user_error(f"Unknown example network {family} / {arch}.")
+    return gr.update(choices=architectures_of(family), value=arch), on_arch(arch)
+
+
+def on_arch(arch: str):
+    """The weight choices of a newly picked network, its recommended one picked: at once, before its facts.
+
+    The stage pick-lists do not change here: they describe the analysis on screen, and follow it
+    (:func:`refresh_controls`).
+    """
+    source = model_source(arch)
+    return gr.update(choices=source.weight_choices(arch), value=source.default_choice(arch))
+
+
+def status_text(result: AnalysisResult, loaded: LoadedModel, note: str = "") -> str:
+    """One line on what ran and from where (plus ``note``); the operator's detail collapsed below it."""
+    card = result.card
+    trained = "trained" if card.pretrained else "**UNTRAINED**"
+    text = f"Results for **{card.label}** ({card.label_space.name}, {trained}). {loaded.status}"
+    text += f" {note}" if note else ""
+    if loaded.details:
+        text += f"\n\n<details><summary>Details</summary>\n\n{loaded.details}\n\n</details>"
+    return text
+
+
+def analyze_image(
+    image: str | dict | None,
+    arch: str,
+    weights: str = "DEFAULT",
+    topk: int = 5,
+    cam_layer: str | None = None,
+    stage: str | None = None,
+    block: str = STAGE_OUTPUT,
+    channels: int = 32,
+    sort: str = "mean",
+    opacity: float = 0.5,
+    previous: TabState | None = None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
+):
+    """Classify a photo with one ResNet and draw every view from one forward pass.
+
+    Returns the top-k classes with probabilities, a status line (which weights, from where), the crop the network
+    saw, the feature-map grid, the Grad-CAM overlay, the residual ratio per block and its summary.
+
+    Args:
+        image: the photo (any common format; the network sees its own centred, resized square crop).
+        arch: the architecture, e.g. "resnet50", "resnext50_32x4d", "cifar10_resnet56" or "resnet-56" (digits).
+        weights: "DEFAULT" for the recommended published weights, a weight name, or "random init".
+        topk: how many classes to return (1 to 100).
+        cam_layer: the stage Grad-CAM looks at ("layer1" ... "layer4"); empty for the last stage.
+        stage: the stage whose feature maps are drawn; empty for the last stage.
+        block: "stage output" or a block of that stage, e.g. "layer3.2".
+        channels: how many feature-map channels to draw.
+        sort: "mean" (strongest channels first) or "index".
+        opacity: the heat map's opacity over the crop, 0 to 1.
+        previous: the tab's last analysis (a session state, not an API parameter): where it was of another
+            network, its stage and layer picks are that network's, so the new one starts at its own last stage.
+    """
+    if previous and previous["arch"] != arch:
+        cam_layer = stage = None
+        block = STAGE_OUTPUT
+    path = image_path(image)
+    weights, note = settled_weights(arch, weights)
+    if not 1 <= int(topk) <= 100:
+        raise user_error(f"Top-k must lie between 1 and 100, got {topk}.")
+    progress(0.1, desc=f"loading {arch} ({weights})")
+    state = _new_state(path, arch, weights, int(topk), cam_layer)
+    progress(0.5, desc="forward pass")
+    stored, loaded = run_analysis(state)
+    result = stored.result
+    grid, _ = feature_grid(feature_of(result, stage, block), int(channels), sort)
+    # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
+    return (
+        prediction_label(result),
+        status_text(result, loaded, note),
+        png_path(result.crop),
+        png_path(grid),
+        png_path(cam_overlay(result.crop, stored.cam, opacity)),
+        residual_chart(result),
+        residual_summary(result),
+        state,
+    )
+
+
+def analyze_example(image: str, family: str, arch: str, weights: str):
+    """An example that belongs to one network (a digit, a CIFAR-10 test image), analysed with that network.
+
+    Gradio caches these outputs per example, so a cached result is always the example's own network and weights.
+    The session is not among them (Gradio does not cache state): :func:`example_controls` gives the tab its own.
+    """
+    return analyze_image(image, arch, weights)[:-1]
+
+
+def example_controls(image: str, family: str, arch: str, weights: str):
+    """After an example ran or came from the cache: a session of this tab's own, and the pickers of its network.
+
+    The session's analysis is run once here (these nets take milliseconds), so Grad-CAM re-targeting and the
+    CIFAR-10 tab work on a cached example as on any other analysis.
+    """
+    state = _new_state(image_path(image), arch, weight_choice(arch, weights))
+    stored_analysis(state)  # nothing stored under the new token yet: runs the analysis, and records its class
+    return (state, *refresh_controls(state, None, None), *on_example(family, arch))
+
+
+def _new_state(path: str, arch: str, weights: str, topk: int = 5, cam_layer: str | None = None) -> TabState:
+    return TabState(
+        token=new_token(), arch=arch, weights=weights, image=path, topk=topk, cam_class=-1, cam_layer=cam_layer or ""
+    )
+
+
+def refresh_controls(state: TabState | None, stage: str | None, channel: float | None):
+    """UI plumbing after an analysis: every control follows the network on screen, not the pickers.
+
+    The stage, layer, block, channel and class lists of the model that ran; the facts panel, now that it is known
+    whether the weights loaded; the Grad-CAM caption with its class (and the untrained mark); no stale notice.
+    """
+    state, stored = stored_analysis(state)
+    result = stored.result
+    classes = class_choices(result)
+    stage = shown_stage(result, stage)
+    blocks = list(result.blocks) if result.card.label_space.key == "cifar10" else []  # the CIFAR-10 tab's picker
+    return (
+        gr.update(choices=block_choices(result, stage), value=STAGE_OUTPUT),
+        gr.update(choices=classes, value=classes[state["cam_class"]]),
+        gr.update(choices=blocks, value=blocks[-1] if blocks else None),
+        gr.update(choices=list(result.stages), value=stage),
+        gr.update(choices=list(result.stages), value=state["cam_layer"]),
+        channel_update(result.stages[stage], channel),
+        analysis_facts(state, result),
+        cam_caption(result, state["cam_class"], state["cam_layer"]),
+        "",  # the results on screen are this analysis's: nothing is stale
+    )
+
+
+def analysis_facts(state: TabState, result: AnalysisResult) -> str:
+    """The facts of the network that ran, headed by a warning where its weights could not be loaded."""
+    facts = model_facts(state["arch"], state["weights"])
+    if result.card.pretrained or state["weights"] == RANDOM_INIT:
+        return facts
+    return f"**{state['weights']} could not be loaded: this network runs untrained.** Published figures:  \n{facts}"
+
+
+def mark_stale(state: TabState | None, image: str | dict | None, arch: str | None) -> str:
+    """A notice while the photo or network on screen differs from the one the results below were computed for."""
+    if not state:
+        return ""
+    photo = image.get("path") if isinstance(image, dict) else image
+    changed = []
+    if photo and photo != state["image"]:
+        changed.append("photo")
+    if arch and arch != state["arch"]:
+        changed.append("network")
+    if not changed:
+        return ""
+    return (
+        f"**The {' and '.join(changed)} changed since these results**, which are for {Path(state['image']).name} "
+        f"with {state['arch']}: press **Analyze** to update them."
+    )

@@ -1,0 +1,191 @@
+"""The app's kernel: the model cache and the analysis store, user errors, weights and photos as the tabs get them.
+
+``run_analysis`` runs the one forward pass, keeps its result in the bounded :class:`~demo.sessions.AnalysisStore`
+and gives the tab a plain :class:`~demo.sessions.TabState`; every other handler redraws from the stored result, so
+switching the feature stage, the Grad-CAM class or the opacity never runs the network from the start again. An
+expired result is recomputed from the tab's state, transparently.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cache
+
+import gradio as gr
+from PIL import Image
+
+from resnet_core import default_weights
+from resnet_core.analysis import AnalysisResult, analyze
+from resnet_core.complexity import CostTable
+from resnet_core.preprocess import load_image
+from resnet_core.weights import locally_available
+
+from .catalog import SOURCES, LoadedModel, ModelSource, source_of
+from .model_cache import ModelCache
+from .public_text import without_paths
+from .sessions import AnalysisStore, Stored, TabState
+
+STAGE_OUTPUT = "stage output"  # the Block picker's first choice: the stage itself, not one of its blocks
+DEFAULT_ARCH = "resnet50"  # where the app starts when its ImageNet weights are on this machine
+OFFLINE_ARCH = "cifar10_resnet56"  # ... and where it starts otherwise: trained, shipped with the app
+
+_models: ModelCache | None = None
+_results: AnalysisStore | None = None
+_guard = threading.Lock()
+
+
+def _shared() -> tuple[ModelCache, AnalysisStore]:
+    """The process-wide model cache and analysis store, created on first use (nothing heavy at import time)."""
+    global _models, _results
+    with _guard:
+        if _models is None:
+            _models = ModelCache()
+        if _results is None:  # not `or`: an empty store is falsy (it has a length)
+            _results = AnalysisStore()
+        return _models, _results
+
+
+def models() -> ModelCache:
+    return _shared()[0]
+
+
+def results() -> AnalysisStore:
+    return _shared()[1]
+
+
+def configure(cache: ModelCache, store: AnalysisStore | None = None) -> None:
+    """Use ``cache`` (its size and device) and a fresh or given result store for every later request."""
+    global _models, _results
+    with _guard:
+        _models = cache
+        _results = store or AnalysisStore()
+
+
+def user_error(message: str) -> gr.Error:
+    """A message for the user (no server path in it); no server-side traceback, since nothing is broken."""
+    return gr.Error(without_paths(message), print_exception=False)
+
+
+def start_network() -> tuple[str, str]:
+    """The network the app opens on, and why, when it is not the usual one.
+
+    resnet50 where its recommended ImageNet weights are on this machine (a Space preloads them; a laptop has them
+    after the first download); else the trained CIFAR-10 ResNet-56 that ships with the app, rather than an
+    untrained resnet50 calling a cat a shark. Nothing is downloaded to decide.
+    """
+    if locally_available(default_weights(DEFAULT_ARCH)):
+        return DEFAULT_ARCH, ""
+    return OFFLINE_ARCH, (
+        f"Started on **{OFFLINE_ARCH}**, trained on CIFAR-10 and shipped with the app, because {DEFAULT_ARCH}'s "
+        f"ImageNet weights are not on this machine yet: pick {DEFAULT_ARCH} to download them (about 100 MB)."
+    )
+
+
+def model_source(arch: str) -> ModelSource:
+    source = source_of(arch)
+    if source is None:
+        raise user_error(f"Unknown architecture {arch!r}: pick one from the Depth / variant list.")
+    return source
+
+
+def weight_choice(arch: str, weights: str | None) -> str:
+    """A weight choice of ``arch``; ``DEFAULT`` (or nothing) means the recommended one, random init if none."""
+    source = model_source(arch)
+    if weights in (None, "", "DEFAULT"):
+        return source.default_choice(arch)
+    choices = source.weight_choices(arch)
+    if weights not in choices:
+        raise user_error(f"{arch} has no weights named {weights!r}; choose one of: {', '.join(choices)}.")
+    return weights
+
+
+@cache
+def _every_weight_choice() -> frozenset[str]:
+    return frozenset(
+        choice
+        for source in SOURCES
+        for family in source.families
+        for arch in source.architectures(family)
+        for choice in source.weight_choices(arch)
+    )
+
+
+def settled_weights(arch: str, weights: str | None) -> tuple[str, str]:
+    """The weights an Analyze click means, and a note when they differ from what was sent.
+
+    A click right after picking a network can still carry the previous network's weights (the Weights box follows
+    the pick a moment later). Weights that belong to another network can only mean that, so ``arch``'s recommended
+    ones are used and the status says so; a name no network has is still an error.
+    """
+    stale = weights not in (None, "", "DEFAULT") and weights not in model_source(arch).weight_choices(arch)
+    if stale and weights in _every_weight_choice():
+        chosen = weight_choice(arch, "DEFAULT")
+        return chosen, f"(The Weights box still showed {weights}, of another network: used {chosen}.)"
+    return weight_choice(arch, weights), ""
+
+
+def costs(arch: str, weights: str) -> CostTable:
+    """Per-block cost of ``arch`` at the size the chosen weights are evaluated at; each source caches its tables."""
+    return model_source(arch).costs(arch, weight_choice(arch, weights))
+
+
+@cache
+def model_facts(arch: str, weights: str) -> str:
+    """Published accuracy, parameters and GMACs of the choice (counted where nothing is published)."""
+    return model_source(arch).facts(arch, weight_choice(arch, weights))
+
+
+def image_path(image: str | dict | None) -> str:
+    """A path from a handler argument; unprocessed Gradio payloads are ``{"path": ...}``."""
+    if isinstance(image, dict):
+        image = image.get("path")
+    if not image:
+        raise user_error("Upload a photo (or pick an example) first.")
+    return str(image)
+
+
+def load_photo(image: str | dict | None) -> Image.Image:
+    """The photo of a handler argument, decoded by ``resnet_core.load_image`` (its limits), or one sentence."""
+    try:
+        return load_image(image_path(image))
+    except ValueError as error:
+        raise user_error(f"Could not read the image: {error}") from None
+
+
+def run_analysis(state: TabState) -> tuple[Stored, LoadedModel]:
+    """Load the model, run the one forward pass, store the result under the tab's token; also the loaded model."""
+    photo = load_photo(state["image"])  # decoded before taking the lock: other requests need not wait for it
+    with models().using(state["arch"], state["weights"]) as loaded:
+        stages = [stage.name for stage in loaded.model.feature_info]
+        if state["cam_layer"] not in stages:
+            state["cam_layer"] = stages[-1]
+        result = analyze(loaded.model, photo, topk=state["topk"], cam_layer=state["cam_layer"])
+        cam = result.cam
+        if state["cam_class"] < 0:  # a new analysis explains its top-1 class
+            state["cam_class"] = result.cam_class
+        elif state["cam_class"] != result.cam_class:
+            cam = result.cam_for(state["cam_class"], state["cam_layer"], model=loaded.model)
+    return results().put(state["token"], result, cam), loaded
+
+
+def stored_analysis(state: TabState | None) -> tuple[TabState, Stored]:
+    """The tab's analysis: from the store, or recomputed once it has expired."""
+    if not state:
+        raise user_error("Run an analysis first.")
+    stored = results().get(state["token"])
+    return state, stored if stored is not None else run_analysis(state)[0]
+
+
+def prediction_label(result: AnalysisResult) -> dict[str, float]:
+    """The top-k as ``gr.Label`` takes it: ``"name (index)"`` -> probability."""
+    return {f"{name} ({index})": probability for index, name, probability in result.topk}
+
+
+def untrained_mark(result: AnalysisResult) -> str:
+    """What every output of an untrained network carries ("" for a trained one)."""
+    return "" if result.card.pretrained else "UNTRAINED (random weights): predictions are meaningless"
+
+
+def shown_stage(result: AnalysisResult, stage: str | None) -> str:
+    """The requested stage; the deepest one when none is given (or the tab still shows another model's)."""
+    return stage if stage in result.stages else list(result.stages)[-1]

@@ -1,0 +1,90 @@
+"""The Cost tab: parameters, multiply-adds and FLOPs of every block of the network picked, at its weights' size."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import gradio as gr
+
+from resnet_core.complexity import CostTable, bottleneck_arithmetic
+from resnet_core.render import cost_figure
+
+from .app_state import costs, model_source, settled_weights
+from .catalog import RANDOM_INIT
+from .image_outputs import png_figures
+from .shared import Shared, chart
+
+TITLE = "Cost"
+COST_HEADERS = ["block", "parameters", "MACs", "FLOPs", "output shape", "% params", "% FLOPs"]
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    cost_md = gr.Markdown()
+    cost_plot = chart("Multiply-adds and parameters per block")
+    cost_table = gr.Dataframe(headers=COST_HEADERS, label="Per block", interactive=False)
+    # On page load and whenever the network or weights change, by a pick or by an example that carries its own.
+    outputs = [cost_md, cost_plot, cost_table]
+    gr.on(None, png_figures(cost_views), [shared.arch, shared.weights], outputs, api_name="costs")
+
+
+def cost_views(arch: str, weights: str):
+    """Parameters, multiply-adds and FLOPs of every block of an architecture, counted at the size its weights expect.
+
+    Returns a summary (with the published figures where they exist), a chart and a table with one row per block.
+
+    Args:
+        arch: the architecture, e.g. "resnet50" or "cifar10_resnet20".
+        weights: "DEFAULT", a weight name, or "random init" (costs are counted at that weight's evaluation size).
+    """
+    weights, _ = settled_weights(arch, weights)  # a change of network can arrive before its weights do
+    table = costs(arch, weights)
+    return cost_summary(arch, weights), cost_figure(table), cost_rows(table)
+
+
+def cost_rows(table: CostTable) -> list[list]:
+    return [
+        [
+            row.name,
+            row.params,
+            row.macs,
+            row.flops,
+            "x".join(map(str, row.output_shape)),
+            round(100 * row.params_share, 2),
+            round(100 * row.flops_share, 2),
+        ]
+        for row in table.rows
+    ]
+
+
+@cache
+def cost_summary(arch: str, weights: str) -> str:
+    source = model_source(arch)
+    table = source.costs(arch, weights)
+    size = table.input_size
+    lines = [
+        f"**{arch}**, counted (torch.utils.flop_counter, {size}x{size}, the size these weights are evaluated at): "
+        f"{table.total_params:,} parameters, "
+        f"{table.total_macs / 1e9:.3f} GMACs = {table.total_flops / 1e9:.3f} GFLOPs "
+        "(one multiply-add is two FLOPs; the paper's 'FLOPs' are multiply-adds)."
+    ]
+    entry = source.published(arch, weights)
+    if entry is not None and entry.num_params:
+        lines.append(
+            f"**Published** ({entry.origin}, 224x224): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs."
+        )
+    elif size != 224 and source.spec(arch).labels == "imagenet":
+        at_224 = source.costs(arch, RANDOM_INIT)
+        lines.append(f"At the usual 224x224: {at_224.total_macs / 1e9:.3f} GMACs.")
+    stages = table.stages()
+    lines.append(
+        "Per stage: "
+        + ", ".join(f"{name} {100 * total['flops_share']:.1f}% of FLOPs" for name, total in stages.items())
+        + "."
+    )
+    numbers = bottleneck_arithmetic(256)
+    lines.append(
+        f"**Why bottlenecks:** at 256 channels a bottleneck (1x1 to 64, 3x3 at 64, 1x1 back to 256) has "
+        f"{numbers['bottleneck']:,} convolution weights; two 3x3 convolutions at 256 would have "
+        f"{numbers['two_3x3']:,}, {numbers['two_3x3'] / numbers['bottleneck']:.0f}x as many."
+    )
+    return "\n\n".join(lines)

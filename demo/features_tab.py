@@ -1,0 +1,130 @@
+"""The Feature maps tab: the crop the network saw, every stage's or block's channels, one channel large, and what
+a channel wants to see."""
+
+from __future__ import annotations
+
+import gradio as gr
+from matplotlib.figure import Figure
+
+from resnet_core.analysis import AnalysisResult
+from resnet_core.render import channel_figure, feature_grid, grid_index
+
+from . import feature_vis_view
+from .app_state import STAGE_OUTPUT, shown_stage, stored_analysis, user_error
+from .gpu import on_gpu
+from .image_outputs import png_figures, png_path
+from .sessions import TabState
+from .shared import NETWORK, PRIVATE, Shared, chart, picture
+
+TITLE = "Feature maps"
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    with gr.Row():
+        stage = gr.Dropdown([], value=None, label="Stage", allow_custom_value=True)
+        block = gr.Dropdown([STAGE_OUTPUT], value=STAGE_OUTPUT, label="Block")
+        channels = gr.Slider(1, 256, value=32, step=1, label="Channels shown")
+        sort = gr.Radio(["mean", "index"], value="mean", label="Order channels by")
+    with gr.Row():
+        crop = picture("What the network saw (after resize and crop)")
+        grid = picture("Channels, strongest mean activation first (click one)", elem_id="feature-grid")
+    with gr.Row():
+        channel = gr.Number(0, label="Channel", precision=0, minimum=0)
+        channel_plot = chart("Selected channel with its value scale", elem_id="channel-plot")
+    with gr.Row():
+        with gr.Column(scale=1):
+            gr.Markdown(
+                "**What does this channel want to see?** An image optimised to excite the selected channel as much "
+                "as possible (Olah et al. 2017: Fourier-space pixels, decorrelated colour, jitter, scale and "
+                "rotation). Seconds on the CIFAR-10 nets, tens of seconds on ImageNet ones; cached per channel."
+            )
+            vis_steps = gr.Slider(16, feature_vis_view.MAX_STEPS, value=128, step=16, label="Steps")
+            vis_run = gr.Button("Optimise an image for this channel")
+            vis_md = gr.Markdown(elem_id="feature-vis-text")
+            vis_layer = gr.Textbox(visible=False)  # the /visualize endpoint's layer parameter
+            vis_api = gr.Button(visible=False)
+        vis_image = picture("What the channel wants to see", elem_id="feature-vis")
+    shared.views.update(crop=crop, grid=grid, stage=stage, block=block, channels=channels, sort=sort, channel=channel)
+
+    session = shared.session
+    inputs = [session, stage, block, channels, sort]
+    for control in (stage, block, channels, sort):
+        control.input(show_features, [*inputs, channel], [grid, block, channel], **PRIVATE)
+    grid.select(png_figures(on_grid_select), inputs, [channel, channel_plot], **PRIVATE)
+    channel.submit(png_figures(show_channel), [session, stage, block, channel], channel_plot, **PRIVATE)
+    vis_run.click(
+        on_gpu(feature_vis_view.visualize_selected, "visualize"),
+        [session, stage, block, channel, vis_steps],
+        [vis_image, vis_md],
+        **PRIVATE,
+        **NETWORK,
+    )
+    # The same for any network, layer and channel, without a session: for gradio_client and MCP (an event with
+    # components, not gr.api, so the image comes back as a file the client can download).
+    vis_api.click(
+        on_gpu(feature_vis_view.visualize, "visualize"),
+        [shared.arch, shared.weights, vis_layer, channel, vis_steps],
+        [vis_image, vis_md],
+        api_name="visualize",
+        **NETWORK,
+    )
+
+
+def block_choices(result: AnalysisResult, stage: str | None) -> list[str]:
+    stage = shown_stage(result, stage)
+    return [STAGE_OUTPUT] + [name for name in result.blocks if name.split(".")[0] == stage]
+
+
+def feature_of(result: AnalysisResult, stage: str | None, block: str | None):
+    if block in (None, STAGE_OUTPUT) or block not in result.blocks:
+        return result.stages[shown_stage(result, stage)]
+    return result.blocks[block].output
+
+
+def show_features(state: TabState | None, stage: str, block: str, channels: int, sort: str, channel: float | None):
+    """Grid for a stage or block; switching stage resets the block list, and the channel stays one it has."""
+    _, stored = stored_analysis(state)
+    choices = block_choices(stored.result, stage)
+    block = block if block in choices else STAGE_OUTPUT
+    feature = feature_of(stored.result, stage, block)
+    grid, _ = feature_grid(feature, _channels(channels), sort)
+    return png_path(grid), gr.update(choices=choices, value=block), channel_update(feature, channel)
+
+
+def channel_update(feature, channel: float | None):
+    """The channel picker for a feature map: its range, and the channel kept where the map has it (else 0)."""
+    count = feature.shape[0]
+    kept = int(channel) if channel is not None and 0 <= int(channel) < count else 0
+    return gr.update(value=kept, maximum=count - 1, label=f"Channel (0 to {count - 1})")
+
+
+def _channels(channels: float | None) -> int:
+    if channels is None or not int(channels) >= 1:
+        raise user_error("Channels shown must be a whole number of at least 1.")
+    return int(channels)
+
+
+def channel_at(state: TabState | None, stage: str, block: str, channels: int, sort: str, x: int, y: int) -> int | None:
+    """The channel under pixel (x, y) of the grid that ``feature_grid`` drew with the same settings; None on a gap."""
+    _, stored = stored_analysis(state)
+    _, order = feature_grid(feature_of(stored.result, stage, block), _channels(channels), sort)
+    index = grid_index(len(order), x, y)
+    return None if index is None else order[index]
+
+
+def on_grid_select(state, stage, block, channels, sort, event: gr.SelectData):
+    x, y = event.index
+    channel = channel_at(state, stage, block, channels, sort, x, y)
+    if channel is None:  # a click on the white gutter between cells selects nothing
+        return gr.skip(), gr.skip()
+    return channel, show_channel(state, stage, block, channel)
+
+
+def show_channel(state: TabState | None, stage: str, block: str, channel: float | None) -> Figure:
+    _, stored = stored_analysis(state)
+    feature = feature_of(stored.result, stage, block)
+    if channel is None:
+        raise user_error(f"Type a channel number from 0 to {feature.shape[0] - 1}.")
+    channel = min(max(int(channel), 0), feature.shape[0] - 1)
+    where = shown_stage(stored.result, stage) if block in (None, STAGE_OUTPUT) else block
+    return channel_figure(feature, channel, f"{where}, channel {channel} of {feature.shape[0]}")

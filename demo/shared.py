@@ -1,0 +1,65 @@
+"""What every tab plugs into: the photo, the network picked, the tab's analysis, and the event settings.
+
+A tab is a module with a ``TITLE`` and a ``build(shared, tab)`` that creates its components and wires its own
+events, as gradio's own demos do. The analysis panel at the top runs one forward pass whose outputs land in several
+tabs, so the tabs that show them put those components in ``shared.views`` under a name the panel looks up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import gradio as gr
+
+__all__ = ["NETWORK", "PRIVATE", "SESSION_BOUND", "Shared", "Tab", "caption", "chart", "picture"]
+
+# Every event that runs a network shares one limit, so "two at a time" holds across the whole app; events that
+# only redraw stored results are cheap and keep Gradio's default.
+NETWORK: dict[str, Any] = {"concurrency_id": "network", "concurrency_limit": 2}
+# UI plumbing: neither in the API page nor callable by name.
+PRIVATE: dict[str, Any] = {"api_visibility": "private"}
+# Redraws of the caller's own last analysis, and minutes of training: callable by gradio_client, but neither in the
+# API docs nor MCP tools (an agent's call has no session to redraw, and must not occupy the CPU).
+SESSION_BOUND: dict[str, Any] = {"api_visibility": "undocumented"}
+
+
+@dataclass
+class Shared:
+    """The components every tab may read, and the views an analysis fills (``views``: name -> component)."""
+
+    demo: gr.Blocks
+    image: gr.Image
+    family: gr.Dropdown
+    arch: gr.Dropdown
+    weights: gr.Dropdown
+    session: gr.State  # the tab's plain state (demo.sessions.TabState), None before an analysis
+    views: dict[str, Any] = field(default_factory=dict)
+
+
+class Tab(Protocol):
+    """A tab module."""
+
+    TITLE: str
+
+    def build(self, shared: Shared, tab: gr.Tab) -> None: ...
+
+
+def caption(text: str) -> gr.Markdown:
+    """A picture's title above it: Gradio's own label floats over the picture's top-left corner and hides pixels."""
+    return gr.Markdown(f"**{text}**", elem_classes="caption")
+
+
+def picture(label: str, **options) -> gr.Image:
+    """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable)."""
+    with gr.Column():
+        caption(label)
+        options = {"height": 320, "elem_classes": "pixelated", **options}
+        return gr.Image(label=label, show_label=False, interactive=False, format="png", **options)
+
+
+def chart(label: str, **options) -> gr.Image:
+    """A chart: a matplotlib figure sent as a PNG file (handlers wrapped in ``png_figures``), with a download button."""
+    with gr.Column():
+        caption(label)
+        return gr.Image(label=label, show_label=False, interactive=False, format="png", **options)

@@ -1,0 +1,66 @@
+"""The app's structure holds: tabs plug in, one owner of the model lock, memory bounded by the model cache."""
+
+from __future__ import annotations
+
+import ast
+import gc
+import inspect
+import weakref
+from pathlib import Path
+from types import SimpleNamespace
+
+import gradio as gr
+
+from demo import analysis_panel as panel
+from demo import app_state, layout
+from demo.model_cache import ModelCache
+from demo.sessions import AnalysisStore
+from resnet_core import cifar10
+
+from .conftest import ROOT
+
+CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
+
+
+def test_a_new_tab_is_one_module_and_one_line():
+    def build(shared, tab):
+        gr.Markdown("A throwaway tab, here to prove that a tab plugs in.", elem_id="throwaway-text")
+        shared.arch.change(lambda arch: arch, shared.arch, None, api_visibility="private")
+
+    throwaway = SimpleNamespace(TITLE="Throwaway", build=build)
+    demo = layout.build_demo([*layout.TABS, throwaway])
+    titles = [block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert titles == [tab.TITLE for tab in layout.TABS] + ["Throwaway"]
+    texts = [block.value for block in demo.blocks.values() if getattr(block, "elem_id", None) == "throwaway-text"]
+    assert texts == ["A throwaway tab, here to prove that a tab plugs in."]
+    assert len(inspect.getsource(layout.build_demo).splitlines()) <= 60
+
+
+def test_no_module_but_the_model_cache_takes_a_models_lock():
+    for path in sorted((ROOT / "demo").glob("*.py")):
+        source = path.read_text()
+        takers = [
+            node
+            for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Attribute)
+            and node.attr in ("_lock", "lock")
+            and not (isinstance(node.value, ast.Name) and node.value.id == "self")  # an object's own lock
+            and path.name != "model_cache.py"
+        ]
+        assert takers == [], path.name  # a model's lock is taken by ModelCache.using alone
+    for folder in ("demo", "resnet_core"):
+        assert not [p for p in (ROOT / folder).rglob("*.py") if "fmt: skip" in Path(p).read_text()]
+
+
+def test_stored_analyses_keep_no_network_alive(photos):
+    """Cache size 3, six networks analysed, eight analyses stored: at most three networks stay in memory."""
+    models = ModelCache(capacity=3, device="cpu")
+    app_state.configure(models, AnalysisStore(capacity=8, ttl=600))
+    alive = []
+    archs = ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_resnet56", "resnet-20", "plain-20"]
+    for arch in [*archs, "cifar10_resnet20", "cifar10_resnet56"]:
+        *_, state = panel.analyze_image(str(CAT), arch, "DEFAULT")
+        alive.append(weakref.ref(models.get(arch, state["weights"]).model))
+    assert len(app_state.results()) == 8
+    gc.collect()
+    assert sum(ref() is not None for ref in alive) <= 3
