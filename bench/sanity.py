@@ -25,9 +25,10 @@ import torch
 
 from resnet_core import create_model, default_weights
 from resnet_core.cifar10 import ENV_TEST_SET, load_subset, load_test_set, to_batch
+from resnet_core.saliency import METHODS
 from resnet_core.sanity import Protocol, cascading_randomization, measured_map, perturbation_curve
 
-METHOD_NAMES = {"gradcam": "Grad-CAM", "guided": "Guided Grad-CAM", "occlusion": "Occlusion"}
+METHOD_NAMES = {key: method.title for key, method in METHODS.items()}
 PROTOCOLS = {
     "deletion, blur, pixels (default)": Protocol(),
     "deletion, zero, pixels": Protocol(fill="zero"),

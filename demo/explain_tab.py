@@ -20,10 +20,9 @@ from .gpu import on_gpu
 from .image_outputs import figure_path
 from .shared import NETWORK, Shared, chart
 
-__all__ = ["METHOD_NAMES", "check_explanation"]
+__all__ = ["check_explanation"]
 
 TITLE = "Explanation checks"
-METHOD_NAMES = {"gradcam": "Grad-CAM", "guided": "Guided Grad-CAM", "occlusion": "Occlusion"}
 RANDOMIZED_ENOUGH = 0.5  # Spearman after the head and the last stage are scrambled: below this, the map follows them
 
 
@@ -35,7 +34,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         "map's order and watch the class probability, against a random order."
     )
     with gr.Row():
-        method = gr.Radio([(name, key) for key, name in METHOD_NAMES.items()], value="gradcam", label="Method")
+        method = gr.Radio([(m.title, key) for key, m in METHODS.items()], value="gradcam", label="Method")
         window = gr.Slider(0, 64, value=0, step=1, label="Occlusion window (px; 0 = an eighth of the crop)")
         fill = gr.Radio(list(FILLS), value="blur", label="Deleted pixels become")
         patch = gr.Radio([1, 4, 8], value=1, label="Rank pixels or patches of side")
@@ -85,9 +84,10 @@ def check_explanation(
         raise user_error(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
     if fill not in FILLS or int(patch) < 1:
         raise user_error(f"Fill must be one of {', '.join(FILLS)} and the patch side at least 1.")
-    options = {"window": int(window)} if method == "occlusion" and window and int(window) > 0 else {}
+    takes_window = "window" in METHODS[method].options
+    options = {"window": int(window)} if takes_window and window and int(window) > 0 else {}
     photo = load_photo(image)
-    progress(0.1, desc=f"loading {arch}; then {METHOD_NAMES[method]}: maps, curves and randomization")
+    progress(0.1, desc=f"loading {arch}; then {METHODS[method].title}: maps, curves and randomization")
     protocol = Protocol(fill=fill, patch=int(patch))
     try:
         with models().using(arch, weights) as loaded:
@@ -104,7 +104,7 @@ def check_explanation(
 
 def verdict(report: SanityReport) -> str:
     """Pass or fail for each check, in words, with the protocol that produced each figure."""
-    name = METHOD_NAMES.get(report.method, report.method)
+    name = METHODS[report.method].title if report.method in METHODS else report.method
     lines = [f"**{name}** of **{report.class_name}** (p = {report.probability:.2f}) on {report.arch}."]
     if not report.pretrained:
         lines[0] += (

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from .architectures import ARCHITECTURES, get_arch
 from .complexity import cost_table
 from .degradation.cli import configure_parser, run_cli
+from .saliency import METHODS
 from .weights import WeightsUnavailableError, list_weights
 
 EXIT_USER_ERROR = 2
@@ -264,7 +265,7 @@ def cmd_sanity(args: argparse.Namespace) -> int:
 
     get_arch(args.arch)
     model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
-    options = {"layer": args.layer} if args.method != "occlusion" else {"window": args.window, "stride": args.stride}
+    options = {name: getattr(args, name) for name in METHODS[args.method].options}
     protocol = Protocol(steps=args.steps, patch=args.patch, fill=args.fill)
     report = sanity_check(model, args.image, args.method, protocol=protocol, seed=args.seed, **options)
     payload = report.as_dict()
@@ -335,7 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     p.add_argument("--arch", default="resnet50")
     _add_weights_option(p)
-    p.add_argument("--method", choices=["gradcam", "guided", "occlusion"], default="gradcam")
+    p.add_argument("--method", choices=list(METHODS), default="gradcam")
     p.add_argument("--layer", default=None, help="the stage Grad-CAM looks at (default: the last)")
     p.add_argument("--window", type=_positive, default=None, help="occlusion window side (default: 1/8 of the crop)")
     p.add_argument("--stride", type=_positive, default=None, help="occlusion stride (default: half the window)")

@@ -20,10 +20,11 @@ from PIL import Image
 
 from .analysis import AnalysisResult, analyze, topk_rows
 from .complexity import cost_table
+from .metrics import pearson
 from .models import ResNet
 from .preprocess import load_image
 
-__all__ = ["MAX_NETWORKS", "MIN_NETWORKS", "Agreement", "Comparison", "column", "compare", "pearson", "photo_cams"]
+__all__ = ["MAX_NETWORKS", "MIN_NETWORKS", "Agreement", "Comparison", "column", "compare", "photo_cams"]
 
 MIN_NETWORKS, MAX_NETWORKS = 2, 5
 AGREEMENT_GRID = 64  # CAMs are resampled onto this many points per side of the shared region
@@ -189,10 +190,3 @@ def photo_cams(
         cam = torch.as_tensor(result.cam, dtype=torch.float32)[None, None]
         cams.append(F.grid_sample(cam, grid, mode="bilinear", align_corners=False)[0, 0].numpy())
     return cams, region
-
-
-def pearson(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Pearson correlation of two maps of one shape; None when either is constant (it has no pattern to share)."""
-    a, b = a.ravel() - a.mean(), b.ravel() - b.mean()
-    norm = float(np.linalg.norm(a) * np.linalg.norm(b))
-    return float(a @ b / norm) if norm > 1e-12 else None

@@ -16,7 +16,10 @@ still warns on every call that it sets hooks; that warning says nothing about ou
 
 from __future__ import annotations
 
+import inspect
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -34,6 +37,7 @@ __all__ = [
     "METHODS",
     "Fill",
     "Method",
+    "SaliencyMethod",
     "filled",
     "log_odds",
     "occlusion_passes",
@@ -41,8 +45,7 @@ __all__ = [
     "saliency_map",
 ]
 
-Method = Literal["gradcam", "guided", "occlusion"]
-METHODS: tuple[Method, ...] = ("gradcam", "guided", "occlusion")
+Method = str  # a key of METHODS
 Fill = Literal["blur", "zero"]
 FILLS: tuple[Fill, ...] = ("blur", "zero")
 # A strong blur: sigma 1/8 of the side (4 px on CIFAR-10's 32, 28 px on a 224 crop) removes the object's detail but
@@ -90,46 +93,61 @@ def occlusion_passes(size: tuple[int, int], window: int | None = None, stride: i
     return ((size[0] - window) // stride + 1) * ((size[1] - window) // stride + 1) + 1
 
 
-def saliency_map(
+@dataclass(frozen=True)
+class SaliencyMethod:
+    """One way to rank a crop's pixels for a class: its title for people, the options a user may set, and the map.
+
+    ``compute(model, inputs, class_index, **options)`` returns ``(H, W)`` float32 in [0, 1], higher = more
+    important; ``defaults(model, size, options)`` gives the options it would use, defaults filled in, so a report
+    says which layer or window made the map. Adding a method is one entry in :data:`METHODS`: the command line, the
+    app's Explanation checks tab and the sanity checks read it.
+    """
+
+    title: str
+    options: tuple[str, ...]
+    compute: Callable[..., np.ndarray]
+    defaults: Callable[[ResNet, tuple[int, int], dict], dict]
+
+
+def _last_stage(model: ResNet, size: tuple[int, int], options: dict) -> dict:
+    return {"layer": options.get("layer") or model.feature_info[-1].name}
+
+
+def _gradcam(model: ResNet, inputs: Tensor, class_index: int, layer: str | None = None) -> np.ndarray:
+    stage = model.stage(layer or model.feature_info[-1].name)
+    return grad_cam(
+        lambda x: model(x)[:, class_index], model.get_submodule(stage.module), inputs, tuple(inputs.shape[-2:])
+    )
+
+
+def _guided(model: ResNet, inputs: Tensor, class_index: int, layer: str | None = None) -> np.ndarray:
+    """captum's Guided Grad-CAM, signed per colour channel: its magnitude summed over channels ranks the pixels."""
+    stage = model.stage(layer or model.feature_info[-1].name)
+    explainer = GuidedGradCam(model, model.get_submodule(stage.module))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
+        warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
+        attribution = explainer.attribute(inputs, target=class_index, interpolate_mode="bilinear")
+    return normalize_cam(attribution[0].detach().abs().sum(0).float().cpu().numpy())
+
+
+def _window(model: ResNet, size: tuple[int, int], options: dict) -> dict:
+    window, stride = occlusion_window(size, options.get("window"), options.get("stride"))
+    return {"window": window, "stride": stride}
+
+
+def _occlusion(
     model: ResNet,
     inputs: Tensor,
     class_index: int,
-    method: Method = "gradcam",
-    layer: str | None = None,
     window: int | None = None,
     stride: int | None = None,
     fill: Fill = "blur",
     batch_size: int = 64,
 ) -> np.ndarray:
-    """Where ``model`` finds evidence for ``class_index`` in ``inputs`` (one normalised image, ``(1, C, H, W)``).
-
-    Returns ``(H, W)`` float32 in [0, 1], higher = more important. ``layer`` is the stage Grad-CAM and Guided
-    Grad-CAM look at (default: the last). Occlusion slides a ``window`` x ``window`` square by ``stride`` (defaults:
-    :func:`occlusion_window`) and replaces it by ``fill`` (see :func:`filled`); each pixel gets
-    the mean drop in the class log-odds (:func:`log_odds`) of the windows that cover it, min-max scaled (a rise,
-    below zero, ranks last).
-    Guided Grad-CAM is signed per colour channel; its magnitude summed over channels ranks the pixels.
-    Frozen models work: the gradients are taken with respect to the input or the layer, never the weights.
-    """
-    if inputs.ndim != 4 or inputs.shape[0] != 1:
-        raise ValueError(f"expected one image as a (1, C, H, W) tensor, got shape {tuple(inputs.shape)}")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; expected one of {METHODS}")
-    stage = model.stage(layer or model.feature_info[-1].name)
-    size = tuple(inputs.shape[-2:])
-    # A handler or notebook may sit under inference_mode: gradients need a normal tensor and grad mode.
-    with torch.inference_mode(False), torch.enable_grad():
-        inputs = inputs.detach().clone()
-        if method == "gradcam":
-            return grad_cam(lambda x: model(x)[:, class_index], model.get_submodule(stage.module), inputs, size)
-        if method == "guided":
-            explainer = GuidedGradCam(model, model.get_submodule(stage.module))
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message="Setting backward hooks on ReLU")
-                warnings.filterwarnings("ignore", message="Input Tensor 0 did not already require gradients")
-                attribution = explainer.attribute(inputs, target=class_index, interpolate_mode="bilinear")
-            return normalize_cam(attribution[0].detach().abs().sum(0).float().cpu().numpy())
-    window, stride = occlusion_window(size, window, stride)
+    """captum's Occlusion: each pixel gets the mean drop in the class log-odds of the windows that cover it,
+    min-max scaled (a rise, below zero, ranks last)."""
+    window, stride = occlusion_window(tuple(inputs.shape[-2:]), window, stride)
     channels = inputs.shape[1]
     with torch.inference_mode():
         drop = Occlusion(lambda x: log_odds(model(x), class_index)).attribute(
@@ -142,3 +160,33 @@ def saliency_map(
     drop = drop[0].mean(0).float().cpu().numpy()
     low, high = float(drop.min()), float(drop.max())
     return (drop - low) / (high - low) if high > low else np.zeros_like(drop)
+
+
+METHODS: dict[str, SaliencyMethod] = {
+    "gradcam": SaliencyMethod("Grad-CAM", ("layer",), _gradcam, _last_stage),
+    "guided": SaliencyMethod("Guided Grad-CAM", ("layer",), _guided, _last_stage),
+    "occlusion": SaliencyMethod("Occlusion", ("window", "stride"), _occlusion, _window),
+}
+
+
+def saliency_map(model: ResNet, inputs: Tensor, class_index: int, method: Method = "gradcam", **options) -> np.ndarray:
+    """Where ``model`` finds evidence for ``class_index`` in ``inputs`` (one normalised image, ``(1, C, H, W)``).
+
+    Returns ``(H, W)`` float32 in [0, 1], higher = more important, by ``method`` (a key of :data:`METHODS`).
+    ``options`` set that method's own knobs: ``layer`` (the stage Grad-CAM and Guided Grad-CAM look at, default the
+    last); ``window``, ``stride`` (defaults: :func:`occlusion_window`), ``fill`` (see :func:`filled`) and
+    ``batch_size`` for occlusion. An option left ``None`` means its default; one the method does not take is an
+    error. Frozen models work: the gradients are taken with respect to the input or the layer, never the weights.
+    """
+    if inputs.ndim != 4 or inputs.shape[0] != 1:
+        raise ValueError(f"expected one image as a (1, C, H, W) tensor, got shape {tuple(inputs.shape)}")
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; expected one of {tuple(METHODS)}")
+    compute = METHODS[method].compute
+    options = {name: value for name, value in options.items() if value is not None}
+    taken = set(inspect.signature(compute).parameters) - {"model", "inputs", "class_index"}
+    if set(options) - taken:
+        raise ValueError(f"{method} takes no option {sorted(set(options) - taken)}; it takes {sorted(taken)}")
+    # A handler or notebook may sit under inference_mode: gradients need a normal tensor and grad mode.
+    with torch.inference_mode(False), torch.enable_grad():
+        return compute(model, inputs.detach().clone(), class_index, **options)

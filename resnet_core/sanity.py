@@ -29,11 +29,11 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .analysis import check_class, model_input
-from .compare import pearson
 from .create import card
 from .hooks import forward_hooks
+from .metrics import spearman, ssim
 from .models import ResNet
-from .saliency import BLUR_SIGMA, FILLS, Fill, Method, filled, occlusion_window, saliency_map
+from .saliency import BLUR_SIGMA, FILLS, METHODS, Fill, Method, filled, saliency_map
 
 __all__ = [
     "Curve",
@@ -174,37 +174,6 @@ def perturbation_curve(
     fractions = changed if protocol.mode == "deletion" else 1.0 - changed
     auc = float(torch.trapezoid(probabilities, fractions))
     return Curve(protocol, ranking, tuple(fractions.tolist()), tuple(probabilities.tolist()), auc)
-
-
-def _ranks(values: np.ndarray) -> np.ndarray:
-    """Average ranks: tied values share the mean of their positions (Grad-CAM maps have many tied zeros)."""
-    _, inverse, counts = np.unique(values.ravel(), return_inverse=True, return_counts=True)
-    return (np.cumsum(counts) - (counts - 1) / 2)[inverse]
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float | None:
-    """Spearman's rank correlation of two maps; ``None`` where one is constant (no ranking to compare)."""
-    return pearson(_ranks(a), _ranks(b))
-
-
-def ssim(a: np.ndarray, b: np.ndarray, window: int = 11, sigma: float = 1.5) -> float:
-    """Structural similarity (Wang et al., 2004) of two maps in [0, 1]: a gaussian ``window``, the usual constants.
-
-    Averaged over the positions where the window fits (no padding); the window shrinks to fit a small map.
-    """
-    x, y = (torch.as_tensor(np.asarray(m, dtype=np.float64))[None, None] for m in (a, b))
-    window = min(window, *x.shape[-2:])
-    gauss = torch.signal.windows.gaussian(window, std=sigma, dtype=torch.float64)
-    kernel = torch.outer(gauss, gauss)[None, None] / gauss.sum() ** 2
-
-    def mean(t: Tensor) -> Tensor:
-        return F.conv2d(t, kernel)
-
-    mu_x, mu_y = mean(x), mean(y)
-    var_x, var_y, cov = mean(x * x) - mu_x**2, mean(y * y) - mu_y**2, mean(x * y) - mu_x * mu_y
-    c1, c2 = 0.01**2, 0.03**2  # (K * data range)^2 with K1 = 0.01, K2 = 0.03, range 1
-    index = (2 * mu_x * mu_y + c1) * (2 * cov + c2) / ((mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2))
-    return float(index.mean())
 
 
 def randomization_order(model: ResNet) -> list[tuple[str, tuple[str, ...]]]:
@@ -383,9 +352,5 @@ def sanity_check(
 
 def _resolved(model: ResNet, method: Method, size: tuple[int, int], options: dict) -> dict:
     """The options a map was made with, defaults filled in, so a report says which layer or window it used."""
-    resolved = {key: value for key, value in options.items() if value is not None}
-    if method == "occlusion":
-        resolved["window"], resolved["stride"] = occlusion_window(size, resolved.get("window"), resolved.get("stride"))
-    else:
-        resolved["layer"] = resolved.get("layer") or model.feature_info[-1].name
-    return resolved
+    given = {key: value for key, value in options.items() if value is not None}
+    return {**given, **METHODS[method].defaults(model, size, given)}

@@ -100,6 +100,28 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
     return model
 
 
+def deep_ones_slow(values: list) -> list:
+    """``values`` (architecture names, or tuples that start with one) as pytest parameters, the networks of 101 or
+    more layers marked slow: the fast lane skips them."""
+    from resnet_core import get_arch
+
+    params = []
+    for value in values:
+        name = value[0] if isinstance(value, tuple) else value
+        marks = [pytest.mark.slow] if get_arch(name).depth >= 101 else []
+        params.append(
+            pytest.param(*value, marks=marks) if isinstance(value, tuple) else pytest.param(value, marks=marks)
+        )
+    return params
+
+
+def pytest_collection_modifyitems(items):
+    """A real browser is the slow lane's: every browser test is also marked slow."""
+    for item in items:
+        if item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 def hooks_left(model: torch.nn.Module) -> int:
     """Hooks of any kind still registered anywhere in ``model``."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) + len(m._backward_hooks) for m in model.modules())

@@ -13,7 +13,7 @@ from resnet_core.analysis import analyze
 from resnet_core.attribution import normalize_cam
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, grid_index
 
-from .conftest import hooks_left, randomize_batchnorm, rss_mb
+from .conftest import deep_ones_slow, hooks_left, randomize_batchnorm, rss_mb
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +124,7 @@ def test_no_hook_no_gradient_left_after_success_and_after_an_exception(resnet18,
     assert all(p.grad is None and not p.requires_grad for p in resnet18.parameters())
 
 
+@pytest.mark.slow
 def test_a_hundred_calls_leave_no_hooks_and_no_memory_growth(resnet18, photos):
     image = Image.open(photos / "rocket.jpg")
     for _ in range(10):
@@ -145,7 +146,7 @@ def test_bad_arguments(resnet18, photos):
 
 # At random init, 600 unnormalised residual additions overflow float32 (inf/nan activations): a true property of
 # kaiming init without zero-init residuals, not of the analysis; its published weights are not shipped.
-@pytest.mark.parametrize("name", [name for name in list_models() if name != "cifar10_resnet1202"])
+@pytest.mark.parametrize("name", deep_ones_slow([name for name in list_models() if name != "cifar10_resnet1202"]))
 def test_every_architecture(name, photos):
     model = create_model(name)
     result = analyze(model, photos / "coffee.png", cam_layer="layer3")

@@ -82,6 +82,7 @@ def test_test_set_views_come_from_one_probe_of_the_shipped_images():
         cifar10_tab.examples_view(state, "layer3.2", 64)
 
 
+@pytest.mark.slow
 def test_lesion_view_measures_accuracy_with_each_block_deleted():
     *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
     figure, text = cifar10_tab.lesion_view(state)
@@ -105,6 +106,7 @@ def test_imagenet_analysis_is_refused_with_a_sentence(photos):
     assert panel.refresh_controls(state, None, None)[2]["choices"] == []  # no CIFAR-10 blocks to pick
 
 
+@pytest.mark.slow
 def test_cifar10_through_gradio_client():
     port = free_port()
     demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)

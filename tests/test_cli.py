@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
@@ -39,6 +40,7 @@ def in_process(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+@pytest.mark.slow
 def test_list_names_every_architecture_with_figures(capsys):
     code, out, err = in_process(capsys, "list", "--json")
     assert code == 0, err

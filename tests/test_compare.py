@@ -163,6 +163,7 @@ def test_handler_bad_input_is_one_sentence(cache, photos, archs, message):
         compare_tab.compare_networks(str(photos / "chelsea.png"), archs, ",".join([RANDOM_INIT] * len(archs)))
 
 
+@pytest.mark.slow
 def test_compare_through_gradio_client_equals_analyze(cache):
     port = free_port()
     demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)

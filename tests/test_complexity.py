@@ -10,13 +10,19 @@ from resnet_core import ARCHITECTURES, cost_table
 from resnet_core.architectures import build
 from resnet_core.complexity import count_costs
 
+from .conftest import deep_ones_slow
+
 TORCHVISION_ENTRIES = [
     (arch, member) for arch, spec in ARCHITECTURES.items() if spec.reference == "torchvision"
     for member in tvm.get_model_weights(arch)
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize(("arch", "member"), TORCHVISION_ENTRIES, ids=lambda v: getattr(v, "name", v))
+@pytest.mark.parametrize(
+    ("arch", "member"),
+    deep_ones_slow(TORCHVISION_ENTRIES),
+    ids=lambda v: getattr(v, "name", v),
+)
 def test_params_and_macs_equal_torchvision_metadata(arch, member):
     table = cost_table(arch)
     assert table.total_params == member.meta["num_params"]

@@ -62,6 +62,7 @@ def test_batch_order_visits_every_digit_once_per_epoch() -> None:
     assert not torch.equal(order, degradation.batch_order(5000, degradation.LabConfig(seed=1)))
 
 
+@pytest.mark.slow
 def test_twenty_steps_are_bit_identical_for_one_seed(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
     images, labels = digits
 
@@ -100,6 +101,7 @@ def test_shipped_curves_show_degradation(reference_runs: list[degradation.LabRun
     assert all(loss["resnet-56"] < 5 * loss["resnet-20"] for loss in final)
 
 
+@pytest.mark.slow
 def test_shipped_weights_reproduce_the_shipped_final_losses(
     digits: tuple[torch.Tensor, torch.Tensor],
     reference_runs: list[degradation.LabRun],
@@ -128,6 +130,7 @@ def test_shipped_nets_carry_a_card_whose_preprocessing_matches_the_loader(
     assert torch.allclose(card.preprocess(photo), digits[0][123], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_lesions_hurt_the_plain_net_far_more_than_the_residual_net(
     digits: tuple[torch.Tensor, torch.Tensor], reference_models: dict[str, ResNet]
 ) -> None:

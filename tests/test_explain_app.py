@@ -68,6 +68,7 @@ def test_bad_requests_are_one_sentence(arguments, message):
         explain_tab.check_explanation(**request)
 
 
+@pytest.mark.slow
 def test_sanity_through_gradio_client_and_in_a_browser(tmp_path, monkeypatch):
     port = free_port()
     demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)

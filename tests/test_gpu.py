@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from demo import app_state, gpu
@@ -49,6 +50,7 @@ def _endpoints(demo) -> dict:
     return {fn.api_name: fn for fn in demo.fns.values() if fn.api_name}
 
 
+@pytest.mark.slow
 def test_nothing_touches_cuda_at_import_or_build():
     code = "import torch, demo.launch, demo.layout; demo.layout.build_demo(); print(torch.cuda.is_initialized())"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)

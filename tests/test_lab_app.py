@@ -41,6 +41,7 @@ def test_gradient_view_plots_every_model():
     assert len(figure.axes[0].lines) == 4
 
 
+@pytest.mark.slow
 def test_live_run_streams_then_summarises(short_runs):
     updates = list(degradation_tab.run_live(20, 32, 10))
     assert len(updates) >= 4
@@ -82,6 +83,7 @@ def test_live_training_is_off_on_a_space_unless_turned_on(monkeypatch):
     assert degradation_tab.live_training_allowed()
 
 
+@pytest.mark.slow
 def test_lab_endpoints_through_gradio_client(short_runs):
     from demo import launch as app_module
 

@@ -85,6 +85,7 @@ def test_exif_orientation_is_applied(tmp_path):
     assert difference < 6  # JPEG noise only; a wrong rotation would not even have the same shape
 
 
+@pytest.mark.slow
 def test_every_hostile_file_through_the_app_then_a_normal_request(server, corpus, photos):
     client = Client(server, verbose=False)
     for case, path in corpus:
@@ -114,6 +115,7 @@ def test_uploads_above_the_cap_are_refused(server, tmp_path):
 RSS_GROWTH_MB = 400
 
 
+@pytest.mark.slow
 def test_sixteen_clients_at_once_get_their_own_correct_answers(server, photos):
     jobs = [
         ("chelsea.png", "resnet18", 281),
@@ -201,6 +203,7 @@ def test_weight_faults_in_the_cli(broken_weights, photos, capsys):
         assert code == 2 and reason in err and "Traceback" not in err and "code ran" not in err, (arch, err)
 
 
+@pytest.mark.slow
 def test_weight_faults_in_the_app_and_it_keeps_serving(server, broken_weights, photos, capfd):
     client = Client(server, verbose=False)
     for arch, (tag, reason) in broken_weights.items():

@@ -19,6 +19,7 @@ from resnet_core.__main__ import main as cli
 from resnet_core.analysis import analyze
 from resnet_core.cifar10 import GALLERY_DIR, load_subset, to_batch
 from resnet_core.hooks import forward_hooks
+from resnet_core.metrics import spearman, ssim
 from resnet_core.saliency import filled, occlusion_passes, saliency_map
 from resnet_core.sanity import (
     Protocol,
@@ -27,8 +28,6 @@ from resnet_core.sanity import (
     randomization_order,
     reinitialize,
     sanity_check,
-    spearman,
-    ssim,
 )
 
 from .conftest import hooks_left

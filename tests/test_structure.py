@@ -15,7 +15,7 @@ from demo import analysis_panel as panel
 from demo import app_state, layout
 from demo.model_cache import ModelCache
 from demo.sessions import AnalysisStore
-from resnet_core import cifar10
+from resnet_core import cifar10, create_model
 
 from .conftest import ROOT
 
@@ -64,3 +64,26 @@ def test_stored_analyses_keep_no_network_alive(photos):
     assert len(app_state.results()) == 8
     gc.collect()
     assert sum(ref() is not None for ref in alive) <= 3
+
+
+def test_a_new_saliency_method_is_one_entry(monkeypatch, capsys):
+    """A throwaway method (every pixel the same) shows up in the command line, the Explanation checks tab and the
+    sanity checks, from one entry in METHODS."""
+    import numpy as np
+
+    from resnet_core.__main__ import build_parser
+    from resnet_core.saliency import METHODS, SaliencyMethod
+    from resnet_core.sanity import sanity_check
+
+    def flat(model, inputs, class_index, level=None):
+        return np.full(tuple(inputs.shape[-2:]), 0.5, dtype=np.float32)
+
+    monkeypatch.setitem(METHODS, "flat", SaliencyMethod("Flat", ("level",), flat, lambda model, size, o: {}))
+    sanity = build_parser()._subparsers._group_actions[0].choices["sanity"]
+    (method,) = [action for action in sanity._actions if action.dest == "method"]
+    assert "flat" in method.choices
+    demo = layout.build_demo()
+    radios = [block for block in demo.blocks.values() if isinstance(block, gr.Radio) and block.label == "Method"]
+    assert ("Flat", "flat") in [tuple(choice) for choice in radios[0].choices]
+    report = sanity_check(create_model("cifar10_resnet20", weights="DEFAULT"), CAT, "flat")
+    assert report.method == "flat" and report.randomization[0].spearman is None  # a flat map has no ranking
