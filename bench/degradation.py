@@ -4,9 +4,10 @@
     python -m bench.degradation --write-assets   # also rewrite the reference run in assets/degradation/
     python -m bench.degradation --out runs/      # write the curves, plot and seed 0's weights elsewhere
 
-Claims checked on the final training loss (whole set, eval mode): plain-56 >= 5x plain-20 on every seed (deeper
-plain fits worse), and resnet-56 <= resnet-20 on every seed (deeper residual fits at least as well). Exit status
-1 if a claim fails on any seed. ``bench.degradation_seeds`` asks how often each claim holds over many seeds.
+Claims checked on the final training loss (whole set, eval mode): digits_plain56 >= 5x digits_plain20 on every
+seed (deeper plain fits worse), and digits_resnet56 <= digits_resnet20 on every seed (deeper residual fits at least
+as well). Exit status 1 if a claim fails on any seed. ``bench.degradation_seeds`` asks how often each claim holds
+over many seeds.
 """
 
 from __future__ import annotations
@@ -23,9 +24,10 @@ PLAIN_RATIO = 5.0
 
 
 def claim_ratios(run: LabRun) -> tuple[float, float]:
-    """``(plain-56 / plain-20, resnet-56 / resnet-20)`` of final training losses: the claims hold at >= 5 and <= 1."""
+    """``(digits_plain56 / digits_plain20, digits_resnet56 / digits_resnet20)`` of final training losses: the claims
+    hold at >= 5 and <= 1."""
     loss = {name: model.final_loss for name, model in run.models.items()}
-    return loss["plain-56"] / loss["plain-20"], loss["resnet-56"] / loss["resnet-20"]
+    return loss["digits_plain56"] / loss["digits_plain20"], loss["digits_resnet56"] / loss["digits_resnet20"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,12 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{summary_table(runs)}\n")
     ratios = [claim_ratios(run) for run in runs]
     for run, (plain, residual) in zip(runs, ratios, strict=True):
-        print(f"seed {run.config.seed}: plain-56/plain-20 = {plain:.1f}x, resnet-56/resnet-20 = {residual:.2f}x")
+        print(f"seed {run.config.seed}: plain 56/20 = {plain:.1f}x, residual 56/20 = {residual:.2f}x")
     plain_holds = all(plain >= PLAIN_RATIO for plain, _ in ratios)
     residual_seeds = sum(residual <= 1.0 for _, residual in ratios)
     residual_holds = residual_seeds == len(ratios)
-    print(f"plain-56 >= {PLAIN_RATIO:g}x plain-20 on every seed: {plain_holds}")
-    print(f"resnet-56 <= resnet-20 on every seed: {residual_holds} ({residual_seeds} of {len(ratios)})")
+    print(f"digits_plain56 >= {PLAIN_RATIO:g}x digits_plain20 on every seed: {plain_holds}")
+    print(f"digits_resnet56 <= digits_resnet20 on every seed: {residual_holds} ({residual_seeds} of {len(ratios)})")
     print(f"total {total:.0f} s on {torch.get_num_threads()} threads, torch {torch.__version__}")
     return 0 if plain_holds and residual_holds else 1
 

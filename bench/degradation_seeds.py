@@ -4,11 +4,11 @@
     python -m bench.degradation_seeds --device cuda --seeds $(seq 0 23) --steps 300 500 800 --workers 12
 
 ``bench.degradation`` checks the lab's setting on seeds 0-2, bit-exactly, on the CPU. This script asks the
-statistical question behind it: over many seeds, on how many does plain-56 end with >= 5x plain-20's training loss,
-and resnet-56 at or below resnet-20's? Each (seed, steps) pair trains the four nets of ``LabConfig`` in its own
-process and prints its ``LabRun`` as one JSON line when it finishes (``--out`` also appends them to a file), then
-a summary per run length. On a GPU the numbers are not bit-identical to the CPU's, so a seed's verdict can differ
-there; the proportions are what transfer.
+statistical question behind it: over many seeds, on how many does digits_plain56 end with >= 5x digits_plain20's
+training loss, and digits_resnet56 at or below digits_resnet20's? Each (seed, steps) pair trains the four nets of
+``LabConfig`` in its own process and prints its ``LabRun`` as one JSON line when it finishes (``--out`` also
+appends them to a file), then a summary per run length. On a GPU the numbers are not bit-identical to the CPU's,
+so a seed's verdict can differ there; the proportions are what transfer.
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ def summarise(runs: list[LabRun]) -> str:
         plain, residual = (np.array(column) for column in zip(*map(claim_ratios, rows), strict=True))
         failing = [run.config.seed for run, ratio in zip(rows, residual, strict=True) if ratio > 1.0]
         lines.append(
-            f"{steps} steps, {len(rows)} seeds: plain-56 >= {PLAIN_RATIO:g}x plain-20 on "
+            f"{steps} steps, {len(rows)} seeds: digits_plain56 >= {PLAIN_RATIO:g}x digits_plain20 on "
             f"{(plain >= PLAIN_RATIO).sum()}/{len(rows)} (min {plain.min():.1f}x, median {np.median(plain):.1f}x); "
-            f"resnet-56 <= resnet-20 on {(residual <= 1.0).sum()}/{len(rows)} "
+            f"digits_resnet56 <= digits_resnet20 on {(residual <= 1.0).sum()}/{len(rows)} "
             f"(median {np.median(residual):.2f}x, max {residual.max():.2f}x; fails on seeds {failing})"
         )
     return "\n".join(lines)

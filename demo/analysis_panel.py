@@ -22,7 +22,7 @@ from .app_state import (
     STAGE_OUTPUT,
     image_path,
     model_facts,
-    model_source,
+    offered,
     prediction_label,
     run_analysis,
     settled_weights,
@@ -46,7 +46,7 @@ PHOTOS = ASSETS_DIR / "photos"
 DIGITS = ASSETS_DIR / "digits"
 MAX_UPLOAD = "20 MB"  # demo.launch passes the same cap to launch(max_file_size=...)
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
-DIGIT_NET = "resnet-56"  # the network the digit examples carry
+DIGIT_NET = "digits_resnet56"  # the network the digit examples carry
 CIFAR10_NET = "cifar10_resnet56"  # ... and the CIFAR-10 test images
 
 
@@ -208,8 +208,8 @@ def on_arch(arch: str):
     The stage pick-lists do not change here: they describe the analysis on screen, and follow it
     (:func:`refresh_controls`).
     """
-    source = model_source(arch)
-    return gr.update(choices=source.weight_choices(arch), value=source.default_choice(arch))
+    offered(arch)
+    return gr.update(choices=catalog.weight_choices(arch), value=catalog.default_choice(arch))
 
 
 def status_text(result: AnalysisResult, loaded: LoadedModel, note: str = "") -> str:
@@ -244,7 +244,7 @@ def analyze_image(
 
     Args:
         image: the photo (any common format; the network sees its own centred, resized square crop).
-        arch: the architecture, e.g. "resnet50", "resnext50_32x4d", "cifar10_resnet56" or "resnet-56" (digits).
+        arch: the architecture, e.g. "resnet50", "resnext50_32x4d", "cifar10_resnet56" or "digits_resnet56" (digits).
         weights: "DEFAULT" for the recommended published weights, a weight name, or "random init".
         topk: how many classes to return (1 to 100).
         cam_layer: the stage Grad-CAM looks at ("layer1" ... "layer4"); empty for the last stage.

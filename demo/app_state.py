@@ -14,13 +14,14 @@ from functools import cache
 import gradio as gr
 from PIL import Image
 
-from resnet_core import default_weights
+from resnet_core import ARCHITECTURES, default_weights
 from resnet_core.analysis import AnalysisResult, analyze
 from resnet_core.complexity import CostTable
 from resnet_core.preprocess import load_image
 from resnet_core.weights import locally_available
 
-from .catalog import SOURCES, LoadedModel, ModelSource, source_of
+from . import catalog
+from .catalog import LoadedModel
 from .model_cache import ModelCache
 from .public_text import without_paths
 from .sessions import AnalysisStore, Stored, TabState
@@ -81,19 +82,19 @@ def start_network() -> tuple[str, str]:
     )
 
 
-def model_source(arch: str) -> ModelSource:
-    source = source_of(arch)
-    if source is None:
+def offered(arch: str) -> str:
+    """``arch`` if the app offers it, else one sentence for the user."""
+    if not catalog.offers(arch):
         raise user_error(f"Unknown architecture {arch!r}: pick one from the Depth / variant list.")
-    return source
+    return arch
 
 
 def weight_choice(arch: str, weights: str | None) -> str:
     """A weight choice of ``arch``; ``DEFAULT`` (or nothing) means the recommended one, random init if none."""
-    source = model_source(arch)
+    offered(arch)
     if weights in (None, "", "DEFAULT"):
-        return source.default_choice(arch)
-    choices = source.weight_choices(arch)
+        return catalog.default_choice(arch)
+    choices = catalog.weight_choices(arch)
     if weights not in choices:
         raise user_error(f"{arch} has no weights named {weights!r}; choose one of: {', '.join(choices)}.")
     return weights
@@ -101,13 +102,7 @@ def weight_choice(arch: str, weights: str | None) -> str:
 
 @cache
 def _every_weight_choice() -> frozenset[str]:
-    return frozenset(
-        choice
-        for source in SOURCES
-        for family in source.families
-        for arch in source.architectures(family)
-        for choice in source.weight_choices(arch)
-    )
+    return frozenset(choice for arch in ARCHITECTURES for choice in catalog.weight_choices(arch))
 
 
 def settled_weights(arch: str, weights: str | None) -> tuple[str, str]:
@@ -117,7 +112,7 @@ def settled_weights(arch: str, weights: str | None) -> tuple[str, str]:
     the pick a moment later). Weights that belong to another network can only mean that, so ``arch``'s recommended
     ones are used and the status says so; a name no network has is still an error.
     """
-    stale = weights not in (None, "", "DEFAULT") and weights not in model_source(arch).weight_choices(arch)
+    stale = weights not in (None, "", "DEFAULT") and weights not in catalog.weight_choices(offered(arch))
     if stale and weights in _every_weight_choice():
         chosen = weight_choice(arch, "DEFAULT")
         return chosen, f"(The Weights box still showed {weights}, of another network: used {chosen}.)"
@@ -125,14 +120,14 @@ def settled_weights(arch: str, weights: str | None) -> tuple[str, str]:
 
 
 def costs(arch: str, weights: str) -> CostTable:
-    """Per-block cost of ``arch`` at the size the chosen weights are evaluated at; each source caches its tables."""
-    return model_source(arch).costs(arch, weight_choice(arch, weights))
+    """Per-block cost of ``arch`` at the size the chosen weights are evaluated at (tables are cached)."""
+    return catalog.costs(arch, weight_choice(arch, weights))
 
 
 @cache
 def model_facts(arch: str, weights: str) -> str:
     """Published accuracy, parameters and GMACs of the choice (counted where nothing is published)."""
-    return model_source(arch).facts(arch, weight_choice(arch, weights))
+    return catalog.facts(arch, weight_choice(arch, weights))
 
 
 def image_path(image: str | dict | None) -> str:

@@ -32,7 +32,7 @@ CAM_OPACITY = 0.5  # the Grad-CAM tab's default, so a column equals that tab's p
 # The paper's arguments, each as a set of networks (section 4.1-4.2, Table 3, and the later variants).
 PRESETS: dict[str, tuple[list[str], str]] = {
     "plain vs residual (digits, trained)": (
-        ["plain-56", "resnet-56"],
+        ["digits_plain56", "digits_resnet56"],
         "The degradation lab's trained 56-layer nets: same depth, with and without shortcuts. Try a digit.",
     ),
     "plain vs residual (ImageNet)": (

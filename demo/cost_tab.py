@@ -6,10 +6,12 @@ from functools import cache
 
 import gradio as gr
 
+from resnet_core import get_arch
 from resnet_core.complexity import CostTable, bottleneck_arithmetic
 from resnet_core.render import cost_figure
 
-from .app_state import costs, model_source, settled_weights
+from . import catalog
+from .app_state import costs, settled_weights
 from .catalog import RANDOM_INIT
 from .image_outputs import png_figures
 from .shared import Shared, chart
@@ -58,8 +60,7 @@ def cost_rows(table: CostTable) -> list[list]:
 
 @cache
 def cost_summary(arch: str, weights: str) -> str:
-    source = model_source(arch)
-    table = source.costs(arch, weights)
+    table = catalog.costs(arch, weights)
     size = table.input_size
     lines = [
         f"**{arch}**, counted (torch.utils.flop_counter, {size}x{size}, the size these weights are evaluated at): "
@@ -67,13 +68,13 @@ def cost_summary(arch: str, weights: str) -> str:
         f"{table.total_macs / 1e9:.3f} GMACs = {table.total_flops / 1e9:.3f} GFLOPs "
         "(one multiply-add is two FLOPs; the paper's 'FLOPs' are multiply-adds)."
     ]
-    entry = source.published(arch, weights)
+    entry = catalog.published(arch, weights)
     if entry is not None and entry.num_params:
         lines.append(
             f"**Published** ({entry.origin}, 224x224): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs."
         )
-    elif size != 224 and source.spec(arch).labels == "imagenet":
-        at_224 = source.costs(arch, RANDOM_INIT)
+    elif size != 224 and get_arch(arch).labels == "imagenet":
+        at_224 = catalog.costs(arch, RANDOM_INIT)
         lines.append(f"At the usual 224x224: {at_224.total_macs / 1e9:.3f} GMACs.")
     stages = table.stages()
     lines.append(

@@ -25,7 +25,8 @@ TITLE = "Degradation lab"
 ENV_LIVE_TRAINING = "RESNET_EXPLORER_LIVE_TRAINING"
 
 # Four models of these depths stay under about three minutes on two cores within these steps: measured on a quiet
-# machine, plain-20, plain-56, resnet-20 and resnet-56 take 103 + 328 + 109 + 280 ms per step, ~165 s for 200.
+# machine, digits_plain20, digits_plain56, digits_resnet20 and digits_resnet56 take 103 + 328 + 109 + 280 ms per step,
+# ~165 s for 200.
 LIVE_DEPTHS = (20, 32, 44, 56)
 MIN_STEPS, MAX_STEPS = 50, 200
 STREAM_EVERY = 10  # steps between plot updates

@@ -17,7 +17,8 @@ from contextlib import contextmanager
 
 import torch
 
-from .catalog import LoadedModel, source_of
+from . import catalog
+from .catalog import LoadedModel
 from .sessions import release_memory
 
 __all__ = ["ENV_CACHE_SIZE", "ENV_DEVICE", "ModelBusy", "ModelCache", "default_device"]
@@ -103,7 +104,6 @@ class ModelCache:
         return loaded
 
     def _load(self, arch: str, weights: str) -> LoadedModel:
-        source = source_of(arch)
-        if source is None:
+        if not catalog.offers(arch):
             raise ValueError(f"unknown architecture {arch!r}")
-        return source.load(arch, weights, self.device)
+        return catalog.load(arch, weights, self.device)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
 from .label_spaces import LabelSpace, label_space
 from .models import BasicBlock, Bottleneck, PadPosition, ResNestBottleneck, ResNet
 
-__all__ = ["ARCHITECTURES", "ArchSpec", "build", "cifar_spec", "get_arch", "list_models"]
+__all__ = ["ARCHITECTURES", "LAB_FAMILY", "ArchSpec", "build", "cifar_spec", "get_arch", "list_models"]
 
 BlockName = Literal["basic", "bottleneck", "resnest"]
 _BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "resnest": ResNestBottleneck}
@@ -83,6 +85,7 @@ _DEPTHS: dict[int, tuple[BlockName, tuple[int, ...]]] = {
     200: ("bottleneck", (3, 24, 36, 3)),
 }
 _PAPER_DEPTHS = (18, 34, 50, 101, 152)
+LAB_FAMILY = "Digits (degradation lab)"
 _DEEP = dict(stem_type="deep", stem_width=32, reference="timm")
 
 
@@ -126,7 +129,17 @@ def _specs() -> list[ArchSpec]:
         specs.append(ArchSpec(f"plain{depth}", "Plain", block, layers, shortcut=False))
     for depth in (20, 32, 44, 56, 110, 1202):  # the paper's section 4.2, Table 6
         specs.append(cifar_spec(depth, name=f"cifar10_resnet{depth}", family="CIFAR-10"))
+    for plain, depth in itertools.product((True, False), (20, 56)):  # the degradation lab's shipped nets
+        kind = "plain" if plain else "resnet"
+        specs.append(cifar_spec(depth, plain=plain, name=f"digits_{kind}{depth}", **_DIGITS))
     return specs
+
+
+# The lab's nets: 1-channel 28x28 digits, widths 8/16/32, option A with its zero channels after the old ones, as
+# they were trained (resnet_core.degradation.LabConfig; a test checks these against the shipped files' metadata).
+_DIGITS = dict(widths=(8, 16, 32), labels="digits", in_chans=1, zero_pad="after", family=LAB_FAMILY)
+# Their names before they were registered; accepted by get_arch, with a warning, for one release.
+_RENAMED = {f"{kind}-{depth}": f"digits_{kind}{depth}" for kind in ("plain", "resnet") for depth in (20, 56)}
 
 
 def cifar_spec(
@@ -174,6 +187,13 @@ def list_models(family: str | None = None) -> list[str]:
 
 
 def get_arch(name: str) -> ArchSpec:
+    if name in _RENAMED:
+        warnings.warn(
+            f"{name!r} is now called {_RENAMED[name]!r}; the old name goes in the next release",
+            FutureWarning,
+            stacklevel=2,
+        )
+        name = _RENAMED[name]
     try:
         return ARCHITECTURES[name]
     except KeyError:

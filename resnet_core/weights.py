@@ -68,7 +68,7 @@ class WeightEntry:
     arch: str
     tag: str
     preprocess: Preprocess
-    acc1: float
+    acc1: float | None  # on the label space's test set; None where none was measured (the lab's digit nets)
     acc5: float | None
     eval_size: int
     url: str | None = None
@@ -81,6 +81,7 @@ class WeightEntry:
     is_default: bool = False
     paper_acc1: float | None = None  # the paper's own figure, where it reports this exact network
     key_map: tuple[tuple[str, str], ...] = ()  # checkpoint key prefix -> ours, applied before the strict load
+    shipped: str | None = None  # the copy in the project's assets/, relative to it, where there is one
 
     @property
     def name(self) -> str:
@@ -197,13 +198,35 @@ def _cifar10_entries() -> list[WeightEntry]:
             is_default=True,
             paper_acc1=round(100 - paper_error, 2),
             key_map=(("module.", ""), ("linear.", "fc.")),
+            shipped=f"cifar10/weights/{file_name}",
         )
         for depth, file_name, paper_error, error in _CIFAR10_RESULTS
     ]
 
 
+def _digits_entries() -> list[WeightEntry]:
+    """The degradation lab's reference nets, trained here on the 5,000 MNIST digits and shipped (CC BY-SA 3.0)."""
+    return [
+        WeightEntry(
+            arch=arch,
+            tag="lab",
+            preprocess=spec.label_space.preprocess,
+            acc1=None,  # trained and measured on the same 5,000 digits: a training error, not a test accuracy
+            acc5=None,
+            eval_size=spec.label_space.preprocess.crop_size,
+            origin="the degradation lab's reference run (seed 0), shipped with ResNet Explorer",
+            recipe="widths 8/16/32, option A shortcuts, 500 SGD steps on the 5,000 MNIST digits",
+            license="CC-BY-SA-3.0",
+            is_default=True,
+            shipped=f"degradation/{arch}.safetensors",
+        )
+        for arch, spec in ARCHITECTURES.items()
+        if spec.labels == "digits"
+    ]
+
+
 WEIGHTS: dict[str, WeightEntry] = {
-    entry.name: entry for entry in _torchvision_entries() + _timm_entries() + _cifar10_entries()
+    entry.name: entry for entry in _torchvision_entries() + _timm_entries() + _cifar10_entries() + _digits_entries()
 }
 
 
@@ -311,7 +334,7 @@ class _Shipped:
     label = "shipped with ResNet Explorer"
 
     def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
-        path = SHIPPED_WEIGHTS_DIR / entry.file_name if entry.file_name else None
+        path = ASSETS_DIR / entry.shipped if entry.shipped else None
         if path is None or not path.is_file():
             raise _SourceFailed("not shipped")
         _verify_hash_prefix(path)
@@ -471,8 +494,10 @@ def locally_available(entry: WeightEntry | None) -> bool:
         return False
     folder = os.environ.get(ENV_WEIGHTS_DIR)
     places = [Path(folder) / name for name in _local_names(entry)] if folder else []
+    if entry.shipped:
+        places.append(ASSETS_DIR / entry.shipped)
     if entry.file_name:
-        places += [SHIPPED_WEIGHTS_DIR / entry.file_name, Path(torch.hub.get_dir()) / "checkpoints" / entry.file_name]
+        places.append(Path(torch.hub.get_dir()) / "checkpoints" / entry.file_name)
     if any(place.is_file() for place in places):
         return True
     if entry.hf_hub_id:

@@ -23,7 +23,7 @@ from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
 from demo.sessions import AnalysisStore
-from resnet_core import ARCHITECTURES, WEIGHTS, create_model, default_weights, degradation
+from resnet_core import ARCHITECTURES, WEIGHTS, create_model, default_weights
 from resnet_core.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
@@ -129,18 +129,15 @@ def test_clicking_a_grid_cell_selects_its_channel(cache, photos):
     assert features_tab.show_channel(state, "layer1", "stage output", order[11]).axes
 
 
-def test_catalog_offers_every_architecture_once_from_its_own_source():
+def test_catalog_offers_every_registered_network_once():
     offered = [arch for family in catalog.FAMILIES for arch in catalog.architectures_of(family)]
-    assert sorted(offered) == sorted([*ARCHITECTURES, *degradation.reference_models()])
-    assert len(offered) == len(set(offered))
+    assert offered == list(ARCHITECTURES)  # one catalog: the library's registry, the lab's digit nets included
     for arch in offered:
-        source = catalog.source_of(arch)
-        assert source.default_choice(arch) in source.weight_choices(arch)
-        assert isinstance(source, catalog.DigitNets) == (arch in degradation.reference_models())
-    assert catalog.source_of("resnet50").default_choice("resnet50") == default_weights("resnet50").name
-    assert catalog.source_of("plain34").weight_choices("plain34") == [RANDOM_INIT]
-    assert catalog.source_of("resnet-56").weight_choices("resnet-56") == [catalog.LAB_WEIGHTS]
-    assert catalog.source_of("resnet9") is None
+        assert catalog.default_choice(arch) in catalog.weight_choices(arch)
+    assert catalog.default_choice("resnet50") == default_weights("resnet50").name
+    assert catalog.weight_choices("plain34") == [RANDOM_INIT]
+    assert catalog.weight_choices("digits_resnet56") == ["digits_resnet56.lab", RANDOM_INIT]
+    assert not catalog.offers("resnet9")
     with pytest.raises(ValueError, match="unknown architecture"):
         ModelCache(capacity=1, device="cpu").get("resnet9", RANDOM_INIT)
 
@@ -188,7 +185,7 @@ def test_unavailable_weights_fall_back_visibly(cache, tmp_path, monkeypatch):
     dead = dataclasses.replace(WEIGHTS["resnet18.tv_in1k"], url=(tmp_path / "gone" / "resnet18-f37072fd.pth").as_uri())
     monkeypatch.setitem(WEIGHTS, "resnet18.tv_in1k", dead)  # unavailable by construction, on any machine
     loaded = ModelCache(capacity=1, device="cpu").get("resnet18", "resnet18.tv_in1k")
-    assert not loaded.pretrained and not loaded.model.card.pretrained
+    assert not loaded.model.card.pretrained
     assert "could not be loaded" in loaded.status and "predictions are meaningless" in loaded.status
     assert "published URL" in loaded.details and "To fix" in loaded.details  # the operator's part, collapsed
     assert not loaded.delivered

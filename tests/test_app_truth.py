@@ -78,7 +78,7 @@ def test_residual_chart_draws_one_bar_per_block_of_the_analysis(cache):
 
 
 def test_compare_chart_draws_one_named_line_per_network(cache):
-    archs = ["cifar10_resnet20", "cifar10_resnet56", "plain-56"]
+    archs = ["cifar10_resnet20", "cifar10_resnet56", "digits_plain56"]
     *_, chart, _, payload = compare_tab.compare_networks(str(CAT), archs)
     (axes,) = chart.axes
     lines = {line.get_label(): line for line in axes.lines if not line.get_label().startswith("_")}

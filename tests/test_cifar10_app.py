@@ -207,7 +207,7 @@ def test_an_example_that_carries_its_network_switches_to_it_and_runs():
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
 def test_owned_examples_run_on_click_with_their_own_network(tmp_path, monkeypatch):
     """With resnet50 picked, a click on a CIFAR-10 test image switches to cifar10_resnet56 and shows its answer,
-    without Analyze; a second click comes from the example cache; a digit switches to the lab's resnet-56."""
+    without Analyze; a second click comes from the example cache; a digit switches to the lab's digits_resnet56."""
     monkeypatch.chdir(tmp_path)  # Gradio caches examples under ./.gradio
     playwright = pytest.importorskip("playwright.sync_api")
     expect = playwright.expect
@@ -237,7 +237,7 @@ def test_owned_examples_run_on_click_with_their_own_network(tmp_path, monkeypatc
                     page.wait_for_function("() => document.body.innerText.includes('resnet18d ·')")
             page.locator(f"#digit-examples img[src*='{digit.name}']").click()
             predictions_show("7 (7)")
-            expect(page.get_by_label("Depth / variant")).to_have_value("resnet-56", timeout=30_000)
+            expect(page.get_by_label("Depth / variant")).to_have_value("digits_resnet56", timeout=30_000)
             assert "Error" not in page.locator("body").inner_text()
     finally:
         demo.close()

@@ -171,18 +171,18 @@ def test_compare_through_gradio_client_equals_analyze(cache):
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         gallery, table, plot, summary, numbers = client.predict(
             handle_file(str(CAT)),
-            ["cifar10_resnet20", "plain-56", "resnet18"],
+            ["cifar10_resnet20", "digits_plain56", "resnet18"],
             f"DEFAULT, DEFAULT, {RANDOM_INIT}",
             api_name="/compare",
         )
-        assert [n["arch"] for n in numbers["networks"]] == ["cifar10_resnet20", "plain-56", "resnet18"]
+        assert [n["arch"] for n in numbers["networks"]] == ["cifar10_resnet20", "digits_plain56", "resnet18"]
         assert "different label spaces (CIFAR-10, MNIST digits, ImageNet-1k)" in summary
         captions = [item["caption"].split(":")[0] for item in gallery]
-        assert captions == ["cifar10_resnet20", "plain-56", "resnet18 (UNTRAINED)"]
-        assert table["headers"] == ["", "cifar10_resnet20", "plain-56", "resnet18"]
+        assert captions == ["cifar10_resnet20", "digits_plain56", "resnet18 (UNTRAINED)"]
+        assert table["headers"] == ["", "cifar10_resnet20", "digits_plain56", "resnet18"]
         assert Image.open(plot).format == "PNG" and np.asarray(Image.open(plot).convert("L")).std() > 0
         # Each column is the single analysis, pixel for pixel: the Grad-CAM tab's picture of the same network.
-        archs, choices = ["cifar10_resnet20", "plain-56", "resnet18"], ["DEFAULT", "DEFAULT", RANDOM_INIT]
+        archs, choices = ["cifar10_resnet20", "digits_plain56", "resnet18"], ["DEFAULT", "DEFAULT", RANDOM_INIT]
         for item, arch, choice in zip(gallery, archs, choices, strict=True):
             cam = client.predict(handle_file(str(CAT)), arch, choice, api_name="/analyze")[4]
             assert np.array_equal(read_png(item["image"]), read_png(cam)), arch
@@ -218,7 +218,7 @@ def test_compare_in_a_real_browser(cache, tmp_path, monkeypatch):
             page.get_by_role("option", name="plain vs residual (digits, trained)", exact=True).click()
             page.wait_for_function("() => document.body.innerText.includes('same depth, with and without')")
             networks = page.locator("#compare-networks").inner_text()
-            assert "plain-56" in networks and "resnet-56" in networks and "cifar10_resnet20" not in networks
+            assert "digits_plain56" in networks and "digits_resnet56" in networks and "cifar10_resnet20" not in networks
             page.locator(f"#digit-examples img[src*='{digit.name}']").click()
             page.wait_for_timeout(500)
             page.get_by_role("button", name="Compare", exact=True).click()

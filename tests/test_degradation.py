@@ -68,8 +68,8 @@ def test_twenty_steps_are_bit_identical_for_one_seed(digits: tuple[torch.Tensor,
 
     def run(seed: int) -> tuple[list[tuple[str, int, float]], dict[str, torch.Tensor]]:
         config = degradation.LabConfig(depths=(20,), steps=20, warmup=5, seed=seed)
-        models = {"resnet-20": degradation.build_lab_model(20, False, config)}
-        return list(degradation.train_iter(models, images, labels, config)), models["resnet-20"].state_dict()
+        models = {"digits_resnet20": degradation.build_lab_model(20, False, config)}
+        return list(degradation.train_iter(models, images, labels, config)), models["digits_resnet20"].state_dict()
 
     first, second = run(0), run(0)
     assert [step for _, step, _ in first[0]] == list(range(20))
@@ -79,8 +79,8 @@ def test_twenty_steps_are_bit_identical_for_one_seed(digits: tuple[torch.Tensor,
 
 def test_plain_and_residual_twins_start_from_the_same_weights() -> None:
     models = degradation.build_lab_models(degradation.LabConfig())
-    assert list(models) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
-    plain, residual = models["plain-56"].state_dict(), models["resnet-56"].state_dict()
+    assert list(models) == ["digits_plain20", "digits_plain56", "digits_resnet20", "digits_resnet56"]
+    plain, residual = models["digits_plain56"].state_dict(), models["digits_resnet56"].state_dict()
     assert plain.keys() == residual.keys()
     assert all(torch.equal(plain[key], residual[key]) for key in plain)
 
@@ -94,11 +94,11 @@ def test_shipped_curves_show_degradation(reference_runs: list[degradation.LabRun
     assert all(len(model.losses) == run.config.steps for run in reference_runs for model in run.models.values())
     final = [{name: model.final_loss for name, model in run.models.items()} for run in reference_runs]
     # Deeper plain nets fit the digits far worse on every seed (measured 18-30x) ...
-    assert all(loss["plain-56"] >= 5 * loss["plain-20"] for loss in final)
+    assert all(loss["digits_plain56"] >= 5 * loss["digits_plain20"] for loss in final)
     # ... while deeper residual nets fit them at least as well: on the mean over seeds (seed 0 flips at 1.13x, with
     # both nets at 0.00% training error; seeds 1 and 2 give 0.36x and 0.30x), and never by the plain nets' factor.
-    assert sum(loss["resnet-56"] for loss in final) <= sum(loss["resnet-20"] for loss in final)
-    assert all(loss["resnet-56"] < 5 * loss["resnet-20"] for loss in final)
+    assert sum(loss["digits_resnet56"] for loss in final) <= sum(loss["digits_resnet20"] for loss in final)
+    assert all(loss["digits_resnet56"] < 5 * loss["digits_resnet20"] for loss in final)
 
 
 @pytest.mark.slow
@@ -108,7 +108,7 @@ def test_shipped_weights_reproduce_the_shipped_final_losses(
     reference_models: dict[str, ResNet],
 ) -> None:
     images, labels = digits
-    assert list(reference_models) == ["plain-20", "plain-56", "resnet-20", "resnet-56"]
+    assert list(reference_models) == ["digits_plain20", "digits_plain56", "digits_resnet20", "digits_resnet56"]
     for name, model in reference_models.items():
         loss, error = degradation.evaluate(model, images, labels)
         assert loss == pytest.approx(reference_runs[0].models[name].final_loss, rel=1e-4)
@@ -119,11 +119,11 @@ def test_shipped_nets_carry_a_card_whose_preprocessing_matches_the_loader(
     digits: tuple[torch.Tensor, torch.Tensor], reference_models: dict[str, ResNet]
 ) -> None:
     assert list(degradation.reference_models()) == list(reference_models)
-    plain = degradation.load_runs()[0].models["plain-56"]
+    plain = degradation.load_runs()[0].models["digits_plain56"]
     assert f"training loss {plain.final_loss:.4f}, error {plain.final_error:.2%}" in degradation.describe_reference(
-        "plain-56"
+        "digits_plain56"
     )
-    card = reference_models["resnet-56"].card
+    card = reference_models["digits_resnet56"].card
     assert card.pretrained and card.categories == tuple(str(digit) for digit in range(10))
     raw = digits[0][123] * MNIST_STD + MNIST_MEAN  # back to the file's 0-255 grey levels
     photo = Image.fromarray((raw[0] * 255).round().to(torch.uint8).numpy(), mode="L").convert("RGB")
@@ -137,12 +137,12 @@ def test_lesions_hurt_the_plain_net_far_more_than_the_residual_net(
     images, labels = digits[0][::10], digits[1][::10]  # 50 digits per class keeps this fast
     blocks = ["layer2.4", "layer3.4"]  # away from the first blocks, which both nets need (Veit et al. 2016)
     drops = {}
-    for name in ("plain-56", "resnet-56"):
+    for name in ("digits_plain56", "digits_resnet56"):
         study = degradation.lesion_study(reference_models[name], images, labels, blocks)
         drops[name] = [study.baseline - accuracy for accuracy in study.accuracy.values()]
-    # Measured on all 5,000 digits: resnet-56 loses 1.1 and 0.9 points, plain-56 66 and 82.
-    assert max(drops["resnet-56"]) < 0.05
-    assert min(drops["plain-56"]) > 0.5
+    # Measured on all 5,000 digits: digits_resnet56 loses 1.1 and 0.9 points, digits_plain56 66 and 82.
+    assert max(drops["digits_resnet56"]) < 0.05
+    assert min(drops["digits_plain56"]) > 0.5
 
 
 def test_lesion_swaps_in_the_shortcut_and_restores_the_block_even_on_error() -> None:
@@ -199,7 +199,7 @@ def test_cli_writes_curves_weights_and_plot_that_load_back(
     (run,) = degradation.load_runs(tmp_path)
     assert run.config == dataclasses.replace(SMALL, warmup=0)  # the default warm-up: a sixth of 3 steps
     models = degradation.load_lab_models(tmp_path)
-    assert list(models) == list(run.models) == ["plain-8", "resnet-8"]
+    assert list(models) == list(run.models) == ["digits_plain8", "digits_resnet8"]
     for name, model in models.items():
         assert len(run.models[name].losses) == 3
         assert degradation.evaluate(model, *digits)[0] == pytest.approx(run.models[name].final_loss, rel=1e-5)
@@ -233,3 +233,24 @@ def test_figures_render(digits: tuple[torch.Tensor, torch.Tensor]) -> None:
     lesions = {name: degradation.lesion_study(model, images, labels) for name, model in models.items()}
     for figure in (curves, degradation.plot_gradient_flow(flows), lesion_figure(lesions, "the digits")):
         figure.savefig(io.BytesIO(), format="png")
+
+
+@pytest.mark.parametrize("name", ["digits_plain20", "digits_plain56", "digits_resnet20", "digits_resnet56"])
+def test_the_lab_nets_are_registered_as_their_shipped_files_say(name: str, torch_home) -> None:
+    """One catalog: each shipped lab net is an architecture of the registry, with its weights as DEFAULT."""
+    from resnet_core import ARCHITECTURES, create_model, default_weights
+
+    assert ARCHITECTURES[name] == degradation.reference_spec(name)  # read from the file's own metadata
+    model = create_model(name, weights="DEFAULT")  # offline: the shipped copy
+    assert model.card.pretrained and model.card.weights == default_weights(name) and model.card.preprocess.grayscale
+    shipped = degradation.load_lab_models()[name]
+    assert all(
+        torch.equal(a, b) for a, b in zip(model.state_dict().values(), shipped.state_dict().values(), strict=True)
+    )
+
+
+def test_the_old_names_still_work_for_one_release() -> None:
+    from resnet_core import get_arch
+
+    with pytest.warns(FutureWarning, match="'resnet-56' is now called 'digits_resnet56'"):
+        assert get_arch("resnet-56").name == "digits_resnet56"

@@ -9,7 +9,6 @@ from PIL import Image
 
 from demo import analysis_panel as panel
 from demo import app_state, cost_tab, degradation_tab
-from demo.catalog import LAB_WEIGHTS
 from demo.model_cache import ModelCache
 
 from .conftest import ROOT, read_png
@@ -31,9 +30,9 @@ def short_runs(monkeypatch):
 def test_reference_run_is_shown_at_once():
     figure, text = degradation_tab.reference_view()
     assert len(figure.axes) == 2 and all(axis.lines for axis in figure.axes)
-    for name in ("plain-20", "plain-56", "resnet-20", "resnet-56"):
+    for name in ("digits_plain20", "digits_plain56", "digits_resnet20", "digits_resnet56"):
         assert name in text
-    assert "| 2 | plain-56 |" in text  # three seeds
+    assert "| 2 | digits_plain56 |" in text  # three seeds
 
 
 def test_gradient_view_plots_every_model():
@@ -47,7 +46,9 @@ def test_live_run_streams_then_summarises(short_runs):
     assert len(updates) >= 4
     assert "s left" in updates[0][1]
     final = updates[-1][1]
-    assert final.startswith("done in") and all(n in final for n in ("plain-20", "plain-32", "resnet-20", "resnet-32"))
+    assert final.startswith("done in") and all(
+        n in final for n in ("digits_plain20", "digits_plain32", "digits_resnet20", "digits_resnet32")
+    )
     with pytest.raises(gr.Error, match="two different depths"):
         next(degradation_tab.run_live(56, 20, 100))
     with pytest.raises(gr.Error, match="steps"):
@@ -56,19 +57,21 @@ def test_live_run_streams_then_summarises(short_runs):
 
 def test_digit_nets_open_in_the_feature_and_cam_views():
     outputs = panel.analyze_image(
-        str(DIGITS / "digit_7.png"), "resnet-56", LAB_WEIGHTS, stage="layer4", cam_layer="layer4"
+        str(DIGITS / "digit_7.png"), "digits_resnet56", "digits_resnet56.lab", stage="layer4", cam_layer="layer4"
     )
     label, status, crop, _, cam, *_, state = outputs
     block, cam_class, _, stage, *_ = panel.refresh_controls(state, "layer4", None)
-    cost_md = cost_tab.cost_views("resnet-56", LAB_WEIGHTS)[0]
+    cost_md = cost_tab.cost_views("digits_resnet56", "digits_resnet56.lab")[0]
     assert next(iter(label)) == "7 (7)" and "UNTRAINED" not in status
-    assert "degradation lab" in status
+    assert "MNIST digits, trained" in status and "shipped with ResNet Explorer: digits_resnet56.safetensors" in status
     assert Image.open(crop).size == (28, 28) and read_png(cam).shape == (28, 28, 3)
     assert cam_class["choices"][7] == "7: 7" and len(cam_class["choices"]) == 10
     assert block["choices"][1:] == [f"layer3.{i}" for i in range(9)]  # layer4 falls back to the deepest stage
     assert state["cam_layer"] == "layer3" and "28x28" in cost_md and stage["value"] == "layer3"
-    weights_update = panel.on_arch("plain-56")
-    assert weights_update["value"] == LAB_WEIGHTS and "training loss" in app_state.model_facts("plain-56", LAB_WEIGHTS)
+    weights_update = panel.on_arch("digits_plain56")
+    assert weights_update["value"] == "digits_plain56.lab" and "training loss" in app_state.model_facts(
+        "digits_plain56", "digits_plain56.lab"
+    )
 
 
 def test_live_training_is_off_on_a_space_unless_turned_on(monkeypatch):
@@ -94,7 +97,7 @@ def test_lab_endpoints_through_gradio_client(short_runs):
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         _, table = client.predict(api_name="/lab_reference")
-        assert "resnet-56" in table
+        assert "digits_resnet56" in table
         plot, status = client.predict(20, 32, 10, api_name="/lab_train")
         assert status.startswith("done in") and Image.open(plot).format == "PNG"
     finally:

@@ -57,7 +57,14 @@ def test_stored_analyses_keep_no_network_alive(photos):
     models = ModelCache(capacity=3, device="cpu")
     app_state.configure(models, AnalysisStore(capacity=8, ttl=600))
     alive = []
-    archs = ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_resnet56", "resnet-20", "plain-20"]
+    archs = [
+        "cifar10_resnet20",
+        "cifar10_resnet32",
+        "cifar10_resnet44",
+        "cifar10_resnet56",
+        "digits_resnet20",
+        "digits_plain20",
+    ]
     for arch in [*archs, "cifar10_resnet20", "cifar10_resnet56"]:
         *_, state = panel.analyze_image(str(CAT), arch, "DEFAULT")
         alive.append(weakref.ref(models.get(arch, state["weights"]).model))

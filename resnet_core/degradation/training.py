@@ -12,7 +12,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..architectures import ArchSpec, build, cifar_spec
+from ..architectures import LAB_FAMILY, ArchSpec, build, cifar_spec
 from ..evaluation import evaluate
 from ..models import PadPosition, ResNet
 
@@ -39,9 +39,9 @@ class LabConfig:
 
     Defaults are the setting measured in ``BENCHMARKS``: widths 8/16/32 at the digits' native 28x28, option A
     shortcuts, 50 warm-up steps, then cosine decay to zero over 500 steps (12.8 epochs) in all. 500 rather than 300
-    steps because at 300 the two residual nets end so close that resnet-56 <= resnet-20 failed on 2 of 28 seeds
-    (GPU sweep, ``bench.degradation_seeds``); at 500 it held on 14 of 14 seeds not used to choose the setting. On
-    this CPU, seed 0 still ends with resnet-56 at 1.13x resnet-20's loss, both at 0.00% training error.
+    steps because at 300 the two residual nets end so close that digits_resnet56 <= digits_resnet20 failed on 2 of 28
+    seeds (GPU sweep, ``bench.degradation_seeds``); at 500 it held on 14 of 14 seeds not used to choose the setting. On
+    this CPU, seed 0 still ends with digits_resnet56 at 1.13x digits_resnet20's loss, both at 0.00% training error.
     """
 
     depths: tuple[int, ...] = (20, 56)
@@ -81,16 +81,16 @@ def default_warmup(steps: int) -> int:
 
 
 def model_name(depth: int, plain: bool) -> str:
-    """``plain-56`` / ``resnet-56``: the paper's names, used as keys in every result."""
-    return f"{'plain' if plain else 'resnet'}-{depth}"
+    """``digits_plain56`` / ``digits_resnet56``: the names of the registry, used as keys in every result."""
+    return f"digits_{'plain' if plain else 'resnet'}{depth}"
 
 
 def _depth(name: str) -> int:
-    return int(name.rsplit("-", 1)[1])
+    return int(name.removeprefix("digits_").removeprefix("plain").removeprefix("resnet"))
 
 
 def _plain(name: str) -> bool:
-    return name.startswith("plain-")
+    return name.startswith("digits_plain")
 
 
 def lab_spec(depth: int, plain: bool, config: LabConfig) -> ArchSpec:
@@ -104,7 +104,7 @@ def lab_spec(depth: int, plain: bool, config: LabConfig) -> ArchSpec:
         in_chans=1,
         zero_pad=config.zero_pad,
         name=model_name(depth, plain),
-        family="Digits (degradation lab)",
+        family=LAB_FAMILY,
     )
 
 
