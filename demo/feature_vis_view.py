@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from resnet_core.create import card
 from resnet_core.feature_vis import default_cache_dir, layer_channels, visualize_channel
 
 from .app_state import STAGE_OUTPUT, models, shown_stage, stored_analysis, user_error, weight_choice
@@ -60,7 +61,9 @@ def visualize(
     if image.size[0] < DISPLAY:
         image = image.resize((DISPLAY, DISPLAY), resample=0)  # nearest: the pixels the network was given
     cost = "from the cache" if result.from_cache else f"{result.steps} steps of {1000 * result.seconds_per_step:.0f} ms"
-    trained = "" if loaded.pretrained else " These are random weights: what an untrained channel responds to."
+    trained = (
+        "" if card(loaded.model).pretrained else " These are random weights: what an untrained channel responds to."
+    )
     text = (
         f"Channel {int(channel)} of {layer} in {arch}: mean activation **{result.activation:.2f}** on this image "
         f"({cost}).{trained}"

@@ -53,7 +53,7 @@ def dead_weights(tmp_path, monkeypatch):
     file name, and its URL a file:// address of nothing."""
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
     gone = (tmp_path / "gone" / "resnet32-0badf11e.th").as_uri()
-    monkeypatch.setitem(WEIGHTS, DEAD, dataclasses.replace(WEIGHTS[DEAD], url=gone))
+    monkeypatch.setitem(WEIGHTS, DEAD, dataclasses.replace(WEIGHTS[DEAD], url=gone, shipped=None))
     return DEAD
 
 

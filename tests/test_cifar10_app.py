@@ -143,8 +143,10 @@ def test_cifar10_in_a_real_browser(tmp_path):
             page.locator(f"img[src*='{CAT.name}']").first.click()  # the example in the CIFAR-10 gallery
             page.wait_for_timeout(500)
             page.get_by_role("button", name="Analyze").click()
-            page.wait_for_function(
-                "() => document.querySelector('#predictions')?.innerText.includes('cat (3)')", timeout=120_000
+            page.wait_for_function(  # the answer, and no progress bar over it (the example ran on click before)
+                "() => { const text = document.querySelector('#predictions')?.innerText || '';"
+                " return text.includes('cat (3)') && !text.includes('forward pass'); }",
+                timeout=120_000,
             )
             lines = page.locator("#predictions").inner_text().split()
             assert lines[:3] == ["Predictions", "cat", "(3)"] and lines[5] == "100%"  # headline, then top-1 at p = 1.00
