@@ -52,7 +52,7 @@ def main() -> None:
         start = time.perf_counter()
         probe = probe_dataset(model, inputs)
         seconds = time.perf_counter() - start
-        stages = ", ".join(f"{stage} {value:.3f}" for stage, value in probe.stage_medians().items())
+        stages = ", ".join(f"{stage} {value:.3f}" for stage, value in probe.stage_medians(model.block_stages).items())
         medians = probe.median_ratios()
         above = [block for block, value in medians.items() if value > 1]
         per_image = 1000 * seconds / len(images)

@@ -19,6 +19,7 @@ from resnet_core import (
     create_model,
     default_weights,
     degradation,
+    eval_size,
     get_weights,
     list_weights,
 )
@@ -89,8 +90,7 @@ def published(arch: str, weights: str) -> WeightEntry | None:
 
 def input_size(arch: str, weights: str) -> int:
     """The size the chosen weights are evaluated at (their preprocessing's crop)."""
-    entry = published(arch, weights)
-    return entry.eval_size if entry is not None else ARCHITECTURES[arch].label_space.preprocess.crop_size
+    return eval_size(arch, None if weights == RANDOM_INIT else weights)
 
 
 def costs(arch: str, weights: str) -> CostTable:
@@ -136,9 +136,8 @@ def facts(arch: str, weights: str) -> str:
         )
     else:
         top5 = f" · acc@5 {entry.acc5:.2f}%" if entry.acc5 is not None else ""
-        lines.append(
-            f"acc@1 **{entry.acc1:.2f}%**{top5} on {entry.dataset} val at {entry.eval_size} px ({entry.origin})"
-        )
+        where = f"{entry.dataset} val at {entry.preprocess.crop_size} px ({entry.origin})"
+        lines.append(f"acc@1 **{entry.acc1:.2f}%**{top5} on {where}")
     size = input_size(arch, weights)
     table = costs(arch, weights)
     unit = f"{table.gmacs:.3f} GMACs ({2 * table.gmacs:.3f} GFLOPs)"

@@ -177,7 +177,7 @@ def residual_view(state: TabState | None, progress: gr.Progress = gr.Progress())
     figure = residual_figure(
         {f"median over {described}": medians, "your photo": photo}, title=f"{result.card.label} across the test set"
     )
-    stages = probe.stage_medians()
+    stages = probe.stage_medians(result.stage_of)
     below = sum(value < 1 for value in medians.values())
     text = (
         f"**{result.card.label}** over {described}: the residual branch is smaller than its shortcut in {below} "

@@ -72,7 +72,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
 
 def block_choices(result: AnalysisResult, stage: str | None) -> list[str]:
     stage = shown_stage(result, stage)
-    return [STAGE_OUTPUT] + [name for name in result.blocks if name.split(".")[0] == stage]
+    return [STAGE_OUTPUT] + [name for name in result.blocks if result.stage_of[name] == stage]
 
 
 def feature_of(result: AnalysisResult, stage: str | None, block: str | None):

@@ -26,7 +26,7 @@ def residual_chart(result: AnalysisResult) -> Figure:
     ratios = {name: stats.residual_ratio for name, stats in result.blocks.items()}
     mark = untrained_mark(result)
     title = f"{result.card.arch.name}{f' ({mark})' if mark else ''}: each block's residual branch against its shortcut"
-    return residual_figure({result.card.arch.name: ratios}, {name: name.split(".")[0] for name in ratios}, title)
+    return residual_figure({result.card.arch.name: ratios}, result.stage_of, title)
 
 
 def residual_summary(result: AnalysisResult) -> str:

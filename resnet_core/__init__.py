@@ -6,7 +6,15 @@ from .create import ModelCard, card, create_model
 from .label_spaces import LABEL_SPACES, LabelSpace
 from .models import ResNet, StageInfo
 from .preprocess import Preprocess, load_image
-from .weights import WEIGHTS, WeightEntry, WeightsUnavailableError, default_weights, get_weights, list_weights
+from .weights import (
+    WEIGHTS,
+    WeightEntry,
+    WeightsUnavailableError,
+    default_weights,
+    eval_size,
+    get_weights,
+    list_weights,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -26,6 +34,7 @@ __all__ = [
     "cost_table",
     "create_model",
     "default_weights",
+    "eval_size",
     "get_arch",
     "get_weights",
     "list_models",

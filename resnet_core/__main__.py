@@ -15,7 +15,7 @@ from .architectures import ARCHITECTURES, get_arch
 from .complexity import cost_table
 from .degradation.cli import configure_parser, run_cli
 from .saliency import METHODS
-from .weights import WeightsUnavailableError, list_weights
+from .weights import WeightsUnavailableError, eval_size, list_weights
 
 EXIT_USER_ERROR = 2
 
@@ -34,8 +34,8 @@ def architecture_rows() -> list[dict]:
     for name, spec in ARCHITECTURES.items():
         entries = list_weights(name)
         for entry in entries or [None]:
-            eval_size = entry.eval_size if entry else spec.label_space.preprocess.crop_size
-            table = cost_table(name, eval_size)
+            size = eval_size(name, entry)
+            table = cost_table(name, size)
             imagenet = spec.labels == "imagenet"
             published = entry is not None and entry.gmacs is not None
             rows.append(
@@ -47,7 +47,7 @@ def architecture_rows() -> list[dict]:
                     "default": bool(entry and entry.is_default),
                     "acc1": entry.acc1 if entry else None,
                     "acc5": entry.acc5 if entry else None,
-                    "eval_size": eval_size,
+                    "eval_size": size,
                     "params": entry.num_params if entry and entry.num_params else table.total_params,
                     "gmacs_224": entry.gmacs
                     if published

@@ -49,6 +49,7 @@ class AnalysisResult:
     cam_layer: str
     crop: Image.Image
     card: ModelCard
+    stage_of: dict[str, str] = field(default_factory=dict)  # block -> its stage, from the model's feature_info
     _model: ResNet = field(repr=False, default=None)
 
     def cpu(self) -> AnalysisResult:
@@ -193,5 +194,6 @@ def analyze(
         cam_layer=cam_layer,
         crop=crop,
         card=model_card,
+        stage_of=model.block_stages,
         _model=model,
     )

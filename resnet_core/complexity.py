@@ -14,9 +14,9 @@ from functools import cache
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .architectures import ARCHITECTURES, ArchSpec, build, get_arch
+from .architectures import ArchSpec, build, get_arch
 from .models import BasicBlock, Bottleneck, ResNet
-from .weights import default_weights
+from .weights import eval_size
 
 __all__ = ["CostRow", "CostTable", "bottleneck_arithmetic", "cost_table", "count_costs"]
 
@@ -101,6 +101,7 @@ def count_costs(model: ResNet, input_size: int = 224, name: str | None = None) -
     groups: dict[str, tuple[str, ...]] = {"stem": stem.parts}
     groups.update({block: (block,) for block in model.block_names()})
     groups["head"] = model.head_parts
+    stage_of = {"stem": "stem", "head": "head", **model.block_stages}
     counter = FlopCounterMode(display=False)
     entered: dict[str, int] = {}
     flops: dict[str, int] = {}
@@ -134,7 +135,7 @@ def count_costs(model: ResNet, input_size: int = 224, name: str | None = None) -
     total_flops = sum(f for _, f, _ in raw) or 1
     total_params = sum(p for _, _, p in raw) or 1
     rows = tuple(
-        CostRow(row, row.split(".")[0], params, row_flops, shapes[row], params / total_params, row_flops / total_flops)
+        CostRow(row, stage_of[row], params, row_flops, shapes[row], params / total_params, row_flops / total_flops)
         for row, row_flops, params in raw
     )
     return CostTable(name or (model.card.arch.name if model.card else type(model).__name__), input_size, rows)
@@ -148,10 +149,7 @@ def cost_table(arch: str | ArchSpec, input_size: int | None = None) -> CostTable
     320 for timm's ResNet-D weights, 32 on CIFAR-10), or for a spec without published weights its label space's crop.
     """
     spec = get_arch(arch) if isinstance(arch, str) else arch
-    if input_size is None:
-        entry = default_weights(spec.name) if ARCHITECTURES.get(spec.name) == spec else None
-        input_size = entry.eval_size if entry else spec.label_space.preprocess.crop_size
-    return _cost_table(spec, input_size)
+    return _cost_table(spec, input_size or eval_size(spec))
 
 
 @cache

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,12 +56,13 @@ class DatasetProbe:
             if not torch.isnan(ratios).all()
         }
 
-    def stage_medians(self) -> dict[str, float]:
-        """The median over all images and all blocks of each stage."""
+    def stage_medians(self, stage_of: Mapping[str, str]) -> dict[str, float]:
+        """The median over all images and all blocks of each stage (``stage_of``: block -> stage, as the network
+        describes itself)."""
         stages: dict[str, list[Tensor]] = {}
         for block, ratios in self.residual_ratios.items():
             if not torch.isnan(ratios).all():
-                stages.setdefault(block.split(".")[0], []).append(ratios)
+                stages.setdefault(stage_of[block], []).append(ratios)
         return {stage: float(torch.cat(values).nanmedian()) for stage, values in stages.items()}
 
     def extremes(self, block: str, channel: int, k: int = 9) -> tuple[list[int], list[int]]:

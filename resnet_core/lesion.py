@@ -27,8 +27,8 @@ def lesioned(model: ResNet, block: str) -> Iterator[ResNet]:
     """
     if block not in model.block_names():
         raise ValueError(f"{block!r} is not a block; expected one of {model.block_names()}")
-    stage_name, index = block.split(".")
-    stage = model.get_submodule(stage_name)
+    parent, _, index = block.rpartition(".")  # a module path: the block is child `index` of `parent`
+    stage = model.get_submodule(parent)
     original = stage.get_submodule(index)
     if not isinstance(original, _ResidualBlock):
         raise TypeError(f"{block!r} is a {type(original).__name__}, not a residual block")

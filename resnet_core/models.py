@@ -428,6 +428,17 @@ class ResNet(nn.Module):
         """Every residual block in forward order: ``layer1.0``, ``layer1.1``, ..."""
         return [block for stage in self.feature_info for block in stage.blocks]
 
+    @property
+    def block_stages(self) -> dict[str, str]:
+        """Every residual block and the stage it belongs to, as the network describes itself."""
+        return {block: stage.name for stage in self.feature_info for block in stage.blocks}
+
+    def stage_of(self, block: str) -> str:
+        """The stage a residual block belongs to."""
+        if block not in self.block_stages:
+            raise ValueError(f"{block!r} is not a block; expected one of {self.block_names()}")
+        return self.block_stages[block]
+
     def stage(self, name: str) -> StageInfo:
         for stage in self.feature_info:
             if stage.name == name:

@@ -34,7 +34,7 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
-from .architectures import ARCHITECTURES, get_arch
+from .architectures import ARCHITECTURES, ArchSpec, get_arch
 from .assets import ASSETS_DIR
 from .preprocess import Preprocess
 
@@ -46,6 +46,7 @@ __all__ = [
     "WeightEntry",
     "WeightsUnavailableError",
     "default_weights",
+    "eval_size",
     "get_weights",
     "list_weights",
     "load_checkpoint_file",
@@ -70,7 +71,6 @@ class WeightEntry:
     preprocess: Preprocess
     acc1: float | None  # on the label space's test set; None where none was measured (the lab's digit nets)
     acc5: float | None
-    eval_size: int
     url: str | None = None
     hf_hub_id: str | None = None
     num_params: int | None = None
@@ -117,7 +117,6 @@ def _torchvision_entries() -> list[WeightEntry]:
                     preprocess=Preprocess.from_torchvision(member.transforms()),
                     acc1=metrics["acc@1"],
                     acc5=metrics["acc@5"],
-                    eval_size=member.transforms().crop_size[0],
                     url=member.url,
                     hf_hub_id=f"timm/{arch}.{_TV_TAGS[member.name]}",
                     num_params=meta["num_params"],
@@ -158,7 +157,6 @@ def _timm_entries() -> list[WeightEntry]:
                 preprocess=Preprocess.from_crop_pct(size, crop_pct, interpolation),
                 acc1=acc1,
                 acc5=acc5,
-                eval_size=size,
                 hf_hub_id=f"timm/{name}",
                 origin=f"timm {name}",
                 license="Apache-2.0",
@@ -190,7 +188,6 @@ def _cifar10_entries() -> list[WeightEntry]:
             preprocess=get_arch(f"cifar10_resnet{depth}").label_space.preprocess,
             acc1=round(100 - error, 2),
             acc5=None,
-            eval_size=32,
             url=_CIFAR10_RELEASE + file_name,
             origin="akamaster/pytorch_resnet_cifar10 (Yerlan Idelbayev)",
             recipe="paper section 4.2: SGD, batch 128, lr 0.1, 64k iterations (1202 layers: lr 0.01 warm-up)",
@@ -213,7 +210,6 @@ def _digits_entries() -> list[WeightEntry]:
             preprocess=spec.label_space.preprocess,
             acc1=None,  # trained and measured on the same 5,000 digits: a training error, not a test accuracy
             acc5=None,
-            eval_size=spec.label_space.preprocess.crop_size,
             origin="the degradation lab's reference run (seed 0), shipped with ResNet Explorer",
             recipe="widths 8/16/32, option A shortcuts, 500 SGD steps on the 5,000 MNIST digits",
             license="CC-BY-SA-3.0",
@@ -240,6 +236,17 @@ def default_weights(arch: str) -> WeightEntry | None:
     """The recommended entry (torchvision's ``DEFAULT``), or None where nobody publishes weights."""
     get_arch(arch)
     return next((entry for entry in list_weights(arch) if entry.is_default), None)
+
+
+def eval_size(arch: str | ArchSpec, weights: str | WeightEntry | None = None) -> int:
+    """The input side ``weights`` are evaluated at: their preprocessing's crop. ``None`` means the default weights
+    (what a randomly initialised network is fed too), or the label space's crop where none are published."""
+    spec = get_arch(arch) if isinstance(arch, str) else arch
+    if isinstance(weights, str):
+        weights = get_weights(spec.name, weights)
+    elif weights is None and ARCHITECTURES.get(spec.name) == spec:
+        weights = default_weights(spec.name)
+    return (weights.preprocess if weights is not None else spec.label_space.preprocess).crop_size
 
 
 def get_weights(arch: str, weights: str) -> WeightEntry:

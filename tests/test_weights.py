@@ -17,7 +17,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 import resnet_core
-from resnet_core import WEIGHTS, WeightsUnavailableError, create_model, get_weights, list_weights
+from resnet_core import WEIGHTS, WeightsUnavailableError, create_model, eval_size, get_weights, list_weights
 from resnet_core.architectures import build
 from resnet_core.weights import ENV_DOWNLOAD_TIMEOUT, ENV_WEIGHTS_DIR, load_state_dict
 
@@ -249,7 +249,7 @@ def test_entries_match_timm_pretrained_configs():
         if entry.origin.startswith("timm"):
             size = (config.test_input_size or config.input_size)[-1]
             crop_pct = config.test_crop_pct or config.crop_pct
-            assert (entry.eval_size, entry.preprocess.crop_size) == (size, size)
+            assert (eval_size(entry.arch, entry), entry.preprocess.crop_size) == (size, size)
             assert entry.preprocess.resize_size == int(size / crop_pct)
             assert entry.preprocess.interpolation.value == config.interpolation
             assert entry.preprocess.mean == config.mean and entry.preprocess.std == config.std
@@ -261,7 +261,7 @@ def test_preprocessing_equals_torchvision_and_timm_transforms(photos):
     assert torch.equal(get_weights("resnet50", "tv2_in1k").preprocess(image), member.transforms()(image))
     entry = get_weights("resnet50d", "DEFAULT")
     model = timm.create_model("resnet50d")
-    config = timm.data.resolve_data_config({"input_size": (3, entry.eval_size, entry.eval_size),
+    config = timm.data.resolve_data_config({"input_size": (3, eval_size("resnet50d"), eval_size("resnet50d")),
                                             "crop_pct": 0.95, "interpolation": "bicubic"}, model=model)  # fmt: skip
     expected = timm.data.create_transform(**config)(image)
     assert (entry.preprocess(image) - expected).abs().max().item() <= 1e-6
