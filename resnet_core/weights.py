@@ -23,12 +23,10 @@ import os
 import pickle
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlparse
 
 import torch
 import torchvision.models as tvm
@@ -441,46 +439,49 @@ def _verify_hash_prefix(path: Path) -> None:
 
 
 class _HuggingFaceHub:
-    """The Hugging Face copy: its local cache only (``offline``), or the hub itself."""
+    """The Hugging Face copy: its local cache only (``offline``), or the hub itself.
 
-    # huggingface_hub retries an unreachable host for ~20 s. A DNS lookup answers "offline" in milliseconds,
-    # and after one failed download later attempts skip the network for a while.
-    _unreachable_until = 0.0
+    ``huggingface_hub`` retries a host that does not answer, five times with back-off, which against a host that
+    accepts connections but never replies takes minutes. The download therefore runs in a thread of its own and is
+    given up after the download timeout (it may still complete into the cache in the background). With
+    ``HF_HUB_OFFLINE`` set nothing is tried.
+    """
 
     def __init__(self, offline: bool) -> None:
         self.offline = offline
         self.label = "Hugging Face cache" if offline else "Hugging Face hub"
 
-    @staticmethod
-    def _reachable(endpoint: str) -> bool:
-        host = urlparse(endpoint).hostname or ""
-        try:
-            socket.getaddrinfo(host, 443)
-        except OSError:
-            return False
-        return True
-
     def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
         if not entry.hf_hub_id:
             raise _SourceFailed("no Hugging Face copy")
-        from huggingface_hub import constants, hf_hub_download
-        from huggingface_hub.errors import LocalEntryNotFoundError
+        from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
 
-        if not self.offline and (
-            constants.HF_HUB_OFFLINE
-            or time.monotonic() < _HuggingFaceHub._unreachable_until
-            or not self._reachable(constants.ENDPOINT)
-        ):
-            raise _SourceFailed("offline (HF_HUB_OFFLINE set or the hub unreachable)")
-        try:
-            path = hf_hub_download(entry.hf_hub_id, HF_FILENAME, local_files_only=self.offline)
-        except LocalEntryNotFoundError:
-            if not self.offline:
-                _HuggingFaceHub._unreachable_until = time.monotonic() + 600
-            where = "not in the local cache" if self.offline else "not downloadable (the hub is unreachable)"
-            raise _SourceFailed(f"{entry.hf_hub_id}/{HF_FILENAME} {where}") from None
-        except Exception as error:  # repository missing, HTTP errors
-            raise _SourceFailed(f"{entry.hf_hub_id}: {type(error).__name__}: {error}") from None
+        if self.offline:  # the file system alone: hf_hub_download would still ask the hub for its agent registry
+            cached = try_to_load_from_cache(entry.hf_hub_id, HF_FILENAME)
+            if not isinstance(cached, str):
+                raise _SourceFailed(f"{entry.hf_hub_id}/{HF_FILENAME} not in the local cache")
+            return load_checkpoint_file(cached), f"hf://{entry.hf_hub_id} ({cached})"
+        if constants.HF_HUB_OFFLINE:
+            raise _SourceFailed("offline (HF_HUB_OFFLINE is set)")
+        seconds = _download_timeout()
+        outcome: dict[str, object] = {}
+
+        def download() -> None:
+            try:
+                outcome["path"] = hf_hub_download(entry.hf_hub_id, HF_FILENAME, etag_timeout=seconds)
+            except Exception as error:  # handed to the caller below
+                outcome["error"] = error
+
+        worker = threading.Thread(target=download, name=f"hf-download-{entry.name}", daemon=True)
+        worker.start()
+        worker.join(seconds)
+        if worker.is_alive():
+            raise _SourceFailed(f"{entry.hf_hub_id}/{HF_FILENAME}: no answer within {seconds:g} s (timed out)")
+        error = outcome.get("error")
+        if error is not None:  # unreachable, repository missing, HTTP errors
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise _SourceFailed(f"{entry.hf_hub_id}/{HF_FILENAME} not downloadable ({reason})") from None
+        path = str(outcome["path"])
         return load_checkpoint_file(path), f"hf://{entry.hf_hub_id} ({path})"
 
 

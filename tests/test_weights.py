@@ -8,6 +8,7 @@ import os
 import pickle
 import socket
 import threading
+import time
 
 import pytest
 import timm
@@ -265,3 +266,59 @@ def test_preprocessing_equals_torchvision_and_timm_transforms(photos):
                                             "crop_pct": 0.95, "interpolation": "bicubic"}, model=model)  # fmt: skip
     expected = timm.data.create_transform(**config)(image)
     assert (entry.preprocess(image) - expected).abs().max().item() <= 1e-6
+
+
+@pytest.fixture()
+def silent_host():
+    """A loopback server that accepts connections and never answers: what a network that drops replies looks like."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(64)
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while True:
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                return
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}"
+    server.close()
+    for connection in accepted:
+        connection.close()
+
+
+@pytest.mark.parametrize("answer", ["refused", "silence"])
+def test_offline_an_uncached_weight_fails_within_twice_the_timeout(
+    answer, silent_host, torch_home, tmp_path, monkeypatch
+):
+    """No name lookup, no circuit breaker. Offline (a refused connection, as a failed name lookup) the hub's own
+    five retries with back-off (23 s) are cut at the download timeout; a host that accepts and never answers costs
+    each network source one timeout."""
+    from huggingface_hub import constants
+
+    with socket.socket() as closed:  # a port nobody listens on: connections are refused at once
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    host = refused if answer == "refused" else silent_host
+    monkeypatch.setenv(ENV_DOWNLOAD_TIMEOUT, "2")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # as on a laptop that lost its network
+    monkeypatch.setattr(constants, "ENDPOINT", host)  # what HF_ENDPOINT sets, both at import
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", host + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    entry = dataclasses.replace(WEIGHTS["resnet18.tv_in1k"], url=f"{host}/models/resnet18-f37072fd.pth")
+    monkeypatch.setitem(WEIGHTS, entry.name, entry)
+    start = time.perf_counter()
+    with pytest.raises(WeightsUnavailableError) as failure:
+        create_model("resnet18", weights=entry.name)
+    seconds = time.perf_counter() - start
+    reasons = dict(failure.value.attempts)
+    if answer == "refused":
+        assert seconds < 2 * 2, seconds
+        assert "unreachable" in reasons["published URL (torch.hub download)"]
+    else:  # the URL's timeout, then the hub's: twice, plus the time to build and give up
+        assert seconds < 2 * 2 + 1.0, seconds
+        assert "timed out" in reasons["published URL (torch.hub download)"]
+    assert "Hugging Face hub" in reasons and "not in the local cache" in reasons["Hugging Face cache"]
