@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from resnet_core import create_model, default_weights
-from resnet_core.cifar10 import ENV_TEST_SET, load_subset, load_test_set, to_batch
+from resnet_core.cifar10 import load_subset, load_test_set, to_batch
 from resnet_core.saliency import METHODS
 from resnet_core.sanity import Protocol, cascading_randomization, measured_map, perturbation_curve
+from resnet_core.settings import ENV_TEST_SET
 
 METHOD_NAMES = {key: method.title for key, method in METHODS.items()}
 PROTOCOLS = {

@@ -9,7 +9,6 @@ just analysed; the test images that excite a chosen channel most and least; and 
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from functools import cache
@@ -20,9 +19,10 @@ import numpy as np
 import torch
 
 from resnet_core import cifar10
-from resnet_core.dataset_probe import DatasetProbe, cache_root, probe_dataset
+from resnet_core.dataset_probe import DatasetProbe, probe_dataset
 from resnet_core.lesion import lesion_study
 from resnet_core.render import lesion_figure, residual_figure
+from resnet_core.settings import cache_root, cifar10_test_set
 
 from . import feature_vis_view
 from .app_state import models, stored_analysis, user_error
@@ -122,7 +122,7 @@ def cache_dir() -> Path:
 @cache
 def test_images() -> tuple[np.ndarray, np.ndarray, str]:
     """Images, labels and a description: the full test set where one is configured, else the shipped subset."""
-    if os.environ.get(cifar10.ENV_TEST_SET):
+    if cifar10_test_set() is not None:
         try:
             images, labels = cifar10.load_test_set()
             return images, labels, f"all {len(images):,} CIFAR-10 test images"

@@ -6,7 +6,6 @@ would stall every other visitor, so there it is off unless ``RESNET_EXPLORER_LIV
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from functools import cache
@@ -17,12 +16,12 @@ from matplotlib.figure import Figure
 from resnet_core import degradation
 from resnet_core.render import lesion_figure
 
+from . import settings
 from .catalog import LAB_FAMILY
 from .image_outputs import png_figures
 from .shared import PRIVATE, SESSION_BOUND, Shared, chart
 
 TITLE = "Degradation lab"
-ENV_LIVE_TRAINING = "RESNET_EXPLORER_LIVE_TRAINING"
 
 # Four models of these depths stay under about three minutes on two cores within these steps: measured on a quiet
 # machine, digits_plain20, digits_plain56, digits_resnet20 and digits_resnet56 take 103 + 328 + 109 + 280 ms per step,
@@ -30,14 +29,6 @@ ENV_LIVE_TRAINING = "RESNET_EXPLORER_LIVE_TRAINING"
 LIVE_DEPTHS = (20, 32, 44, 56)
 MIN_STEPS, MAX_STEPS = 50, 200
 STREAM_EVERY = 10  # steps between plot updates
-
-
-def live_training_allowed() -> bool:
-    """On by default, off on a Hugging Face Space (``SPACE_ID`` set) unless the setting turns it on."""
-    setting = os.environ.get(ENV_LIVE_TRAINING)
-    if setting is not None:
-        return setting.strip().lower() in ("1", "true", "yes", "on")
-    return "SPACE_ID" not in os.environ
 
 
 def build(shared: Shared, tab: gr.Tab) -> None:
@@ -137,10 +128,10 @@ def lesion_view() -> tuple[Figure, str]:
 
 def run_live(shallow: int, deep: int, steps: int) -> Iterator[tuple[Figure, str]]:
     """Train plain and residual nets of two depths, streaming the curves; cancelling stops the generator."""
-    if not live_training_allowed():
+    if not settings.live_training():
         raise gr.Error(
             f"Live training is off on this shared Space (it would stall every other visitor for minutes); run the "
-            f"app on your own machine, or set {ENV_LIVE_TRAINING}=1.",
+            f"app on your own machine, or set {settings.ENV_LIVE_TRAINING}=1.",
             print_exception=False,
         )
     shallow, deep, steps = int(shallow), int(deep), int(steps)

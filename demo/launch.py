@@ -10,6 +10,7 @@ import os
 
 import torch
 
+from . import settings
 from .app_state import configure, models, start_network, weight_choice
 from .layout import MAX_UPLOAD, PIXELATED, build_demo
 from .model_cache import ModelCache
@@ -29,12 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="also serve the public endpoints as MCP tools (default: $GRADIO_MCP_SERVER)",
     )
-    parser.add_argument("--device", default=os.environ.get("RESNET_EXPLORER_DEVICE"), help="cpu, cuda, cuda:1...")
-    parser.add_argument("--cache-size", type=int, default=int(os.environ.get("RESNET_EXPLORER_CACHE_SIZE", "3")))
+    parser.add_argument("--device", default=os.environ.get(settings.ENV_DEVICE), help="cpu, cuda, cuda:1...")
+    parser.add_argument("--cache-size", type=int, default=settings.cache_size())
     parser.add_argument(
         "--threads",
         type=int,
-        default=int(os.environ.get("RESNET_EXPLORER_THREADS", "0")),
+        default=settings.threads(),
         help="torch CPU threads per computation (default: every core)",
     )
     return parser.parse_args(argv)
@@ -51,7 +52,7 @@ def serve(argv: list[str] | None = None, block: bool = True):
     # Deliberate: one computation alone (the common case on a demo) gets every core; two at once share them.
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
     configure(ModelCache(capacity=args.cache_size, device=args.device))
-    if "SPACE_ID" in os.environ:  # on a Space the first visitor should not wait for the default model to load
+    if settings.on_space():  # on a Space the first visitor should not wait for the default model to load
         arch, _ = start_network()
         models().get(arch, weight_choice(arch, "DEFAULT"))
     demo = build_demo()

@@ -9,7 +9,6 @@ cached network, so no caller can forget it.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator
@@ -17,22 +16,11 @@ from contextlib import contextmanager
 
 import torch
 
-from . import catalog
+from . import catalog, settings
 from .catalog import LoadedModel
 from .sessions import release_memory
 
-__all__ = ["ENV_CACHE_SIZE", "ENV_DEVICE", "ModelBusy", "ModelCache", "default_device"]
-
-ENV_DEVICE = "RESNET_EXPLORER_DEVICE"
-ENV_CACHE_SIZE = "RESNET_EXPLORER_CACHE_SIZE"
-
-
-def default_device() -> torch.device:
-    """``$RESNET_EXPLORER_DEVICE`` if set, else the GPU when there is one, else the CPU."""
-    chosen = os.environ.get(ENV_DEVICE)
-    if chosen:
-        return torch.device(chosen)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+__all__ = ["ModelBusy", "ModelCache"]
 
 
 class ModelBusy(RuntimeError):
@@ -43,8 +31,8 @@ class ModelCache:
     """Least-recently-used cache of ``(arch, weights) -> LoadedModel``; failures are not cached."""
 
     def __init__(self, capacity: int | None = None, device: torch.device | str | None = None) -> None:
-        self.capacity = max(1, capacity or int(os.environ.get(ENV_CACHE_SIZE, "3")))
-        self.device = torch.device(device) if device is not None else default_device()
+        self.capacity = max(1, capacity or settings.cache_size())
+        self.device = torch.device(device) if device is not None else settings.device()
         self._models: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
         self._guard = threading.Lock()
         self._loading: dict[tuple[str, str], threading.Lock] = {}

@@ -22,10 +22,9 @@ import numpy as np
 
 from resnet_core.analysis import AnalysisResult
 
-__all__ = ["ENV_RESULTS", "ENV_RESULTS_TTL", "AnalysisStore", "Stored", "TabState", "new_token", "release_memory"]
+from . import settings
 
-ENV_RESULTS = "RESNET_EXPLORER_RESULTS"
-ENV_RESULTS_TTL = "RESNET_EXPLORER_RESULTS_TTL"
+__all__ = ["AnalysisStore", "Stored", "TabState", "new_token", "release_memory"]
 
 
 class TabState(TypedDict):
@@ -55,8 +54,8 @@ class AnalysisStore:
     """``token -> Stored``: at most ``capacity`` analyses, each for at most ``ttl`` seconds after its last use."""
 
     def __init__(self, capacity: int | None = None, ttl: float | None = None) -> None:
-        self.capacity = max(1, capacity or int(os.environ.get(ENV_RESULTS, "8")))
-        self.ttl = ttl if ttl is not None else float(os.environ.get(ENV_RESULTS_TTL, "600"))
+        self.capacity = max(1, capacity or settings.results())
+        self.ttl = ttl if ttl is not None else settings.results_ttl()
         self._items: OrderedDict[str, Stored] = OrderedDict()
         self._guard = threading.Lock()
 

@@ -9,7 +9,6 @@ and otherwise in torchvision's ``CIFAR10`` layout, which can download it.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -21,10 +20,10 @@ from torchvision import datasets
 
 from .assets import ASSETS_DIR
 from .label_spaces import CIFAR10
+from .settings import ENV_TEST_SET, cifar10_test_set
 
 __all__ = [
     "CLASSES",
-    "ENV_TEST_SET",
     "GALLERY_DIR",
     "SUBSET_JSON",
     "SUBSET_PNG",
@@ -36,7 +35,6 @@ __all__ = [
 ]
 
 CLASSES: tuple[str, ...] = CIFAR10.categories  # CIFAR-10's label order: 0 airplane ... 9 truck
-ENV_TEST_SET = "RESNET_EXPLORER_CIFAR10"
 CIFAR10_DIR = ASSETS_DIR / "cifar10"
 SUBSET_PNG = CIFAR10_DIR / "test_subset.png"
 SUBSET_JSON = CIFAR10_DIR / "test_subset.json"
@@ -93,7 +91,7 @@ def load_test_set(root: str | Path | None = None, download: bool = False) -> tup
     or else torchvision's ``CIFAR10`` root (``cifar-10-batches-py/``), which ``download=True`` fills from the web.
     """
     if root is None:
-        root = os.environ.get(ENV_TEST_SET)
+        root = cifar10_test_set()
     if root is None:
         raise FileNotFoundError(
             f"No CIFAR-10 test set given: pass root (the benchmarks' --data) or set ${ENV_TEST_SET} to one that holds "

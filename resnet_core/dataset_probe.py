@@ -10,7 +10,6 @@ cached on disk per weights and image set.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,15 +22,7 @@ from torch import Tensor
 from .hooks import forward_hooks
 from .models import ResNet
 
-__all__ = ["ENV_CACHE", "DatasetProbe", "cache_root", "probe_dataset", "residual_terms", "weights_digest"]
-
-ENV_CACHE = "RESNET_EXPLORER_CACHE"
-
-
-def cache_root() -> Path:
-    """Where results computed once per model are kept between runs: ``$RESNET_EXPLORER_CACHE`` or
-    ``~/.cache/resnet-explorer``. Each kind of result takes its own subfolder (``probes/``, ``feature_vis/``)."""
-    return Path(os.environ.get(ENV_CACHE, Path.home() / ".cache" / "resnet-explorer"))
+__all__ = ["DatasetProbe", "probe_dataset", "residual_terms", "weights_digest"]
 
 
 def residual_terms(residual: Tensor, shortcut: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -35,9 +35,10 @@ from PIL import Image
 from torch import Tensor, nn
 
 from .create import card
-from .dataset_probe import cache_root, weights_digest
+from .dataset_probe import weights_digest
 from .hooks import eval_mode, forward_hooks
 from .models import ResNet
+from .settings import cache_root
 
 __all__ = [
     "DEFAULT_STEPS",

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 import pickle
 import socket
 import threading
@@ -35,10 +34,9 @@ from torch import nn
 from .architectures import ARCHITECTURES, ArchSpec, get_arch
 from .assets import ASSETS_DIR
 from .preprocess import Preprocess
+from .settings import ENV_WEIGHTS_DIR, download_timeout, weights_dir
 
 __all__ = [
-    "ENV_DOWNLOAD_TIMEOUT",
-    "ENV_WEIGHTS_DIR",
     "SHIPPED_WEIGHTS_DIR",
     "WEIGHTS",
     "WeightEntry",
@@ -52,8 +50,6 @@ __all__ = [
     "locally_available",
 ]
 
-ENV_WEIGHTS_DIR = "RESNET_EXPLORER_WEIGHTS"
-ENV_DOWNLOAD_TIMEOUT = "RESNET_EXPLORER_DOWNLOAD_TIMEOUT"
 HF_FILENAME = "model.safetensors"
 SHIPPED_WEIGHTS_DIR = ASSETS_DIR / "cifar10" / "weights"
 
@@ -317,8 +313,8 @@ class _LocalDir:
     label = f"local folder (${ENV_WEIGHTS_DIR})"
 
     def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
-        folder = os.environ.get(ENV_WEIGHTS_DIR)
-        if not folder:
+        folder = weights_dir()
+        if folder is None:
             raise _SourceFailed("not set")
         names = _local_names(entry)
         for name in names:
@@ -365,7 +361,7 @@ class _TorchHub:
         elif self.offline:
             raise _SourceFailed(f"no {cached}")
         try:
-            with _socket_timeout(_download_timeout()):
+            with _socket_timeout(download_timeout()):
                 state = torch.hub.load_state_dict_from_url(
                     entry.url, progress=progress, check_hash=True, weights_only=True, map_location="cpu"
                 )
@@ -378,20 +374,9 @@ class _TorchHub:
         except OSError as error:  # URLError, HTTPError, timeouts, permission problems
             reason = getattr(error, "reason", error)
             if isinstance(reason, TimeoutError):
-                raise _SourceFailed(f"{entry.url} sent nothing for {_download_timeout():g} s (timed out)") from None
+                raise _SourceFailed(f"{entry.url} sent nothing for {download_timeout():g} s (timed out)") from None
             raise _SourceFailed(f"{entry.url} unreachable ({reason})") from None
         return _unwrap(state, cached), f"{entry.url} (cache {cached})"
-
-
-def _download_timeout() -> float:
-    value = os.environ.get(ENV_DOWNLOAD_TIMEOUT, "30")
-    try:
-        seconds = float(value)
-    except ValueError:
-        raise ValueError(f"${ENV_DOWNLOAD_TIMEOUT} must be a number of seconds, got {value!r}") from None
-    if seconds <= 0:
-        raise ValueError(f"${ENV_DOWNLOAD_TIMEOUT} must be positive, got {value!r}")
-    return seconds
 
 
 _TIMEOUT_LOCK = threading.Lock()
@@ -463,7 +448,7 @@ class _HuggingFaceHub:
             return load_checkpoint_file(cached), f"hf://{entry.hf_hub_id} ({cached})"
         if constants.HF_HUB_OFFLINE:
             raise _SourceFailed("offline (HF_HUB_OFFLINE is set)")
-        seconds = _download_timeout()
+        seconds = download_timeout()
         outcome: dict[str, object] = {}
 
         def download() -> None:
@@ -500,8 +485,8 @@ def locally_available(entry: WeightEntry | None) -> bool:
     """Whether a local source (no network) holds a file for ``entry``: checked by name only, nothing is read."""
     if entry is None:
         return False
-    folder = os.environ.get(ENV_WEIGHTS_DIR)
-    places = [Path(folder) / name for name in _local_names(entry)] if folder else []
+    folder = weights_dir()
+    places = [folder / name for name in _local_names(entry)] if folder else []
     if entry.shipped:
         places.append(ASSETS_DIR / entry.shipped)
     if entry.file_name:

@@ -34,7 +34,8 @@ from resnet_core.cifar10 import (
 )
 from resnet_core.label_spaces import CIFAR10
 from resnet_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
-from resnet_core.weights import ENV_WEIGHTS_DIR, SHIPPED_WEIGHTS_DIR
+from resnet_core.settings import ENV_WEIGHTS_DIR
+from resnet_core.weights import SHIPPED_WEIGHTS_DIR
 
 SHIPPED_DEPTHS = (20, 32, 44, 56)
 

@@ -12,7 +12,7 @@ from PIL import Image
 from resnet_core import cifar10, cifar_spec, create_model
 from resnet_core.__main__ import main as cli
 from resnet_core.architectures import build
-from resnet_core.dataset_probe import ENV_CACHE, probe_dataset
+from resnet_core.dataset_probe import probe_dataset
 from resnet_core.degradation.store import load_lab_models
 from resnet_core.feature_vis import (
     FeatureVisualization,
@@ -21,6 +21,7 @@ from resnet_core.feature_vis import (
     layer_channels,
     visualize_channel,
 )
+from resnet_core.settings import ENV_CACHE
 
 from .conftest import hooks_left
 

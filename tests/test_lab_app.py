@@ -8,7 +8,7 @@ from gradio_client import Client
 from PIL import Image
 
 from demo import analysis_panel as panel
-from demo import app_state, cost_tab, degradation_tab
+from demo import app_state, cost_tab, degradation_tab, settings
 from demo.model_cache import ModelCache
 
 from .conftest import ROOT, read_png
@@ -76,14 +76,14 @@ def test_digit_nets_open_in_the_feature_and_cam_views():
 
 def test_live_training_is_off_on_a_space_unless_turned_on(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/resnet-explorer")
-    monkeypatch.delenv(degradation_tab.ENV_LIVE_TRAINING, raising=False)
+    monkeypatch.delenv(settings.ENV_LIVE_TRAINING, raising=False)
     with pytest.raises(gr.Error, match="Live training is off"):
         next(degradation_tab.run_live(20, 32, 50))
-    monkeypatch.setenv(degradation_tab.ENV_LIVE_TRAINING, "1")
-    assert degradation_tab.live_training_allowed()
+    monkeypatch.setenv(settings.ENV_LIVE_TRAINING, "1")
+    assert settings.live_training()
     monkeypatch.delenv("SPACE_ID")
-    monkeypatch.delenv(degradation_tab.ENV_LIVE_TRAINING)
-    assert degradation_tab.live_training_allowed()
+    monkeypatch.delenv(settings.ENV_LIVE_TRAINING)
+    assert settings.live_training()
 
 
 @pytest.mark.slow

@@ -1,0 +1,71 @@
+"""Every setting the app reads from the environment, in one place: its name, its default, how it is parsed.
+
+Each has a command-line option of ``resnet-explorer`` too (``launch.py``); the library's own settings are in
+``resnet_core/settings.py``. Read when needed, so a test or a Space variable changed before start-up takes effect.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+__all__ = [
+    "ENV_CACHE_SIZE",
+    "ENV_DEVICE",
+    "ENV_LIVE_TRAINING",
+    "ENV_RESULTS",
+    "ENV_RESULTS_TTL",
+    "ENV_THREADS",
+    "cache_size",
+    "device",
+    "live_training",
+    "on_space",
+    "results",
+    "results_ttl",
+    "threads",
+]
+
+ENV_DEVICE = "RESNET_EXPLORER_DEVICE"  # cpu, cuda, cuda:1...; default: the GPU when there is one
+ENV_CACHE_SIZE = "RESNET_EXPLORER_CACHE_SIZE"  # networks kept in memory (default 3)
+ENV_THREADS = "RESNET_EXPLORER_THREADS"  # torch CPU threads per computation (default 0: every core)
+ENV_RESULTS = "RESNET_EXPLORER_RESULTS"  # analyses kept for redraws (default 8)
+ENV_RESULTS_TTL = "RESNET_EXPLORER_RESULTS_TTL"  # seconds an analysis is kept after its last use (default 600)
+ENV_LIVE_TRAINING = "RESNET_EXPLORER_LIVE_TRAINING"  # 1/0: live training on or off (default: off on a Space)
+
+
+def device() -> torch.device:
+    """``$RESNET_EXPLORER_DEVICE`` if set, else the GPU when there is one, else the CPU."""
+    chosen = os.environ.get(ENV_DEVICE)
+    if chosen:
+        return torch.device(chosen)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def cache_size() -> int:
+    return int(os.environ.get(ENV_CACHE_SIZE, "3"))
+
+
+def threads() -> int:
+    return int(os.environ.get(ENV_THREADS, "0"))
+
+
+def results() -> int:
+    return int(os.environ.get(ENV_RESULTS, "8"))
+
+
+def results_ttl() -> float:
+    return float(os.environ.get(ENV_RESULTS_TTL, "600"))
+
+
+def on_space() -> bool:
+    """Running on Hugging Face Spaces (which sets ``SPACE_ID``)."""
+    return "SPACE_ID" in os.environ
+
+
+def live_training() -> bool:
+    """On by default, off on a Hugging Face Space unless ``RESNET_EXPLORER_LIVE_TRAINING`` turns it on."""
+    setting = os.environ.get(ENV_LIVE_TRAINING)
+    if setting is not None:
+        return setting.strip().lower() in ("1", "true", "yes", "on")
+    return not on_space()
