@@ -60,7 +60,7 @@ def test_resnet_a_is_torchvision_with_the_stride_moved_to_the_first_1x1():
     assert ours.layer2[0].conv1.stride == (2, 2) and ours.layer2[0].conv2.stride == (1, 1)
 
 
-@pytest.mark.parametrize("depth", [18, 34, 50, 101, 152])
+@pytest.mark.parametrize("depth", [18, 34, 50, *(pytest.param(depth, marks=pytest.mark.slow) for depth in (101, 152))])
 def test_plain_twin_is_the_same_network_without_shortcuts(depth):
     plain, residual = build(f"plain{depth}"), build(f"resnet{depth}")
     plain_keys, residual_keys = set(plain.state_dict()), set(residual.state_dict())

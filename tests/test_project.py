@@ -27,6 +27,7 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
     assert f"bash -c '{run_tests}'" in (ROOT / ".ci" / "run").read_text()
 
 
+@pytest.mark.slow  # the cost table of every architecture at two sizes
 def test_readme_architecture_table_is_generated():
     table = README.split("<!-- architectures:start -->\n", 1)[1].split("\n<!-- architectures:end -->", 1)[0]
     assert table.strip() == markdown_table(architecture_rows()).strip()

@@ -291,7 +291,7 @@ def silent_host():
         connection.close()
 
 
-@pytest.mark.parametrize("answer", ["refused", "silence"])
+@pytest.mark.parametrize("answer", ["refused", pytest.param("silence", marks=pytest.mark.slow)])
 def test_offline_an_uncached_weight_fails_within_twice_the_timeout(
     answer, silent_host, torch_home, tmp_path, monkeypatch
 ):
