@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Literal
 
 from .label_spaces import LabelSpace, label_space
-from .models import BasicBlock, Bottleneck, PadPosition, ResNestBottleneck, ResNet
+from .models import BasicBlock, Bottleneck, DownsampleType, PadPosition, ResNestBottleneck, ResNet, StemType
 
 __all__ = ["ARCHITECTURES", "LAB_FAMILY", "ArchSpec", "build", "cifar_spec", "get_arch", "list_models"]
 
@@ -31,9 +31,9 @@ class ArchSpec:
     groups: int = 1
     width_per_group: int = 64
     widths: tuple[int, ...] = (64, 128, 256, 512)
-    stem_type: Literal["", "deep", "cifar"] = ""
+    stem_type: StemType = ""
     stem_width: int = 64
-    downsample: Literal["conv", "avg", "zeropad"] = "conv"
+    downsample: DownsampleType = "conv"
     zero_pad: PadPosition = "both"
     stride_in_1x1: bool = False
     shortcut: bool = True
@@ -49,30 +49,27 @@ class ArchSpec:
     @property
     def depth(self) -> int:
         """Weighted layers as the paper counts them: stem conv + convs in the blocks + fc."""
-        per_block = {"basic": 2, "bottleneck": 3, "resnest": 3}[self.block]
-        return 2 + per_block * sum(self.layers)
+        return 2 + _BLOCKS[self.block].convs * sum(self.layers)
 
     @property
     def num_blocks(self) -> int:
         return sum(self.layers)
 
     def model_kwargs(self) -> dict:
-        return dict(
-            block=_BLOCKS[self.block],
-            layers=list(self.layers),
-            num_classes=self.label_space.num_classes,
-            in_chans=self.in_chans,
-            groups=self.groups,
-            width_per_group=self.width_per_group,
-            widths=self.widths,
-            stem_type=self.stem_type,
-            stem_width=self.stem_width,
-            downsample=self.downsample,
-            zero_pad=self.zero_pad,
-            stride_in_1x1=self.stride_in_1x1,
-            shortcut=self.shortcut,
-            block_kwargs=dict(self.block_kwargs),
-        )
+        """The keyword arguments of :class:`~resnet_core.models.ResNet`: every field that is a model option, as it
+        is, and the few that need a translation (the block's class, the label space's number of classes)."""
+        options = {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.name not in _DESCRIPTIONS}
+        return {
+            **options,
+            "block": _BLOCKS[self.block],
+            "layers": list(self.layers),
+            "block_kwargs": dict(self.block_kwargs),
+            "num_classes": self.label_space.num_classes,
+        }
+
+
+# ArchSpec fields that describe the network rather than configure it.
+_DESCRIPTIONS = ("name", "family", "reference", "labels")
 
 
 _DEPTHS: dict[int, tuple[BlockName, tuple[int, ...]]] = {

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-
-if TYPE_CHECKING:
-    from .create import ModelCard
 
 __all__ = [
     "BasicBlock",
@@ -95,7 +92,14 @@ class ZeroPadShortcut(nn.Module):
 
 
 class _ResidualBlock(nn.Module):
-    """What every block shares: the shortcut path and the merge ``F(x) + shortcut(x)`` (or ``F(x)`` when plain)."""
+    """What every block shares: the shortcut path and the merge ``F(x) + shortcut(x)`` (or ``F(x)`` when plain).
+
+    Each kind says how many weighted layers its branch holds (``convs``, the paper's depth count) and by how much
+    it widens its planes (``expansion``).
+    """
+
+    convs: int
+    expansion: int
 
     def _init_shortcut(
         self, downsample: nn.Module | None, shortcut: bool, stride: int, in_planes: int, out_planes: int
@@ -126,6 +130,7 @@ class BasicBlock(_ResidualBlock):
     """Two 3x3 convolutions: the block of ResNet-18/34 and of the CIFAR networks."""
 
     expansion = 1
+    convs = 2
 
     def __init__(
         self,
@@ -162,6 +167,7 @@ class Bottleneck(_ResidualBlock):
     """
 
     expansion = 4
+    convs = 3
 
     def __init__(
         self,
@@ -234,6 +240,7 @@ class ResNestBottleneck(_ResidualBlock):
     """ResNeSt's bottleneck: split attention in place of the 3x3, a 3x3 average pool carrying the stride."""
 
     expansion = 4
+    convs = 3
 
     def __init__(
         self,
@@ -337,7 +344,9 @@ class ResNet(nn.Module):
         self._zero_pad = zero_pad
         self.in_chans = in_chans
         # Set by create_model (weights, preprocessing, labels); None for a bare module.
-        self.card: ModelCard | None = None
+        # What create_model knows about the weights (a resnet_core.create.ModelCard), set there; untyped here, as
+        # timm's pretrained_cfg, so the model never imports the code that builds it.
+        self.card: Any = None
         self._stride_in_1x1 = stride_in_1x1
         self._block_kwargs = dict(block_kwargs or {})
 
@@ -387,7 +396,7 @@ class ResNet(nn.Module):
         if zero_init_residual:
             for module in self.modules():
                 last_bn = getattr(module, "bn3", None) or getattr(module, "bn2", None)
-                if isinstance(module, (BasicBlock, Bottleneck, ResNestBottleneck)) and last_bn is not None:
+                if isinstance(module, _ResidualBlock) and last_bn is not None:
                     nn.init.constant_(last_bn.weight, 0)
 
     def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import gc
 import inspect
+import itertools
 import weakref
 from pathlib import Path
 from types import SimpleNamespace
@@ -94,3 +95,34 @@ def test_a_new_saliency_method_is_one_entry(monkeypatch, capsys):
     assert ("Flat", "flat") in [tuple(choice) for choice in radios[0].choices]
     report = sanity_check(create_model("cifar10_resnet20", weights="DEFAULT"), CAT, "flat")
     assert report.method == "flat" and report.randomization[0].spearman is None  # a flat map has no ranking
+
+
+def test_the_library_has_no_import_cycle():
+    """Module-level imports between resnet_core's modules (type-checking ones included) form no cycle."""
+    package = ROOT / "resnet_core"
+    graph: dict[str, set[str]] = {}
+    for path in package.rglob("*.py"):
+        module = ".".join(path.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        graph[module] = set()
+        for node in ast.parse(path.read_text()).body:
+            for statement in [node, *ast.walk(node)] if isinstance(node, ast.If) else [node]:
+                if isinstance(statement, ast.ImportFrom) and statement.level:
+                    base = module.split(".")[: -statement.level + (path.name == "__init__.py")]
+                    target = ".".join([*base, *(statement.module or "").split(".")]).strip(".")
+                    graph[module].add(target)
+    # Importing a package runs its __init__, so an edge into a subpackage's module goes through it as well.
+    cycles = []
+
+    def visit(module: str, trail: tuple[str, ...]) -> None:
+        for target in graph.get(module, ()):
+            if target in trail:
+                cycles.append((*trail[trail.index(target) :], target))
+            elif target in graph and len(trail) < 30:
+                visit(target, (*trail, target))
+
+    for module in graph:
+        visit(module, (module,))
+    # A package's __init__ importing its own modules is no cycle; a module importing its package's __init__ back is.
+    nested = [all(a.startswith(b) or b.startswith(a) for a, b in itertools.pairwise(cycle)) for cycle in cycles]
+    real = [cycle for cycle, inside in zip(cycles, nested, strict=True) if not inside]
+    assert real == []
