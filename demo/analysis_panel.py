@@ -69,7 +69,7 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
     """The panel's components; their events come in :func:`wire`, once the tabs exist."""
     start_arch, start_note = start_network()
     start_family = get_arch(start_arch).family
-    start_weights = on_arch(start_arch)["value"]
+    weights_pick = on_arch(start_arch)  # what a pick of the start network fills in
     session = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
@@ -91,9 +91,9 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                 info="ResNet-A/B/C/D, acc@1, MACs: see the Glossary in About",
             )
             weights = gr.Dropdown(
-                on_arch(start_arch)["choices"], value=start_weights, label="Weights", allow_custom_value=True
+                weights_pick["choices"], value=weights_pick["value"], label="Weights", allow_custom_value=True
             )
-            facts = gr.Markdown(model_facts(start_arch, start_weights))
+            facts = gr.Markdown(model_facts(start_arch, weights_pick["value"]))
             with gr.Accordion("Options", open=False):
                 topk = gr.Slider(1, 10, value=5, step=1, label="Top-k")
             run = gr.Button("Analyze", variant="primary")

@@ -197,10 +197,14 @@ def _not_delivered(loaded: LoadedModel) -> str:
     return f"**Warning:** {loaded.status}"
 
 
+def _network(result: AnalysisResult) -> str:
+    """The network's name as its column, caption and legend show it: marked where it is untrained."""
+    return result.card.arch.name + ("" if result.card.pretrained else " (UNTRAINED)")
+
+
 def _caption(result: AnalysisResult) -> str:
     _, name, probability = result.topk[0]
-    trained = "" if result.card.pretrained else " (UNTRAINED)"
-    return f"{result.card.arch.name}{trained}: {name} {100 * probability:.1f}%"
+    return f"{_network(result)}: {name} {100 * probability:.1f}%"
 
 
 def _table(networks: list[dict]) -> pd.DataFrame:
@@ -229,8 +233,7 @@ def residual_chart(results: list[AnalysisResult]) -> Figure:
     Plain nets have no shortcut, so no line; untrained networks are marked in their legend entry.
     """
     series = {
-        _caption(result).split(":")[0]: {name: stats.residual_ratio for name, stats in result.blocks.items()}
-        for result in results
+        _network(result): {name: stats.residual_ratio for name, stats in result.blocks.items()} for result in results
     }
     return residual_figure(series, title="each block's residual branch against its shortcut, one line per network")
 
