@@ -12,10 +12,10 @@ from torch import Tensor, nn
 
 from .attribution import grad_cam
 from .create import ModelCard, card
-from .dataset_probe import residual_terms
 from .hooks import forward_hooks
 from .models import ResNet
 from .preprocess import load_image
+from .residual_stats import ResidualStats, residual_stats
 
 __all__ = ["AnalysisResult", "BlockStats", "analyze", "check_class", "model_input", "topk_classes", "topk_rows"]
 
@@ -36,6 +36,12 @@ class BlockStats:
     cosine: float | None
     zero_fraction: float
     projection: bool = False
+
+    @classmethod
+    def of(cls, output: Tensor, stats: ResidualStats, block: nn.Module) -> BlockStats:
+        """The block's output and its statistics on a batch of one; NaN ("no direction") becomes None."""
+        ratio, cosine = (None if torch.isnan(value[0]) else float(value[0]) for value in (stats.ratio, stats.cosine))
+        return cls(output, ratio, cosine, float(stats.zero_fraction[0]), getattr(block, "downsample", None) is not None)
 
 
 @dataclass
@@ -139,7 +145,6 @@ def analyze(
     crop, inputs = model_input(model, image)
 
     captured: dict[str, Tensor] = {}
-    stats: dict[str, tuple[float | None, float | None, float, bool]] = {}
     logits_out: list[Tensor] = []
 
     def keep(name: str):
@@ -152,27 +157,8 @@ def analyze(
 
         return hook
 
-    def measure(block: str):
-        def hook(module: nn.Module, args: tuple, output: Tensor) -> None:
-            residual, shortcut = args
-            with torch.no_grad():
-                # The block's final ReLU zeroes exactly the entries where the sum is <= 0.
-                zeros = 1.0 - int(torch.count_nonzero(output > 0)) / output.numel()
-                if shortcut is None:
-                    stats[block] = (None, None, zeros, False)
-                    return
-                ff, ss, fs = (float(term[0]) for term in residual_terms(residual, shortcut))
-                # An all-zero shortcut (a constant image can do that) has no direction: report "not applicable".
-                ratio = (ff / ss) ** 0.5 if ss > 0 else None
-                cosine = fs / (ff * ss) ** 0.5 if ff > 0 and ss > 0 else None
-                stats[block] = (ratio, cosine, zeros, model.get_submodule(block).downsample is not None)
-
-        return hook
-
     blocks = model.block_names()
     modules = set(stages.values()) | set(blocks)
-    hooks = [(name, keep(name)) for name in sorted(modules)]
-    hooks += [(f"{block}.residual_add", measure(block)) for block in blocks]
 
     def score(x: Tensor) -> Tensor:
         logits = model(x)
@@ -180,15 +166,16 @@ def analyze(
         target = logits.detach().argmax(-1) if cam_class is None else torch.full_like(logits[:, 0], cam_class).long()
         return logits.gather(1, target.view(-1, 1))[:, 0]
 
-    with forward_hooks(model, hooks):
+    with forward_hooks(model, [(name, keep(name)) for name in sorted(modules)]), residual_stats(model) as recorder:
         cam = grad_cam(score, model.get_submodule(stages[cam_layer]), inputs, crop.size[::-1])
+    stats = recorder.result()
 
     probabilities = logits_out[0][0].float().softmax(-1).cpu()
     return AnalysisResult(
         topk=topk_classes(probabilities, model_card.categories, topk),
         probabilities=probabilities,
         stages={display: captured[module] for display, module in stages.items()},
-        blocks={block: BlockStats(captured[block], *stats[block]) for block in blocks},
+        blocks={block: BlockStats.of(captured[block], stats[block], model.get_submodule(block)) for block in blocks},
         cam=cam,
         cam_class=int(probabilities.argmax()) if cam_class is None else cam_class,
         cam_layer=cam_layer,

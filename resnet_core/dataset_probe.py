@@ -21,15 +21,9 @@ from torch import Tensor
 
 from .hooks import forward_hooks
 from .models import ResNet
+from .residual_stats import residual_stats
 
-__all__ = ["DatasetProbe", "probe_dataset", "residual_terms", "weights_digest"]
-
-
-def residual_terms(residual: Tensor, shortcut: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per sample: ``||F||^2``, ``||shortcut||^2`` and ``F . shortcut`` (three dot products, one pass each, no
-    temporaries), which give both norms and the cosine."""
-    f, s = residual.flatten(1), shortcut.flatten(1)
-    return torch.linalg.vecdot(f, f), torch.linalg.vecdot(s, s), torch.linalg.vecdot(f, s)
+__all__ = ["DatasetProbe", "probe_dataset", "weights_digest"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +92,6 @@ def probe_dataset(
             return DatasetProbe.load(path)
     blocks = model.block_names()
     means: dict[str, list[Tensor]] = {block: [] for block in blocks}
-    ratios: dict[str, list[Tensor]] = {block: [] for block in blocks}
 
     def record(block: str):
         def hook(module, args, output) -> None:
@@ -106,27 +99,15 @@ def probe_dataset(
 
         return hook
 
-    def measure(block: str):
-        def hook(module, args, output) -> None:
-            residual, shortcut = args
-            if shortcut is None:
-                ratios[block].append(torch.full((len(residual),), float("nan")))
-                return
-            ff, ss, _ = residual_terms(residual.float(), shortcut.float())
-            ratios[block].append(torch.where(ss > 0, (ff / ss).sqrt(), torch.nan).cpu())
-
-        return hook
-
-    hooks = [(block, record(block)) for block in blocks] + [(f"{b}.residual_add", measure(b)) for b in blocks]
     device = next(model.parameters()).device
-    with forward_hooks(model, hooks):
+    with forward_hooks(model, [(block, record(block)) for block in blocks]), residual_stats(model) as recorder:
         for start in range(0, len(inputs), batch_size):
             model(inputs[start : start + batch_size].to(device))
             if progress is not None:
                 progress(min(start + batch_size, len(inputs)), len(inputs))
     probe = DatasetProbe(
         {block: torch.cat(values) for block, values in means.items()},
-        {block: torch.cat(values) for block, values in ratios.items()},
+        {block: stats.ratio for block, stats in recorder.result().items()},
     )
     if path is not None:
         probe.save(path)

@@ -1,0 +1,75 @@
+"""What each residual block adds to its shortcut, per image: the one hook behind ``analyze`` and ``probe_dataset``.
+
+The statistics are read at the block's addition (``y = F(x) + shortcut(x)``, before the final ReLU), where both
+terms are at hand: ``||F(x)|| / ||shortcut(x)||`` (the paper's question of how far a block is from an identity),
+their cosine (whether F adds to or cancels the shortcut) and the share of zeros the final ReLU leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+from .hooks import forward_hooks
+
+__all__ = ["ResidualRecorder", "ResidualStats", "residual_stats"]
+
+
+@dataclass(frozen=True)
+class ResidualStats:
+    """One block over a batch, one value per image. ``ratio`` and ``cosine`` are NaN in a plain block (no shortcut)
+    and where the shortcut or F(x) is all zeros (a constant image can do that): there is no direction to compare."""
+
+    ratio: Tensor  # (N,)
+    cosine: Tensor  # (N,)
+    zero_fraction: Tensor  # (N,)
+
+    @classmethod
+    def of(cls, residual: Tensor, shortcut: Tensor | None, total: Tensor) -> ResidualStats:
+        """From the addition's two terms and its sum; three dot products per image, no temporaries."""
+        with torch.no_grad():
+            # The block's final ReLU zeroes exactly the entries where the sum is <= 0.
+            zeros = 1.0 - (total.flatten(1) > 0).float().mean(1)
+            if shortcut is None:
+                nan = torch.full_like(zeros, torch.nan)
+                return cls(nan, nan, zeros)
+            f, s = residual.flatten(1).float(), shortcut.flatten(1).float()
+            ff, ss, fs = torch.linalg.vecdot(f, f), torch.linalg.vecdot(s, s), torch.linalg.vecdot(f, s)
+            ratio = torch.where(ss > 0, (ff / ss).sqrt(), torch.nan)
+            cosine = torch.where((ff > 0) & (ss > 0), fs / (ff * ss).sqrt(), torch.nan)
+            return cls(ratio, cosine, zeros)
+
+
+class ResidualRecorder:
+    """Collects :class:`ResidualStats` of every block, batch after batch, on the model's device until read."""
+
+    def __init__(self, blocks: list[str]) -> None:
+        self._batches: dict[str, list[ResidualStats]] = {block: [] for block in blocks}
+
+    def hook(self, block: str):
+        def record(module, args: tuple[Tensor, Tensor | None], output: Tensor) -> None:
+            self._batches[block].append(ResidualStats.of(*args, output))
+
+        return record
+
+    def result(self) -> dict[str, ResidualStats]:
+        """Every block's statistics over all batches so far, in host memory (one copy per block)."""
+        names = [f.name for f in fields(ResidualStats)]
+        return {
+            block: ResidualStats(*(torch.cat([getattr(b, name) for b in batches]).cpu() for name in names))
+            for block, batches in self._batches.items()
+        }
+
+
+@contextmanager
+def residual_stats(model) -> Iterator[ResidualRecorder]:
+    """Record every block of ``model`` (a :class:`~resnet_core.models.ResNet`) for the ``with`` block; the hooks go
+    when it ends, exception or not."""
+    blocks = model.block_names()
+    recorder = ResidualRecorder(blocks)
+    with forward_hooks(model, [(f"{block}.residual_add", recorder.hook(block)) for block in blocks]):
+        yield recorder
