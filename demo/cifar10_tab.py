@@ -12,17 +12,17 @@ from __future__ import annotations
 import threading
 import weakref
 from functools import cache
-from pathlib import Path
 
 import gradio as gr
 import numpy as np
 import torch
 
 from resnet_core import cifar10
+from resnet_core.cache import cache_dir
 from resnet_core.dataset_probe import DatasetProbe, probe_dataset
 from resnet_core.lesion import lesion_study
 from resnet_core.render import lesion_figure, residual_figure
-from resnet_core.settings import cache_root, cifar10_test_set
+from resnet_core.settings import cifar10_test_set
 
 from . import feature_vis_view
 from .app_state import models, stored_analysis, user_error
@@ -114,11 +114,6 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     gallery.select(pick_test_image, [browse_class, browse_page], shared.image, **PRIVATE)
 
 
-def cache_dir() -> Path:
-    """Where probes are kept between runs: ``probes/`` under the library's cache root (``$RESNET_EXPLORER_CACHE``)."""
-    return cache_root() / "probes"
-
-
 @cache
 def test_images() -> tuple[np.ndarray, np.ndarray, str]:
     """Images, labels and a description: the full test set where one is configured, else the shipped subset."""
@@ -163,7 +158,7 @@ def _probe(state: TabState | None, progress: gr.Progress) -> tuple[DatasetProbe,
         with _recent_guard:
             probe = _recent.get(loaded.model)
         if probe is None:
-            probe = probe_dataset(loaded.model, _inputs(loaded.model), progress=report, cache=cache_dir())
+            probe = probe_dataset(loaded.model, _inputs(loaded.model), progress=report, cache=cache_dir("probes"))
             with _recent_guard:
                 _recent[loaded.model] = probe
     return probe, result, described

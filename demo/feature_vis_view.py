@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import gradio as gr
 
+from resnet_core.cache import cache_dir
 from resnet_core.create import card
-from resnet_core.feature_vis import default_cache_dir, layer_channels, visualize_channel
+from resnet_core.feature_vis import layer_channels, visualize_channel
 
 from .app_state import STAGE_OUTPUT, models, shown_stage, stored_analysis, user_error, weight_choice
 from .image_outputs import png_path
@@ -55,7 +56,7 @@ def visualize(
         if not 0 <= int(channel) < channels[layer]:
             raise user_error(f"{layer} of {arch} has channels 0 to {channels[layer] - 1}.")
         result = visualize_channel(
-            loaded.model, layer, int(channel), int(steps), progress=report, cache_dir=default_cache_dir()
+            loaded.model, layer, int(channel), int(steps), progress=report, cache_dir=cache_dir("feature_vis")
         )
     image = result.image
     if image.size[0] < DISPLAY:

@@ -223,8 +223,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_visualize(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from .cache import cache_dir
     from .create import create_model
-    from .feature_vis import DEFAULT_STEPS, default_cache_dir, visualize_channel
+    from .feature_vis import DEFAULT_STEPS, visualize_channel
 
     get_arch(args.arch)
     model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
@@ -240,7 +241,7 @@ def cmd_visualize(args: argparse.Namespace) -> int:
         size=args.size,
         seed=args.seed,
         progress=None if args.json else report,
-        cache_dir=None if args.no_cache else default_cache_dir(),
+        cache_dir=None if args.no_cache else cache_dir("feature_vis"),
     )
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

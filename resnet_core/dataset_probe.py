@@ -9,7 +9,6 @@ cached on disk per weights and image set.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +18,12 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from .cache import fingerprint
 from .hooks import forward_hooks
 from .models import ResNet
 from .residual_stats import residual_stats
 
-__all__ = ["DatasetProbe", "probe_dataset", "weights_digest"]
+__all__ = ["DatasetProbe", "probe_dataset"]
 
 
 @dataclass(frozen=True)
@@ -87,7 +87,7 @@ def probe_dataset(
     """
     path = None
     if cache is not None:
-        path = Path(cache) / f"{_fingerprint(model, inputs)}.safetensors"
+        path = Path(cache) / f"{fingerprint(model, inputs)}.safetensors"
         if path.is_file():
             return DatasetProbe.load(path)
     blocks = model.block_names()
@@ -112,21 +112,3 @@ def probe_dataset(
     if path is not None:
         probe.save(path)
     return probe
-
-
-def weights_digest(model: ResNet) -> hashlib._Hash:
-    """A sha256 fed with the architecture's name and every state-dict tensor: the part of a cache key that changes
-    with any weight. Callers extend it with what else their result depends on, then take ``hexdigest()``."""
-    digest = hashlib.sha256()
-    digest.update((model.card.arch.name if model.card else type(model).__name__).encode())
-    for name, tensor in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
-    return digest
-
-
-def _fingerprint(model: ResNet, inputs: Tensor) -> str:
-    """A key that changes with any weight or input: hashes of the state dict and of the input tensor."""
-    digest = weights_digest(model)
-    digest.update(inputs.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:24]

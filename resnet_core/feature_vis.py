@@ -34,17 +34,15 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from .cache import fingerprint
 from .create import card
-from .dataset_probe import weights_digest
 from .hooks import eval_mode, forward_hooks
 from .models import ResNet
-from .settings import cache_root
 
 __all__ = [
     "DEFAULT_STEPS",
     "FeatureVisualization",
     "channel_activation",
-    "default_cache_dir",
     "layer_channels",
     "visualize_channel",
 ]
@@ -217,8 +215,9 @@ def visualize_channel(
     raises stops the optimisation (the model is left as found either way). While it runs, a hook sits on ``model``
     (it acts in this thread only); an app sharing the model holds the lock it takes for hooks if other code's hooks
     must not see these forward passes.
-    With ``cache_dir`` (e.g. :func:`default_cache_dir`) the result is kept there as a PNG plus a JSON, keyed by a
-    hash of the weights and every setting, and read back instead of optimised again (``from_cache=True``).
+    With ``cache_dir`` (e.g. ``cache_dir("feature_vis")`` of :mod:`resnet_core.cache`) the result is kept there as
+    a PNG plus a JSON, keyed by a hash of the weights and every setting, and read back instead of optimised again
+    (``from_cache=True``).
     Raises ``ValueError`` for an unknown layer, a channel out of range or a step budget or size below 1.
     """
     module = _target(model, layer, channel)
@@ -232,7 +231,7 @@ def visualize_channel(
     settings = dict(layer=layer, channel=channel, steps=steps, size=size, seed=seed, lr=lr)
     stem = None
     if cache_dir is not None:
-        stem = Path(cache_dir) / weights_digest(model).hexdigest()[:24] / _cache_name(**settings)
+        stem = Path(cache_dir) / fingerprint(model) / _cache_name(**settings)
         found = _load(stem)
         if found is not None:
             return found
@@ -273,11 +272,6 @@ def visualize_channel(
     if stem is not None:
         _save(result, stem)
     return result
-
-
-def default_cache_dir() -> Path:
-    """``feature_vis/`` under the library's cache root (``$RESNET_EXPLORER_CACHE`` or ``~/.cache/resnet-explorer``)."""
-    return cache_root() / "feature_vis"
 
 
 def _to_image(pixels: Tensor) -> Image.Image:

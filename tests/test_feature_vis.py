@@ -12,12 +12,12 @@ from PIL import Image
 from resnet_core import cifar10, cifar_spec, create_model
 from resnet_core.__main__ import main as cli
 from resnet_core.architectures import build
+from resnet_core.cache import cache_dir
 from resnet_core.dataset_probe import probe_dataset
 from resnet_core.degradation.store import load_lab_models
 from resnet_core.feature_vis import (
     FeatureVisualization,
     channel_activation,
-    default_cache_dir,
     layer_channels,
     visualize_channel,
 )
@@ -149,9 +149,9 @@ def test_cache_returns_the_stored_image_without_optimising_again(resnet20, tmp_p
     assert len(list(tmp_path.rglob("*.png"))) == 3
 
 
-def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_CACHE, str(tmp_path))
-    assert default_cache_dir() == tmp_path / "feature_vis"
+    assert cache_dir("feature_vis") == tmp_path / "feature_vis"
 
 
 @pytest.mark.parametrize(
