@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from resnet_core import create_model, load_image
-from resnet_core.analysis import analyze
+from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
 STAGES = ("layer1", "layer2", "layer3", "layer4")  # the ImageNet nets timed here have four

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from resnet_core import create_model, default_weights
-from resnet_core.cifar10 import SUBSET_JSON, load_subset, load_test_set, to_batch
+from resnet_core.data.cifar10 import SUBSET_JSON, load_subset, load_test_set, to_batch
 from resnet_core.settings import ENV_TEST_SET
-from resnet_core.weights import SHIPPED_WEIGHTS_DIR
+from resnet_core.zoo.weights import SHIPPED_WEIGHTS_DIR
 
 ARCHS = ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_resnet56"]
 

@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from resnet_core import create_model, default_weights
-from resnet_core.cifar10 import load_test_set, to_batch
-from resnet_core.dataset_probe import probe_dataset
-from resnet_core.lesion import lesion_study
+from resnet_core.data.cifar10 import load_test_set, to_batch
+from resnet_core.measure.dataset_probe import probe_dataset
+from resnet_core.measure.lesion import lesion_study
 
 
 def load(arch: str, weights_dir: Path | None):

@@ -2,7 +2,7 @@
 
     python -m bench.compare_speed [--reps 5] [--threads 2]
 
-1. library: ``resnet_core.compare`` of resnet18 + resnet34 + resnet50 against the sum of their three
+1. library: ``resnet_core.explain.compare`` of resnet18 + resnet34 + resnet50 against the sum of their three
    ``analyze`` calls, interleaved in one process;
 2. app: one ``/compare`` request of the same three networks against three ``/analyze`` requests, through
    ``gradio_client`` to a launched ``python app.py`` on loopback, interleaved.
@@ -18,8 +18,8 @@ import time
 from gradio_client import Client, handle_file
 
 from resnet_core import create_model, load_image
-from resnet_core.analysis import analyze
-from resnet_core.compare import compare
+from resnet_core.explain.analysis import analyze
+from resnet_core.explain.compare import compare
 
 from .app_speed import PHOTO, RANDOM_INIT, free_port, start_server, timing_options
 

@@ -20,9 +20,10 @@ import time
 
 import torch
 
-from resnet_core import cifar10, create_model, get_arch
-from resnet_core.dataset_probe import probe_dataset
-from resnet_core.feature_vis import DEFAULT_STEPS, visualize_channel
+from resnet_core import create_model, get_arch
+from resnet_core.data import cifar10
+from resnet_core.explain.feature_vis import DEFAULT_STEPS, visualize_channel
+from resnet_core.measure.dataset_probe import probe_dataset
 
 CIFAR_ARCHS = ("cifar10_resnet20", "cifar10_resnet56")
 IMAGENET_ARCHS = ("resnet18", "resnet50")

@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from resnet_core import cifar10, create_model, get_arch
+from resnet_core import create_model, get_arch
+from resnet_core.data import cifar10
 
 from .app_speed import free_port
 from .browser import FAKE_CAMERA, chromium_page

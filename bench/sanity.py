@@ -2,14 +2,13 @@
 
     python -m bench.sanity [--images 200] [--arch cifar10_resnet56] [--data DIR] [--threads 2] [--json]
 
-Images: every k-th of the 500 shipped test images (``resnet_core.cifar10.load_subset``), or of the full test set from
-``--data`` / ``$RESNET_EXPLORER_CIFAR10`` (see ``bench/cifar10_accuracy.py``). Each map explains the model's top-1
-class. For every method (Grad-CAM at the last stage, Guided Grad-CAM, Occlusion with a 4x4 window at stride 2):
-mean area under the deletion and insertion curves under several :class:`~resnet_core.sanity.Protocol` choices, next
-to a seeded random ranking under the same protocol (seed = the image's index, so each image gets its own); mean
-Spearman / SSIM against the trained model's map after each step of the cascading randomization; seconds and forward
-passes per map and per randomization step. Prints Markdown for BENCHMARKS.md.
-"""
+Images: every k-th of the 500 shipped test images (``resnet_core.data.cifar10.load_subset``), or of the full test set
+from ``--data`` / ``$RESNET_EXPLORER_CIFAR10`` (see ``bench/cifar10_accuracy.py``). Each map explains the model's top-1
+class. For every method (Grad-CAM at the last stage, Guided Grad-CAM, Occlusion with a 4x4 window at stride 2): mean
+area under the deletion and insertion curves under several :class:`~resnet_core.explain.sanity.Protocol` choices, next
+to a seeded random ranking under the same protocol (seed = the image's index, so each image gets its own); mean Spearman
+/ SSIM against the trained model's map after each step of the cascading randomization; seconds and forward passes per
+map and per randomization step. Prints Markdown for BENCHMARKS.md."""
 
 from __future__ import annotations
 
@@ -24,9 +23,9 @@ import numpy as np
 import torch
 
 from resnet_core import create_model, default_weights
-from resnet_core.cifar10 import load_subset, load_test_set, to_batch
-from resnet_core.saliency import METHODS
-from resnet_core.sanity import Protocol, cascading_randomization, measured_map, perturbation_curve
+from resnet_core.data.cifar10 import load_subset, load_test_set, to_batch
+from resnet_core.explain.saliency import METHODS
+from resnet_core.explain.sanity import Protocol, cascading_randomization, measured_map, perturbation_curve
 from resnet_core.settings import ENV_TEST_SET
 
 METHOD_NAMES = {key: method.title for key, method in METHODS.items()}

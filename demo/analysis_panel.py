@@ -12,9 +12,10 @@ from pathlib import Path
 
 import gradio as gr
 
-from resnet_core import cifar10, get_arch
-from resnet_core.analysis import AnalysisResult
+from resnet_core import get_arch
 from resnet_core.assets import ASSETS_DIR
+from resnet_core.data import cifar10
+from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import cam_overlay, feature_grid
 
 from . import catalog

@@ -15,10 +15,10 @@ import gradio as gr
 from PIL import Image
 
 from resnet_core import ARCHITECTURES, default_weights
-from resnet_core.analysis import AnalysisResult, analyze
-from resnet_core.complexity import CostTable
-from resnet_core.preprocess import load_image
-from resnet_core.weights import locally_available
+from resnet_core.explain.analysis import AnalysisResult, analyze
+from resnet_core.measure.complexity import CostTable
+from resnet_core.zoo.preprocess import load_image
+from resnet_core.zoo.weights import locally_available
 
 from . import catalog
 from .catalog import LoadedModel

@@ -23,9 +23,9 @@ from resnet_core import (
     get_weights,
     list_weights,
 )
-from resnet_core.architectures import LAB_FAMILY
-from resnet_core.complexity import cost_table
-from resnet_core.create import UNTRAINED, card
+from resnet_core.measure.complexity import cost_table
+from resnet_core.zoo.architectures import LAB_FAMILY
+from resnet_core.zoo.create import UNTRAINED, card
 
 from .public_text import without_paths
 

@@ -1,6 +1,6 @@
 """The CIFAR-10 tab: what the paper's trained nets do across real test images, next to the user's own photo.
 
-Three views, all from one pass over the test images per model (:func:`resnet_core.dataset_probe.probe_dataset`,
+Three views, all from one pass over the test images per model (:func:`resnet_core.measure.dataset_probe.probe_dataset`,
 cached on disk): the median residual ratio of every block over the test set beside the same ratio on the photo
 just analysed; the test images that excite a chosen channel most and least; and the lesion study (Veit et al.
 2016), each block deleted in turn. The images are the 500 shipped with the app, or all 10,000 when
@@ -17,10 +17,10 @@ import gradio as gr
 import numpy as np
 import torch
 
-from resnet_core import cifar10
 from resnet_core.cache import cache_dir
-from resnet_core.dataset_probe import DatasetProbe, probe_dataset
-from resnet_core.lesion import lesion_study
+from resnet_core.data import cifar10
+from resnet_core.measure.dataset_probe import DatasetProbe, probe_dataset
+from resnet_core.measure.lesion import lesion_study
 from resnet_core.render import lesion_figure, residual_figure
 from resnet_core.settings import cifar10_test_set
 

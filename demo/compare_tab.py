@@ -12,9 +12,9 @@ import gradio as gr
 import pandas as pd
 from matplotlib.figure import Figure
 
-from resnet_core.analysis import AnalysisResult, analyze
-from resnet_core.compare import MAX_NETWORKS, MIN_NETWORKS, Comparison
-from resnet_core.reference import reference_library, verify
+from resnet_core.explain.analysis import AnalysisResult, analyze
+from resnet_core.explain.compare import MAX_NETWORKS, MIN_NETWORKS, Comparison
+from resnet_core.explain.reference import reference_library, verify
 from resnet_core.render import cam_overlay, residual_figure
 
 from .app_state import image_path, load_photo, models, user_error, weight_choice

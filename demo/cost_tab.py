@@ -7,7 +7,7 @@ from functools import cache
 import gradio as gr
 
 from resnet_core import get_arch
-from resnet_core.complexity import CostTable, bottleneck_arithmetic
+from resnet_core.measure.complexity import CostTable, bottleneck_arithmetic
 from resnet_core.render import cost_figure
 
 from . import catalog

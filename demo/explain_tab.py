@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import gradio as gr
 
-from resnet_core.create import UNTRAINED
+from resnet_core.explain.saliency import FILLS, METHODS
+from resnet_core.explain.sanity import Protocol, SanityReport, sanity_check
 from resnet_core.render import perturbation_figure, randomization_figure
-from resnet_core.saliency import FILLS, METHODS
-from resnet_core.sanity import Protocol, SanityReport, sanity_check
+from resnet_core.zoo.create import UNTRAINED
 
 from .app_state import image_path, load_photo, models, user_error, weight_choice
 from .gpu import on_gpu

@@ -10,8 +10,8 @@ from __future__ import annotations
 import gradio as gr
 
 from resnet_core.cache import cache_dir
-from resnet_core.create import card
-from resnet_core.feature_vis import layer_channels, visualize_channel
+from resnet_core.explain.feature_vis import layer_channels, visualize_channel
+from resnet_core.zoo.create import card
 
 from .app_state import STAGE_OUTPUT, models, shown_stage, stored_analysis, user_error, weight_choice
 from .image_outputs import png_path

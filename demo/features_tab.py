@@ -6,7 +6,7 @@ from __future__ import annotations
 import gradio as gr
 from matplotlib.figure import Figure
 
-from resnet_core.analysis import AnalysisResult
+from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import channel_figure, feature_grid, grid_index
 
 from . import feature_vis_view

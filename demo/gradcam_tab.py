@@ -6,7 +6,7 @@ from functools import cache
 
 import gradio as gr
 
-from resnet_core.analysis import AnalysisResult
+from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import cam_overlay
 
 from .app_state import models, results, stored_analysis, untrained_mark, user_error

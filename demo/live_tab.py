@@ -15,7 +15,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
-from resnet_core.analysis import analyze
+from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
 from .app_state import models, prediction_label, untrained_mark, user_error, weight_choice

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from resnet_core.analysis import topk_rows
+from resnet_core.explain.analysis import topk_rows
 from resnet_core.render import cam_overlay, feature_grid
 
 from .app_state import stored_analysis

@@ -6,7 +6,7 @@ import gradio as gr
 import numpy as np
 from matplotlib.figure import Figure
 
-from resnet_core.analysis import AnalysisResult
+from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import residual_figure
 
 from .app_state import untrained_mark

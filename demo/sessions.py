@@ -20,7 +20,7 @@ from typing import TypedDict
 
 import numpy as np
 
-from resnet_core.analysis import AnalysisResult
+from resnet_core.explain.analysis import AnalysisResult
 
 from . import settings
 

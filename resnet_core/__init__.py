@@ -1,12 +1,12 @@
 """ResNet Explorer's library: the ResNet family, its pretrained weights, and what happens inside it."""
 
-from .architectures import ARCHITECTURES, ArchSpec, cifar_spec, get_arch, list_models
-from .complexity import CostTable, cost_table
-from .create import ModelCard, card, create_model
-from .label_spaces import LABEL_SPACES, LabelSpace
-from .models import ResNet, StageInfo
-from .preprocess import Preprocess, load_image
-from .weights import (
+from .measure.complexity import CostTable, cost_table
+from .zoo.architectures import ARCHITECTURES, ArchSpec, cifar_spec, get_arch, list_models
+from .zoo.create import ModelCard, card, create_model
+from .zoo.label_spaces import LABEL_SPACES, LabelSpace
+from .zoo.models import ResNet, StageInfo
+from .zoo.preprocess import Preprocess, load_image
+from .zoo.weights import (
     WEIGHTS,
     WeightEntry,
     WeightsUnavailableError,

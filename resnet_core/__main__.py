@@ -11,11 +11,11 @@ import json
 import sys
 from collections.abc import Sequence
 
-from .architectures import ARCHITECTURES, get_arch
-from .complexity import cost_table
 from .degradation.cli import configure_parser, run_cli
-from .saliency import METHODS
-from .weights import WeightsUnavailableError, eval_size, list_weights
+from .explain.saliency import METHODS
+from .measure.complexity import cost_table
+from .zoo.architectures import ARCHITECTURES, get_arch
+from .zoo.weights import WeightsUnavailableError, eval_size, list_weights
 
 EXIT_USER_ERROR = 2
 
@@ -127,9 +127,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
-    from .analysis import topk_classes, topk_rows
-    from .create import create_model
-    from .preprocess import load_image
+    from .explain.analysis import topk_classes, topk_rows
+    from .zoo.create import create_model
+    from .zoo.preprocess import load_image
 
     image = load_image(args.image)
     model = create_model(args.arch, weights=args.weights, progress=not args.json)
@@ -150,7 +150,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
 def _weights_or_default(arch: str, weights: str | None) -> str:
     """The weights asked for, else ``DEFAULT`` where weights are published, else ``none``: an architecture without
     any (plain34) runs untrained, and every command says so."""
-    from .weights import default_weights
+    from .zoo.weights import default_weights
 
     return weights or ("DEFAULT" if default_weights(arch) else "none")
 
@@ -166,8 +166,8 @@ def _add_weights_option(parser: argparse.ArgumentParser, each: str = "", **optio
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from .create import create_model
-    from .reference import check_reference, verify
+    from .explain.reference import check_reference, verify
+    from .zoo.create import create_model
 
     get_arch(args.arch)
     check_reference(args.arch)  # before any weights are fetched for nothing
@@ -192,8 +192,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from .compare import MAX_NETWORKS, MIN_NETWORKS, compare
-    from .create import create_model
+    from .explain.compare import MAX_NETWORKS, MIN_NETWORKS, compare
+    from .zoo.create import create_model
 
     archs = args.archs
     if not MIN_NETWORKS <= len(archs) <= MAX_NETWORKS:
@@ -224,8 +224,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from .cache import cache_dir
-    from .create import create_model
-    from .feature_vis import DEFAULT_STEPS, visualize_channel
+    from .explain.feature_vis import DEFAULT_STEPS, visualize_channel
+    from .zoo.create import create_model
 
     get_arch(args.arch)
     model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
@@ -261,8 +261,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 
 def cmd_sanity(args: argparse.Namespace) -> int:
-    from .create import create_model
-    from .sanity import Protocol, sanity_check
+    from .explain.sanity import Protocol, sanity_check
+    from .zoo.create import create_model
 
     get_arch(args.arch)
     model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)

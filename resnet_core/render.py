@@ -20,11 +20,11 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 from PIL import Image
 
-from .complexity import CostTable
-from .lesion import LesionStudy
+from .measure.complexity import CostTable
+from .measure.lesion import LesionStudy
 
 if TYPE_CHECKING:
-    from .sanity import SanityReport
+    from .explain.sanity import SanityReport
 
 __all__ = [
     "blockwise_lines",

@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from PIL import Image
 
 from resnet_core import cost_table, create_model, list_models
-from resnet_core.analysis import analyze
-from resnet_core.attribution import normalize_cam
+from resnet_core.explain.analysis import analyze
+from resnet_core.explain.attribution import normalize_cam
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, grid_index
 
 from .conftest import deep_ones_slow, hooks_left, randomize_batchnorm, rss_mb

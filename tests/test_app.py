@@ -24,7 +24,7 @@ from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
 from demo.sessions import AnalysisStore
 from resnet_core import ARCHITECTURES, WEIGHTS, create_model, default_weights
-from resnet_core.analysis import analyze
+from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
 from .conftest import ROOT, free_port, read_png

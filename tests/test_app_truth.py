@@ -25,8 +25,9 @@ from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.image_outputs import figure_path
 from demo.model_cache import ModelCache
-from resnet_core import WEIGHTS, cifar10, create_model
-from resnet_core.analysis import analyze
+from resnet_core import WEIGHTS, create_model
+from resnet_core.data import cifar10
+from resnet_core.explain.analysis import analyze
 from resnet_core.hooks import forward_hooks
 from resnet_core.render import cam_overlay, feature_grid
 

@@ -5,8 +5,8 @@ import torch
 from torch import nn
 
 from resnet_core import ResNet, cifar_spec, create_model
-from resnet_core.architectures import build
-from resnet_core.models import ZeroPadShortcut
+from resnet_core.zoo.architectures import build
+from resnet_core.zoo.models import ZeroPadShortcut
 
 # He et al. (2015), Table 6: parameters of the option-A ResNets with widths 16/32/64, as printed.
 TABLE6_PARAMS = {20: "0.27M", 32: "0.46M", 44: "0.66M", 56: "0.85M", 110: "1.7M"}

@@ -16,10 +16,11 @@ from demo import analysis_panel as panel
 from demo import app_state, cifar10_tab, cost_tab, gradcam_tab
 from demo import launch as app_module
 from demo.model_cache import ModelCache
-from resnet_core import cifar10, create_model
-from resnet_core.analysis import analyze
-from resnet_core.dataset_probe import probe_dataset
-from resnet_core.lesion import lesioned
+from resnet_core import create_model
+from resnet_core.data import cifar10
+from resnet_core.explain.analysis import analyze
+from resnet_core.measure.dataset_probe import probe_dataset
+from resnet_core.measure.lesion import lesioned
 
 from .conftest import ROOT, free_port, read_png
 

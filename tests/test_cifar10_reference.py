@@ -22,7 +22,7 @@ from PIL import Image
 from torch import nn
 
 from resnet_core import create_model
-from resnet_core.cifar10 import (
+from resnet_core.data.cifar10 import (
     CLASSES,
     ENV_TEST_SET,
     GALLERY_DIR,
@@ -32,10 +32,10 @@ from resnet_core.cifar10 import (
     load_test_set,
     to_batch,
 )
-from resnet_core.label_spaces import CIFAR10
-from resnet_core.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from resnet_core.settings import ENV_WEIGHTS_DIR
-from resnet_core.weights import SHIPPED_WEIGHTS_DIR
+from resnet_core.zoo.label_spaces import CIFAR10
+from resnet_core.zoo.preprocess import IMAGENET_MEAN, IMAGENET_STD
+from resnet_core.zoo.weights import SHIPPED_WEIGHTS_DIR
 
 SHIPPED_DEPTHS = (20, 32, 44, 56)
 

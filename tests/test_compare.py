@@ -22,10 +22,11 @@ from demo import app_state, compare_tab
 from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
-from resnet_core import Preprocess, cifar10, create_model
+from resnet_core import Preprocess, create_model
 from resnet_core.__main__ import main as cli
-from resnet_core.analysis import analyze
-from resnet_core.compare import compare, photo_cams
+from resnet_core.data import cifar10
+from resnet_core.explain.analysis import analyze
+from resnet_core.explain.compare import compare, photo_cams
 from resnet_core.render import cam_overlay
 
 from .conftest import ROOT, free_port, read_png

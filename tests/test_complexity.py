@@ -7,8 +7,8 @@ import torch
 import torchvision.models as tvm
 
 from resnet_core import ARCHITECTURES, cost_table
-from resnet_core.architectures import build
-from resnet_core.complexity import count_costs
+from resnet_core.measure.complexity import count_costs
+from resnet_core.zoo.architectures import build
 
 from .conftest import deep_ones_slow
 

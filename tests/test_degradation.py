@@ -11,9 +11,9 @@ import torch
 from PIL import Image
 
 from resnet_core import degradation
-from resnet_core.label_spaces import MNIST_MEAN, MNIST_STD
-from resnet_core.models import ResNet, ZeroPadShortcut
 from resnet_core.render import lesion_figure
+from resnet_core.zoo.label_spaces import MNIST_MEAN, MNIST_STD
+from resnet_core.zoo.models import ResNet, ZeroPadShortcut
 
 SMALL = degradation.LabConfig(depths=(8,), widths=(4, 8, 16), steps=3, warmup=1)
 

@@ -15,8 +15,9 @@ from demo import analysis_panel as panel
 from demo import app_state, explain_tab, feature_vis_view
 from demo import launch as app_module
 from demo.model_cache import ModelCache
-from resnet_core import cifar10, create_model
-from resnet_core.sanity import sanity_check
+from resnet_core import create_model
+from resnet_core.data import cifar10
+from resnet_core.explain.sanity import sanity_check
 
 from .conftest import ROOT, free_port
 

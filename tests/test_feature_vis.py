@@ -9,19 +9,20 @@ import pytest
 import torch
 from PIL import Image
 
-from resnet_core import cifar10, cifar_spec, create_model
+from resnet_core import cifar_spec, create_model
 from resnet_core.__main__ import main as cli
-from resnet_core.architectures import build
 from resnet_core.cache import cache_dir
-from resnet_core.dataset_probe import probe_dataset
+from resnet_core.data import cifar10
 from resnet_core.degradation.store import load_lab_models
-from resnet_core.feature_vis import (
+from resnet_core.explain.feature_vis import (
     FeatureVisualization,
     channel_activation,
     layer_channels,
     visualize_channel,
 )
+from resnet_core.measure.dataset_probe import probe_dataset
 from resnet_core.settings import ENV_CACHE
+from resnet_core.zoo.architectures import build
 
 from .conftest import hooks_left
 

@@ -12,8 +12,9 @@ import torch
 
 from demo import app_state, gpu
 from demo.model_cache import ModelCache
-from resnet_core import cifar10, create_model
-from resnet_core.analysis import analyze
+from resnet_core import create_model
+from resnet_core.data import cifar10
+from resnet_core.explain.analysis import analyze
 
 from .conftest import ROOT
 

@@ -13,7 +13,7 @@ from bench.browser import FAKE_CAMERA, chromium_page
 from demo import app_state, live_tab
 from demo import launch as app_module
 from demo.model_cache import ModelCache
-from resnet_core import cifar10
+from resnet_core.data import cifar10
 
 from .conftest import ROOT, free_port, hooks_left
 

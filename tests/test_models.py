@@ -8,9 +8,9 @@ import torch
 import torchvision
 
 from resnet_core import ARCHITECTURES, cifar_spec, list_models
-from resnet_core.architectures import build
 from resnet_core.hooks import forward_hooks
-from resnet_core.models import BasicBlock, ResNet
+from resnet_core.zoo.architectures import build
+from resnet_core.zoo.models import BasicBlock, ResNet
 
 from .conftest import deep_ones_slow, randomize_batchnorm
 

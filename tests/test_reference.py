@@ -8,10 +8,10 @@ import sys
 import pytest
 import torch
 
-import resnet_core.reference as reference
+import resnet_core.explain.reference as reference
 from resnet_core import ARCHITECTURES, create_model, load_image
 from resnet_core.__main__ import main as cli
-from resnet_core.reference import check_reference, reference_library, verify
+from resnet_core.explain.reference import check_reference, reference_library, verify
 
 from .conftest import hooks_left, randomize_batchnorm
 

@@ -20,9 +20,9 @@ from demo.model_cache import ModelCache
 from demo.sessions import release_memory
 from resnet_core import WEIGHTS, create_model, load_image
 from resnet_core.__main__ import main as cli
-from resnet_core.analysis import analyze
-from resnet_core.preprocess import WORKING_PIXELS
+from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay
+from resnet_core.zoo.preprocess import WORKING_PIXELS
 
 from .conftest import free_port, hooks_left, read_png, rss_mb
 from .hostile import PHOTO, build_cases, exif_rotated_jpeg, write_cases

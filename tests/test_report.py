@@ -13,7 +13,7 @@ from PIL import Image
 from demo import analysis_panel as panel
 from demo import app_state, gradcam_tab, report
 from demo.model_cache import ModelCache
-from resnet_core import cifar10
+from resnet_core.data import cifar10
 from resnet_core.render import cam_overlay, feature_grid
 
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))

@@ -16,12 +16,10 @@ from torch import Tensor, nn
 
 from resnet_core import create_model
 from resnet_core.__main__ import main as cli
-from resnet_core.analysis import analyze
-from resnet_core.cifar10 import GALLERY_DIR, load_subset, to_batch
-from resnet_core.hooks import forward_hooks
-from resnet_core.metrics import spearman, ssim
-from resnet_core.saliency import filled, occlusion_passes, saliency_map
-from resnet_core.sanity import (
+from resnet_core.data.cifar10 import GALLERY_DIR, load_subset, to_batch
+from resnet_core.explain.analysis import analyze
+from resnet_core.explain.saliency import filled, occlusion_passes, saliency_map
+from resnet_core.explain.sanity import (
     Protocol,
     cascading_randomization,
     perturbation_curve,
@@ -29,6 +27,8 @@ from resnet_core.sanity import (
     reinitialize,
     sanity_check,
 )
+from resnet_core.hooks import forward_hooks
+from resnet_core.measure.metrics import spearman, ssim
 
 from .conftest import hooks_left
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import gc
+import graphlib
 import inspect
 import itertools
 import weakref
@@ -16,7 +17,8 @@ from demo import analysis_panel as panel
 from demo import app_state, layout
 from demo.model_cache import ModelCache
 from demo.sessions import AnalysisStore
-from resnet_core import cifar10, create_model
+from resnet_core import create_model
+from resnet_core.data import cifar10
 
 from .conftest import ROOT
 
@@ -80,8 +82,8 @@ def test_a_new_saliency_method_is_one_entry(monkeypatch, capsys):
     import numpy as np
 
     from resnet_core.__main__ import build_parser
-    from resnet_core.saliency import METHODS, SaliencyMethod
-    from resnet_core.sanity import sanity_check
+    from resnet_core.explain.saliency import METHODS, SaliencyMethod
+    from resnet_core.explain.sanity import sanity_check
 
     def flat(model, inputs, class_index, level=None):
         return np.full(tuple(inputs.shape[-2:]), 0.5, dtype=np.float32)
@@ -126,3 +128,21 @@ def test_the_library_has_no_import_cycle():
     nested = [all(a.startswith(b) or b.startswith(a) for a, b in itertools.pairwise(cycle)) for cycle in cycles]
     real = [cycle for cycle, inside in zip(cycles, nested, strict=True) if not inside]
     assert real == []
+
+    # Between the parts (zoo, measure, explain, data, the lab, and each top-level module) the arrows go one way too.
+    def part(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    parts = {part(m): set() for m in graph if m != "resnet_core"}
+    for module, targets in graph.items():
+        outside = {part(target) for target in targets} - {part(module), "resnet_core"}
+        parts.setdefault(part(module), set()).update(outside)
+    order = list(graphlib.TopologicalSorter(parts).static_order())  # raises CycleError on a cycle between parts
+    assert {"resnet_core.zoo", "resnet_core.measure", "resnet_core.explain", "resnet_core.data"} <= set(order)
+
+
+def test_each_part_of_the_library_says_what_it_is_for():
+    for init in (ROOT / "resnet_core").glob("*/__init__.py"):
+        docstring = ast.get_docstring(ast.parse(init.read_text()))
+        lines = (docstring or "").splitlines()
+        assert lines and lines[0] and (len(lines) == 1 or lines[1] == ""), init  # a one-line summary (PEP 257)

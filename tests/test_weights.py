@@ -19,9 +19,9 @@ from safetensors.torch import save_file
 
 import resnet_core
 from resnet_core import WEIGHTS, WeightsUnavailableError, create_model, eval_size, get_weights, list_weights
-from resnet_core.architectures import build
 from resnet_core.settings import ENV_DOWNLOAD_TIMEOUT, ENV_WEIGHTS_DIR
-from resnet_core.weights import load_state_dict
+from resnet_core.zoo.architectures import build
+from resnet_core.zoo.weights import load_state_dict
 
 from .conftest import randomize_batchnorm
 

@@ -3,14 +3,14 @@
 The paper's claim is about *training* error: a deeper plain net fits its training set worse than a shallower one,
 while a deeper residual net fits it better. This package reproduces that on the 5,000 MNIST digits shipped in
 ``assets/`` on two CPU cores in a few minutes, and adds two diagnostics the app shows next to the curves: the gradient
-reaching each stage at initialisation, and the lesion study of Veit et al. (2016) (:mod:`resnet_core.lesion`).
+reaching each stage at initialisation, and the lesion study of Veit et al. (2016) (:mod:`resnet_core.measure.lesion`).
 
 ``data`` loads the digits, ``training`` trains, ``store`` reads and writes results, ``plots`` draws them,
 ``gradients`` measures gradient flow, ``cli`` is the command line.
 """
 
-from ..evaluation import evaluate
-from ..lesion import LesionStudy, lesion_study, lesioned
+from ..measure.evaluation import evaluate
+from ..measure.lesion import LesionStudy, lesion_study, lesioned
 from .cli import configure_parser, run_cli, run_experiment
 from .data import MNIST_5K_PATH, load_mnist_5k
 from .gradients import gradient_flow

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from ..assets import ASSETS_DIR
-from ..label_spaces import MNIST_MEAN, MNIST_STD
+from ..zoo.label_spaces import MNIST_MEAN, MNIST_STD
 
 __all__ = ["MNIST_5K_PATH", "load_mnist_5k"]
 

@@ -11,7 +11,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from ..hooks import forward_hooks
-from ..models import ResNet
+from ..zoo.models import ResNet
 
 __all__ = ["gradient_flow"]
 

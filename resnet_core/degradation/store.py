@@ -12,10 +12,10 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from ..architectures import ArchSpec
 from ..assets import ASSETS_DIR
-from ..create import create_model
-from ..models import ResNet
+from ..zoo.architectures import ArchSpec
+from ..zoo.create import create_model
+from ..zoo.models import ResNet
 from .training import LabConfig, LabRun, _depth, _plain, lab_spec, model_name
 
 __all__ = [

@@ -12,9 +12,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..architectures import LAB_FAMILY, ArchSpec, build, cifar_spec
-from ..evaluation import evaluate
-from ..models import PadPosition, ResNet
+from ..measure.evaluation import evaluate
+from ..zoo.architectures import LAB_FAMILY, ArchSpec, build, cifar_spec
+from ..zoo.models import PadPosition, ResNet
 
 __all__ = [
     "LabConfig",

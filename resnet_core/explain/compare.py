@@ -1,10 +1,10 @@
 """Several networks on one photo: one analysis each, and where they agree.
 
-The paper argues by comparison (plain against residual, 18 against 152 layers, the ResNet-B/C/D tricks), so this
-puts networks side by side on the same photo. Each network runs its own one-pass :func:`~resnet_core.analysis.analyze`
-on the crop its own weights expect; agreement is measured where it means something: class answers only between
-networks of one label space, Grad-CAMs on the part of the original photo that every network saw.
-"""
+The paper argues by comparison (plain against residual, 18 against 152 layers, the ResNet-B/C/D tricks), so this puts
+networks side by side on the same photo. Each network runs its own one-pass
+:func:`~resnet_core.explain.analysis.analyze` on the crop its own weights expect; agreement is measured where it means
+something: class answers only between networks of one label space, Grad-CAMs on the part of the original photo that
+every network saw."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..measure.complexity import cost_table
+from ..measure.metrics import pearson
+from ..zoo.models import ResNet
+from ..zoo.preprocess import load_image
 from .analysis import AnalysisResult, analyze, topk_rows
-from .complexity import cost_table
-from .metrics import pearson
-from .models import ResNet
-from .preprocess import load_image
 
 __all__ = ["MAX_NETWORKS", "MIN_NETWORKS", "Agreement", "Comparison", "column", "compare", "photo_cams"]
 
@@ -160,7 +160,7 @@ def compare(
 ) -> Comparison:
     """Analyse ``image`` with 2 to 5 networks, one after another, and measure where they agree.
 
-    Each result equals what :func:`~resnet_core.analysis.analyze` gives for that network alone; ``cam_layer``
+    Each result equals what :func:`~resnet_core.explain.analysis.analyze` gives for that network alone; ``cam_layer``
     defaults to each network's last stage.
     """
     if not MIN_NETWORKS <= len(models) <= MAX_NETWORKS:

@@ -34,10 +34,10 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
-from .cache import fingerprint
-from .create import card
-from .hooks import eval_mode, forward_hooks
-from .models import ResNet
+from ..cache import fingerprint
+from ..hooks import eval_mode, forward_hooks
+from ..zoo.create import card
+from ..zoo.models import ResNet
 
 __all__ = [
     "DEFAULT_STEPS",

@@ -18,9 +18,9 @@ import torchvision.transforms.functional as TF
 from PIL import Image
 from torchvision import datasets
 
-from .assets import ASSETS_DIR
-from .label_spaces import CIFAR10
-from .settings import ENV_TEST_SET, cifar10_test_set
+from ..assets import ASSETS_DIR
+from ..settings import ENV_TEST_SET, cifar10_test_set
+from ..zoo.label_spaces import CIFAR10
 
 __all__ = [
     "CLASSES",

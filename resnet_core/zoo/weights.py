@@ -31,10 +31,10 @@ import torch
 import torchvision.models as tvm
 from torch import nn
 
+from ..assets import ASSETS_DIR
+from ..settings import ENV_WEIGHTS_DIR, download_timeout, weights_dir
 from .architectures import ARCHITECTURES, ArchSpec, get_arch
-from .assets import ASSETS_DIR
 from .preprocess import Preprocess
-from .settings import ENV_WEIGHTS_DIR, download_timeout, weights_dir
 
 __all__ = [
     "SHIPPED_WEIGHTS_DIR",

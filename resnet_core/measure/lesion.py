@@ -2,7 +2,7 @@
 
 A residual net behaves like an ensemble of paths of many lengths, so removing one block's residual branch while
 keeping its shortcut costs little, except at the blocks that change resolution; a plain net has a single path and
-collapses. Works on any :class:`~resnet_core.models.ResNet`, whatever its stages.
+collapses. Works on any :class:`~resnet_core.zoo.models.ResNet`, whatever its stages.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..zoo.models import ResNet, _ResidualBlock
 from .evaluation import evaluate
-from .models import ResNet, _ResidualBlock
 
 __all__ = ["LesionStudy", "lesion_study", "lesioned"]
 

@@ -28,11 +28,11 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor, nn
 
+from ..hooks import forward_hooks
+from ..measure.metrics import spearman, ssim
+from ..zoo.create import card
+from ..zoo.models import ResNet
 from .analysis import check_class, model_input
-from .create import card
-from .hooks import forward_hooks
-from .metrics import spearman, ssim
-from .models import ResNet
 from .saliency import BLUR_SIGMA, FILLS, METHODS, Fill, Method, filled, saliency_map
 
 __all__ = [
@@ -221,7 +221,7 @@ def cascading_randomization(
     """Adebayo et al.'s cascade on a deep copy of ``model`` (the caller's model, shared by the app, is untouched).
 
     One entry per step of :func:`randomization_order`, each re-initialising one more part, so the last entry has
-    no trained weight left. ``options`` go to :func:`~resnet_core.saliency.saliency_map`; ``original`` is the
+    no trained weight left. ``options`` go to :func:`~resnet_core.explain.saliency.saliency_map`; ``original`` is the
     trained model's map if already computed. Seeded through a forked generator: repeatable, and the caller's global
     random state is left as it was.
     """
@@ -245,7 +245,7 @@ def cascading_randomization(
 def measured_map(
     model: ResNet, inputs: Tensor, class_index: int, method: Method = "gradcam", **options
 ) -> tuple[np.ndarray, int, float]:
-    """:func:`~resnet_core.saliency.saliency_map` and what it cost: images through the network, and seconds."""
+    """:func:`~resnet_core.explain.saliency.saliency_map` and what it cost: images through the network, and seconds."""
     passes = [0]
 
     def count(module: nn.Module, args: tuple, output: Tensor) -> None:
@@ -313,7 +313,7 @@ def sanity_check(
     """Both checks on the crop ``model`` sees of ``image``, for ``class_index`` (default: the top-1 class).
 
     ``protocol`` sets the deletion curve; the insertion curve uses the same fill, units and steps.
-    ``options`` go to :func:`~resnet_core.saliency.saliency_map` (``layer``, ``window``, ``stride``, ``fill``).
+    ``options`` go to :func:`~resnet_core.explain.saliency.saliency_map` (``layer``, ``window``, ``stride``, ``fill``).
     """
     model_card = card(model)
     crop, inputs = model_input(model, image)

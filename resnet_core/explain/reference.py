@@ -16,11 +16,11 @@ import torchvision
 from PIL import Image
 from torch import Tensor, nn
 
+from ..hooks import eval_mode, forward_hooks
+from ..zoo.architectures import ARCHITECTURES
+from ..zoo.create import ModelCard, card
+from ..zoo.models import ResNet
 from .analysis import model_input, topk_classes, topk_rows
-from .architectures import ARCHITECTURES
-from .create import ModelCard, card
-from .hooks import eval_mode, forward_hooks
-from .models import ResNet
 
 __all__ = ["Verification", "check_reference", "reference_library", "reference_model", "verify"]
 

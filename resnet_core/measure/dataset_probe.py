@@ -18,9 +18,9 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
-from .cache import fingerprint
-from .hooks import forward_hooks
-from .models import ResNet
+from ..cache import fingerprint
+from ..hooks import forward_hooks
+from ..zoo.models import ResNet
 from .residual_stats import residual_stats
 
 __all__ = ["DatasetProbe", "probe_dataset"]

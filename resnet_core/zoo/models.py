@@ -344,7 +344,7 @@ class ResNet(nn.Module):
         self._zero_pad = zero_pad
         self.in_chans = in_chans
         # Set by create_model (weights, preprocessing, labels); None for a bare module.
-        # What create_model knows about the weights (a resnet_core.create.ModelCard), set there; untyped here, as
+        # What create_model knows about the weights (a resnet_core.zoo.create.ModelCard), set there; untyped here, as
         # timm's pretrained_cfg, so the model never imports the code that builds it.
         self.card: Any = None
         self._stride_in_1x1 = stride_in_1x1

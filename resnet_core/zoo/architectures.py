@@ -56,7 +56,7 @@ class ArchSpec:
         return sum(self.layers)
 
     def model_kwargs(self) -> dict:
-        """The keyword arguments of :class:`~resnet_core.models.ResNet`: every field that is a model option, as it
+        """The keyword arguments of :class:`~resnet_core.zoo.models.ResNet`: every field that is a model option, as it
         is, and the few that need a translation (the block's class, the label space's number of classes)."""
         options = {spec.name: getattr(self, spec.name) for spec in fields(self) if spec.name not in _DESCRIPTIONS}
         return {

@@ -10,12 +10,12 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from ..hooks import forward_hooks
+from ..measure.residual_stats import ResidualStats, residual_stats
+from ..zoo.create import ModelCard, card
+from ..zoo.models import ResNet
+from ..zoo.preprocess import load_image
 from .attribution import grad_cam
-from .create import ModelCard, card
-from .hooks import forward_hooks
-from .models import ResNet
-from .preprocess import load_image
-from .residual_stats import ResidualStats, residual_stats
 
 __all__ = ["AnalysisResult", "BlockStats", "analyze", "check_class", "model_input", "topk_classes", "topk_rows"]
 
@@ -129,7 +129,7 @@ def analyze(
     cam_layer: str | None = None,
     cam_class: int | None = None,
 ) -> AnalysisResult:
-    """Analyse one image with a model from ``create_model`` (or any :class:`~resnet_core.models.ResNet`).
+    """Analyse one image with a model from ``create_model`` (or any :class:`~resnet_core.zoo.models.ResNet`).
 
     Hooks capture the stem, every stage and every block; captum's Grad-CAM for ``cam_class`` (default: the
     top-1 class) at ``cam_layer`` (default: the last stage) rides on the same forward. The hooks are gone when

@@ -14,9 +14,9 @@ from functools import cache
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .architectures import ArchSpec, build, get_arch
-from .models import BasicBlock, Bottleneck, ResNet
-from .weights import eval_size
+from ..zoo.architectures import ArchSpec, build, get_arch
+from ..zoo.models import BasicBlock, Bottleneck, ResNet
+from ..zoo.weights import eval_size
 
 __all__ = ["CostRow", "CostTable", "bottleneck_arithmetic", "cost_table", "count_costs"]
 

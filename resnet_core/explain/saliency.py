@@ -1,7 +1,7 @@
 """Saliency maps of one image by several methods, all through captum, so every method faces the same sanity checks.
 
 Every method answers the same question in the same form: one value in [0, 1] per input pixel for one class.
-``gradcam`` is the app's Grad-CAM (:func:`~resnet_core.attribution.grad_cam`, the class logit at a stage);
+``gradcam`` is the app's Grad-CAM (:func:`~resnet_core.explain.attribution.grad_cam`, the class logit at a stage);
 ``guided`` is captum's Guided Grad-CAM (guided backpropagation times the upsampled Grad-CAM); ``occlusion`` is
 captum's Occlusion on the class log-odds, a window at a time replaced by a fill (its cost grows with the number
 of window positions: see :func:`occlusion_passes`).
@@ -28,8 +28,8 @@ import torchvision.transforms.functional as TF
 from captum.attr import GuidedGradCam, Occlusion
 from torch import Tensor
 
+from ..zoo.models import ResNet
 from .attribution import grad_cam, normalize_cam
-from .models import ResNet
 
 __all__ = [
     "BLUR_SIGMA",

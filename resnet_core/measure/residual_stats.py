@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 import torch
 from torch import Tensor
 
-from .hooks import forward_hooks
+from ..hooks import forward_hooks
 
 __all__ = ["ResidualRecorder", "ResidualStats", "residual_stats"]
 
@@ -67,7 +67,7 @@ class ResidualRecorder:
 
 @contextmanager
 def residual_stats(model) -> Iterator[ResidualRecorder]:
-    """Record every block of ``model`` (a :class:`~resnet_core.models.ResNet`) for the ``with`` block; the hooks go
+    """Record every block of ``model`` (a :class:`~resnet_core.zoo.models.ResNet`) for the ``with`` block; the hooks go
     when it ends, exception or not."""
     blocks = model.block_names()
     recorder = ResidualRecorder(blocks)

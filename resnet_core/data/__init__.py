@@ -1,0 +1,1 @@
+"""Data sets the explorer ships or finds: CIFAR-10's test images and labels."""

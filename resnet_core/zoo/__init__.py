@@ -1,0 +1,1 @@
+"""The model zoo: the ResNet family as data, the one model class, pretrained weights, label spaces, preprocessing."""
