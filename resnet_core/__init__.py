@@ -2,6 +2,7 @@
 
 from .measure.complexity import CostTable, cost_table
 from .zoo.architectures import ARCHITECTURES, ArchSpec, cifar_spec, get_arch, list_models
+from .zoo.checkpoints import CheckpointError, inspect_checkpoint, load_checkpoint
 from .zoo.create import ModelCard, card, create_model
 from .zoo.label_spaces import LABEL_SPACES, LabelSpace
 from .zoo.models import ResNet, StageInfo
@@ -21,6 +22,7 @@ __all__ = [
     "LABEL_SPACES",
     "WEIGHTS",
     "ArchSpec",
+    "CheckpointError",
     "CostTable",
     "LabelSpace",
     "ModelCard",
@@ -37,8 +39,10 @@ __all__ = [
     "eval_size",
     "get_arch",
     "get_weights",
+    "inspect_checkpoint",
     "list_models",
     "list_weights",
+    "load_checkpoint",
     "load_image",
 ]
 __version__ = "0.1.0"

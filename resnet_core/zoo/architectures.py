@@ -21,7 +21,8 @@ class ArchSpec:
     """What distinguishes one member of the family from another.
 
     ``reference`` names the library whose module of the same name must match ours exactly (tested);
-    ``labels`` the label space (``"imagenet"``, ``"cifar10"``, ``"digits"``): classes and input size.
+    ``labels`` the label space (``"imagenet"``, ``"cifar10"``, ``"digits"``, or a user checkpoint's own
+    :class:`LabelSpace`): classes and input size.
     """
 
     name: str
@@ -39,12 +40,12 @@ class ArchSpec:
     shortcut: bool = True
     block_kwargs: tuple[tuple[str, object], ...] = ()  # pairs, so a spec stays hashable (a cache key)
     reference: Literal["torchvision", "timm"] | None = None
-    labels: str = "imagenet"
+    labels: str | LabelSpace = "imagenet"
     in_chans: int = 3
 
     @property
     def label_space(self) -> LabelSpace:
-        return label_space(self.labels)
+        return self.labels if isinstance(self.labels, LabelSpace) else label_space(self.labels)
 
     @property
     def depth(self) -> int:

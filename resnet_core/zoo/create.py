@@ -11,6 +11,7 @@ from .architectures import ARCHITECTURES, ArchSpec, build, get_arch
 from .label_spaces import IMAGENET, LabelSpace
 from .models import ResNet
 from .preprocess import Preprocess
+from .recognition import Recognition
 from .weights import WeightEntry, default_weights, get_weights, load_file_into, load_state_dict
 
 __all__ = ["UNTRAINED", "ModelCard", "card", "create_model"]
@@ -26,6 +27,8 @@ class ModelCard:
     weights: WeightEntry | None
     source: str
     preprocess: Preprocess
+    checkpoint: Recognition | None = None  # a user's own checkpoint: what it was recognised as, and from what
+    labels_source: str = ""  # where a checkpoint's class names came from
 
     @property
     def label_space(self) -> LabelSpace:
@@ -43,6 +46,8 @@ class ModelCard:
     def label(self) -> str:
         if self.weights is not None:
             return self.weights.name
+        if self.checkpoint is not None:
+            return f"{self.arch.name} ({self.checkpoint.name})"
         return f"{self.arch.name} ({'own checkpoint' if self.pretrained else 'random init'})"
 
 
@@ -78,13 +83,17 @@ def create_model(
         entry = weights
         source = load_state_dict(model, entry, progress=progress)
     elif isinstance(weights, Path) or Path(str(weights)).suffix in (".pth", ".pt", ".th", ".bin", ".safetensors"):
-        # A published file saved elsewhere (the CIFAR-10 .th files) needs the same key renames as its entry.
-        source = load_file_into(model, weights, spec.name, fallback.key_map if fallback else ())
+        source = load_file_into(model, weights, spec.name)
     else:
         entry = get_weights(spec.name, str(weights))
         source = load_state_dict(model, entry, progress=progress)
     preprocess = (entry or fallback).preprocess if (entry or fallback) else spec.label_space.preprocess
-    model.card = ModelCard(spec, entry, source, preprocess)
+    return ready(model, ModelCard(spec, entry, source, preprocess), device)
+
+
+def ready(model: ResNet, model_card: ModelCard, device: str | torch.device | None = None) -> ResNet:
+    """The last step of every way to get a model: its card attached, frozen, in eval mode, on ``device``."""
+    model.card = model_card
     model.requires_grad_(False)
     return model.to(device).eval() if device is not None else model.eval()
 

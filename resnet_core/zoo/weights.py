@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import pickle
+import re
 import socket
 import threading
 from collections.abc import Iterator
@@ -35,6 +36,7 @@ from ..assets import ASSETS_DIR
 from ..settings import ENV_WEIGHTS_DIR, download_timeout, weights_dir
 from .architectures import ARCHITECTURES, ArchSpec, get_arch
 from .preprocess import Preprocess
+from .recognition import normalised
 
 __all__ = [
     "SHIPPED_WEIGHTS_DIR",
@@ -74,7 +76,6 @@ class WeightEntry:
     license: str = ""
     is_default: bool = False
     paper_acc1: float | None = None  # the paper's own figure, where it reports this exact network
-    key_map: tuple[tuple[str, str], ...] = ()  # checkpoint key prefix -> ours, applied before the strict load
     shipped: str | None = None  # the copy in the project's assets/, relative to it, where there is one
 
     @property
@@ -188,7 +189,6 @@ def _cifar10_entries() -> list[WeightEntry]:
             license="BSD-2-Clause",
             is_default=True,
             paper_acc1=round(100 - paper_error, 2),
-            key_map=(("module.", ""), ("linear.", "fc.")),
             shipped=f"cifar10/weights/{file_name}",
         )
         for depth, file_name, paper_error, error in _CIFAR10_RESULTS
@@ -281,26 +281,56 @@ class _SourceFailed(Exception):
     pass
 
 
-def load_checkpoint_file(path: str | Path) -> dict[str, torch.Tensor]:
-    """Read a .safetensors or a .pth/.pt/.bin file; pickles load with ``weights_only=True``, so code can't run."""
+def load_checkpoint_file(path: str | Path, mmap: bool = False) -> dict[str, torch.Tensor]:
+    """Read a .safetensors file or a torch pickle (.pth, .pt, .bin, .ckpt, .th) and return its state dict.
+
+    Pickles load with ``weights_only=True``, so no code in them runs; one that needs code (a whole module saved
+    with ``torch.save(model)``) is refused with a sentence saying how to save its weights instead. ``mmap`` maps
+    a pickle's tensors rather than reading them (the shapes are known at once; a loader copies the data once).
+    A state dict inside the usual containers (Lightning's ``state_dict``, ``model``, ``model_state_dict``,
+    ``net``) is taken out of them.
+    """
     path = Path(path)
     if not path.is_file():
         raise _SourceFailed(f"no file at {path}")
     if path.stat().st_size == 0:
-        raise _SourceFailed(f"{path} is empty")
+        raise _SourceFailed(f"{path.name} is empty")
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
 
             state = load_file(str(path))
         else:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            state = _torch_load(path, mmap)
     except pickle.UnpicklingError as error:
-        first = str(error).strip().splitlines()[0]
-        raise _SourceFailed(f"{path} refused: not a plain tensor checkpoint ({first})") from None
+        raise _SourceFailed(_code_refusal(path, str(error))) from None
     except Exception as error:  # truncated zip, bad header, ...: all mean "this file is unusable"
-        raise _SourceFailed(f"{path} is corrupt or truncated ({type(error).__name__}: {error})") from None
+        detail = " ".join(str(error).split())[:200]
+        raise _SourceFailed(f"{path.name} is corrupt or truncated ({type(error).__name__}: {detail})") from None
     return _unwrap(state, path)
+
+
+def _torch_load(path: Path, mmap: bool) -> object:
+    if mmap:
+        try:
+            return torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as error:  # files from before torch 1.6's zip format cannot be mapped
+            if "mmap" not in str(error):
+                raise
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _code_refusal(path: Path, error: str) -> str:
+    """Why a pickle was refused, in one sentence with the fix: ``weights_only`` found an object that needs code."""
+    found = re.search(r"GLOBAL ([\w.]+)", error)
+    what = f"a pickled {found.group(1)}" if found else "pickled Python objects"
+    return (
+        f"{path.name} holds {what}, which only running code from the file could rebuild, so it is not loaded; "
+        "save the weights alone instead: torch.save(model.state_dict(), 'model.pth')"
+    )
+
+
+CONTAINERS = ("state_dict", "model_state_dict", "model", "net")  # where trainers keep the state dict
 
 
 class _Source(Protocol):
@@ -401,11 +431,13 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
 
 def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
     """The state dict inside a checkpoint that wraps it (``{"state_dict": ...}``, ``{"model": ...}``)."""
-    for key in ("state_dict", "model"):
-        if isinstance(state, dict) and isinstance(state.get(key), dict):
-            state = state[key]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise _SourceFailed(f"{path} holds no state dict of tensors")
+    while isinstance(state, dict):  # nested containers (a trainer's file around another's) open in turn
+        inner = [state[key] for key in CONTAINERS if isinstance(state.get(key), dict)]
+        if not inner:
+            break
+        state = inner[0]
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise _SourceFailed(f"{path.name} holds no state dict of tensors")
     return state
 
 
@@ -439,35 +471,41 @@ class _HuggingFaceHub:
     def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
         if not entry.hf_hub_id:
             raise _SourceFailed("no Hugging Face copy")
-        from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
-
-        if self.offline:  # the file system alone: hf_hub_download would still ask the hub for its agent registry
-            cached = try_to_load_from_cache(entry.hf_hub_id, HF_FILENAME)
-            if not isinstance(cached, str):
-                raise _SourceFailed(f"{entry.hf_hub_id}/{HF_FILENAME} not in the local cache")
-            return load_checkpoint_file(cached), f"hf://{entry.hf_hub_id} ({cached})"
-        if constants.HF_HUB_OFFLINE:
-            raise _SourceFailed("offline (HF_HUB_OFFLINE is set)")
-        seconds = download_timeout()
-        outcome: dict[str, object] = {}
-
-        def download() -> None:
-            try:
-                outcome["path"] = hf_hub_download(entry.hf_hub_id, HF_FILENAME, etag_timeout=seconds)
-            except Exception as error:  # handed to the caller below
-                outcome["error"] = error
-
-        worker = threading.Thread(target=download, name=f"hf-download-{entry.name}", daemon=True)
-        worker.start()
-        worker.join(seconds)
-        if worker.is_alive():
-            raise _SourceFailed(f"{entry.hf_hub_id}/{HF_FILENAME}: no answer within {seconds:g} s (timed out)")
-        error = outcome.get("error")
-        if error is not None:  # unreachable, repository missing, HTTP errors
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            raise _SourceFailed(f"{entry.hf_hub_id}/{HF_FILENAME} not downloadable ({reason})") from None
-        path = str(outcome["path"])
+        path = hub_file(entry.hf_hub_id, HF_FILENAME, self.offline)
         return load_checkpoint_file(path), f"hf://{entry.hf_hub_id} ({path})"
+
+
+def hub_file(repo_id: str, filename: str, offline: bool) -> str:
+    """The local path of ``filename`` of a Hugging Face repository: from the cache alone (``offline``), else
+    downloaded, given up after the download timeout (see :class:`_HuggingFaceHub`), never with ``HF_HUB_OFFLINE``."""
+    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+
+    if offline:  # the file system alone: hf_hub_download would still ask the hub for its agent registry
+        cached = try_to_load_from_cache(repo_id, filename)
+        if not isinstance(cached, str):
+            raise _SourceFailed(f"{repo_id}/{filename} not in the local cache")
+        return cached
+    if constants.HF_HUB_OFFLINE:
+        raise _SourceFailed("offline (HF_HUB_OFFLINE is set)")
+    seconds = download_timeout()
+    outcome: dict[str, object] = {}
+
+    def download() -> None:
+        try:
+            outcome["path"] = hf_hub_download(repo_id, filename, etag_timeout=seconds)
+        except Exception as error:  # handed to the caller below
+            outcome["error"] = error
+
+    worker = threading.Thread(target=download, name=f"hf-download-{repo_id}", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        raise _SourceFailed(f"{repo_id}/{filename}: no answer within {seconds:g} s (timed out)")
+    error = outcome.get("error")
+    if error is not None:  # unreachable, repository missing, HTTP errors
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise _SourceFailed(f"{repo_id}/{filename} not downloadable ({reason})") from None
+    return str(outcome["path"])
 
 
 # Every local copy before any network: a Space whose image already holds the weights never downloads them again.
@@ -509,21 +547,10 @@ def _where_to_put(entry: WeightEntry) -> str:
     return "To fix: " + "; or ".join(options) + "."
 
 
-def _renamed(state: dict[str, torch.Tensor], key_map: tuple[tuple[str, str], ...]) -> dict[str, torch.Tensor]:
-    """Apply a checkpoint's prefix renames (``module.`` from DataParallel, ``linear.`` for our ``fc.``)."""
-    renamed = {}
-    for key, value in state.items():
-        for old, new in key_map:
-            if key.startswith(old):
-                key = new + key[len(old) :]
-        renamed[key] = value
-    return renamed
-
-
-def _check_fits(
-    model: nn.Module, state: dict[str, torch.Tensor], name: str, key_map: tuple[tuple[str, str], ...] = ()
-) -> None:
-    state = _renamed(state, key_map)
+def _check_fits(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
+    """Load strictly, under our key names (a wrapper's ``module.`` prefix and a ``linear`` classifier, as in the
+    published CIFAR-10 files, are renamed first)."""
+    state, _, _ = normalised(state)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
@@ -537,17 +564,17 @@ def load_state_dict(model: nn.Module, entry: WeightEntry, progress: bool = True)
     for source in SOURCES:
         try:
             state, origin = source.fetch(entry, progress)
-            _check_fits(model, state, entry.arch, entry.key_map)
+            _check_fits(model, state, entry.arch)
             return f"{source.label}: {origin}"
         except _SourceFailed as failure:
             attempts.append((source.label, str(failure)))
     raise WeightsUnavailableError(entry.name, attempts, _where_to_put(entry))
 
 
-def load_file_into(model: nn.Module, path: str | Path, arch: str, key_map: tuple[tuple[str, str], ...] = ()) -> str:
+def load_file_into(model: nn.Module, path: str | Path, arch: str) -> str:
     """Load a user's own checkpoint file strictly; errors name the file and the reason."""
     try:
-        _check_fits(model, load_checkpoint_file(path), arch, key_map)
+        _check_fits(model, load_checkpoint_file(path), arch)
     except _SourceFailed as failure:
         raise WeightsUnavailableError(str(path), [("local file", str(failure))]) from None
     return f"local file: {Path(path).resolve()}"

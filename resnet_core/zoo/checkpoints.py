@@ -1,0 +1,236 @@
+"""Your own ResNet: a checkpoint file or a timm-format Hugging Face repository, opened as a ready model.
+
+The file is read once: its shapes from a safetensors header or a memory-mapped pickle (enough to recognise the
+architecture, see :mod:`.recognition`), its tensors only when a model is built. Every way it can fail is one
+sentence: a pickle that needs code, a file cut short, a network that is not a ResNet, NaNs, labels that disagree.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import torch
+
+from .architectures import ARCHITECTURES, ArchSpec, build
+from .create import ModelCard, ready
+from .label_spaces import LabelSpace
+from .models import ResNet
+from .preprocess import Preprocess
+from .recognition import BN_STEPS, HUB_PREFIX, CheckpointError, Recognition, display_name, normalised, recognise
+from .weights import _SourceFailed, default_weights, hub_file, load_checkpoint_file
+
+__all__ = ["CheckpointError", "inspect_checkpoint", "load_checkpoint", "read_labels"]
+
+
+def inspect_checkpoint(source: str | Path, arch: str | None = None) -> Recognition:
+    """Recognise a checkpoint's architecture from its keys and shapes alone (no tensor data is read).
+
+    Never raises for a checkpoint that is readable but fits nothing: the :class:`Recognition` then names the
+    nearest architecture and the differing keys. ``arch`` breaks a tie between architectures with the same keys.
+    """
+    found = _Found.read(source, data=False)
+    return found.recognition(arch)
+
+
+def load_checkpoint(
+    source: str | Path,
+    labels: str | Path | Sequence[str] | None = None,
+    arch: str | None = None,
+    preprocess: Preprocess | None = None,
+    device: str | torch.device | None = None,
+) -> ResNet:
+    """A ready model (eval mode, frozen, weights loaded strictly) from a user's own ResNet-family checkpoint.
+
+    ``source``: a ``.safetensors`` file, a torch pickle (``.pth``, ``.pt``, ``.bin``, ``.ckpt``, ``.th``; loaded
+    with ``weights_only``, so no code runs) holding a state dict bare or in a trainer's container, or
+    ``hf-hub:OWNER/NAME`` for a timm-format repository (``config.json`` + weights; the local cache when offline).
+    The architecture, class count and input channels are recognised from the keys and shapes; ``arch`` only breaks
+    ties (the paper's bottleneck "A" and torchvision's "B" share every key and shape: B is chosen unless asked).
+    ``labels``: a file (one name per line, a JSON list, or a JSON object index -> name) or a list; else the
+    safetensors metadata key ``labels`` or the hub config's label names; else ``class 0`` ... ``class N-1``.
+    ``preprocess``: else the hub config's, else that of the architecture's published default weights.
+    Raises :class:`CheckpointError` with one sentence for anything that cannot be opened as asked.
+    """
+    found = _Found.read(source, data=True)
+    recognition = found.recognition(arch)
+    if not recognition.recognised:
+        raise CheckpointError(recognition.sentence())
+    state = found.normalised_state()
+    bad = [key for key, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+    if bad:
+        raise CheckpointError(
+            f"{found.name} has NaN or infinite values in {len(bad)} tensor(s) (first: {bad[0]}): the training run "
+            "that wrote it diverged, so its answers would be meaningless"
+        )
+    names, labels_source = _labels(labels, found, recognition.num_classes)
+    spec = ARCHITECTURES[recognition.arch]
+    space = LabelSpace("checkpoint", f"{len(names)} classes of {found.name}", tuple(names), spec.label_space.preprocess)
+    spec = replace(spec, labels=space, in_chans=recognition.in_chans)
+    preprocess = preprocess or found.preprocess() or _default_preprocess(spec)
+    if recognition.in_chans != len(preprocess.mean):
+        preprocess = _for_channels(preprocess, recognition.in_chans)
+    with torch.random.fork_rng(devices=[]):  # the random init is overwritten by the strict load below
+        model = build(spec)
+    # BN's step counters are the only keys a checkpoint may lack: they feed no output, so the model's own stay.
+    state = {**{k: v for k, v in model.state_dict().items() if k.endswith(BN_STEPS)}, **state}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:  # recognised, so only a disagreement with arch= or the hub config gets here
+        raise CheckpointError(f"{found.name} does not fit {spec.name}: {' '.join(str(error).split())[:300]}") from None
+    model_card = ModelCard(
+        spec, None, f"checkpoint: {found.where}", preprocess, checkpoint=recognition, labels_source=labels_source
+    )
+    return ready(model, model_card, device)
+
+
+def read_labels(path: str | Path) -> list[str]:
+    """Class names from a file: one per line, a JSON list, or a JSON object mapping index to name."""
+    text = Path(path).read_text(encoding="utf-8")
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        return [line.strip() for line in text.splitlines() if line.strip()]
+    if isinstance(parsed, list) and all(isinstance(name, str) for name in parsed):
+        return parsed
+    if isinstance(parsed, dict):
+        try:
+            pairs = sorted((int(index), str(name)) for index, name in parsed.items())
+        except ValueError:
+            pairs = []
+        if pairs and [index for index, _ in pairs] == list(range(len(pairs))):
+            return [name for _, name in pairs]
+    raise CheckpointError(
+        f"{Path(path).name} is JSON but not a list of class names or an object from 0, 1, 2, ... to names"
+    )
+
+
+@dataclass
+class _Found:
+    """A checkpoint as read: its shapes (and tensors, when asked), metadata and, for a hub repository, config."""
+
+    source: str
+    where: str  # the file read
+    format: str
+    shapes: dict[str, tuple[int, ...]]
+    state: dict[str, torch.Tensor] | None
+    metadata: dict[str, str]
+    config: dict
+
+    @property
+    def name(self) -> str:
+        return display_name(self.source)
+
+    @classmethod
+    def read(cls, source: str | Path, data: bool) -> _Found:
+        source = str(source)
+        config: dict = {}
+        path = source
+        if source.startswith(HUB_PREFIX):
+            path, config = _hub_files(source.removeprefix(HUB_PREFIX))
+        if Path(path).suffix == ".safetensors":
+            shapes, metadata = _safetensors_header(Path(path))
+            state = _read(path, mmap=False) if data else None
+            kind = "safetensors"
+        else:
+            state = _read(path, mmap=True)
+            shapes, metadata, kind = {k: tuple(v.shape) for k, v in state.items()}, {}, "torch pickle"
+            state = state if data else None
+        if config:
+            kind = "hf-hub (timm)"
+        return cls(source, str(path), kind, shapes, state, metadata, config)
+
+    def recognition(self, arch: str | None) -> Recognition:
+        wanted = arch or (self.config.get("architecture") if self.config.get("architecture") in ARCHITECTURES else None)
+        return recognise(self.shapes, self.source, self.format, wanted)
+
+    def normalised_state(self) -> dict[str, torch.Tensor]:
+        state, _, _ = normalised(self.state)
+        return state
+
+    def preprocess(self) -> Preprocess | None:
+        """The hub config's preprocessing (timm's ``pretrained_cfg``), where there is one."""
+        cfg = self.config.get("pretrained_cfg") or {}
+        if "input_size" not in cfg:
+            return None
+        mean, std = tuple(cfg.get("mean", Preprocess.mean)), tuple(cfg.get("std", Preprocess.std))
+        return Preprocess.from_crop_pct(
+            cfg["input_size"][-1], cfg.get("crop_pct", 0.875), cfg.get("interpolation", "bicubic"), mean, std
+        )
+
+
+def _read(path: str, mmap: bool) -> dict[str, torch.Tensor]:
+    try:
+        return load_checkpoint_file(path, mmap=mmap)
+    except _SourceFailed as failure:
+        raise CheckpointError(str(failure)) from None
+
+
+def _safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[str, str]]:
+    """Shapes and metadata from the header alone: the tensors are not read."""
+    from safetensors import safe_open
+
+    if not path.is_file() or path.stat().st_size == 0:
+        _read(str(path), mmap=False)  # raises the reader's own sentence (no file, empty)
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118
+            return shapes, dict(handle.metadata() or {})
+    except Exception as error:  # a bad header: the file is cut short or is not safetensors
+        raise CheckpointError(f"{path.name} is corrupt or truncated ({type(error).__name__}: {error})") from None
+
+
+def _hub_files(repo: str) -> tuple[str, dict]:
+    """A timm-format repository's weights and config: from the Hugging Face cache, else downloaded."""
+    if repo.count("/") != 1:
+        raise CheckpointError(f"{HUB_PREFIX}{repo}: expected {HUB_PREFIX}OWNER/NAME")
+    failures = []
+    for offline in (True, False):
+        try:
+            config = json.loads(Path(hub_file(repo, "config.json", offline)).read_text())
+        except _SourceFailed as failure:
+            failures.append(str(failure))
+            continue
+        for filename in ("model.safetensors", "pytorch_model.bin"):
+            try:
+                return hub_file(repo, filename, offline), config
+            except _SourceFailed as failure:
+                failures.append(str(failure))
+    raise CheckpointError(f"{HUB_PREFIX}{repo} could not be opened: {'; '.join(failures[-2:])}")
+
+
+def _labels(given: str | Path | Sequence[str] | None, found: _Found, num_classes: int) -> tuple[list[str], str]:
+    if isinstance(given, (str, Path)):
+        names, origin = read_labels(given), Path(given).name
+    elif given is not None:
+        names, origin = [str(name) for name in given], "given"
+    elif "labels" in found.metadata:
+        names, origin = json.loads(found.metadata["labels"]), "the file's metadata"
+    elif found.config.get("label_names") or (found.config.get("pretrained_cfg") or {}).get("label_names"):
+        names = found.config.get("label_names") or found.config["pretrained_cfg"]["label_names"]
+        origin = "the hub config"
+    else:
+        return [f"class {index}" for index in range(num_classes)], "numbered (no labels given)"
+    if len(names) != num_classes:
+        raise CheckpointError(
+            f"{origin} names {len(names)} classes, but {found.name}'s classifier has {num_classes} outputs"
+        )
+    return list(names), origin
+
+
+def _default_preprocess(spec: ArchSpec) -> Preprocess:
+    entry = default_weights(spec.name)
+    return entry.preprocess if entry is not None else spec.label_space.preprocess
+
+
+def _for_channels(preprocess: Preprocess, in_chans: int) -> Preprocess:
+    """A network fine-tuned on one channel sees the photo in grayscale, normalised by the mean of the channel
+    statistics (timm's convention when it adapts a first convolution)."""
+    if in_chans != 1:
+        raise CheckpointError(
+            f"the network takes {in_chans} input channels; pass a preprocess with {in_chans} means and stds"
+        )
+    mean, std = sum(preprocess.mean) / len(preprocess.mean), sum(preprocess.std) / len(preprocess.std)
+    return replace(preprocess, mean=(mean,), std=(std,), grayscale=True)

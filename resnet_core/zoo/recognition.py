@@ -1,0 +1,209 @@
+"""From keys and shapes to an architecture: what a checkpoint is, before any of its tensors is read.
+
+Fine-tuned networks keep their architecture's every key and shape except the classifier's class count (and, for
+a grayscale or multispectral input, the first convolution's channels). So a checkpoint names its architecture
+without being told: the registered architectures' signatures (key -> shape, with those two dimensions left open)
+are computed once per process on the meta device and compared with the checkpoint's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from functools import cache
+from pathlib import Path
+
+import torch
+
+from .architectures import ARCHITECTURES, ArchSpec, build
+
+__all__ = ["BN_STEPS", "HUB_PREFIX", "CheckpointError", "Recognition", "display_name", "normalised", "recognise"]
+
+HUB_PREFIX = "hf-hub:"
+# Prefixes that wrappers put before every key: DataParallel, Lightning modules, torch.compile, trainers, detectors.
+PREFIXES = ("module.", "model.", "_orig_mod.", "net.", "backbone.")
+# Classifiers under other names: a Sequential(Dropout, Linear) head (the common fine-tuning recipe; the dropout does
+# nothing in eval mode) and the published CIFAR-10 files' ``linear``.
+HEADS = {"fc.1.": "Dropout + Linear head (fc.1)", "linear.": "classifier named linear"}
+OPEN = -1  # a dimension a fine-tuned network may change: the class count, the input channels
+BN_STEPS = "num_batches_tracked"  # BN's step counter: some trainers drop it, and no output depends on it
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be opened as a ResNet, with the one sentence that says why."""
+
+
+@dataclass(frozen=True)
+class Recognition:
+    """What a checkpoint was recognised as, and from what; for a checkpoint that fits no architecture, the nearest
+    one and how the keys differ from it."""
+
+    source: str
+    format: str  # "safetensors", "torch pickle", "hf-hub (timm)"
+    arch: str | None  # the registered architecture whose keys and shapes the checkpoint has
+    num_classes: int | None
+    in_chans: int | None
+    prefix: str = ""  # stripped from every key
+    head: str = "fc"  # the classifier as found
+    ties: tuple[str, ...] = ()  # other architectures with the very same keys and shapes
+    nearest: str | None = None
+    missing: tuple[str, ...] = ()
+    unexpected: tuple[str, ...] = ()
+    shape_mismatch: tuple[str, ...] = ()
+
+    @property
+    def recognised(self) -> bool:
+        return self.arch is not None
+
+    @property
+    def name(self) -> str:
+        return display_name(self.source)
+
+    def sentence(self) -> str:
+        """One sentence a user reads: what it is and from what, or why it is not a ResNet we know."""
+        name = self.name
+        if not self.recognised:
+            differ = len(self.missing) + len(self.unexpected) + len(self.shape_mismatch)
+            return (
+                f"{name} is not a ResNet-family checkpoint that ResNet Explorer knows: the nearest architecture, "
+                f"{self.nearest}, differs in {differ} keys ({len(self.missing)} missing, {len(self.unexpected)} "
+                f"unexpected, {len(self.shape_mismatch)} of another shape)"
+            )
+        notes = [f"{self.num_classes} classes", f"{self.in_chans} input channel{'s' * (self.in_chans != 1)}"]
+        if self.prefix:
+            notes.append(f"key prefix {self.prefix!r} stripped")
+        if self.head != "fc":
+            notes.append(self.head)
+        if self.ties:
+            notes.append(f"{', '.join(self.ties)} {'has' if len(self.ties) == 1 else 'have'} the same keys and shapes")
+        return f"{name} recognised as {self.arch} from its keys and shapes ({self.format}; {'; '.join(notes)})"
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "recognised": self.recognised, "sentence": self.sentence()}
+
+
+def recognise(
+    shapes: Mapping[str, tuple[int, ...]], source: str, format: str, wanted: str | None = None
+) -> Recognition:
+    """What a checkpoint of these keys and shapes is: the registered architecture (``wanted`` breaks ties) or,
+    where none fits, the nearest and how the keys differ. Raises :class:`CheckpointError` when ``wanted`` does
+    not fit a checkpoint that another architecture does."""
+    if wanted is not None and wanted not in ARCHITECTURES:
+        raise CheckpointError(f"unknown architecture {wanted!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    shapes, prefix, head = normalised(shapes)
+    differences = {arch: _differences(_signature(arch), shapes) for arch in _candidates(shapes, wanted)}
+    fits = [arch for arch, diff in differences.items() if not any(diff)]
+    base = dict(source=source, format=format, prefix=prefix, head=HEADS.get(head, "fc"))
+    if not fits or (wanted is not None and wanted not in fits):
+        nearest = wanted or min(differences, key=lambda arch: sum(map(len, differences[arch])))
+        missing, unexpected, mismatch = differences[nearest]
+        if wanted is not None and fits:
+            raise CheckpointError(
+                f"{display_name(source)} does not fit {wanted} (its keys and shapes are those of {', '.join(fits)}): "
+                f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatch)} of another shape"
+            )
+        differ = dict(nearest=nearest, missing=missing, unexpected=unexpected, shape_mismatch=mismatch)
+        return Recognition(**base, arch=None, num_classes=None, in_chans=None, **differ)
+    in_chans = shapes[_first_conv(_signature(fits[0]))][1]
+    fits.sort(key=lambda arch: _preference(ARCHITECTURES[arch], in_chans))
+    chosen = wanted or fits[0]
+    ties = tuple(arch for arch in fits if arch != chosen)
+    return Recognition(**base, arch=chosen, num_classes=shapes["fc.weight"][0], in_chans=in_chans, ties=ties)
+
+
+def display_name(source: str) -> str:
+    """A file's name without its folders (server paths stay private), or the hub repository as given."""
+    return source if source.startswith(HUB_PREFIX) else Path(source).name
+
+
+def normalised(state: Mapping[str, object]) -> tuple[dict, str, str]:
+    """Keys as ResNet Explorer names them: wrappers' prefixes stripped while every key has one, the classifier
+    renamed to ``fc``. Returns the renamed mapping, the prefix stripped and the classifier's original name."""
+    prefix = ""
+    while True:
+        common = [p for p in PREFIXES if all(key.startswith(prefix + p) for key in state)]
+        if not common:
+            break
+        prefix += common[0]
+    renamed = {key.removeprefix(prefix): value for key, value in state.items()}
+    head = next((h for h in HEADS if f"{h}weight" in renamed and "fc.weight" not in renamed), "fc.")
+    if head != "fc.":
+        renamed = {("fc." + key.removeprefix(head) if key.startswith(head) else key): v for key, v in renamed.items()}
+    return renamed, prefix, head
+
+
+def _candidates(shapes: Mapping[str, tuple[int, ...]], wanted: str | None) -> list[str]:
+    """The architectures worth comparing key by key: those with the checkpoint's blocks per stage (read off keys
+    like ``layer3.5.conv1.weight``), else the few nearest in layout, for naming the nearest. Building every
+    signature would take seconds (ResNet-1202 alone has 7,208 keys); these take milliseconds."""
+    layout = _layout(shapes)
+    same = [arch for arch, spec in ARCHITECTURES.items() if spec.layers == layout]
+    if same:
+        return same if wanted is None or wanted in same else [*same, wanted]
+
+    def distance(spec: ArchSpec) -> tuple[int, int]:
+        pairs = itertools.zip_longest(spec.layers, layout, fillvalue=0)
+        return abs(len(spec.layers) - len(layout)), sum(abs(a - b) for a, b in pairs)
+
+    nearest = sorted(ARCHITECTURES, key=lambda arch: distance(ARCHITECTURES[arch]))[:4]
+    return nearest if wanted is None or wanted in nearest else [*nearest, wanted]
+
+
+def _layout(shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
+    """Blocks per stage, from the keys: (3, 4, 6, 3) for a ResNet-50."""
+    blocks: dict[int, set[int]] = {}
+    for key in shapes:
+        found = re.match(r"layer(\d+)\.(\d+)\.", key)
+        if found:
+            blocks.setdefault(int(found.group(1)), set()).add(int(found.group(2)))
+    return tuple(len(blocks[stage]) for stage in sorted(blocks))
+
+
+@cache
+def _signature(arch: str) -> dict[str, tuple[int, ...]]:
+    """An architecture's keys and shapes, with the class count and input channels left open (built once, on the
+    meta device: no memory, no initialisation)."""
+    with torch.device("meta"):
+        state = build(ARCHITECTURES[arch]).state_dict()
+    shapes = {key: tuple(value.shape) for key, value in state.items() if not key.endswith(BN_STEPS)}
+    first = _first_conv(shapes)
+    shapes[first] = (shapes[first][0], OPEN, *shapes[first][2:])
+    shapes["fc.weight"] = (OPEN, shapes["fc.weight"][1])
+    shapes["fc.bias"] = (OPEN,)
+    return shapes
+
+
+def _first_conv(shapes: Mapping[str, tuple[int, ...]]) -> str:
+    return next(key for key, shape in shapes.items() if len(shape) == 4)
+
+
+def _differences(
+    signature: Mapping[str, tuple[int, ...]], shapes: Mapping[str, tuple[int, ...]]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """Keys the architecture has and the checkpoint lacks, keys only the checkpoint has, and shared keys whose
+    shapes differ (an open dimension matches any size)."""
+    present = {key: shape for key, shape in shapes.items() if not key.endswith(BN_STEPS)}
+    missing = tuple(key for key in signature if key not in present)
+    unexpected = tuple(key for key in present if key not in signature)
+    mismatch = tuple(
+        key
+        for key, shape in signature.items()
+        if key in present
+        and (
+            len(shape) != len(present[key])
+            or any(a not in (OPEN, b) for a, b in zip(shape, present[key], strict=False))
+        )
+    )
+    return missing, unexpected, mismatch
+
+
+def _fits(expected: tuple[int, ...], found: tuple[int, ...]) -> bool:
+    return len(expected) == len(found) and all(a in (OPEN, b) for a, b in zip(expected, found, strict=True))
+
+
+def _preference(spec: ArchSpec, in_chans: int) -> tuple:
+    """Among architectures with the same keys and shapes: the one made for this many input channels, a residual
+    net before a plain one (option A shortcuts have no weights), torchvision's bottleneck B before the paper's A."""
+    return (spec.in_chans != in_chans, not spec.shortcut, spec.stride_in_1x1)
