@@ -1,0 +1,188 @@
+"""A user's own ResNet: checkpoints written here by torchvision and timm, recognised and loaded to the same logits."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import timm
+import torch
+import torchvision
+from safetensors.torch import save_file
+from torch import nn
+
+from resnet_core import CheckpointError, create_model, default_weights, inspect_checkpoint, load_checkpoint
+from resnet_core.zoo.recognition import normalised
+
+from .conftest import randomize_batchnorm
+from .test_cifar10_reference import checkpoint_path
+
+
+def logits_gap(ours: nn.Module, reference: nn.Module, size: int = 64, channels: int = 3) -> float:
+    x = torch.randn(2, channels, size, size, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        return (ours(x) - reference.eval()(x)).abs().max().item()
+
+
+def torchvision_net(name: str, num_classes: int, seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return randomize_batchnorm(torchvision.models.get_model(name, weights=None, num_classes=num_classes), seed).eval()
+
+
+def test_a_fine_tuned_torchvision_resnet18_with_seven_classes(tmp_path):
+    reference = torchvision_net("resnet18", 7)
+    torch.save(reference.state_dict(), tmp_path / "defects.pth")
+    model = load_checkpoint(tmp_path / "defects.pth")
+    assert model.card.arch.name == "resnet18" and model.card.checkpoint.num_classes == 7
+    assert model.card.categories == tuple(f"class {i}" for i in range(7))
+    assert model.card.labels_source == "numbered (no labels given)"
+    assert model.card.preprocess == default_weights("resnet18").preprocess  # resize 256, crop 224, ImageNet stats
+    assert logits_gap(model, reference) <= 1e-5
+    assert not any(p.requires_grad for p in model.parameters()) and not model.training
+
+
+def test_a_lightning_container_around_resnet50_keeps_b_and_names_the_tie(tmp_path):
+    reference = torchvision_net("resnet50", 4)
+    state = {f"model.{key}": value for key, value in reference.state_dict().items()}
+    torch.save({"epoch": 3, "global_step": 120, "state_dict": state, "lr_schedulers": []}, tmp_path / "leaf.ckpt")
+    found = inspect_checkpoint(tmp_path / "leaf.ckpt")
+    assert (found.arch, found.prefix, found.ties) == ("resnet50", "model.", ("resnet50a",))
+    assert "resnet50a has the same keys and shapes" in found.sentence()
+    model = load_checkpoint(tmp_path / "leaf.ckpt")
+    assert logits_gap(model, reference) <= 1e-5
+    # The paper's bottleneck A has the same keys and shapes; asked for, it is what is built.
+    assert load_checkpoint(tmp_path / "leaf.ckpt", arch="resnet50a").card.arch.stride_in_1x1
+    with pytest.raises(CheckpointError, match=r"does not fit resnet18 .*resnet50, resnet50a"):
+        load_checkpoint(tmp_path / "leaf.ckpt", arch="resnet18")
+
+
+def test_a_timm_resnet26d_as_safetensors_with_labels_in_its_metadata(tmp_path):
+    torch.manual_seed(0)
+    reference = randomize_batchnorm(timm.create_model("resnet26d", num_classes=3)).eval()
+    save_file(reference.state_dict(), str(tmp_path / "r26d.safetensors"), metadata={"labels": '["a", "b", "c"]'})
+    model = load_checkpoint(tmp_path / "r26d.safetensors")
+    assert model.card.arch.name == "resnet26d" and model.card.categories == ("a", "b", "c")
+    assert model.card.labels_source == "the file's metadata"
+    assert logits_gap(model, reference) <= 1e-5
+
+
+def test_a_data_parallel_wide_resnet50_2(tmp_path):
+    reference = torchvision_net("wide_resnet50_2", 12)
+    torch.save({f"module.{k}": v for k, v in reference.state_dict().items()}, tmp_path / "wide.pt")
+    model = load_checkpoint(tmp_path / "wide.pt")
+    assert model.card.arch.name == "wide_resnet50_2" and model.card.checkpoint.prefix == "module."
+    assert logits_gap(model, reference) <= 1e-5
+
+
+def test_a_dropout_and_linear_head_and_a_grayscale_first_convolution(tmp_path):
+    reference = torchvision_net("resnet34", 5)
+    reference.fc = nn.Sequential(nn.Dropout(0.3), nn.Linear(512, 5))
+    reference.conv1 = nn.Conv2d(1, 64, 7, 2, 3, bias=False)
+    torch.save({"model_state_dict": reference.state_dict()}, tmp_path / "xray.bin")
+    model = load_checkpoint(tmp_path / "xray.bin")
+    found = model.card.checkpoint
+    assert (found.arch, found.in_chans, found.head) == ("resnet34", 1, "Dropout + Linear head (fc.1)")
+    assert model.card.preprocess.grayscale and len(model.card.preprocess.mean) == 1
+    assert logits_gap(model, reference, channels=1) <= 1e-5
+
+
+def test_the_published_cifar10_file_is_recognised_without_being_told():
+    """akamaster's release: DataParallel's ``module.`` prefix and a classifier named ``linear``, in a .th pickle."""
+    model = load_checkpoint(checkpoint_path(20))
+    assert model.card.arch.name == "cifar10_resnet20" and model.card.checkpoint.head == "classifier named linear"
+    assert model.card.preprocess.crop_size == 32  # the preprocessing of the architecture's published weights
+    assert logits_gap(model, create_model("cifar10_resnet20", weights="DEFAULT"), size=32) == 0.0
+
+
+@pytest.mark.parametrize(
+    ("text", "names"),
+    [
+        ("ok\nscratch\n\ndent\n", ["ok", "scratch", "dent"]),
+        ('["ok", "scratch", "dent"]', ["ok", "scratch", "dent"]),
+        ('{"2": "dent", "0": "ok", "1": "scratch"}', ["ok", "scratch", "dent"]),
+    ],
+)
+def test_labels_files_in_three_forms(tmp_path, text, names):
+    reference = torchvision_net("resnet18", 3)
+    torch.save(reference.state_dict(), tmp_path / "r18.pth")
+    (tmp_path / "labels.txt").write_text(text)
+    model = load_checkpoint(tmp_path / "r18.pth", labels=tmp_path / "labels.txt")
+    assert list(model.card.categories) == names and model.card.labels_source == "labels.txt"
+
+
+def test_a_timm_hub_repository_from_the_local_cache(tmp_path, monkeypatch):
+    """``hf-hub:OWNER/NAME`` laid out as huggingface_hub caches it; the test never reaches the network."""
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
+    torch.manual_seed(1)
+    reference = randomize_batchnorm(timm.create_model("resnet18d", num_classes=2), 1).eval()
+    revision = "1" * 40
+    repo = tmp_path / "hf" / "models--someone--cats-or-dogs"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    save_file(reference.state_dict(), str(snapshot / "model.safetensors"))
+    config = {
+        "architecture": "resnet18d",
+        "num_classes": 2,
+        "label_names": ["cat", "dog"],
+        "pretrained_cfg": {"input_size": [3, 160, 160], "crop_pct": 0.8, "interpolation": "bicubic"},
+    }
+    (snapshot / "config.json").write_text(json.dumps(config))
+    model = load_checkpoint("hf-hub:someone/cats-or-dogs")
+    assert model.card.arch.name == "resnet18d" and model.card.categories == ("cat", "dog")
+    assert (model.card.preprocess.crop_size, model.card.preprocess.resize_size) == (160, 200)
+    assert model.card.checkpoint.format == "hf-hub (timm)"
+    assert logits_gap(model, reference) <= 1e-5
+    config["architecture"] = "resnet34d"  # a config that disagrees with the weights is an error, not a guess
+    (snapshot / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="does not fit resnet34d"):
+        load_checkpoint("hf-hub:someone/cats-or-dogs")
+
+
+def test_prefixes_are_stripped_only_when_every_key_has_them():
+    keys = {"module.model.conv1.weight": 0, "module.model.fc.weight": 0}
+    assert normalised(keys)[0].keys() == {"conv1.weight", "fc.weight"}
+    assert normalised({"model.conv1.weight": 0, "fc.weight": 0})[1] == ""
+
+
+# Bad inputs: one sentence each, never a traceback and never a guess.
+
+
+def test_a_whole_pickled_module_is_refused_with_how_to_save_a_state_dict(tmp_path):
+    torch.save(torchvision.models.resnet18(num_classes=2), tmp_path / "whole.pth")
+    with pytest.raises(CheckpointError, match=r"pickled torchvision.models.resnet.ResNet.*state_dict\(\)"):
+        load_checkpoint(tmp_path / "whole.pth")
+
+
+def test_a_network_that_is_not_a_resnet_names_the_nearest(tmp_path):
+    torch.save(torchvision.models.vgg11(num_classes=3).state_dict(), tmp_path / "vgg.pth")
+    found = inspect_checkpoint(tmp_path / "vgg.pth")
+    assert not found.recognised and found.nearest and len(found.unexpected) == 22  # VGG-11's 22 tensors
+    with pytest.raises(CheckpointError, match=r"vgg.pth is not a ResNet-family checkpoint.*nearest architecture"):
+        load_checkpoint(tmp_path / "vgg.pth")
+
+
+@pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
+def test_truncated_and_empty_files(tmp_path, suffix):
+    state = torchvision_net("resnet18", 2).state_dict()
+    path = tmp_path / f"cut{suffix}"
+    save_file(state, str(path)) if suffix == ".safetensors" else torch.save(state, path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(CheckpointError, match=r"cut.* is corrupt or truncated"):
+        load_checkpoint(path)
+    (tmp_path / f"empty{suffix}").write_bytes(b"")
+    with pytest.raises(CheckpointError, match=f"empty{suffix} is empty"):
+        load_checkpoint(tmp_path / f"empty{suffix}")
+
+
+def test_nans_and_labels_that_do_not_match(tmp_path):
+    state = torchvision_net("resnet18", 3).state_dict()
+    state["layer2.0.conv1.weight"][0, 0, 0, 0] = float("nan")
+    torch.save(state, tmp_path / "diverged.pth")
+    with pytest.raises(CheckpointError, match=r"NaN or infinite values in 1 tensor\(s\) \(first: layer2.0.conv1"):
+        load_checkpoint(tmp_path / "diverged.pth")
+    torch.save(torchvision_net("resnet18", 3).state_dict(), tmp_path / "r18.pth")
+    (tmp_path / "four.txt").write_text("a\nb\nc\nd\n")
+    with pytest.raises(CheckpointError, match=r"four.txt names 4 classes, but r18.pth.s classifier has 3 outputs"):
+        load_checkpoint(tmp_path / "r18.pth", labels=tmp_path / "four.txt")
