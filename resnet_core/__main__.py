@@ -99,13 +99,23 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    get_arch(args.arch)
-    table = cost_table(args.arch, args.size)  # default: the size its weights are evaluated at
+    from .zoo.checkpoints import inspect_checkpoint
+
+    if args.checkpoint:  # its costs need its shapes only: no tensor is read
+        if args.arch_name:
+            raise ValueError("give an architecture or --checkpoint, not both")
+        info = inspect_checkpoint(args.checkpoint, labels=args.labels)
+        spec, size, name = info.spec, args.size or info.preprocess.crop_size, info.recognition.name
+    elif args.arch_name:
+        spec, size, name = get_arch(args.arch_name), args.size, args.arch_name
+    else:
+        raise ValueError("name an architecture or give --checkpoint")
+    table = cost_table(spec, size)  # default size: the one its weights are evaluated at
     if args.json:
         print(json.dumps(table.as_dict(), indent=2))
         return 0
     print(
-        f"{args.arch} at {table.input_size}x{table.input_size}: {table.total_params:,} parameters, "
+        f"{name} at {table.input_size}x{table.input_size}: {table.total_params:,} parameters, "
         f"{table.total_macs / 1e9:.3f} GMACs ({table.total_flops / 1e9:.3f} GFLOPs)"
     )
     print(f"{'block':<10} {'params':>12} {'MACs':>15} {'FLOPs':>15} {'output':>16} {'% FLOPs':>8}")
@@ -128,20 +138,22 @@ def cmd_predict(args: argparse.Namespace) -> int:
     import torch
 
     from .explain.analysis import topk_classes, topk_rows
-    from .zoo.create import create_model
     from .zoo.preprocess import load_image
 
     image = load_image(args.image)
-    model = create_model(args.arch, weights=args.weights, progress=not args.json)
+    if not args.checkpoint and args.weights is None:  # a prediction needs training: no weights is an error here
+        args.weights = "DEFAULT"
+    model = _model(args)
     model_card = model.card
     with torch.inference_mode():
         probs = model(model_card.preprocess(image).unsqueeze(0)).softmax(-1)[0]
     results = topk_rows(topk_classes(probs, model_card.categories, args.topk))
     if args.json:
-        payload = {"arch": args.arch, "weights": model_card.label, "source": model_card.source, "topk": results}
+        arch = model_card.arch.name
+        payload = {"arch": arch, "weights": model_card.label, "source": model_card.source, "topk": results}
         print(json.dumps(payload, indent=2))
         return 0
-    print(f"{args.arch} with {model_card.label} [{model_card.source}]")
+    print(f"{model_card.arch.name} with {model_card.label} [{model_card.source}]")
     for rank, row in enumerate(results, 1):
         print(f"{rank:>2}. {row['label']:<30} {100 * row['probability']:6.2f}%  (class {row['index']})")
     return 0
@@ -165,22 +177,64 @@ def _add_weights_option(parser: argparse.ArgumentParser, each: str = "", **optio
     )
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from .explain.reference import check_reference, verify
+CHECKPOINT_HELP = (
+    "your own ResNet instead of a named one: a .safetensors/.pth/.pt/.bin/.ckpt/.th file or hf-hub:OWNER/NAME; "
+    "the architecture is recognised from its keys (--arch only breaks ties)"
+)
+LABELS_HELP = "class names for --checkpoint: one per line, a JSON list, or a JSON object from index to name"
+
+
+def _add_model_options(
+    parser: argparse.ArgumentParser, default_arch: str | None = "resnet50", positional: bool = False
+) -> None:
+    """--weights, or --checkpoint with --labels: the two ways to say which network a single-network command runs.
+    The architecture is an --arch option or, with ``positional``, an optional ARCH argument."""
+    parser.set_defaults(default_arch=default_arch)
+    if positional:
+        parser.add_argument("arch", nargs="?", help="an architecture (or give --checkpoint)")
+    else:
+        default = f"default: {default_arch}; " if default_arch else ""
+        tie = "with --checkpoint: which of the architectures that share its keys"
+        parser.add_argument("--arch", default=None, help=f"an architecture ({default}{tie})")
+    _add_weights_option(parser)
+    parser.add_argument("--checkpoint", metavar="SOURCE", default=None, help=CHECKPOINT_HELP)
+    parser.add_argument("--labels", metavar="FILE", default=None, help=LABELS_HELP)
+
+
+def _model(args: argparse.Namespace):
+    """The network a single-network command runs: a user's checkpoint, or an architecture with its weights."""
+    from .zoo.checkpoints import load_checkpoint
     from .zoo.create import create_model
 
-    get_arch(args.arch)
-    check_reference(args.arch)  # before any weights are fetched for nothing
-    model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
+    if args.checkpoint:
+        if args.weights is not None:
+            raise ValueError("--checkpoint brings its own weights: give --checkpoint or --weights, not both")
+        return load_checkpoint(args.checkpoint, labels=args.labels, arch=args.arch)
+    if args.labels:
+        raise ValueError("--labels names the classes of a --checkpoint: give the checkpoint too")
+    arch = args.arch or args.default_arch
+    if arch is None:
+        raise ValueError("name an architecture or give --checkpoint")
+    get_arch(arch)
+    return create_model(arch, weights=_weights_or_default(arch, args.weights), progress=not args.json)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .explain.reference import check_reference, verify
+
+    if args.arch and not args.checkpoint:
+        check_reference(get_arch(args.arch).name)  # before any weights are fetched for nothing
+    model = _model(args)
     result = verify(model, args.image)
     model_card = model.card
+    arch = model_card.arch.name
     if args.json:
         payload = {**result.as_dict(), "weights": model_card.label, "pretrained": model_card.pretrained}
         print(json.dumps(payload, indent=2))
         return 0
     size = model_card.preprocess.crop_size
     seen = args.image or f"a seeded random {size}x{size} input"
-    print(f"{args.arch} with {model_card.label} against {result.reference}'s {args.arch}: same weights, {seen}")
+    print(f"{arch} with {model_card.label} against {result.reference}'s {arch}: same weights, {seen}")
     print(f"{'output':<8} {'max |ours - reference|':>24}")
     for name, diff in [*result.stage_diffs.items(), ("logits", result.max_abs_diff)]:
         print(f"{name:<8} {diff:>24.3g}")
@@ -191,19 +245,40 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+class _Checkpoint(argparse.Action):
+    """``--checkpoint`` that may repeat: each is one network, as ``[source, labels]``."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), [value, None]])
+
+
+class _LabelsOf(argparse.Action):
+    """``--labels`` belongs to the ``--checkpoint`` just before it."""
+
+    def __call__(self, parser, namespace, value, option_string=None) -> None:
+        checkpoints = getattr(namespace, "checkpoint", None)
+        if not checkpoints or checkpoints[-1][1] is not None:
+            parser.error("--labels follows the --checkpoint whose classes it names")
+        checkpoints[-1][1] = value
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .explain.compare import MAX_NETWORKS, MIN_NETWORKS, compare
+    from .zoo.checkpoints import load_checkpoint
     from .zoo.create import create_model
 
-    archs = args.archs
-    if not MIN_NETWORKS <= len(archs) <= MAX_NETWORKS:
-        raise ValueError(f"--archs takes {MIN_NETWORKS} to {MAX_NETWORKS} architectures, got {len(archs)}")
+    archs, checkpoints = args.archs or [], args.checkpoint or []
+    count = len(archs) + len(checkpoints)
+    if not MIN_NETWORKS <= count <= MAX_NETWORKS:
+        given = f"got {count} from --archs and --checkpoint"
+        raise ValueError(f"compare takes {MIN_NETWORKS} to {MAX_NETWORKS} networks, {given}")
     for arch in archs:
         get_arch(arch)
     if args.weights and len(args.weights) != len(archs):
         raise ValueError(f"--weights needs one entry per architecture ({len(archs)}), got {len(args.weights)}")
     weights = args.weights or [_weights_or_default(arch, None) for arch in archs]
     models = [create_model(a, weights=w, progress=not args.json) for a, w in zip(archs, weights, strict=True)]
+    models += [load_checkpoint(source, labels=labels) for source, labels in checkpoints]
     comparison = compare(models, args.image, topk=args.topk)
     payload = comparison.as_dict()
     if args.json:
@@ -225,10 +300,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
     from .cache import cache_dir
     from .explain.feature_vis import DEFAULT_STEPS, visualize_channel
-    from .zoo.create import create_model
 
-    get_arch(args.arch)
-    model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
+    model = _model(args)
 
     def report(step: int, total: int, value: float) -> None:
         print(f"\rstep {step}/{total}  activation {value:.3f}", end="\n" if step == total else "", file=sys.stderr)
@@ -247,13 +320,14 @@ def cmd_visualize(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     result.image.save(out)
     if args.json:
-        payload = {"arch": args.arch, "weights": model.card.label, **result.as_dict(), "cached": result.from_cache}
+        arch = model.card.arch.name
+        payload = {"arch": arch, "weights": model.card.label, **result.as_dict(), "cached": result.from_cache}
         print(json.dumps({**payload, "out": str(out)}, indent=2))
         return 0
     trained = "" if model.card.pretrained else "  [untrained: the image shows a random network's filter]"
     cached = ", from the cache" if result.from_cache else ""
     print(
-        f"{args.arch} ({model.card.label}) {result.layer} channel {result.channel}: mean activation "
+        f"{model.card.arch.name} ({model.card.label}) {result.layer} channel {result.channel}: mean activation "
         f"{result.activation:.3f} after {result.steps} steps at {result.size} px "
         f"({1000 * result.seconds_per_step:.0f} ms/step{cached}) -> {out}{trained}"
     )
@@ -262,10 +336,8 @@ def cmd_visualize(args: argparse.Namespace) -> int:
 
 def cmd_sanity(args: argparse.Namespace) -> int:
     from .explain.sanity import Protocol, sanity_check
-    from .zoo.create import create_model
 
-    get_arch(args.arch)
-    model = create_model(args.arch, weights=_weights_or_default(args.arch, args.weights), progress=not args.json)
+    model = _model(args)
     options = {name: getattr(args, name) for name in METHODS[args.method].options}
     protocol = Protocol(steps=args.steps, patch=args.patch, fill=args.fill)
     report = sanity_check(model, args.image, args.method, protocol=protocol, seed=args.seed, **options)
@@ -275,7 +347,7 @@ def cmd_sanity(args: argparse.Namespace) -> int:
         return 0
     trained = "" if model.card.pretrained else "  [untrained: predictions are meaningless]"
     print(
-        f"{args.arch} ({model.card.label}){trained}: {args.method} map of '{report.class_name}' "
+        f"{model.card.arch.name} ({model.card.label}){trained}: {args.method} map of '{report.class_name}' "
         f"({100 * report.probability:.1f}%), {report.forward_passes} image(s) through the net per map"
     )
     print("cascading randomization (trained map against the map after re-initialising each part, head first):")
@@ -286,6 +358,26 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     print(f"insertion AUC {report.insertion.auc:.3f} (random {report.random_insertion.auc:.3f}, higher is better)")
     print(payload["protocol"])
     return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    from .zoo.checkpoints import inspect_checkpoint
+
+    info = inspect_checkpoint(args.source, labels=args.labels, arch=args.arch)
+    found = info.recognition
+    if args.json:
+        print(json.dumps(info.as_dict(), indent=2))
+    else:
+        print(found.sentence())
+        if found.recognised:
+            print(f"labels ({info.labels_source}): {', '.join(info.categories)}")
+            print(f"preprocessing: {info.preprocess.describe()}")
+        else:
+            differences = {"missing": found.missing, "unexpected": found.unexpected}
+            for what, keys in {**differences, "of another shape": found.shape_mismatch}.items():
+                if keys:
+                    print(f"{what} ({len(keys)}): {', '.join(keys[:5])}{' ...' if len(keys) > 5 else ''}")
+    return 0 if found.recognised else EXIT_USER_ERROR
 
 
 def _positive(text: str) -> int:
@@ -304,39 +396,40 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--markdown", action="store_true", help="the README's table")
     p.set_defaults(func=cmd_list)
 
-    p = sub.add_parser("info", help="per-block parameters, MACs and FLOPs of an architecture")
-    p.add_argument("arch")
+    p = sub.add_parser("info", help="per-block parameters, MACs and FLOPs of an architecture or a checkpoint")
+    p.add_argument("arch_name", nargs="?", metavar="ARCH", help="an architecture (or give --checkpoint)")
+    p.add_argument("--checkpoint", metavar="SOURCE", default=None, help=CHECKPOINT_HELP)
+    p.add_argument("--labels", metavar="FILE", default=None, help=LABELS_HELP)
     p.add_argument("--size", type=int, default=None, help="input height and width (default: the weights' eval size)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)
 
-    p = sub.add_parser("predict", help="top-k ImageNet classes of an image")
+    p = sub.add_parser("predict", help="top-k classes of an image")
     p.add_argument("image")
-    p.add_argument("--arch", default="resnet50")
-    p.add_argument("--weights", default="DEFAULT", help="weight name, DEFAULT, a .pth/.safetensors file, or none")
+    _add_model_options(p)
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("compare", help="2 to 5 networks on one image: answers, Grad-CAMs, where they agree")
     p.add_argument("image")
-    p.add_argument("--archs", nargs="+", required=True, metavar="ARCH")
+    p.add_argument("--archs", nargs="+", default=None, metavar="ARCH")
     _add_weights_option(p, "one per architecture: ", nargs="+", metavar="W")
+    p.add_argument("--checkpoint", action=_Checkpoint, metavar="SOURCE", help=f"repeatable: {CHECKPOINT_HELP}")
+    p.add_argument("--labels", action=_LabelsOf, metavar="FILE", help=f"{LABELS_HELP}, of the --checkpoint before it")
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--json", action="store_true", help="a JSON array, one object per network")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("verify", help="ours against torchvision's or timm's network: same weights, same input")
-    p.add_argument("arch")
-    _add_weights_option(p)
+    _add_model_options(p, default_arch=None, positional=True)
     p.add_argument("--image", default=None, help="an image to feed both (default: a seeded random input)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("sanity", help="sanity checks of a saliency map: cascading randomization, deletion/insertion")
     p.add_argument("image")
-    p.add_argument("--arch", default="resnet50")
-    _add_weights_option(p)
+    _add_model_options(p)
     p.add_argument("--method", choices=list(METHODS), default="gradcam")
     p.add_argument("--layer", default=None, help="the stage Grad-CAM looks at (default: the last)")
     p.add_argument("--window", type=_positive, default=None, help="occlusion window side (default: 1/8 of the crop)")
@@ -349,8 +442,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sanity)
 
     p = sub.add_parser("visualize", help="the image a channel responds to most (feature visualization), as a PNG")
-    p.add_argument("--arch", required=True)
-    _add_weights_option(p)
+    _add_model_options(p, default_arch=None)
     p.add_argument("--layer", required=True, help="a stage (layer3) or block (layer3.2)")
     p.add_argument("--channel", type=int, required=True)
     p.add_argument("--steps", type=_positive, default=None, help="optimisation steps (default: DEFAULT_STEPS, 256)")
@@ -360,6 +452,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-cache", action="store_true", help="optimise even if this image is cached")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_visualize)
+
+    p = sub.add_parser("inspect", help="what a checkpoint is: architecture, classes, labels, preprocessing")
+    p.add_argument("source", help="a .safetensors/.pth/.pt/.bin/.ckpt/.th file or hf-hub:OWNER/NAME")
+    p.add_argument("--labels", metavar="FILE", default=None, help=LABELS_HELP)
+    p.add_argument("--arch", default=None, help="which of the architectures that share its keys")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("degradation", help="train plain vs residual CIFAR-style nets on digits (Fig. 1 / 6)")
     configure_parser(p)

@@ -11,11 +11,23 @@ import torchvision
 from safetensors.torch import save_file
 from torch import nn
 
-from resnet_core import CheckpointError, create_model, default_weights, inspect_checkpoint, load_checkpoint
+from resnet_core import (
+    ARCHITECTURES,
+    CheckpointError,
+    create_model,
+    default_weights,
+    inspect_checkpoint,
+    load_checkpoint,
+    load_image,
+)
 from resnet_core.zoo.recognition import normalised
 
-from .conftest import randomize_batchnorm
+from .conftest import ROOT, randomize_batchnorm
 from .test_cifar10_reference import checkpoint_path
+from .test_cli import in_process
+
+CHELSEA = ROOT / "assets" / "photos" / "chelsea.png"
+CAT = ROOT / "assets" / "cifar10" / "gallery" / "cat_0000.png"
 
 
 def logits_gap(ours: nn.Module, reference: nn.Module, size: int = 64, channels: int = 3) -> float:
@@ -45,7 +57,7 @@ def test_a_lightning_container_around_resnet50_keeps_b_and_names_the_tie(tmp_pat
     reference = torchvision_net("resnet50", 4)
     state = {f"model.{key}": value for key, value in reference.state_dict().items()}
     torch.save({"epoch": 3, "global_step": 120, "state_dict": state, "lr_schedulers": []}, tmp_path / "leaf.ckpt")
-    found = inspect_checkpoint(tmp_path / "leaf.ckpt")
+    found = inspect_checkpoint(tmp_path / "leaf.ckpt").recognition
     assert (found.arch, found.prefix, found.ties) == ("resnet50", "model.", ("resnet50a",))
     assert "resnet50a has the same keys and shapes" in found.sentence()
     model = load_checkpoint(tmp_path / "leaf.ckpt")
@@ -91,6 +103,7 @@ def test_the_published_cifar10_file_is_recognised_without_being_told():
     model = load_checkpoint(checkpoint_path(20))
     assert model.card.arch.name == "cifar10_resnet20" and model.card.checkpoint.head == "classifier named linear"
     assert model.card.preprocess.crop_size == 32  # the preprocessing of the architecture's published weights
+    assert model.card.categories[3] == "cat" and model.card.labels_source.startswith("CIFAR-10, the architecture's")
     assert logits_gap(model, create_model("cifar10_resnet20", weights="DEFAULT"), size=32) == 0.0
 
 
@@ -157,7 +170,7 @@ def test_a_whole_pickled_module_is_refused_with_how_to_save_a_state_dict(tmp_pat
 
 def test_a_network_that_is_not_a_resnet_names_the_nearest(tmp_path):
     torch.save(torchvision.models.vgg11(num_classes=3).state_dict(), tmp_path / "vgg.pth")
-    found = inspect_checkpoint(tmp_path / "vgg.pth")
+    found = inspect_checkpoint(tmp_path / "vgg.pth").recognition
     assert not found.recognised and found.nearest and len(found.unexpected) == 22  # VGG-11's 22 tensors
     with pytest.raises(CheckpointError, match=r"vgg.pth is not a ResNet-family checkpoint.*nearest architecture"):
         load_checkpoint(tmp_path / "vgg.pth")
@@ -186,3 +199,105 @@ def test_nans_and_labels_that_do_not_match(tmp_path):
     (tmp_path / "four.txt").write_text("a\nb\nc\nd\n")
     with pytest.raises(CheckpointError, match=r"four.txt names 4 classes, but r18.pth.s classifier has 3 outputs"):
         load_checkpoint(tmp_path / "r18.pth", labels=tmp_path / "four.txt")
+
+
+# The command line: every command that runs a network takes --checkpoint (and --labels); inspect says what one is.
+
+
+@pytest.fixture()
+def defects(tmp_path):
+    """A torchvision ResNet-18 fine-tuned (here: randomised) on 5 kinds of defect, with its labels file."""
+    reference = torchvision_net("resnet18", 5, seed=3)
+    torch.save(reference.state_dict(), tmp_path / "defects.pth")
+    (tmp_path / "defects.txt").write_text("ok\nscratch\ndent\ncrack\nstain\n")
+    return reference, tmp_path / "defects.pth", tmp_path / "defects.txt"
+
+
+def test_cli_inspect_says_what_a_checkpoint_is_or_why_not(capsys, defects, tmp_path):
+    _, path, labels = defects
+    code, out, _ = in_process(capsys, "inspect", str(path), "--labels", str(labels), "--json")
+    payload = json.loads(out)
+    assert code == 0 and (payload["arch"], payload["num_classes"], payload["format"]) == ("resnet18", 5, "torch pickle")
+    assert (
+        payload["labels"] == ["ok", "scratch", "dent", "crack", "stain"] and payload["labels_source"] == "defects.txt"
+    )
+    assert (payload["preprocess"]["crop_size"], payload["preprocess"]["resize_size"]) == (224, 256)
+    torch.save(torchvision.models.vgg11(num_classes=3).state_dict(), tmp_path / "vgg.pth")
+    code, out, _ = in_process(capsys, "inspect", str(tmp_path / "vgg.pth"), "--json")
+    payload = json.loads(out)
+    assert code == 2 and payload["arch"] is None and payload["nearest"] in ARCHITECTURES
+    assert len(payload["unexpected"]) == 22 and payload["missing"] and payload["shape_mismatch"] == []
+
+
+def test_cli_predict_info_and_verify_run_the_users_network(capsys, defects):
+    reference, path, labels = defects
+    options = ("--checkpoint", str(path), "--labels", str(labels), "--topk", "5", "--json")
+    code, out, _ = in_process(capsys, "predict", str(CHELSEA), *options)
+    payload = json.loads(out)
+    model = load_checkpoint(path, labels=labels)
+    with torch.no_grad():
+        probabilities = reference(model.card.preprocess(load_image(CHELSEA)).unsqueeze(0)).softmax(-1)[0]
+    expected = [model.card.categories[i] for i in probabilities.argsort(descending=True).tolist()]
+    assert code == 0 and payload["arch"] == "resnet18" and [r["label"] for r in payload["topk"]] == expected
+    code, out, _ = in_process(capsys, "info", "--checkpoint", str(path), "--json")
+    assert code == 0 and json.loads(out)["total_params"] == sum(p.numel() for p in reference.parameters())
+    code, out, _ = in_process(capsys, "verify", "--checkpoint", str(path), "--json")
+    payload = json.loads(out)
+    assert code == 0 and payload["reference"] == "torchvision" and payload["max_abs_diff"] <= 1e-5
+
+
+def test_cli_compare_takes_several_checkpoints_each_with_its_labels(capsys, defects, tmp_path):
+    _, path, labels = defects
+    other = torchvision_net("resnet34", 3, seed=4)
+    torch.save(other.state_dict(), tmp_path / "other.pth")
+    (tmp_path / "other.txt").write_text("x\ny\nz\n")
+    first = ("--checkpoint", str(path), "--labels", str(labels))
+    second = ("--checkpoint", str(tmp_path / "other.pth"), "--labels", str(tmp_path / "other.txt"))
+    code, out, err = in_process(
+        capsys, "compare", str(CHELSEA), "--archs", "resnet18", "--weights", "none", *first, *second, "--json"
+    )
+    networks = json.loads(out)
+    assert code == 0, err
+    assert [n["arch"] for n in networks] == ["resnet18", "resnet18", "resnet34"]
+    assert {row["label"] for row in networks[1]["topk"]} <= {"ok", "scratch", "dent", "crack", "stain"}
+    assert {row["label"] for row in networks[2]["topk"]} == {"x", "y", "z"}
+
+
+def test_cli_sanity_and_visualize_take_the_published_cifar10_file(capsys, tmp_path):
+    path = str(checkpoint_path(20))
+    code, out, err = in_process(capsys, "sanity", str(CAT), "--checkpoint", path, "--steps", "4", "--json")
+    assert code == 0, err
+    payload = json.loads(out)
+    assert (payload["arch"], payload["class"], payload["pretrained"]) == ("cifar10_resnet20", "cat", True)
+    options = ("--layer", "layer3", "--channel", "3", "--steps", "2", "--out", str(tmp_path / "c3.png"), "--no-cache")
+    code, out, err = in_process(capsys, "visualize", "--checkpoint", path, *options, "--json")
+    assert code == 0 and json.loads(out)["arch"] == "cifar10_resnet20" and (tmp_path / "c3.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (("--weights", "DEFAULT"), "give --checkpoint or --weights, not both"),
+        (("--arch", "resnet34"), "does not fit resnet34"),
+    ],
+)
+def test_cli_checkpoint_misuse_is_one_line(capsys, defects, extra, message):
+    _, path, _ = defects
+    code, _, err = in_process(capsys, "predict", str(CHELSEA), "--checkpoint", str(path), *extra)
+    assert code == 2 and message in err and err.count("\n") == 1
+
+
+def test_cli_bad_checkpoints_are_one_line_each(capsys, tmp_path):
+    torch.save(torchvision.models.resnet18(num_classes=2), tmp_path / "whole.pth")
+    torch.save(torchvision.models.vgg11(num_classes=2).state_dict(), tmp_path / "vgg.pth")
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    cases = {
+        "whole.pth": "torch.save(model.state_dict()",
+        "vgg.pth": "nearest architecture",
+        "empty.safetensors": "is empty",
+    }
+    for name, message in cases.items():
+        code, _, err = in_process(capsys, "predict", str(CHELSEA), "--checkpoint", str(tmp_path / name))
+        assert code == 2 and message in err and err.count("\n") == 1, (name, err)
+    code, _, err = in_process(capsys, "predict", str(CHELSEA), "--labels", str(tmp_path / "x.txt"))
+    assert code == 2 and "give the checkpoint too" in err

@@ -126,8 +126,8 @@ def test_cli_compare_json_matches_predict(capsys):
 @pytest.mark.parametrize(
     ("archs", "message"),
     [
-        (["cifar10_resnet20"], "--archs takes 2 to 5 architectures, got 1"),
-        (["cifar10_resnet20"] * 6, "--archs takes 2 to 5 architectures, got 6"),
+        (["cifar10_resnet20"], "compare takes 2 to 5 networks, got 1 from --archs and --checkpoint"),
+        (["cifar10_resnet20"] * 6, "compare takes 2 to 5 networks, got 6 from --archs and --checkpoint"),
         (["cifar10_resnet20", "resnet999"], "unknown architecture 'resnet999'"),
     ],
 )

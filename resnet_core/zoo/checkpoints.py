@@ -22,17 +22,62 @@ from .preprocess import Preprocess
 from .recognition import BN_STEPS, HUB_PREFIX, CheckpointError, Recognition, display_name, normalised, recognise
 from .weights import _SourceFailed, default_weights, hub_file, load_checkpoint_file
 
-__all__ = ["CheckpointError", "inspect_checkpoint", "load_checkpoint", "read_labels"]
+__all__ = ["CheckpointError", "CheckpointInfo", "inspect_checkpoint", "load_checkpoint", "read_labels"]
 
 
-def inspect_checkpoint(source: str | Path, arch: str | None = None) -> Recognition:
-    """Recognise a checkpoint's architecture from its keys and shapes alone (no tensor data is read).
+@dataclass(frozen=True)
+class CheckpointInfo:
+    """What a checkpoint is before it is loaded: its recognition and, when recognised, the classes, where their
+    names come from and the preprocessing a model of it will use."""
 
-    Never raises for a checkpoint that is readable but fits nothing: the :class:`Recognition` then names the
-    nearest architecture and the differing keys. ``arch`` breaks a tie between architectures with the same keys.
+    recognition: Recognition
+    categories: tuple[str, ...] = ()
+    labels_source: str = ""
+    preprocess: Preprocess | None = None
+
+    @property
+    def spec(self) -> ArchSpec:
+        """The recognised architecture with the checkpoint's classes and input channels."""
+        found = self.recognition
+        if not found.recognised:
+            raise CheckpointError(found.sentence())
+        title = f"{found.num_classes} classes of {found.name}"
+        space = LabelSpace("checkpoint", title, self.categories, self.preprocess)
+        return replace(ARCHITECTURES[found.arch], labels=space, in_chans=found.in_chans)
+
+    def as_dict(self) -> dict:
+        """What ``python -m resnet_core inspect --json`` prints."""
+        found = self.recognition
+        payload = {
+            "source": found.name,
+            "format": found.format,
+            "recognised": found.recognised,
+            "arch": found.arch,
+            "num_classes": found.num_classes,
+            "in_chans": found.in_chans,
+            "sentence": found.sentence(),
+        }
+        if found.recognised:
+            extra = {"ties": list(found.ties), "prefix": found.prefix, "head": found.head}
+            preprocess = self.preprocess.as_dict() if self.preprocess else None
+            labels = {"labels": list(self.categories), "labels_source": self.labels_source}
+            return {**payload, **extra, **labels, "preprocess": preprocess}
+        keys = {"missing": list(found.missing), "unexpected": list(found.unexpected)}
+        return {**payload, "nearest": found.nearest, **keys, "shape_mismatch": list(found.shape_mismatch)}
+
+
+def inspect_checkpoint(
+    source: str | Path,
+    labels: str | Path | Sequence[str] | None = None,
+    arch: str | None = None,
+    preprocess: Preprocess | None = None,
+) -> CheckpointInfo:
+    """What :func:`load_checkpoint` would build, from the keys and shapes alone (no tensor data is read).
+
+    A checkpoint that is readable but fits no architecture is no error here: its recognition names the nearest
+    architecture and the keys that differ. Arguments as for :func:`load_checkpoint`.
     """
-    found = _Found.read(source, data=False)
-    return found.recognition(arch)
+    return _inspect(_Found.read(source, data=False), labels, arch, preprocess)
 
 
 def load_checkpoint(
@@ -50,14 +95,14 @@ def load_checkpoint(
     The architecture, class count and input channels are recognised from the keys and shapes; ``arch`` only breaks
     ties (the paper's bottleneck "A" and torchvision's "B" share every key and shape: B is chosen unless asked).
     ``labels``: a file (one name per line, a JSON list, or a JSON object index -> name) or a list; else the
-    safetensors metadata key ``labels`` or the hub config's label names; else ``class 0`` ... ``class N-1``.
+    safetensors metadata key ``labels`` or the hub config's label names; else the architecture's own classes
+    where the count is theirs (ImageNet's 1,000, CIFAR-10's 10 on a CIFAR net); else ``class 0`` ... ``class N-1``.
     ``preprocess``: else the hub config's, else that of the architecture's published default weights.
     Raises :class:`CheckpointError` with one sentence for anything that cannot be opened as asked.
     """
     found = _Found.read(source, data=True)
-    recognition = found.recognition(arch)
-    if not recognition.recognised:
-        raise CheckpointError(recognition.sentence())
+    info = _inspect(found, labels, arch, preprocess)
+    spec = info.spec  # raises for a checkpoint that fits no architecture
     state = found.normalised_state()
     bad = [key for key, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
     if bad:
@@ -65,13 +110,6 @@ def load_checkpoint(
             f"{found.name} has NaN or infinite values in {len(bad)} tensor(s) (first: {bad[0]}): the training run "
             "that wrote it diverged, so its answers would be meaningless"
         )
-    names, labels_source = _labels(labels, found, recognition.num_classes)
-    spec = ARCHITECTURES[recognition.arch]
-    space = LabelSpace("checkpoint", f"{len(names)} classes of {found.name}", tuple(names), spec.label_space.preprocess)
-    spec = replace(spec, labels=space, in_chans=recognition.in_chans)
-    preprocess = preprocess or found.preprocess() or _default_preprocess(spec)
-    if recognition.in_chans != len(preprocess.mean):
-        preprocess = _for_channels(preprocess, recognition.in_chans)
     with torch.random.fork_rng(devices=[]):  # the random init is overwritten by the strict load below
         model = build(spec)
     # BN's step counters are the only keys a checkpoint may lack: they feed no output, so the model's own stay.
@@ -80,10 +118,22 @@ def load_checkpoint(
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:  # recognised, so only a disagreement with arch= or the hub config gets here
         raise CheckpointError(f"{found.name} does not fit {spec.name}: {' '.join(str(error).split())[:300]}") from None
-    model_card = ModelCard(
-        spec, None, f"checkpoint: {found.where}", preprocess, checkpoint=recognition, labels_source=labels_source
-    )
+    source_line = f"checkpoint: {found.where}"
+    model_card = ModelCard(spec, None, source_line, info.preprocess, info.recognition, info.labels_source)
     return ready(model, model_card, device)
+
+
+def _inspect(
+    found: _Found, labels: str | Path | Sequence[str] | None, arch: str | None, preprocess: Preprocess | None
+) -> CheckpointInfo:
+    recognition = found.recognition(arch)
+    if not recognition.recognised:
+        return CheckpointInfo(recognition)
+    names, labels_source = _labels(labels, found, ARCHITECTURES[recognition.arch], recognition.num_classes)
+    preprocess = preprocess or found.preprocess() or _default_preprocess(ARCHITECTURES[recognition.arch])
+    if recognition.in_chans != len(preprocess.mean):
+        preprocess = _for_channels(preprocess, recognition.in_chans)
+    return CheckpointInfo(recognition, tuple(names), labels_source, preprocess)
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -201,7 +251,12 @@ def _hub_files(repo: str) -> tuple[str, dict]:
     raise CheckpointError(f"{HUB_PREFIX}{repo} could not be opened: {'; '.join(failures[-2:])}")
 
 
-def _labels(given: str | Path | Sequence[str] | None, found: _Found, num_classes: int) -> tuple[list[str], str]:
+def _labels(
+    given: str | Path | Sequence[str] | None, found: _Found, arch: ArchSpec, num_classes: int
+) -> tuple[list[str], str]:
+    """The class names and where they came from (see :func:`load_checkpoint`); a count that disagrees with the
+    classifier is an error."""
+    own = arch.label_space
     if isinstance(given, (str, Path)):
         names, origin = read_labels(given), Path(given).name
     elif given is not None:
@@ -211,6 +266,8 @@ def _labels(given: str | Path | Sequence[str] | None, found: _Found, num_classes
     elif found.config.get("label_names") or (found.config.get("pretrained_cfg") or {}).get("label_names"):
         names = found.config.get("label_names") or found.config["pretrained_cfg"]["label_names"]
         origin = "the hub config"
+    elif own.num_classes == num_classes:  # the published CIFAR-10 files, a saved copy of ImageNet weights
+        return list(own.categories), f"{own.name}, the architecture's own classes (same count; no labels given)"
     else:
         return [f"class {index}" for index in range(num_classes)], "numbered (no labels given)"
     if len(names) != num_classes:

@@ -8,7 +8,7 @@ shorter side, centre crop) and ``normalize`` the numeric part. Together they equ
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,6 +91,10 @@ class Preprocess:
     def __call__(self, image: Image.Image) -> Tensor:
         """A (channels, crop_size, crop_size) float tensor."""
         return self.normalize(self.crop(image))
+
+    def as_dict(self) -> dict:
+        """JSON-ready, the interpolation by name."""
+        return {**asdict(self), "interpolation": self.interpolation.value}
 
     def describe(self) -> str:
         return (
