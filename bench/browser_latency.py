@@ -52,7 +52,7 @@ def main() -> None:
                 times = []
                 for rep in range(args.reps + 1):
                     photo = ROOT / "assets" / "photos" / PHOTOS[rep % len(PHOTOS)]
-                    page.set_input_files("input[type=file]", str(photo))
+                    page.set_input_files("#photo input[type=file]", str(photo))
                     page.wait_for_timeout(500)  # let the upload settle: it is not part of the click
                     before = page.evaluate(SOURCES)
                     start = time.perf_counter()

@@ -18,11 +18,14 @@ from resnet_core.data import cifar10
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import cam_overlay, feature_grid
 
-from . import catalog
+from . import catalog, settings, uploads
 from .app_state import (
+    MAX_CHECKPOINT_MB,
+    MAX_PHOTO_MB,
     STAGE_OUTPUT,
     image_path,
     model_facts,
+    models,
     offered,
     prediction_label,
     run_analysis,
@@ -45,7 +48,8 @@ from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, caption
 
 PHOTOS = ASSETS_DIR / "photos"
 DIGITS = ASSETS_DIR / "digits"
-MAX_UPLOAD = "20 MB"  # demo.launch passes the same cap to launch(max_file_size=...)
+MAX_UPLOAD = f"{MAX_PHOTO_MB} MB"
+MAX_CHECKPOINT = f"{MAX_CHECKPOINT_MB} MB"
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DIGIT_NET = "digits_resnet56"  # the network the digit examples carry
 CIFAR10_NET = "cifar10_resnet56"  # ... and the CIFAR-10 test images
@@ -64,6 +68,10 @@ class Panel:
     export: gr.Button
     report: gr.File
     examples: gr.Row
+    checkpoint: gr.File
+    checkpoint_labels: gr.File
+    open_checkpoint: gr.Button
+    opened: gr.State  # the session's own checkpoints (their tokens), dropped with the session
 
 
 def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
@@ -82,6 +90,7 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                 image_mode=None,
                 sources=["upload", "clipboard", "webcam"],
                 height=300,
+                elem_id="photo",
             )
             family = gr.Dropdown(FAMILIES, value=start_family, label="Family")
             arch = gr.Dropdown(
@@ -95,6 +104,21 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                 weights_pick["choices"], value=weights_pick["value"], label="Weights", allow_custom_value=True
             )
             facts = gr.Markdown(model_facts(start_arch, weights_pick["value"]))
+            with gr.Accordion("Your model", open=False):
+                gr.Markdown(
+                    f"A ResNet-family checkpoint of your own (fine-tuned, your classes; up to {MAX_CHECKPOINT}): "
+                    "its architecture is recognised from its keys. It stays private to this session."
+                )
+                checkpoint = gr.File(
+                    label="Checkpoint", file_types=list(uploads.SUFFIXES), type="filepath", elem_id="checkpoint-file"
+                )
+                checkpoint_labels = gr.File(
+                    label="Class names (optional: .txt, one per line, or .json)",
+                    file_types=list(uploads.LABEL_SUFFIXES),
+                    type="filepath",
+                    elem_id="checkpoint-labels",
+                )
+                open_button = gr.Button("Open my model", elem_id="open-checkpoint")
             with gr.Accordion("Options", open=False):
                 topk = gr.Slider(1, 10, value=5, step=1, label="Top-k")
             run = gr.Button("Analyze", variant="primary")
@@ -111,8 +135,10 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
     # their own, so they carry it, run on click, and are cached per example (lazily, on first click).
     with gr.Row() as examples:
         gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
+    opened = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=uploads.forget)
     shared = Shared(demo, image, family, arch, weights, session)
-    return shared, Panel(facts, topk, run, status, stale, label, export, report, examples)
+    uploads_box = (checkpoint, checkpoint_labels, open_button, opened)
+    return shared, Panel(facts, topk, run, status, stale, label, export, report, examples, *uploads_box)
 
 
 def wire(shared: Shared, panel: Panel) -> None:
@@ -177,6 +203,14 @@ def wire(shared: Shared, panel: Panel) -> None:
         preprocess=False,
         **NETWORK,
     ).success(refresh_controls, [session, views["stage"], views["channel"]], controls, queue=False, **PRIVATE)
+    panel.open_checkpoint.click(
+        open_checkpoint,
+        [panel.checkpoint, panel.checkpoint_labels, panel.opened],
+        [shared.family, shared.arch, shared.weights, panel.status, panel.opened],
+        api_name="open_checkpoint",
+        **SESSION_BOUND,
+        **NETWORK,
+    ).success(checkpoint_pickers, [shared.arch, shared.weights], [shared.arch, shared.weights], queue=False, **PRIVATE)
     panel.export.click(analysis_report, session, panel.report, api_name="report", **SESSION_BOUND).success(
         lambda: gr.update(visible=True), None, panel.report, queue=False, **PRIVATE
     )  # the box appears once there is a file in it
@@ -186,6 +220,36 @@ def picked_facts(arch: str, weights: str) -> str:
     """The facts of a pick; weights still of the previous network (the box follows a moment later) mean the new
     network's recommended ones, as Analyze takes them."""
     return model_facts(arch, settled_weights(arch, weights)[0])
+
+
+def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str]):
+    """Open a checkpoint of your own: recognise its architecture, load it, and pick it for Analyze.
+
+    Returns its family and architecture, its weights value (a token that only this session is given: pass it as
+    ``weights`` to /analyze), a status line that says what it was recognised as, and the session's list of opened
+    checkpoints (a state).
+    """
+    if not checkpoint:
+        raise user_error("Upload a checkpoint file first (.safetensors, .pth, .pt, .bin, .ckpt or .th).")
+    upload = None
+    try:
+        upload = uploads.open_upload(checkpoint, labels)
+        models().get(upload.arch, upload.token)  # loaded now, so NaNs or a cut-off body are said here, not later
+    except (ValueError, LookupError) as error:
+        if upload is not None:
+            uploads.forget([upload.token])
+        raise user_error(f"{error}.") from None
+    status = f"Opened **{upload.name}**: {upload.info.recognition.sentence()}. Press **Analyze**."
+    return get_arch(upload.arch).family, upload.arch, upload.token, status, [*opened, upload.token]
+
+
+def checkpoint_pickers(arch: str, token: str):
+    """UI plumbing after a checkpoint opened: the pick-lists of its family and its weights, the checkpoint named
+    in the Weights box (the API gets the plain values from :func:`open_checkpoint`)."""
+    upload = uploads.get(token)
+    family = get_arch(arch).family
+    weights = gr.update(choices=[*catalog.weight_choices(arch), upload.choice], value=token)
+    return gr.update(choices=architectures_of(family), value=arch), weights
 
 
 def on_family(family: str):
@@ -246,7 +310,8 @@ def analyze_image(
     Args:
         image: the photo (any common format; the network sees its own centred, resized square crop).
         arch: the architecture, e.g. "resnet50", "resnext50_32x4d", "cifar10_resnet56" or "digits_resnet56" (digits).
-        weights: "DEFAULT" for the recommended published weights, a weight name, or "random init".
+        weights: "DEFAULT" for the recommended published weights, a weight name, "random init", or the weights
+            value /open_checkpoint gave for a checkpoint of your own.
         topk: how many classes to return (1 to 100).
         cam_layer: the stage Grad-CAM looks at ("layer1" ... "layer4"); empty for the last stage.
         stage: the stage whose feature maps are drawn; empty for the last stage.

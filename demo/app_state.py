@@ -9,7 +9,8 @@ expired result is recomputed from the tab's state, transparently.
 from __future__ import annotations
 
 import threading
-from functools import cache
+from functools import cache, lru_cache
+from pathlib import Path
 
 import gradio as gr
 from PIL import Image
@@ -20,12 +21,14 @@ from resnet_core.measure.complexity import CostTable
 from resnet_core.zoo.preprocess import load_image
 from resnet_core.zoo.weights import locally_available
 
-from . import catalog
+from . import catalog, uploads
 from .catalog import LoadedModel
 from .model_cache import ModelCache
 from .public_text import without_paths
 from .sessions import AnalysisStore, Stored, TabState
 
+MAX_PHOTO_MB = 20  # a photo's limit, checked before decoding (Gradio's per-launch limit is the checkpoints')
+MAX_CHECKPOINT_MB = 250  # resnet152 is 240 MB
 STAGE_OUTPUT = "stage output"  # the Block picker's first choice: the stage itself, not one of its blocks
 DEFAULT_ARCH = "resnet50"  # where the app starts when its ImageNet weights are on this machine
 OFFLINE_ARCH = "cifar10_resnet56"  # ... and where it starts otherwise: trained, shipped with the app
@@ -94,6 +97,14 @@ def weight_choice(arch: str, weights: str | None) -> str:
     offered(arch)
     if weights in (None, "", "DEFAULT"):
         return catalog.default_choice(arch)
+    if uploads.is_upload(weights):
+        try:
+            upload = uploads.get(weights)
+        except LookupError as error:
+            raise user_error(f"{str(error)[0].upper()}{str(error)[1:]}.") from None
+        if upload.arch != arch:
+            raise user_error(f"{upload.name} is a {upload.arch}: pick {upload.arch} to run it.")
+        return weights
     choices = catalog.weight_choices(arch)
     if weights not in choices:
         raise user_error(f"{arch} has no weights named {weights!r}; choose one of: {', '.join(choices)}.")
@@ -124,7 +135,7 @@ def costs(arch: str, weights: str) -> CostTable:
     return catalog.costs(arch, weight_choice(arch, weights))
 
 
-@cache
+@lru_cache(maxsize=256)  # bounded: visitors' checkpoints add choices as they come
 def model_facts(arch: str, weights: str) -> str:
     """Published accuracy, parameters and GMACs of the choice (counted where nothing is published)."""
     return catalog.facts(arch, weight_choice(arch, weights))
@@ -140,9 +151,16 @@ def image_path(image: str | dict | None) -> str:
 
 
 def load_photo(image: str | dict | None) -> Image.Image:
-    """The photo of a handler argument, decoded by ``resnet_core.load_image`` (its limits), or one sentence."""
+    """The photo of a handler argument, decoded by ``resnet_core.load_image`` (its limits), or one sentence.
+
+    Gradio's upload limit is one per launch and must let a checkpoint through, so a photo's own limit is checked
+    here, before any decoding."""
+    path = image_path(image)
+    if Path(path).is_file() and Path(path).stat().st_size > MAX_PHOTO_MB * 2**20:
+        size = Path(path).stat().st_size / 2**20
+        raise user_error(f"That photo is {size:.0f} MB; photos up to {MAX_PHOTO_MB} MB are accepted.")
     try:
-        return load_image(image_path(image))
+        return load_image(path)
     except ValueError as error:
         raise user_error(f"Could not read the image: {error}") from None
 

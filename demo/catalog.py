@@ -25,8 +25,10 @@ from resnet_core import (
 )
 from resnet_core.measure.complexity import cost_table
 from resnet_core.zoo.architectures import LAB_FAMILY
+from resnet_core.zoo.checkpoints import load_checkpoint
 from resnet_core.zoo.create import UNTRAINED, card
 
+from . import uploads
 from .public_text import without_paths
 
 __all__ = [
@@ -84,22 +86,35 @@ def default_choice(arch: str) -> str:
 
 
 def published(arch: str, weights: str) -> WeightEntry | None:
-    """The published entry behind ``weights``; for random init, the default one (its evaluation size)."""
+    """The published entry behind ``weights``; for random init, the default one (its evaluation size); none for a
+    visitor's own checkpoint."""
+    if uploads.is_upload(weights):
+        return None
     return get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
 
 
 def input_size(arch: str, weights: str) -> int:
     """The size the chosen weights are evaluated at (their preprocessing's crop)."""
+    if uploads.is_upload(weights):
+        return uploads.get(weights).info.preprocess.crop_size
     return eval_size(arch, None if weights == RANDOM_INIT else weights)
 
 
 def costs(arch: str, weights: str) -> CostTable:
-    """Per-block parameters and FLOPs at the size the chosen weights are evaluated at."""
-    return cost_table(ARCHITECTURES[arch], input_size(arch, weights))
+    """Per-block parameters and FLOPs at the size the chosen weights are evaluated at (a visitor's checkpoint:
+    its own classifier and input channels)."""
+    spec = uploads.get(weights).info.spec if uploads.is_upload(weights) else ARCHITECTURES[arch]
+    return cost_table(spec, input_size(arch, weights))
 
 
 def load(arch: str, weights: str, device: torch.device) -> LoadedModel:
-    """Build ``arch`` with ``weights`` on ``device``; never raises for missing weights, says so instead."""
+    """Build ``arch`` with ``weights`` on ``device``; never raises for missing weights, says so instead (a
+    visitor's checkpoint that cannot be loaded raises ``CheckpointError``: there is nothing else to show)."""
+    if uploads.is_upload(weights):
+        upload = uploads.get(weights)
+        model = load_checkpoint(upload.path, labels=upload.labels, arch=upload.arch, device=device)
+        status = f"Your checkpoint: {upload.info.recognition.sentence()}. Class names: {upload.info.labels_source}."
+        return LoadedModel(model, status, _preprocessing(model))
     if weights == RANDOM_INIT:
         model = create_model(arch, weights=None, device=device)
         return LoadedModel(model, f"Random init (kaiming, seeded), as asked: {UNTRAINED}.", _preprocessing(model))
@@ -124,8 +139,15 @@ def facts(arch: str, weights: str) -> str:
     """A few Markdown lines for the picker: what was trained on what, how well, and what it costs."""
     spec = ARCHITECTURES[arch]
     lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
-    entry = get_weights(arch, weights) if weights != RANDOM_INIT else None
-    if entry is None:
+    entry = published(arch, weights) if weights != RANDOM_INIT else None
+    if uploads.is_upload(weights):
+        upload = uploads.get(weights)
+        classes = ", ".join(upload.info.categories[:6]) + (" ..." if len(upload.info.categories) > 6 else "")
+        lines.append(
+            f"**your checkpoint** {upload.name} (sha256 {upload.sha256[:12]}) · {len(upload.info.categories)} "
+            f"classes: {classes} ({upload.info.labels_source}) · no published accuracy"
+        )
+    elif entry is None:
         lines.append("no accuracy: random weights")
     elif entry.acc1 is None:  # the lab's nets: trained and measured on the same digits
         lines.append(degradation.describe_reference(arch))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import lru_cache
 
 import gradio as gr
 
@@ -58,7 +58,7 @@ def cost_rows(table: CostTable) -> list[list]:
     ]
 
 
-@cache
+@lru_cache(maxsize=256)  # bounded: visitors' checkpoints add choices as they come
 def cost_summary(arch: str, weights: str) -> str:
     table = catalog.costs(arch, weights)
     size = table.input_size

@@ -20,7 +20,9 @@ TITLE = "Grad-CAM"
 
 def build(shared: Shared, tab: gr.Tab) -> None:
     with gr.Row():
-        cam_class = gr.Dropdown([], label="Explain class (type to search)", filterable=True, allow_custom_value=True)
+        cam_class = gr.Dropdown(
+            [], label="Explain class (type to search)", filterable=True, allow_custom_value=True, elem_id="cam-class"
+        )
         cam_layer = gr.Dropdown([], value=None, label="Layer", allow_custom_value=True)
         opacity = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="Heat-map opacity")
     cam_caption = gr.Markdown("**Grad-CAM on the crop the network saw**", elem_id="cam-caption")

@@ -11,12 +11,13 @@ import os
 import torch
 
 from . import settings
-from .app_state import configure, models, start_network, weight_choice
-from .layout import MAX_UPLOAD, PIXELATED, build_demo
+from .app_state import MAX_CHECKPOINT_MB, configure, models, start_network, weight_choice
+from .layout import PIXELATED, build_demo
 from .model_cache import ModelCache
 
-# Uploads above this are refused by Gradio before any decoding (documented in the README).
-MAX_FILE_SIZE = MAX_UPLOAD.replace(" ", "").lower()
+# Uploads above this are refused by Gradio before they are stored: the checkpoints' limit, the largest; photos have a
+# smaller one of their own (app_state.load_photo). Both are in the README.
+MAX_FILE_SIZE = f"{MAX_CHECKPOINT_MB}mb"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -17,10 +17,9 @@ from . import (
     live_tab,
     residuals_tab,
 )
-from .analysis_panel import MAX_UPLOAD
 from .shared import Tab
 
-__all__ = ["MAX_UPLOAD", "PIXELATED", "TABS", "build_demo"]
+__all__ = ["PIXELATED", "TABS", "build_demo"]
 
 # In page order. A new tab is a module with TITLE and build(shared, tab), and one line here (CONTRIBUTING.md).
 TABS: list[Tab] = [

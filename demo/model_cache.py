@@ -48,6 +48,13 @@ class ModelCache:
                 return self._models[key]
         return None
 
+    def forget(self, weights: str) -> None:
+        """Drop every model holding ``weights`` (a visitor's checkpoint whose session ended)."""
+        with self._guard:
+            for key in [key for key in self._models if key[1] == weights]:
+                del self._models[key]
+        release_memory()
+
     @contextmanager
     def using(self, arch: str, weights: str, wait: bool = True) -> Iterator[LoadedModel]:
         """The model for ``arch`` with ``weights``, held under its lock for the ``with`` block.

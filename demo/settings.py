@@ -17,6 +17,7 @@ __all__ = [
     "ENV_RESULTS",
     "ENV_RESULTS_TTL",
     "ENV_THREADS",
+    "ENV_UPLOADS_TTL",
     "cache_size",
     "device",
     "live_training",
@@ -24,6 +25,7 @@ __all__ = [
     "results",
     "results_ttl",
     "threads",
+    "uploads_ttl",
 ]
 
 ENV_DEVICE = "RESNET_EXPLORER_DEVICE"  # cpu, cuda, cuda:1...; default: the GPU when there is one
@@ -31,6 +33,7 @@ ENV_CACHE_SIZE = "RESNET_EXPLORER_CACHE_SIZE"  # networks kept in memory (defaul
 ENV_THREADS = "RESNET_EXPLORER_THREADS"  # torch CPU threads per computation (default 0: every core)
 ENV_RESULTS = "RESNET_EXPLORER_RESULTS"  # analyses kept for redraws (default 8)
 ENV_RESULTS_TTL = "RESNET_EXPLORER_RESULTS_TTL"  # seconds an analysis is kept after its last use (default 600)
+ENV_UPLOADS_TTL = "RESNET_EXPLORER_UPLOADS_TTL"  # seconds a visitor's own checkpoint is kept (default 3600)
 ENV_LIVE_TRAINING = "RESNET_EXPLORER_LIVE_TRAINING"  # 1/0: live training on or off (default: off on a Space)
 
 
@@ -56,6 +59,12 @@ def results() -> int:
 
 def results_ttl() -> float:
     return float(os.environ.get(ENV_RESULTS_TTL, "600"))
+
+
+def uploads_ttl() -> float:
+    """Seconds after opening that a visitor's checkpoint, its model and its file are dropped; Gradio also drops
+    them an hour after the browser tab is closed, whichever comes first."""
+    return float(os.environ.get(ENV_UPLOADS_TTL, "3600"))
 
 
 def on_space() -> bool:

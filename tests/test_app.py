@@ -315,7 +315,7 @@ def test_real_browser_renders_every_view(server, photos, tmp_path):
         page.get_by_label("Weights").click()
         page.get_by_role("option", name=RANDOM_INIT, exact=True).click()
         page.wait_for_function("() => document.body.innerText.includes('no accuracy: random weights')")
-        page.set_input_files("input[type=file]", str(photos / "chelsea.png"))
+        page.set_input_files("#photo input[type=file]", str(photos / "chelsea.png"))
         page.wait_for_selector("img[src*='chelsea'], img[src*='gradio_api/file']", timeout=30_000)
         page.get_by_role("button", name="Analyze").click()
         page.wait_for_selector("#predictions .output-class", timeout=120_000)

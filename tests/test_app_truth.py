@@ -365,7 +365,7 @@ def test_every_view_follows_the_analysis_in_a_real_browser(tmp_path, monkeypatch
             page.screenshot(path=str(SCREENSHOTS / "residuals_after_example.png"), full_page=True)
             page.get_by_role("tab", name="Cost").click()
             expect(page.locator("body")).to_contain_text("cifar10_resnet56, counted", timeout=60_000)
-            page.set_input_files("input[type=file]", str(photos / "coffee.png"))
+            page.set_input_files("#photo input[type=file]", str(photos / "coffee.png"))
             expect(page.locator("#stale-notice")).to_contain_text("The photo changed", timeout=30_000)
             page.screenshot(path=str(SCREENSHOTS / "stale_notice.png"), full_page=True)
             page.get_by_role("button", name="Analyze").click()

@@ -1,0 +1,131 @@
+"""Visitors' own checkpoints: opened through ``resnet_core.load_checkpoint``, private to the session that opened them.
+
+An opened checkpoint becomes a weight choice of its recognised architecture, named by a random token that only
+the opening session is given (so it is never listed to, nor reachable by, another visitor). Its model lives in the
+model cache like any other, within the same bound; when the session ends, Gradio calls :func:`forget` with the
+session's tokens (``gr.State(delete_callback=...)``), which drops the models and deletes the files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import shutil
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from resnet_core.zoo.checkpoints import CheckpointError, CheckpointInfo, inspect_checkpoint
+
+__all__ = ["PREFIX", "Upload", "forget", "get", "is_upload", "open_upload"]
+
+PREFIX = "checkpoint:"  # weight choices that are a visitor's own checkpoint
+SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".th")
+LABEL_SUFFIXES = (".txt", ".json")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """One opened checkpoint: the private copy of its file (and labels), what it was recognised as."""
+
+    token: str  # the weight choice, PREFIX + a random token
+    path: Path
+    labels: Path | None
+    sha256: str
+    info: CheckpointInfo
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def arch(self) -> str:
+        return self.info.recognition.arch
+
+    @property
+    def choice(self) -> tuple[str, str]:
+        """(what the Weights box shows, its value)."""
+        return f"{self.name} (your checkpoint)", self.token
+
+
+_uploads: dict[str, Upload] = {}
+_guard = threading.Lock()
+
+
+def is_upload(weights: str | None) -> bool:
+    return bool(weights) and weights.startswith(PREFIX)
+
+
+def get(token: str) -> Upload:
+    """The upload behind a weight choice; a ``LookupError`` once its session has ended."""
+    with _guard:
+        found = _uploads.get(token)
+    if found is None:
+        raise LookupError("that checkpoint was closed when its session ended: open it again under Your model")
+    return found
+
+
+def open_upload(checkpoint: str | Path, labels: str | Path | None = None) -> Upload:
+    """Recognise ``checkpoint`` (shapes only, no tensor read), keep a private copy, and register a new token.
+
+    Raises ``ValueError`` (``CheckpointError`` included) with one sentence for a file that is not a checkpoint of a
+    ResNet we know, or labels that do not fit it.
+    """
+    checkpoint = Path(checkpoint)
+    if checkpoint.suffix.lower() not in SUFFIXES:
+        raise ValueError(f"{checkpoint.name}: a checkpoint is one of {', '.join(SUFFIXES)}")
+    if labels is not None and Path(labels).suffix.lower() not in LABEL_SUFFIXES:
+        raise ValueError(f"{Path(labels).name}: class names come as .txt (one per line) or .json")
+    key = secrets.token_hex(12)
+    folder = _folder() / key  # one folder per opening: deleted whole with its session
+    folder.mkdir(parents=True)
+    try:
+        path = _copy(checkpoint, folder / checkpoint.name)
+        if labels:  # in a folder of its own, under its own name (the name a user sees in the status line)
+            (folder / "labels").mkdir()
+        kept_labels = _copy(Path(labels), folder / "labels" / Path(labels).name) if labels else None
+        info = inspect_checkpoint(path, labels=kept_labels)
+        if not info.recognition.recognised:
+            raise CheckpointError(info.recognition.sentence())
+    except Exception:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    upload = Upload(PREFIX + key, path, kept_labels, _sha256(path), info)
+    with _guard:
+        _uploads[upload.token] = upload
+    return upload
+
+
+def forget(tokens: list[str] | None) -> None:
+    """Drop a session's checkpoints: their models leave the cache, their files the disk. Gradio calls this when
+    the session's state is deleted."""
+    from .app_state import models  # the kernel imports this module: resolved at call time
+
+    with _guard:
+        gone = [_uploads.pop(token) for token in tokens or [] if token in _uploads]
+    for upload in gone:
+        models().forget(upload.token)
+        shutil.rmtree(upload.path.parent, ignore_errors=True)
+
+
+def _folder() -> Path:
+    return Path(tempfile.gettempdir()) / "resnet-explorer-uploads"
+
+
+def _sha256(path: Path) -> str:
+    """The file's identity, shown beside its name: which of a user's many checkpoints this is."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _copy(source: Path, target: Path) -> Path:
+    """A private copy Gradio's cache clean-up cannot take away: a hard link where possible, else a copy."""
+    try:
+        target.hardlink_to(source)
+    except OSError:
+        shutil.copyfile(source, target)
+    return target

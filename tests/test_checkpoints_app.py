@@ -1,0 +1,137 @@
+"""Your model in the app: a visitor's checkpoint through the handlers, gradio_client and Chromium."""
+
+from __future__ import annotations
+
+import gradio as gr
+import pytest
+import torch
+import torchvision
+from gradio_client import Client, handle_file
+
+from bench.browser import chromium_page
+from demo import analysis_panel as panel
+from demo import app_state, catalog, uploads
+from demo import launch as app_module
+from demo.model_cache import ModelCache
+from resnet_core import load_checkpoint
+from resnet_core.explain.analysis import analyze
+
+from .conftest import ROOT, free_port, randomize_batchnorm
+
+LEAVES = ["healthy", "rust", "scab", "blight", "mildew"]
+SCREENSHOTS = ROOT / "screenshots"
+
+
+@pytest.fixture(scope="module")
+def cache():
+    models = ModelCache(capacity=3, device="cpu")
+    app_state.configure(models)
+    return models
+
+
+def held(cache: ModelCache) -> list[str]:
+    """The weights of every model in the cache."""
+    return [weights for _, weights in cache.keys()]  # noqa: SIM118 - a method of ModelCache, not a dict's
+
+
+@pytest.fixture()
+def leaves(tmp_path):
+    """A 5-class ResNet-18 (random weights, as a fine-tune would leave the shapes) and its labels file."""
+    torch.manual_seed(5)
+    network = randomize_batchnorm(torchvision.models.resnet18(num_classes=5), 5).eval()
+    torch.save({"state_dict": {f"model.{k}": v for k, v in network.state_dict().items()}}, tmp_path / "leaves.ckpt")
+    (tmp_path / "leaves.txt").write_text("\n".join(LEAVES))
+    return tmp_path / "leaves.ckpt", tmp_path / "leaves.txt"
+
+
+def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache, leaves, photos):
+    checkpoint, labels = leaves
+    family, arch, token, status, opened = panel.open_checkpoint(str(checkpoint), str(labels), [])
+    assert (family, arch, opened) == ("ResNet", "resnet18", [token]) and "recognised as resnet18" in status
+    arch_pick, weights_pick = panel.checkpoint_pickers(arch, token)
+    assert arch_pick["value"] == "resnet18" and "resnet34" in arch_pick["choices"]
+    assert ("leaves.ckpt (your checkpoint)", token) in weights_pick["choices"] and weights_pick["value"] == token
+    label, status, *_ = panel.analyze_image(str(photos / "chelsea.png"), "resnet18", token)
+    expected = analyze(load_checkpoint(checkpoint, labels=labels), photos / "chelsea.png", topk=5)
+    assert label == {f"{name} ({index})": p for index, name, p in expected.topk}
+    assert {name for _, name, _ in expected.topk} == set(LEAVES)
+    assert "Your checkpoint: leaves.ckpt recognised as resnet18" in status
+    facts = app_state.model_facts("resnet18", token)
+    assert "your checkpoint" in facts and "5 classes: healthy, rust, scab, blight, mildew" in facts
+    assert catalog.costs("resnet18", token).total_params == sum(
+        p.numel() for p in load_checkpoint(checkpoint).parameters()
+    )
+    # Another visitor cannot reach it by name, and once the session ends it is gone: model, file and choice.
+    assert token in held(cache)
+    folder = uploads.get(token).path.parent
+    uploads.forget(opened)
+    assert token not in held(cache) and not folder.exists()
+    with pytest.raises(gr.Error, match="closed when its session ended"):
+        panel.analyze_image(str(photos / "chelsea.png"), "resnet18", token)
+
+
+def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path, leaves):
+    checkpoint, _ = leaves
+    torch.save(torchvision.models.vgg11(num_classes=2).state_dict(), tmp_path / "vgg.pth")
+    torch.save(torchvision.models.resnet18(num_classes=2), tmp_path / "whole.pth")
+    (tmp_path / "three.txt").write_text("a\nb\nc\n")
+    state = torchvision.models.resnet18(num_classes=2).state_dict()
+    state["fc.bias"][0] = float("nan")
+    torch.save(state, tmp_path / "nan.pth")
+    cases = [
+        ((tmp_path / "vgg.pth", None), "is not a ResNet-family checkpoint"),
+        ((tmp_path / "whole.pth", None), "torch.save(model.state_dict()"),
+        ((tmp_path / "nan.pth", None), "NaN or infinite values"),
+        ((checkpoint, tmp_path / "three.txt"), "names 3 classes, but leaves.ckpt's classifier has 5 outputs"),
+        ((tmp_path / "three.txt", None), "a checkpoint is one of"),
+    ]
+    for (path, labels), message in cases:
+        with pytest.raises(gr.Error) as info:
+            panel.open_checkpoint(str(path), str(labels) if labels else None, [])
+        assert message in str(info.value) and "/tmp" not in str(info.value), (path, str(info.value))
+    assert not any(uploads.is_upload(weights) for weights in held(cache))  # nothing half-opened stays
+
+
+def test_a_photo_over_the_limit_is_refused_before_decoding(tmp_path):
+    big = tmp_path / "big.png"
+    big.write_bytes(b"\x89PNG" + bytes(21 * 2**20))
+    with pytest.raises(gr.Error, match="photos up to 20 MB are accepted"):
+        app_state.load_photo(str(big))
+
+
+def test_gradio_client_and_chromium_open_a_five_class_checkpoint(leaves, photos, tmp_path, monkeypatch):
+    """Through the launched app: /open_checkpoint then /analyze in one client session; then the same in Chromium,
+    where the predictions and the Grad-CAM class picker name the user's classes."""
+    monkeypatch.chdir(tmp_path)
+    expect = pytest.importorskip("playwright.sync_api").expect
+    checkpoint, labels = leaves
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    try:
+        client = Client(url, verbose=False)
+        _, arch, weights, status = client.predict(  # the session's list of checkpoints is a state: not returned
+            handle_file(str(checkpoint)), handle_file(str(labels)), api_name="/open_checkpoint"
+        )
+        assert arch == "resnet18" and weights.startswith(uploads.PREFIX) and "recognised as resnet18" in status
+        label, *_ = client.predict(handle_file(str(photos / "chelsea.png")), arch, weights, api_name="/analyze")
+        assert {entry["label"].rsplit(" (", 1)[0] for entry in label["confidences"]} == set(LEAVES)
+
+        with chromium_page(url) as page:
+            page.get_by_text("Your model").click()
+            page.set_input_files("#checkpoint-file input[type=file]", str(checkpoint))
+            page.set_input_files("#checkpoint-labels input[type=file]", str(labels))
+            page.get_by_role("button", name="Open my model").click()
+            expect(page.locator("#weights-status")).to_contain_text("recognised as resnet18", timeout=60_000)
+            page.set_input_files("#photo input[type=file]", str(photos / "chelsea.png"))
+            page.get_by_role("button", name="Analyze").click()
+            expect(page.locator("#predictions")).to_contain_text("healthy", timeout=120_000)
+            shown = page.locator("#predictions").inner_text()
+            assert all(name in shown for name in LEAVES)
+            page.get_by_role("tab", name="Grad-CAM").click()
+            page.locator("#cam-class input").click()
+            expect(page.get_by_role("option", name="4: mildew")).to_be_visible(timeout=30_000)
+            SCREENSHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "your_model_gradcam.png"), full_page=True)
+    finally:
+        demo.close()
