@@ -17,6 +17,7 @@ from resnet_core.explain.compare import MAX_NETWORKS, MIN_NETWORKS, Comparison
 from resnet_core.explain.reference import reference_library, verify
 from resnet_core.render import cam_overlay, residual_figure
 
+from . import uploads
 from .app_state import image_path, load_photo, models, user_error, weight_choice
 from .catalog import FAMILIES, LoadedModel, architectures_of
 from .gpu import on_gpu
@@ -111,6 +112,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         verify_run = gr.Button("Check against the reference implementations")
         verify_table = gr.Dataframe(interactive=False, wrap=True, elem_id="verify-table")
     preset.input(on_preset, preset, [compared, preset_md], queue=False, **PRIVATE)
+    shared.weights.change(offer_checkpoint, [shared.arch, shared.weights], compared, queue=False, **PRIVATE)
     request = [shared.image, compared, weights]
     run.click(
         png_figures(on_gpu(compare_networks, "compare")),
@@ -139,13 +141,16 @@ def on_preset(preset: str) -> tuple[list[str], str]:
 
 
 def _weight_list(archs: list[str], weights: str | list[str] | None) -> list[str]:
-    """One weight choice per network: empty means each network's default (random init where none is published)."""
+    """One weight choice per network: empty means each network's default (random init where none is published);
+    a network given as ARCH@WEIGHTS (a checkpoint opened above) carries its own."""
     if isinstance(weights, str):
         weights = [w.strip() for w in weights.split(",")] if weights.strip() else []
     weights = list(weights or [])
     if weights and len(weights) != len(archs):
         raise user_error(f"Give one weight name per network ({len(archs)}), or none; got {len(weights)}.")
-    return [weight_choice(arch, choice) for arch, choice in zip(archs, weights or [None] * len(archs), strict=True)]
+    pairs = [arch.partition("@") for arch in archs]
+    given = weights or [None] * len(archs)
+    return [weight_choice(arch, carried or choice) for (arch, _, carried), choice in zip(pairs, given, strict=True)]
 
 
 def _request(image: str | dict | None, archs: list[str] | None, weights: str | list[str] | None):
@@ -155,7 +160,15 @@ def _request(image: str | dict | None, archs: list[str] | None, weights: str | l
     if not MIN_NETWORKS <= len(archs) <= MAX_NETWORKS:
         raise user_error(f"Pick {MIN_NETWORKS} to {MAX_NETWORKS} networks to compare; got {len(archs)}.")
     chosen = _weight_list(archs, weights)
-    return archs, chosen, load_photo(image)
+    return [arch.partition("@")[0] for arch in archs], chosen, load_photo(image)
+
+
+def offer_checkpoint(arch: str, weights: str):
+    """A checkpoint opened above joins the networks to compare, named by its file (its value: ARCH@TOKEN)."""
+    if not uploads.is_upload(weights):
+        return gr.update()
+    upload = uploads.get(weights)
+    return gr.update(choices=[*choices(), (f"{upload.name} (your {arch})", f"{arch}@{weights}")])
 
 
 def compare_networks(
@@ -172,7 +185,7 @@ def compare_networks(
     Args:
         image: the photo.
         archs: 2 to 5 architecture names, e.g. ["resnet18", "resnet50", "resnet152"] or ["cifar10_resnet20",
-            "cifar10_resnet56"].
+            "cifar10_resnet56"]; "ARCH@WEIGHTS" gives one its weights (e.g. a checkpoint from /open_checkpoint).
         weights: optional, one weight name per network separated by commas; empty for each network's recommended
             weights ("random init" where none are published).
     """
@@ -189,7 +202,8 @@ def compare_networks(
     payload = public(comparison.as_dict())
     cams = [(png_path(cam_overlay(result.crop, result.cam, CAM_OPACITY)), _caption(result)) for result in results]
     summary = "\n\n".join([*missing, comparison.summary()])
-    return cams, _table(payload["networks"]), residual_chart(results), summary, payload
+    table = _table(payload["networks"], [_network(result) for result in results])
+    return cams, table, residual_chart(results), summary, payload
 
 
 def _not_delivered(loaded: LoadedModel) -> str:
@@ -198,8 +212,10 @@ def _not_delivered(loaded: LoadedModel) -> str:
 
 
 def _network(result: AnalysisResult) -> str:
-    """The network's name as its column, caption and legend show it: marked where it is untrained."""
-    return result.card.arch.name + ("" if result.card.pretrained else " (UNTRAINED)")
+    """The network's name as its column, caption and legend show it (a checkpoint: with its file's name, so it
+    stands apart from the published network of its architecture); marked where it is untrained."""
+    name = result.card.label if result.card.checkpoint is not None else result.card.arch.name
+    return name + ("" if result.card.pretrained else " (UNTRAINED)")
 
 
 def _caption(result: AnalysisResult) -> str:
@@ -207,8 +223,8 @@ def _caption(result: AnalysisResult) -> str:
     return f"{_network(result)}: {name} {100 * probability:.1f}%"
 
 
-def _table(networks: list[dict]) -> pd.DataFrame:
-    """One column per network; rows a newcomer can read across."""
+def _table(networks: list[dict], names: list[str]) -> pd.DataFrame:
+    """One column per network, headed by its name; rows a newcomer can read across."""
     rows: dict[str, list[str]] = {
         "weights": [n["weights"] for n in networks],
         "trained": ["yes" if n["pretrained"] else "NO (random weights)" for n in networks],
@@ -223,7 +239,7 @@ def _table(networks: list[dict]) -> pd.DataFrame:
     rows["GMACs (at px)"] = [f"{n['gmacs']:.3g} at {n['input_size']}" for n in networks]
     rows["published acc@1"] = [f"{n['acc1']:.2f}%" if n["acc1"] is not None else "-" for n in networks]
     rows["Grad-CAM layer"] = [n["cam_layer"] for n in networks]
-    frame = pd.DataFrame(rows, index=[n["arch"] for n in networks]).T
+    frame = pd.DataFrame(rows, index=names).T
     return frame.reset_index(names="")
 
 

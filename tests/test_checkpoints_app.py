@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import zipfile
+
 import gradio as gr
 import pytest
 import torch
@@ -10,11 +13,11 @@ from gradio_client import Client, handle_file
 
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
-from demo import app_state, catalog, uploads
+from demo import app_state, catalog, compare_tab, cost_tab, explain_tab, uploads
 from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import load_checkpoint
-from resnet_core.explain.analysis import analyze
+from resnet_core.explain.analysis import analyze, topk_rows
 
 from .conftest import ROOT, free_port, randomize_batchnorm
 
@@ -51,7 +54,7 @@ def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache
     arch_pick, weights_pick = panel.checkpoint_pickers(arch, token)
     assert arch_pick["value"] == "resnet18" and "resnet34" in arch_pick["choices"]
     assert ("leaves.ckpt (your checkpoint)", token) in weights_pick["choices"] and weights_pick["value"] == token
-    label, status, *_ = panel.analyze_image(str(photos / "chelsea.png"), "resnet18", token)
+    label, status, *_, state = panel.analyze_image(str(photos / "chelsea.png"), "resnet18", token)
     expected = analyze(load_checkpoint(checkpoint, labels=labels), photos / "chelsea.png", topk=5)
     assert label == {f"{name} ({index})": p for index, name, p in expected.topk}
     assert {name for _, name, _ in expected.topk} == set(LEAVES)
@@ -61,6 +64,23 @@ def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache
     assert catalog.costs("resnet18", token).total_params == sum(
         p.numel() for p in load_checkpoint(checkpoint).parameters()
     )
+    # Every other view: compare beside another network of its architecture, the checks, the costs, the report.
+    pair = [f"resnet18@{token}", f"resnet18@{catalog.RANDOM_INIT}"]
+    _, table, _, _, numbers = compare_tab.compare_networks(str(photos / "chelsea.png"), pair)
+    assert list(table.columns)[1:] == ["resnet18 (leaves.ckpt)", "resnet18 (UNTRAINED)"]
+    assert numbers["networks"][0]["topk"] == topk_rows(expected.topk)
+    assert compare_tab.offer_checkpoint("resnet18", token)["choices"][-1] == (
+        "leaves.ckpt (your resnet18)",
+        f"resnet18@{token}",
+    )
+    *_, verdict, report = explain_tab.check_explanation(str(photos / "chelsea.png"), "resnet18", token)
+    assert report["class"] == expected.topk[0][1] and report["pretrained"] and "UNTRAINED" not in verdict
+    summary, _, rows = cost_tab.cost_views("resnet18", token)
+    assert "**resnet18**" in summary
+    assert sum(row[1] for row in rows) == sum(p.numel() for p in load_checkpoint(checkpoint).parameters())
+    with zipfile.ZipFile(panel.analysis_report(state)) as archive:
+        saved = json.loads(archive.read("analysis.json"))
+    assert [row["label"] for row in saved["topk"]] == [name for _, name, _ in expected.topk]
     # Another visitor cannot reach it by name, and once the session ends it is gone: model, file and choice.
     assert token in held(cache)
     folder = uploads.get(token).path.parent
