@@ -211,6 +211,7 @@ def wire(shared: Shared, panel: Panel) -> None:
         **SESSION_BOUND,
         **NETWORK,
     ).success(checkpoint_pickers, [shared.arch, shared.weights], [shared.arch, shared.weights], queue=False, **PRIVATE)
+    shared.demo.unload(close_session)
     panel.export.click(analysis_report, session, panel.report, api_name="report", **SESSION_BOUND).success(
         lambda: gr.update(visible=True), None, panel.report, queue=False, **PRIVATE
     )  # the box appears once there is a file in it
@@ -222,7 +223,7 @@ def picked_facts(arch: str, weights: str) -> str:
     return model_facts(arch, settled_weights(arch, weights)[0])
 
 
-def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str]):
+def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str], request: gr.Request):
     """Open a checkpoint of your own: recognise its architecture, load it, and pick it for Analyze.
 
     Returns its family and architecture, its weights value (a token that only this session is given: pass it as
@@ -233,7 +234,7 @@ def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str
         raise user_error("Upload a checkpoint file first (.safetensors, .pth, .pt, .bin, .ckpt or .th).")
     upload = None
     try:
-        upload = uploads.open_upload(checkpoint, labels)
+        upload = uploads.open_upload(checkpoint, labels, request.session_hash if request else "")
         models().get(upload.arch, upload.token)  # loaded now, so NaNs or a cut-off body are said here, not later
     except (ValueError, LookupError) as error:
         if upload is not None:
@@ -241,6 +242,11 @@ def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str
         raise user_error(f"{error}.") from None
     status = f"Opened **{upload.name}**: {upload.info.recognition.sentence()}. Press **Analyze**."
     return get_arch(upload.arch).family, upload.arch, upload.token, status, [*opened, upload.token]
+
+
+def close_session(request: gr.Request) -> None:
+    """The browser tab closed: its checkpoints go now (models, analyses, files)."""
+    uploads.forget_session(request.session_hash)
 
 
 def checkpoint_pickers(arch: str, token: str):

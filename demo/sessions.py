@@ -95,6 +95,15 @@ class AnalysisStore:
             self._items.clear()
         release_memory()
 
+    def discard(self, source: str) -> None:
+        """Drop every analysis of the network whose weights came from ``source`` (a visitor's checkpoint whose
+        session ended), and any that expired: nothing waits for the next request to be freed."""
+        with self._guard:
+            for token in [t for t, stored in self._items.items() if stored.result.card.source == source]:
+                del self._items[token]
+            self._expire()
+        release_memory()
+
     def _expire(self) -> int:
         now, dropped = time.monotonic(), 0
         for token in [token for token, stored in self._items.items() if stored.expires <= now]:

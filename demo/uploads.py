@@ -2,8 +2,9 @@
 
 An opened checkpoint becomes a weight choice of its recognised architecture, named by a random token that only
 the opening session is given (so it is never listed to, nor reachable by, another visitor). Its model lives in the
-model cache like any other, within the same bound; when the session ends, Gradio calls :func:`forget` with the
-session's tokens (``gr.State(delete_callback=...)``), which drops the models and deletes the files.
+model cache like any other, within the same bound. When the browser tab closes, ``demo.unload`` calls
+:func:`forget_session`; a session left open past ``RESNET_EXPLORER_UPLOADS_TTL`` loses them through its state's
+``delete_callback`` (:func:`forget`). Either drops the models and analyses and deletes the files.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from resnet_core.zoo.checkpoints import CheckpointError, CheckpointInfo, inspect_checkpoint
+from resnet_core.zoo.checkpoints import SOURCE, CheckpointError, CheckpointInfo, inspect_checkpoint
 
-__all__ = ["PREFIX", "Upload", "forget", "get", "is_upload", "open_upload"]
+__all__ = ["PREFIX", "Upload", "forget", "forget_session", "get", "is_upload", "open_upload"]
 
 PREFIX = "checkpoint:"  # weight choices that are a visitor's own checkpoint
 SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".th")
@@ -30,6 +31,7 @@ class Upload:
     """One opened checkpoint: the private copy of its file (and labels), what it was recognised as."""
 
     token: str  # the weight choice, PREFIX + a random token
+    session: str  # the Gradio session that opened it
     path: Path
     labels: Path | None
     sha256: str
@@ -66,7 +68,7 @@ def get(token: str) -> Upload:
     return found
 
 
-def open_upload(checkpoint: str | Path, labels: str | Path | None = None) -> Upload:
+def open_upload(checkpoint: str | Path, labels: str | Path | None = None, session: str = "") -> Upload:
     """Recognise ``checkpoint`` (shapes only, no tensor read), keep a private copy, and register a new token.
 
     Raises ``ValueError`` (``CheckpointError`` included) with one sentence for a file that is not a checkpoint of a
@@ -91,22 +93,31 @@ def open_upload(checkpoint: str | Path, labels: str | Path | None = None) -> Upl
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    upload = Upload(PREFIX + key, path, kept_labels, _sha256(path), info)
+    upload = Upload(PREFIX + key, session, path, kept_labels, _sha256(path), info)
     with _guard:
         _uploads[upload.token] = upload
     return upload
 
 
 def forget(tokens: list[str] | None) -> None:
-    """Drop a session's checkpoints: their models leave the cache, their files the disk. Gradio calls this when
-    the session's state is deleted."""
-    from .app_state import models  # the kernel imports this module: resolved at call time
+    """Drop a session's checkpoints: their models leave the cache, their analyses the store, their files the
+    disk. Gradio calls this when the session's state is deleted."""
+    from .app_state import models, results  # the kernel imports this module: resolved at call time
 
     with _guard:
         gone = [_uploads.pop(token) for token in tokens or [] if token in _uploads]
     for upload in gone:
         models().forget(upload.token)
+        results().discard(f"{SOURCE}{upload.path}")
         shutil.rmtree(upload.path.parent, ignore_errors=True)
+
+
+def forget_session(session: str) -> None:
+    """Drop every checkpoint a session opened: called when its browser tab closes (``demo.unload``), so nothing
+    waits for Gradio's hour of grace for closed sessions."""
+    with _guard:
+        tokens = [token for token, upload in _uploads.items() if upload.session == session]
+    forget(tokens)
 
 
 def _folder() -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import zipfile
 
 import gradio as gr
@@ -49,7 +50,7 @@ def leaves(tmp_path):
 
 def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache, leaves, photos):
     checkpoint, labels = leaves
-    family, arch, token, status, opened = panel.open_checkpoint(str(checkpoint), str(labels), [])
+    family, arch, token, status, opened = panel.open_checkpoint(str(checkpoint), str(labels), [], None)
     assert (family, arch, opened) == ("ResNet", "resnet18", [token]) and "recognised as resnet18" in status
     arch_pick, weights_pick = panel.checkpoint_pickers(arch, token)
     assert arch_pick["value"] == "resnet18" and "resnet34" in arch_pick["choices"]
@@ -82,10 +83,10 @@ def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache
         saved = json.loads(archive.read("analysis.json"))
     assert [row["label"] for row in saved["topk"]] == [name for _, name, _ in expected.topk]
     # Another visitor cannot reach it by name, and once the session ends it is gone: model, file and choice.
-    assert token in held(cache)
+    assert token in held(cache) and app_state.results().get(state["token"]) is not None
     folder = uploads.get(token).path.parent
     uploads.forget(opened)
-    assert token not in held(cache) and not folder.exists()
+    assert token not in held(cache) and not folder.exists() and app_state.results().get(state["token"]) is None
     with pytest.raises(gr.Error, match="closed when its session ended"):
         panel.analyze_image(str(photos / "chelsea.png"), "resnet18", token)
 
@@ -107,7 +108,7 @@ def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path,
     ]
     for (path, labels), message in cases:
         with pytest.raises(gr.Error) as info:
-            panel.open_checkpoint(str(path), str(labels) if labels else None, [])
+            panel.open_checkpoint(str(path), str(labels) if labels else None, [], None)
         assert message in str(info.value) and "/tmp" not in str(info.value), (path, str(info.value))
     assert not any(uploads.is_upload(weights) for weights in held(cache))  # nothing half-opened stays
 
@@ -153,5 +154,12 @@ def test_gradio_client_and_chromium_open_a_five_class_checkpoint(leaves, photos,
             expect(page.get_by_role("option", name="4: mildew")).to_be_visible(timeout=30_000)
             SCREENSHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "your_model_gradcam.png"), full_page=True)
+            (browser,) = [u for u in uploads._uploads.values() if u.session != client.session_hash]
+        # The tab closed: its checkpoint goes at once (demo.unload), the client's, still open, stays.
+        deadline = time.monotonic() + 60
+        while browser.token in uploads._uploads and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert browser.token not in uploads._uploads and not browser.path.parent.exists()
+        assert uploads.get(weights).session == client.session_hash
     finally:
         demo.close()

@@ -22,7 +22,9 @@ from .preprocess import Preprocess
 from .recognition import BN_STEPS, HUB_PREFIX, CheckpointError, Recognition, display_name, normalised, recognise
 from .weights import _SourceFailed, default_weights, hub_file, load_checkpoint_file
 
-__all__ = ["CheckpointError", "CheckpointInfo", "inspect_checkpoint", "load_checkpoint", "read_labels"]
+__all__ = ["SOURCE", "CheckpointError", "CheckpointInfo", "inspect_checkpoint", "load_checkpoint", "read_labels"]
+
+SOURCE = "checkpoint: "  # how a model card's source names the file a checkpoint was read from
 
 
 @dataclass(frozen=True)
@@ -118,7 +120,7 @@ def load_checkpoint(
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:  # recognised, so only a disagreement with arch= or the hub config gets here
         raise CheckpointError(f"{found.name} does not fit {spec.name}: {' '.join(str(error).split())[:300]}") from None
-    source_line = f"checkpoint: {found.where}"
+    source_line = f"{SOURCE}{found.where}"
     model_card = ModelCard(spec, None, source_line, info.preprocess, info.recognition, info.labels_source)
     return ready(model, model_card, device)
 
