@@ -287,17 +287,33 @@ def test_cli_checkpoint_misuse_is_one_line(capsys, defects, extra, message):
     assert code == 2 and message in err and err.count("\n") == 1
 
 
+def bad_inputs(folder) -> list[tuple[object, object, str]]:
+    """Every kind of bad input as (checkpoint, labels, what the one sentence must say): a pickled module, a
+    network that is not a ResNet, a file cut short, an empty file, NaNs, labels of another count."""
+    torch.save(torchvision.models.resnet18(num_classes=2), folder / "whole.pth")
+    torch.save(torchvision.models.vgg11(num_classes=2).state_dict(), folder / "vgg.pth")
+    save_file(torchvision_net("resnet18", 2).state_dict(), str(folder / "cut.safetensors"))
+    (folder / "cut.safetensors").write_bytes((folder / "cut.safetensors").read_bytes()[:100_000])
+    (folder / "empty.pth").write_bytes(b"")
+    state = torchvision_net("resnet18", 2).state_dict()
+    state["fc.bias"][0] = float("nan")
+    torch.save(state, folder / "nan.pth")
+    torch.save(torchvision_net("resnet18", 2).state_dict(), folder / "two.pth")
+    (folder / "three.txt").write_text("a\nb\nc\n")
+    return [
+        (folder / "whole.pth", None, "torch.save(model.state_dict()"),
+        (folder / "vgg.pth", None, "is not a ResNet-family checkpoint"),
+        (folder / "cut.safetensors", None, "cut.safetensors is corrupt or truncated"),
+        (folder / "empty.pth", None, "empty.pth is empty"),
+        (folder / "nan.pth", None, "NaN or infinite values"),
+        (folder / "two.pth", folder / "three.txt", "names 3 classes, but two.pth's classifier has 2 outputs"),
+    ]
+
+
 def test_cli_bad_checkpoints_are_one_line_each(capsys, tmp_path):
-    torch.save(torchvision.models.resnet18(num_classes=2), tmp_path / "whole.pth")
-    torch.save(torchvision.models.vgg11(num_classes=2).state_dict(), tmp_path / "vgg.pth")
-    (tmp_path / "empty.safetensors").write_bytes(b"")
-    cases = {
-        "whole.pth": "torch.save(model.state_dict()",
-        "vgg.pth": "nearest architecture",
-        "empty.safetensors": "is empty",
-    }
-    for name, message in cases.items():
-        code, _, err = in_process(capsys, "predict", str(CHELSEA), "--checkpoint", str(tmp_path / name))
-        assert code == 2 and message in err and err.count("\n") == 1, (name, err)
+    for path, labels, message in bad_inputs(tmp_path):
+        extra = ("--labels", str(labels)) if labels else ()
+        code, _, err = in_process(capsys, "predict", str(CHELSEA), "--checkpoint", str(path), *extra)
+        assert code == 2 and message in err and err.count("\n") == 1, (path.name, err)
     code, _, err = in_process(capsys, "predict", str(CHELSEA), "--labels", str(tmp_path / "x.txt"))
     assert code == 2 and "give the checkpoint too" in err

@@ -21,6 +21,7 @@ from resnet_core import load_checkpoint
 from resnet_core.explain.analysis import analyze, topk_rows
 
 from .conftest import ROOT, free_port, randomize_batchnorm
+from .test_checkpoints import bad_inputs
 
 LEAVES = ["healthy", "rust", "scab", "blight", "mildew"]
 SCREENSHOTS = ROOT / "screenshots"
@@ -91,26 +92,17 @@ def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache
         panel.analyze_image(str(photos / "chelsea.png"), "resnet18", token)
 
 
-def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path, leaves):
-    checkpoint, _ = leaves
-    torch.save(torchvision.models.vgg11(num_classes=2).state_dict(), tmp_path / "vgg.pth")
-    torch.save(torchvision.models.resnet18(num_classes=2), tmp_path / "whole.pth")
+def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path):
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
-    state = torchvision.models.resnet18(num_classes=2).state_dict()
-    state["fc.bias"][0] = float("nan")
-    torch.save(state, tmp_path / "nan.pth")
-    cases = [
-        ((tmp_path / "vgg.pth", None), "is not a ResNet-family checkpoint"),
-        ((tmp_path / "whole.pth", None), "torch.save(model.state_dict()"),
-        ((tmp_path / "nan.pth", None), "NaN or infinite values"),
-        ((checkpoint, tmp_path / "three.txt"), "names 3 classes, but leaves.ckpt's classifier has 5 outputs"),
-        ((tmp_path / "three.txt", None), "a checkpoint is one of"),
-    ]
-    for (path, labels), message in cases:
+    wrong_kind = (tmp_path / "three.txt", None, "a checkpoint is one of")
+    cases = [*bad_inputs(tmp_path), wrong_kind]
+    for path, labels, message in cases:
         with pytest.raises(gr.Error) as info:
             panel.open_checkpoint(str(path), str(labels) if labels else None, [], None)
         assert message in str(info.value) and "/tmp" not in str(info.value), (path, str(info.value))
-    assert not any(uploads.is_upload(weights) for weights in held(cache))  # nothing half-opened stays
+    names = {path.name for path, _, _ in cases}
+    assert not [upload for upload in uploads._uploads.values() if upload.name in names]  # nothing half-opened stays
+    assert not any(uploads.get(weights).name in names for weights in held(cache) if uploads.is_upload(weights))
 
 
 def test_a_photo_over_the_limit_is_refused_before_decoding(tmp_path):
