@@ -105,13 +105,7 @@ def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path)
     assert not any(uploads.get(weights).name in names for weights in held(cache) if uploads.is_upload(weights))
 
 
-def test_a_photo_over_the_limit_is_refused_before_decoding(tmp_path):
-    big = tmp_path / "big.png"
-    big.write_bytes(b"\x89PNG" + bytes(21 * 2**20))
-    with pytest.raises(gr.Error, match="photos up to 20 MB are accepted"):
-        app_state.load_photo(str(big))
-
-
+@pytest.mark.browser
 def test_gradio_client_and_chromium_open_a_five_class_checkpoint(leaves, photos, tmp_path, monkeypatch):
     """Through the launched app: /open_checkpoint then /analyze in one client session; then the same in Chromium,
     where the predictions and the Grad-CAM class picker name the user's classes."""
