@@ -34,7 +34,11 @@ NETWORKS = ["resnet18", "resnet34", "resnet50"]
 
 
 def recognition(reps: int) -> None:
-    folder = Path(tempfile.mkdtemp())
+    with tempfile.TemporaryDirectory() as scratch:  # two copies of a 223 MB checkpoint: gone afterwards
+        _recognition(Path(scratch), reps)
+
+
+def _recognition(folder: Path, reps: int) -> None:
     state = torchvision.models.resnet152(num_classes=37).state_dict()
     torch.save(state, folder / "resnet152.pth")
     save_file(state, str(folder / "resnet152.safetensors"))
@@ -71,10 +75,14 @@ def _first_call(path: Path) -> float:
 
 
 def memory(sessions: int, ttl: int) -> None:
+    with tempfile.TemporaryDirectory() as scratch:
+        _memory(Path(scratch), sessions, ttl)
+
+
+def _memory(folder: Path, sessions: int, ttl: int) -> None:
     from gradio_client import Client, handle_file
 
     os.environ["RESNET_EXPLORER_UPLOADS_TTL"] = os.environ["RESNET_EXPLORER_RESULTS_TTL"] = str(ttl)
-    folder = Path(tempfile.mkdtemp())
     paths = []
     for index in range(sessions):
         arch = NETWORKS[index % len(NETWORKS)]

@@ -102,13 +102,14 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
 
 def deep_ones_slow(values: list) -> list:
     """``values`` (architecture names, or tuples that start with one) as pytest parameters, the networks of 101 or
-    more layers marked slow: the fast lane skips them."""
-    from resnet_core import get_arch
+    more layers or 60 M or more parameters (the wide ones) marked slow: the fast lane skips them."""
+    from resnet_core import cost_table, get_arch
 
     params = []
     for value in values:
         name = value[0] if isinstance(value, tuple) else value
-        marks = [pytest.mark.slow] if get_arch(name).depth >= 101 else []
+        big = get_arch(name).depth >= 101 or cost_table(name).total_params >= 60e6
+        marks = [pytest.mark.slow] if big else []
         params.append(
             pytest.param(*value, marks=marks) if isinstance(value, tuple) else pytest.param(value, marks=marks)
         )
