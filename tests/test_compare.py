@@ -180,7 +180,7 @@ def test_compare_through_gradio_client_equals_analyze(cache):
         assert "different label spaces (CIFAR-10, MNIST digits, ImageNet-1k)" in summary
         captions = [item["caption"].split(":")[0] for item in gallery]
         assert captions == ["cifar10_resnet20", "digits_plain56", "resnet18 (UNTRAINED)"]
-        assert table["headers"] == ["", "cifar10_resnet20", "digits_plain56", "resnet18"]
+        assert table["headers"] == ["", *captions]  # one name per network: caption, column and legend
         assert Image.open(plot).format == "PNG" and np.asarray(Image.open(plot).convert("L")).std() > 0
         # Each column is the single analysis, pixel for pixel: the Grad-CAM tab's picture of the same network.
         archs, choices = ["cifar10_resnet20", "digits_plain56", "resnet18"], ["DEFAULT", "DEFAULT", RANDOM_INIT]
