@@ -7,6 +7,7 @@ analysis on screen (stage, layer, block, channel, class) follows it, not the pic
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +43,7 @@ from .gpu import on_gpu
 from .gradcam_tab import cam_caption, class_choices
 from .image_outputs import png_figures, png_path
 from .report import analysis_report
-from .residuals_tab import residual_chart, residual_summary
+from .residuals_tab import chart_if_open, residual_chart, residual_summary
 from .sessions import TabState, new_token
 from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, caption
 
@@ -193,16 +194,25 @@ def wire(shared: Shared, panel: Panel) -> None:
     stale_inputs = [session, shared.image, shared.arch]
     gr.on([shared.image.change, shared.arch.change], mark_stale, stale_inputs, panel.stale, queue=False, **PRIVATE)
     analysis_inputs = [views[name] for name in ("cam_layer", "stage", "block", "channels", "sort", "opacity")]
+    inputs = [shared.image, shared.arch, shared.weights, panel.topk, *analysis_inputs, session]
+    # Raw values in (preprocess=False): Gradio would decode the upload itself and fail with a server error on a
+    # broken file; resnet_core.load_image does the decoding, with its limits and one clear message.
+    # The API's /analyze returns every output, the residual chart drawn; the page's own click leaves the chart to
+    # the Residuals tab (drawn when it is on screen), so nobody waits for a chart they are not looking at.
+    api = gr.Button(visible=False)
+    api_call = png_figures(on_gpu(analyze_image, "analysis"))
+    api.click(api_call, inputs, outputs, api_name="analyze", preprocess=False, **NETWORK)
+    page_outputs = [output for output in outputs if output is not views["residual_chart"]]
     panel.run.click(
-        png_figures(on_gpu(analyze_image, "analysis")),
-        [shared.image, shared.arch, shared.weights, panel.topk, *analysis_inputs, session],
-        outputs,
-        api_name="analyze",
-        # Raw values in: Gradio would decode the upload itself and fail with a server error on a broken file.
-        # resnet_core.load_image does the decoding, with its limits and one clear message.
+        png_figures(on_gpu(functools.partial(analyze_image, chart=False), "analysis")),
+        inputs,
+        page_outputs,
         preprocess=False,
+        **PRIVATE,
         **NETWORK,
-    ).success(refresh_controls, [session, views["stage"], views["channel"]], controls, queue=False, **PRIVATE)
+    ).success(refresh_controls, [session, views["stage"], views["channel"]], controls, queue=False, **PRIVATE).success(
+        png_figures(chart_if_open), [session, shared.open_tab], views["residual_chart"], **PRIVATE
+    )
     panel.open_checkpoint.click(
         open_checkpoint,
         [panel.checkpoint, panel.checkpoint_labels, panel.opened],
@@ -307,6 +317,8 @@ def analyze_image(
     opacity: float = 0.5,
     previous: TabState | None = None,
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
+    *,
+    chart: bool = True,
 ):
     """Classify a photo with one ResNet and draw every view from one forward pass.
 
@@ -327,6 +339,8 @@ def analyze_image(
         opacity: the heat map's opacity over the crop, 0 to 1.
         previous: the tab's last analysis (a session state, not an API parameter): where it was of another
             network, its stage and layer picks are that network's, so the new one starts at its own last stage.
+        chart: whether to draw the residual chart (not an API parameter: the page's own click leaves it to the
+            Residuals tab, which draws it when it is on screen).
     """
     if previous and previous["arch"] != arch:
         cam_layer = stage = None
@@ -342,13 +356,14 @@ def analyze_image(
     result = stored.result
     grid, _ = feature_grid(feature_of(result, stage, block), int(channels), sort)
     # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
+    drawn = (residual_chart(result),) if chart else ()
     return (
         prediction_label(result),
         status_text(result, loaded, note),
         png_path(result.crop),
         png_path(grid),
         png_path(cam_overlay(result.crop, stored.cam, opacity)),
-        residual_chart(result),
+        *drawn,
         residual_summary(result),
         state,
     )

@@ -42,6 +42,10 @@ PIXELATED = (
 )
 
 
+def opened_tab(event: gr.SelectData) -> str:
+    return event.value
+
+
 def build_demo(tabs: list[Tab] | None = None) -> gr.Blocks:
     """The whole app: the header, the analysis panel, then every tab of ``tabs`` (default: :data:`TABS`)."""
     with gr.Blocks(title="ResNet Explorer") as demo:
@@ -50,9 +54,12 @@ def build_demo(tabs: list[Tab] | None = None) -> gr.Blocks:
             "Upload a photo, pick a network, press **Analyze**."
         )
         shared, panel = analysis_panel.build(demo)
-        with gr.Tabs():
-            for tab in TABS if tabs is None else tabs:
+        pages = TABS if tabs is None else tabs
+        shared.open_tab = gr.State(pages[0].TITLE)
+        with gr.Tabs() as tab_row:
+            for tab in pages:
                 with gr.Tab(tab.TITLE) as page:
                     tab.build(shared, page)
+        tab_row.select(opened_tab, None, shared.open_tab, queue=False, api_visibility="private")
         analysis_panel.wire(shared, panel)  # the analysis fills views of several tabs: wired once they exist
     return demo

@@ -9,8 +9,10 @@ from matplotlib.figure import Figure
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import residual_figure
 
-from .app_state import untrained_mark
-from .shared import Shared, chart
+from .app_state import stored_analysis, untrained_mark
+from .image_outputs import png_figures
+from .sessions import TabState
+from .shared import PRIVATE, Shared, chart
 
 TITLE = "Residuals"
 
@@ -19,6 +21,19 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     residual_md = gr.Markdown()
     residual_plot = chart("Size of each block's residual branch relative to its shortcut", elem_id="residual-chart")
     shared.views.update(residual_chart=residual_plot, residual_md=residual_md)
+    # The chart costs a quarter of a second to draw: a click on Analyze does not wait for it unless it is on screen
+    # (the /analyze API returns it, drawn, as before).
+    tab.select(png_figures(shown_chart), shared.session, residual_plot, **PRIVATE)
+
+
+def shown_chart(state: TabState | None):
+    """The chart of the tab's analysis, for a tab being opened: nothing to draw before an analysis."""
+    return residual_chart(stored_analysis(state)[1].result) if state else gr.skip()
+
+
+def chart_if_open(state: TabState | None, open_tab: str):
+    """After an analysis: the chart, where this tab is the one on screen (else it is drawn when opened)."""
+    return shown_chart(state) if open_tab == TITLE else gr.skip()
 
 
 def residual_chart(result: AnalysisResult) -> Figure:

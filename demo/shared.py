@@ -35,6 +35,7 @@ class Shared:
     weights: gr.Dropdown
     session: gr.State  # the tab's plain state (demo.sessions.TabState), None before an analysis
     views: dict[str, Any] = field(default_factory=dict)
+    open_tab: gr.State | None = None  # the TITLE of the tab on screen: views only it shows are drawn when opened
 
 
 class Tab(Protocol):
