@@ -194,6 +194,12 @@ def prediction_label(result: AnalysisResult) -> dict[str, float]:
     return {f"{name} ({index})": probability for index, name, probability in result.topk}
 
 
+def network_name(result: AnalysisResult) -> str:
+    """How every view names the network of an analysis: its architecture, or for a visitor's checkpoint the
+    architecture and the file (so it stands apart from the published network of the same architecture)."""
+    return result.card.label if result.card.checkpoint is not None else result.card.arch.name
+
+
 def untrained_mark(result: AnalysisResult) -> str:
     """What every output of an untrained network carries ("" for a trained one)."""
     return "" if result.card.pretrained else "UNTRAINED (random weights): predictions are meaningless"

@@ -18,7 +18,7 @@ from resnet_core.explain.reference import reference_library, verify
 from resnet_core.render import cam_overlay, residual_figure
 
 from . import uploads
-from .app_state import image_path, load_photo, models, user_error, weight_choice
+from .app_state import image_path, load_photo, models, network_name, user_error, weight_choice
 from .catalog import FAMILIES, LoadedModel, architectures_of
 from .gpu import on_gpu
 from .image_outputs import png_figures, png_path
@@ -214,8 +214,7 @@ def _not_delivered(loaded: LoadedModel) -> str:
 def _network(result: AnalysisResult) -> str:
     """The network's name as its column, caption and legend show it (a checkpoint: with its file's name, so it
     stands apart from the published network of its architecture); marked where it is untrained."""
-    name = result.card.label if result.card.checkpoint is not None else result.card.arch.name
-    return name + ("" if result.card.pretrained else " (UNTRAINED)")
+    return network_name(result) + ("" if result.card.pretrained else " (UNTRAINED)")
 
 
 def _caption(result: AnalysisResult) -> str:

@@ -9,7 +9,7 @@ import gradio as gr
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import cam_overlay
 
-from .app_state import models, results, stored_analysis, untrained_mark, user_error
+from .app_state import models, network_name, results, stored_analysis, untrained_mark, user_error
 from .gpu import on_gpu
 from .image_outputs import png_path
 from .sessions import TabState
@@ -51,7 +51,7 @@ def cam_caption(result: AnalysisResult, class_index: int, layer: str) -> str:
     """What the Grad-CAM picture shows: which class, which stage, which network; marked when untrained."""
     mark = untrained_mark(result)
     text = (
-        f'**Grad-CAM of "{result.card.categories[class_index]}"** at {layer} of {result.card.arch.name}, on the '
+        f'**Grad-CAM of "{result.card.categories[class_index]}"** at {layer} of {network_name(result)}, on the '
         "crop the network saw"
     )
     return text + (f". **{mark}: the map means nothing.**" if mark else ".")

@@ -9,7 +9,7 @@ from matplotlib.figure import Figure
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import residual_figure
 
-from .app_state import stored_analysis, untrained_mark
+from .app_state import network_name, stored_analysis, untrained_mark
 from .image_outputs import png_figures
 from .sessions import TabState
 from .shared import PRIVATE, Shared, chart
@@ -40,8 +40,9 @@ def residual_chart(result: AnalysisResult) -> Figure:
     """||F(x)|| / ||shortcut(x)|| of every block of the analysis: one bar per block, coloured by stage."""
     ratios = {name: stats.residual_ratio for name, stats in result.blocks.items()}
     mark = untrained_mark(result)
-    title = f"{result.card.arch.name}{f' ({mark})' if mark else ''}: each block's residual branch against its shortcut"
-    return residual_figure({result.card.arch.name: ratios}, result.stage_of, title)
+    name = network_name(result)
+    title = f"{name}{f' ({mark})' if mark else ''}: each block's residual branch against its shortcut"
+    return residual_figure({name: ratios}, result.stage_of, title)
 
 
 def residual_summary(result: AnalysisResult) -> str:
