@@ -9,7 +9,6 @@ model cache like any other, within the same bound. When the browser tab closes, 
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import shutil
 import tempfile
@@ -18,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resnet_core.zoo.checkpoints import SOURCE, CheckpointError, CheckpointInfo, inspect_checkpoint
+from resnet_core.zoo.weights import file_sha256
 
 __all__ = ["PREFIX", "Upload", "forget", "forget_session", "get", "is_upload", "open_upload"]
 
@@ -93,7 +93,7 @@ def open_upload(checkpoint: str | Path, labels: str | Path | None = None, sessio
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    upload = Upload(PREFIX + key, session, path, kept_labels, _sha256(path), info)
+    upload = Upload(PREFIX + key, session, path, kept_labels, file_sha256(path), info)
     with _guard:
         _uploads[upload.token] = upload
     return upload
@@ -122,15 +122,6 @@ def forget_session(session: str) -> None:
 
 def _folder() -> Path:
     return Path(tempfile.gettempdir()) / "resnet-explorer-uploads"
-
-
-def _sha256(path: Path) -> str:
-    """The file's identity, shown beside its name: which of a user's many checkpoints this is."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _copy(source: Path, target: Path) -> Path:

@@ -45,6 +45,7 @@ __all__ = [
     "WeightsUnavailableError",
     "default_weights",
     "eval_size",
+    "file_sha256",
     "get_weights",
     "list_weights",
     "load_checkpoint_file",
@@ -441,18 +442,23 @@ def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def file_sha256(path: str | Path) -> str:
+    """The sha256 of a file, read in chunks: a checkpoint can be larger than the memory one wants to spend."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _verify_hash_prefix(path: Path) -> None:
     match = torch.hub.HASH_REGEX.search(path.name)
     if match is None:
         return
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:  # in chunks: a checkpoint can be larger than the memory one wants to spend
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    if not digest.hexdigest().startswith(match.group(1)):
-        raise _SourceFailed(
-            f"{path} fails its sha256 check ({digest.hexdigest()[:8]} != {match.group(1)}); delete it to re-download"
-        )
+    found = file_sha256(path)
+    if not found.startswith(match.group(1)):
+        mismatch = f"{found[:8]} != {match.group(1)}"
+        raise _SourceFailed(f"{path} fails its sha256 check ({mismatch}); delete it to re-download")
 
 
 class _HuggingFaceHub:
