@@ -32,6 +32,24 @@ def pick(page, label: str, value: str) -> None:
     page.keyboard.press("Enter")
 
 
+def click(page, rep: int) -> float:
+    """Upload the rep-th photo, click Analyze, and return the seconds until every output shows it."""
+    page.set_input_files("#photo input[type=file]", str(ROOT / "assets" / "photos" / PHOTOS[rep % len(PHOTOS)]))
+    page.wait_for_timeout(500)  # let the upload settle: it is not part of the click
+    before = page.evaluate(SOURCES)
+    start = time.perf_counter()
+    page.get_by_role("button", name="Analyze").click()
+    page.wait_for_function(
+        f"""(before) => {{ const now = ({SOURCES})();
+            return now !== before && !now.split('|').slice(0, 2).includes('')
+                   && !document.querySelector('.progress-text, .eta-bar'); }}""",
+        arg=before,
+        timeout=120_000,
+        polling=10,
+    )
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--archs", nargs="+", default=["resnet50", "resnet152"])
@@ -49,22 +67,8 @@ def main() -> None:
             for arch in args.archs:
                 pick(page, "Depth / variant", arch)
                 pick(page, "Weights", "random init")
-                times = []
-                for rep in range(args.reps + 1):
-                    photo = ROOT / "assets" / "photos" / PHOTOS[rep % len(PHOTOS)]
-                    page.set_input_files("#photo input[type=file]", str(photo))
-                    page.wait_for_timeout(500)  # let the upload settle: it is not part of the click
-                    before = page.evaluate(SOURCES)
-                    start = time.perf_counter()
-                    page.get_by_role("button", name="Analyze").click()
-                    page.wait_for_function(
-                        f"""(before) => {{ const now = ({SOURCES})();
-                            return now !== before && !now.split('|').slice(0, 2).includes('')
-                                   && !document.querySelector('.progress-text, .eta-bar'); }}""",
-                        arg=before, timeout=120_000, polling=10,
-                    )  # fmt: skip
-                    if rep:  # the first click loads the model
-                        times.append(time.perf_counter() - start)
+                click(page, 0)  # the first click loads the model
+                times = [click(page, rep) for rep in range(1, args.reps + 1)]
                 print(f"{arch}: click -> every output shown, median of {args.reps}: {statistics.median(times):.3f} s "
                       f"(min {min(times):.3f}, max {max(times):.3f})")  # fmt: skip
     finally:

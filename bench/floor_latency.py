@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.app_speed import ROOT, free_port, start_server
 from bench.browser import chromium_page
-from bench.browser_latency import PHOTOS, SOURCES, pick
+from bench.browser_latency import click, pick
 
 
 def start_plain(port: int) -> subprocess.Popen:
@@ -41,24 +41,6 @@ def start_plain(port: int) -> subprocess.Popen:
             if process.poll() is not None:
                 raise RuntimeError("bench.plain_app exited before answering") from None
             time.sleep(0.05)
-
-
-def click(page, rep: int) -> float:
-    """Upload the rep-th photo, click Analyze, and return the seconds until every output shows it."""
-    page.set_input_files("#photo input[type=file]", str(ROOT / "assets" / "photos" / PHOTOS[rep % len(PHOTOS)]))
-    page.wait_for_timeout(500)  # let the upload settle: it is not part of the click
-    before = page.evaluate(SOURCES)
-    start = time.perf_counter()
-    page.get_by_role("button", name="Analyze").click()
-    page.wait_for_function(
-        f"""(before) => {{ const now = ({SOURCES})();
-            return now !== before && !now.split('|').slice(0, 2).includes('')
-                   && !document.querySelector('.progress-text, .eta-bar'); }}""",
-        arg=before,
-        timeout=120_000,
-        polling=10,
-    )
-    return time.perf_counter() - start
 
 
 def main() -> None:
