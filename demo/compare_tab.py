@@ -140,27 +140,26 @@ def on_preset(preset: str) -> tuple[list[str], str]:
     return list(archs), note
 
 
-def _weight_list(archs: list[str], weights: str | list[str] | None) -> list[str]:
-    """One weight choice per network: empty means each network's default (random init where none is published);
-    a network given as ARCH@WEIGHTS (a checkpoint opened above) carries its own."""
+def _weight_list(archs: list[str], carried: list[str], weights: str | list[str] | None) -> list[str]:
+    """One weight choice per network: a network's own (``carried``, from ARCH@WEIGHTS: a checkpoint opened above),
+    else the one given for it; none given means each network's default (random init where none is published)."""
     if isinstance(weights, str):
         weights = [w.strip() for w in weights.split(",")] if weights.strip() else []
     weights = list(weights or [])
     if weights and len(weights) != len(archs):
         raise user_error(f"Give one weight name per network ({len(archs)}), or none; got {len(weights)}.")
-    pairs = [arch.partition("@") for arch in archs]
     given = weights or [None] * len(archs)
-    return [weight_choice(arch, carried or choice) for (arch, _, carried), choice in zip(pairs, given, strict=True)]
+    return [weight_choice(arch, own or choice) for arch, own, choice in zip(archs, carried, given, strict=True)]
 
 
 def _request(image: str | dict | None, archs: list[str] | None, weights: str | list[str] | None):
     """The checked networks, their weight choices and the loaded photo, or one sentence on what is wrong."""
     image_path(image)  # no photo: say so before anything else
-    archs = [arch for arch in (archs or []) if arch]
-    if not MIN_NETWORKS <= len(archs) <= MAX_NETWORKS:
-        raise user_error(f"Pick {MIN_NETWORKS} to {MAX_NETWORKS} networks to compare; got {len(archs)}.")
-    chosen = _weight_list(archs, weights)
-    return [arch.partition("@")[0] for arch in archs], chosen, load_photo(image)
+    picked = [arch.partition("@") for arch in (archs or []) if arch]
+    if not MIN_NETWORKS <= len(picked) <= MAX_NETWORKS:
+        raise user_error(f"Pick {MIN_NETWORKS} to {MAX_NETWORKS} networks to compare; got {len(picked)}.")
+    names, carried = [name for name, _, _ in picked], [own for _, _, own in picked]
+    return names, _weight_list(names, carried, weights), load_photo(image)
 
 
 def offer_checkpoint(arch: str, weights: str):
