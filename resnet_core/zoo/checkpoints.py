@@ -20,7 +20,7 @@ from .label_spaces import LabelSpace
 from .models import ResNet
 from .preprocess import Preprocess
 from .recognition import BN_STEPS, HUB_PREFIX, CheckpointError, Recognition, display_name, normalised, recognise
-from .weights import _SourceFailed, default_weights, hub_file, load_checkpoint_file
+from .weights import _check_fits, _SourceFailed, default_weights, hub_file, load_checkpoint_file
 
 __all__ = ["SOURCE", "CheckpointError", "CheckpointInfo", "inspect_checkpoint", "load_checkpoint", "read_labels"]
 
@@ -116,10 +116,10 @@ def load_checkpoint(
         model = build(spec)
     # BN's step counters are the only keys a checkpoint may lack: they feed no output, so the model's own stay.
     state = {**{k: v for k, v in model.state_dict().items() if k.endswith(BN_STEPS)}, **state}
-    try:
-        model.load_state_dict(state, strict=True)
-    except RuntimeError as error:  # recognised, so only a disagreement with arch= or the hub config gets here
-        raise CheckpointError(f"{found.name} does not fit {spec.name}: {' '.join(str(error).split())[:300]}") from None
+    try:  # the one strict loader; recognised already, so only a disagreement with arch= could fail here
+        _check_fits(model, state, spec.name)
+    except _SourceFailed as failure:
+        raise CheckpointError(f"{found.name}: {failure}") from None
     source_line = f"{SOURCE}{found.where}"
     model_card = ModelCard(spec, None, source_line, info.preprocess, info.recognition, info.labels_source)
     return ready(model, model_card, device)
