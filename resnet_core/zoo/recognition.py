@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -79,9 +79,6 @@ class Recognition:
         if self.ties:
             notes.append(f"{', '.join(self.ties)} {'has' if len(self.ties) == 1 else 'have'} the same keys and shapes")
         return f"{name} recognised as {self.arch} from its keys and shapes ({self.format}; {'; '.join(notes)})"
-
-    def as_dict(self) -> dict:
-        return {**asdict(self), "recognised": self.recognised, "sentence": self.sentence()}
 
 
 def recognise(
