@@ -17,7 +17,7 @@ from .image_outputs import png_figures
 from .shared import Shared, chart
 
 TITLE = "Cost"
-COST_HEADERS = ["block", "parameters", "MACs", "FLOPs", "output shape", "% params", "% FLOPs"]
+COST_HEADERS = ["block", "parameters", "MACs", "FLOPs", "output shape", "% params", "% FLOPs", "receptive field (px)"]
 
 
 def build(shared: Shared, tab: gr.Tab) -> None:
@@ -53,6 +53,7 @@ def cost_rows(table: CostTable) -> list[list]:
             "x".join(map(str, row.output_shape)),
             round(100 * row.params_share, 2),
             round(100 * row.flops_share, 2),
+            row.receptive_field,
         ]
         for row in table.rows
     ]
@@ -81,6 +82,11 @@ def cost_summary(arch: str, weights: str) -> str:
         "Per stage: "
         + ", ".join(f"{name} {100 * total['flops_share']:.1f}% of FLOPs" for name, total in stages.items())
         + "."
+    )
+    fields = [f"{name} {total['receptive_field']} px" for name, total in stages.items() if total["receptive_field"]]
+    lines.append(
+        "**Receptive field** (the input pixels one unit of a stage's output can see, per side, from the network's "
+        f"own layers): {', '.join(fields)}; the head's average pool sees the whole input."
     )
     numbers = bottleneck_arithmetic(256)
     lines.append(

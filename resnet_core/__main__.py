@@ -125,11 +125,12 @@ def cmd_info(args: argparse.Namespace) -> int:
             f"{row.name:<10} {_format_int(row.params):>12} {_format_int(row.macs):>15} "
             f"{_format_int(row.flops):>15} {shape:>16} {100 * row.flops_share:>7.1f}%"
         )
-    print("per stage:")
+    print("per stage (receptive field: input pixels one output unit sees, per side):")
     for stage, total in table.stages().items():
+        field = f"{total['receptive_field']:>5} px" if total["receptive_field"] else "    whole"
         print(
             f"  {stage:<8} {int(total['blocks']):>3} rows {_format_int(total['params']):>12} params "
-            f"{_format_int(total['macs']):>15} MACs {100 * total['flops_share']:>6.1f}% of FLOPs"
+            f"{_format_int(total['macs']):>15} MACs {100 * total['flops_share']:>6.1f}% of FLOPs  field {field}"
         )
     return 0
 

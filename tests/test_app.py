@@ -23,7 +23,7 @@ from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
 from demo.sessions import AnalysisStore
-from resnet_core import ARCHITECTURES, WEIGHTS, create_model, default_weights
+from resnet_core import ARCHITECTURES, WEIGHTS, cost_table, create_model, default_weights
 from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
@@ -63,6 +63,9 @@ def test_handlers_agree_with_the_library(cache, photos):
     cost_md, cost_plot, cost_rows = cost_tab.cost_views("resnet18", RANDOM_INIT)
     assert "1.814 GMACs" in cost_md and "69,632" in cost_md and "1,179,648" in cost_md
     assert [row[0] for row in cost_rows][:2] == ["stem", "layer1.0"] and cost_plot.axes
+    table = cost_table("resnet18")
+    assert [row[-1] for row in cost_rows] == [row.receptive_field for row in table.rows]  # the library's fields
+    assert "layer4 435 px" in cost_md
     # The tab keeps plain data only; the activations live in the bounded store.
     assert set(state) == {"token", "arch", "weights", "image", "topk", "cam_class", "cam_layer"}
     assert all(isinstance(value, str | int) for value in state.values())

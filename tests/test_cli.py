@@ -14,6 +14,8 @@ from safetensors.torch import save_file
 
 from resnet_core import ARCHITECTURES, WEIGHTS, cost_table, create_model, load_image
 from resnet_core.__main__ import main as cli
+from resnet_core.measure.receptive_field import receptive_fields
+from resnet_core.zoo.architectures import build
 
 from .conftest import ROOT, randomize_batchnorm
 
@@ -58,8 +60,13 @@ def test_info_prints_the_cost_table(capsys):
     table = json.loads(out)
     assert table["total_macs"] == cost_table("resnet50").total_macs
     assert [row["name"] for row in table["rows"]][:3] == ["stem", "layer1.0", "layer1.1"]
+    fields = receptive_fields(build("resnet50"))
+    assert [row["receptive_field"] for row in table["rows"]] == [f.size for f in fields.values()] + [None]
+    assert {name: s["receptive_field"] for name, s in table["stages"].items()} == {
+        "stem": 11, "layer1": 35, "layer2": 91, "layer3": 267, "layer4": 427, "head": None
+    }  # fmt: skip
     text = in_process(capsys, "info", "resnet18")[1]
-    assert "GMACs" in text and "layer4.1" in text and "per stage" in text
+    assert "GMACs" in text and "layer4.1" in text and "per stage" in text and "field   435 px" in text
 
 
 def test_predict_with_a_local_checkpoint_matches_the_library(tmp_path, photos):

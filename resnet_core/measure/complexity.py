@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ..zoo.architectures import ArchSpec, build, get_arch
 from ..zoo.models import BasicBlock, Bottleneck, ResNet
 from ..zoo.weights import eval_size
+from .receptive_field import receptive_fields
 
 __all__ = ["CostRow", "CostTable", "bottleneck_arithmetic", "cost_table", "count_costs"]
 
@@ -30,6 +31,7 @@ class CostRow:
     output_shape: tuple[int, ...]
     params_share: float
     flops_share: float
+    receptive_field: int | None = None  # input pixels one output unit sees, per side; None for the head
 
     @property
     def macs(self) -> int:
@@ -61,15 +63,16 @@ class CostTable:
     def gmacs(self) -> float:
         return self.total_macs / 1e9
 
-    def stages(self) -> dict[str, dict[str, float]]:
-        """Per-stage subtotals (stem, layer1..., head)."""
-        totals: dict[str, dict[str, float]] = {}
+    def stages(self) -> dict[str, dict[str, float | None]]:
+        """Per-stage subtotals (stem, layer1..., head), and the receptive field of the stage's output."""
+        totals: dict[str, dict[str, float | None]] = {}
         for row in self.rows:
             entry = totals.setdefault(row.stage, {"params": 0, "macs": 0, "flops": 0, "blocks": 0})
             entry["params"] += row.params
             entry["macs"] += row.macs
             entry["flops"] += row.flops
             entry["blocks"] += 1
+            entry["receptive_field"] = row.receptive_field  # rows run in forward order: the last one's
         for entry in totals.values():
             entry["params_share"] = entry["params"] / self.total_params
             entry["flops_share"] = entry["flops"] / self.total_flops
@@ -134,8 +137,18 @@ def count_costs(model: ResNet, input_size: int = 224, name: str | None = None) -
     raw = [(row, int(flops[row]), params_of(parts)) for row, parts in groups.items()]
     total_flops = sum(f for _, f, _ in raw) or 1
     total_params = sum(p for _, _, p in raw) or 1
+    fields = {row: field.size for row, field in receptive_fields(model).items()}
     rows = tuple(
-        CostRow(row, stage_of[row], params, row_flops, shapes[row], params / total_params, row_flops / total_flops)
+        CostRow(
+            row,
+            stage_of[row],
+            params,
+            row_flops,
+            shapes[row],
+            params / total_params,
+            row_flops / total_flops,
+            fields.get(row),
+        )
         for row, row_flops, params in raw
     )
     return CostTable(name or (model.card.arch.name if model.card else type(model).__name__), input_size, rows)
