@@ -6,8 +6,10 @@ import pytest
 import torch
 from torch import nn
 
+from resnet_core import ARCHITECTURES, get_arch
 from resnet_core.measure.complexity import cost_table
 from resnet_core.measure.receptive_field import receptive_fields
+from resnet_core.zoo.architectures import build
 from resnet_core.zoo.models import BasicBlock, Bottleneck, ResNestBottleneck, ResNet
 
 SMALL = {
@@ -19,6 +21,7 @@ SMALL = {
     "CIFAR stem, option A shortcuts": dict(
         block=BasicBlock, layers=[1, 2, 1], widths=(4, 8, 16), stem_type="cifar", downsample="zeropad"
     ),
+    "plain (no shortcuts)": dict(block=BasicBlock, layers=[1, 2], widths=(4, 8), shortcut=False),
     "ResNeSt": dict(block=ResNestBottleneck, layers=[1, 1], widths=(4, 8), stem_type="deep", stem_width=4),
 }
 
@@ -88,3 +91,12 @@ def test_published_sizes_and_the_cost_table():
         assert all(row.receptive_field for row in table.rows[:-1])
         sizes = [row.receptive_field for row in table.rows[:-1]]
         assert sizes == sorted(sizes)  # a field only grows
+
+
+@pytest.mark.parametrize("arch", list(ARCHITECTURES))
+def test_every_registered_network_has_growing_fields(arch):
+    with torch.device("meta"):
+        model = build(get_arch(arch))
+    fields = receptive_fields(model)
+    sizes = [field.size for field in fields.values()]
+    assert list(fields) == ["stem", *model.block_names()] and sizes == sorted(sizes) and sizes[0] > 1

@@ -86,8 +86,9 @@ def receptive_fields(model: ResNet) -> dict[str, ReceptiveField]:
     for block in model.block_names():
         module = model.get_submodule(block)
         branch = field.through(module, skip="downsample")
-        shortcut = field.through(module.downsample) if module.downsample is not None else field
-        if shortcut.size > branch.size or shortcut.jump != branch.jump:
-            raise ValueError(f"{block}: the shortcut sees further than the branch; no single field describes it")
+        if module.shortcut and module.downsample is not None:  # an identity shortcut sees what the input saw
+            shortcut = field.through(module.downsample)
+            if shortcut.size > branch.size or shortcut.jump != branch.jump:
+                raise ValueError(f"{block}: the shortcut sees further than the branch; no single field describes it")
         field = fields[block] = branch
     return fields
