@@ -1,4 +1,4 @@
-"""``python -m resnet_core``: list, info, predict, compare, verify (and the degradation lab).
+"""``python -m resnet_core``: list, info, predict, compare, verify, sanity, evidence (and the degradation lab).
 
 Errors a user can cause (unknown names, unavailable weights, unreadable images) print one line and exit 2;
 tracebacks are for bugs only.
@@ -361,6 +361,30 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from .explain.evidence import evidence_split
+
+    model = _model(args)
+    split = evidence_split(model, args.image, class_index=args.class_)
+    if args.json:
+        print(json.dumps(split.as_dict(), indent=2))
+        return 0
+    trained = "" if model.card.pretrained else "  [untrained: the evidence is a random network's]"
+    print(
+        f"{model.card.arch.name} ({model.card.label}){trained}: evidence for '{split.class_name}' "
+        f"(class {split.class_index}, logit {split.logit:.3f}) at each block, <dS/dz, term> to first order"
+    )
+    print(f"{'block':<10} {'branch F(x)':>12} {'shortcut':>12} {'total':>12} {'via shortcut':>13}")
+    for entry in split.blocks:
+        share = f"{100 * entry.shortcut_share:12.1f}%" if entry.shortcut_share is not None else f"{'-':>13}"
+        print(f"{entry.block:<10} {entry.branch:>12.4f} {entry.shortcut:>12.4f} {entry.total:>12.4f} {share}")
+    if not any(entry.has_shortcut for entry in split.blocks):
+        print("a plain network: no shortcuts, so all of every block's evidence is in its branch")
+    else:
+        print(f"{len(split.through_shortcut())} of {len(split.blocks)} blocks carry most of it through the shortcut")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .zoo.checkpoints import inspect_checkpoint
 
@@ -441,6 +465,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sanity)
+
+    p = sub.add_parser("evidence", help="a class's evidence at each block: through the shortcut or from the branch")
+    p.add_argument("image")
+    _add_model_options(p)
+    p.add_argument("--class", dest="class_", default=None, help="an index or a name (default: the top-1 class)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_evidence)
 
     p = sub.add_parser("visualize", help="the image a channel responds to most (feature visualization), as a PNG")
     _add_model_options(p, default_arch=None)

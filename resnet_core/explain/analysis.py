@@ -99,10 +99,11 @@ class AnalysisResult:
 
 def model_input(model: ResNet, image: Image.Image | str | Path) -> tuple[Image.Image, Tensor]:
     """The crop ``model`` sees of ``image`` (its weights' resize and crop) and that crop as a normalised batch of
-    one on the model's device: what every method that explains one image starts from."""
+    one on the model's device and in its precision: what every method that explains one image starts from."""
     preprocess = card(model).preprocess
     crop = preprocess.crop(load_image(image))
-    return crop, preprocess.normalize(crop).unsqueeze(0).to(next(model.parameters()).device)
+    parameter = next(model.parameters())
+    return crop, preprocess.normalize(crop).unsqueeze(0).to(parameter.device, parameter.dtype)
 
 
 def topk_classes(probabilities: Tensor, categories: tuple[str, ...], k: int) -> list[tuple[int, str, float]]:
