@@ -211,7 +211,11 @@ def wire(shared: Shared, panel: Panel) -> None:
         **PRIVATE,
         **NETWORK,
     ).success(refresh_controls, [session, views["stage"], views["channel"]], controls, queue=False, **PRIVATE).success(
-        png_figures(chart_if_open), [session, shared.open_tab], views["residual_chart"], **PRIVATE
+        png_figures(chart_if_open),
+        [session, shared.open_tab],
+        [views["residual_chart"], *views["evidence_outputs"]],
+        **PRIVATE,
+        **NETWORK,
     )
     panel.open_checkpoint.click(
         open_checkpoint,

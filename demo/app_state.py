@@ -17,6 +17,7 @@ from PIL import Image
 
 from resnet_core import ARCHITECTURES, default_weights
 from resnet_core.explain.analysis import AnalysisResult, analyze
+from resnet_core.explain.evidence import EvidenceSplit
 from resnet_core.measure.complexity import CostTable
 from resnet_core.zoo.preprocess import load_image
 from resnet_core.zoo.weights import locally_available
@@ -194,13 +195,13 @@ def prediction_label(result: AnalysisResult) -> dict[str, float]:
     return {f"{name} ({index})": probability for index, name, probability in result.topk}
 
 
-def network_name(result: AnalysisResult) -> str:
+def network_name(result: AnalysisResult | EvidenceSplit) -> str:
     """How every view names the network of an analysis: its architecture, or for a visitor's checkpoint the
     architecture and the file (so it stands apart from the published network of the same architecture)."""
     return result.card.label if result.card.checkpoint is not None else result.card.arch.name
 
 
-def untrained_mark(result: AnalysisResult) -> str:
+def untrained_mark(result: AnalysisResult | EvidenceSplit) -> str:
     """What every output of an untrained network carries ("" for a trained one)."""
     return "" if result.card.pretrained else "UNTRAINED (random weights): predictions are meaningless"
 

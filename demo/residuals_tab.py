@@ -1,4 +1,5 @@
-"""The Residuals tab: how big each block's residual branch is next to its shortcut, on the photo analysed."""
+"""The Residuals tab: how big each block's residual branch is next to its shortcut, and how much of the class's
+evidence each block passes on through the shortcut, on the photo analysed."""
 
 from __future__ import annotations
 
@@ -7,12 +8,14 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from resnet_core.explain.analysis import AnalysisResult
-from resnet_core.render import residual_figure
+from resnet_core.explain.evidence import EvidenceSplit, evidence_split
+from resnet_core.render import evidence_figure, evidence_maps, residual_figure
 
-from .app_state import network_name, stored_analysis, untrained_mark
-from .image_outputs import png_figures
+from .app_state import load_photo, models, network_name, stored_analysis, untrained_mark
+from .gpu import on_gpu
+from .image_outputs import png_figures, png_path
 from .sessions import TabState
-from .shared import PRIVATE, Shared, chart
+from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, chart, picture
 
 TITLE = "Residuals"
 
@@ -20,10 +23,24 @@ TITLE = "Residuals"
 def build(shared: Shared, tab: gr.Tab) -> None:
     residual_md = gr.Markdown()
     residual_plot = chart("Size of each block's residual branch relative to its shortcut", elem_id="residual-chart")
-    shared.views.update(residual_chart=residual_plot, residual_md=residual_md)
-    # The chart costs a quarter of a second to draw: a click on Analyze does not wait for it unless it is on screen
-    # (the /analyze API returns it, drawn, as before).
+    gr.Markdown("### What flows through the shortcut")
+    evidence_md = gr.Markdown(elem_id="evidence-summary")
+    evidence_plot = chart("Evidence for the class at each block: carried by the shortcut or added by the branch")
+    # Choices come with the analysis; an API caller names a block before the page ever listed one.
+    block = gr.Dropdown(
+        [], label="Block: where its evidence sits on the crop", allow_custom_value=True, elem_id="evidence-block"
+    )
+    with gr.Row():
+        branch_map = picture("Added by the branch F(x) (red: for the class, blue: against)", elem_id="evidence-branch")
+        shortcut_map = picture("Carried by the shortcut (same scale)", elem_id="evidence-shortcut")
+    evidence_outputs = [evidence_md, evidence_plot, block, branch_map, shortcut_map]
+    shared.views.update(residual_chart=residual_plot, residual_md=residual_md, evidence_outputs=evidence_outputs)
+    # Both cost a forward (the evidence) or a quarter of a second (the chart): a click on Analyze does not wait for
+    # them unless this tab is on screen (the /analyze API returns the chart, drawn, as before).
     tab.select(png_figures(shown_chart), shared.session, residual_plot, **PRIVATE)
+    evidence = png_figures(on_gpu(evidence_views, "analysis"))
+    tab.select(evidence, [shared.session, block], evidence_outputs, **PRIVATE, **NETWORK)
+    block.input(evidence, [shared.session, block], evidence_outputs, api_name="evidence", **SESSION_BOUND, **NETWORK)
 
 
 def shown_chart(state: TabState | None):
@@ -32,8 +49,68 @@ def shown_chart(state: TabState | None):
 
 
 def chart_if_open(state: TabState | None, open_tab: str):
-    """After an analysis: the chart, where this tab is the one on screen (else it is drawn when opened)."""
-    return shown_chart(state) if open_tab == TITLE else gr.skip()
+    """After an analysis: the chart and the evidence split, where this tab is the one on screen (else they are
+    drawn when it is opened)."""
+    if open_tab != TITLE:
+        return (gr.skip(),) * 6
+    return shown_chart(state), *evidence_views(state, None)
+
+
+def evidence_views(state: TabState | None, block: str | None):
+    """How much of the class's evidence each block of the analysed network passes on through its shortcut, and
+    where on the crop a block's two parts sit.
+
+    The class is the one the Grad-CAM tab explains (the top-1 after an analysis). Returns a summary, a chart with
+    one stacked bar per block, the block picker, and the block's branch and shortcut maps (one scale for both).
+
+    Args:
+        state: the tab's session (from an analysis).
+        block: the block whose maps to draw, e.g. "layer3.2" (default: the last block).
+    """
+    if not state:
+        return (gr.skip(),) * 5
+    split = stored_evidence(state)
+    names = [entry.block for entry in split.blocks]
+    block = block if block in names else names[-1]
+    branch, shortcut = evidence_maps(split, block)
+    picker = gr.update(choices=names, value=block)
+    return evidence_summary(split), evidence_chart(split), picker, png_path(branch), png_path(shortcut)
+
+
+def stored_evidence(state: TabState) -> EvidenceSplit:
+    """The split for the tab's class, computed once per analysis and class (one forward and one backward)."""
+    state, stored = stored_analysis(state)
+    class_index = state["cam_class"]
+    if class_index not in stored.evidence:
+        photo = load_photo(state["image"])
+        with models().using(state["arch"], state["weights"]) as loaded:
+            stored.evidence[class_index] = evidence_split(loaded.model, photo, class_index)
+    return stored.evidence[class_index]
+
+
+def evidence_chart(split: EvidenceSplit):
+    mark = untrained_mark(split)
+    title = f"{network_name(split)}{f' ({mark})' if mark else ''}: evidence for '{split.class_name}' at each block"
+    return evidence_figure(split, title)
+
+
+def evidence_summary(split: EvidenceSplit) -> str:
+    """The split in a sentence or two: how many blocks pass most of their evidence on through the shortcut."""
+    head = (
+        f'**Evidence for "{split.class_name}"** (logit {split.logit:.2f}), to first order: at each block\'s sum '
+        "z = F(x) + shortcut(x), <dS/dz, F(x)> is what the branch added and <dS/dz, shortcut(x)> what came "
+        "through the skip; together they are <dS/dz, z>. "
+    )
+    if not any(entry.has_shortcut for entry in split.blocks):
+        return head + "A plain network has no shortcuts, so all of every block's evidence is in its branch."
+    through = split.through_shortcut()
+    text = head + (
+        f"**{len(through)} of {len(split.blocks)} blocks** pass most of their evidence on through the shortcut "
+        "(the residual ratio says how big the branch is; this says how much it matters for the answer)."
+    )
+    if not split.card.pretrained:
+        text += " These are random weights: this shows the initialisation, not what training makes of it."
+    return text
 
 
 def residual_chart(result: AnalysisResult) -> Figure:

@@ -15,12 +15,13 @@ import threading
 import time
 import uuid
 from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import TypedDict
 
 import numpy as np
 
 from resnet_core.explain.analysis import AnalysisResult
+from resnet_core.explain.evidence import EvidenceSplit
 
 from . import settings
 
@@ -48,6 +49,7 @@ class Stored:
     result: AnalysisResult
     cam: np.ndarray  # the Grad-CAM currently shown (class and layer of the tab's state)
     expires: float
+    evidence: dict[int, EvidenceSplit] = field(default_factory=dict)  # class -> its split, once asked for
 
 
 class AnalysisStore:

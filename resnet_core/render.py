@@ -24,6 +24,7 @@ from .measure.complexity import CostTable
 from .measure.lesion import LesionStudy
 
 if TYPE_CHECKING:
+    from .explain.evidence import EvidenceSplit
     from .explain.sanity import SanityReport
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "colorize",
     "colormap_lut",
     "cost_figure",
+    "evidence_figure",
+    "evidence_maps",
     "feature_grid",
     "grid_index",
     "lesion_figure",
@@ -223,6 +226,48 @@ def residual_figure(
     if title:
         axes.set_title(title, fontsize=10)
     return figure
+
+
+def evidence_figure(split: EvidenceSplit, title: str = "") -> Figure:
+    """Each block's first-order evidence for the class, stacked by sign: the shortcut's part and the branch's part
+    (a part of the other sign hangs below zero), with the block's total as a dot."""
+    blocks = [entry.block for entry in split.blocks]
+    branch = np.array([entry.branch for entry in split.blocks])
+    shortcut = np.array([entry.shortcut for entry in split.blocks])
+    positions = np.arange(len(blocks))
+    figure = Figure(figsize=(10, 3.8), layout="constrained")
+    axes = figure.subplots()
+    # Stack by sign: the branch starts at 0; the shortcut sits on it when both point the same way.
+    same_sign = np.sign(branch) == np.sign(shortcut)
+    axes.bar(positions, shortcut, color="#4c72b0", width=0.7, label="through the shortcut")
+    bottom = np.where(same_sign, shortcut, 0.0)
+    axes.bar(positions, branch, bottom=bottom, color="#dd8452", width=0.7, label="added by the branch F(x)")
+    axes.plot(positions, branch + shortcut, "k.", markersize=5, label="total <dS/dz, z>")
+    axes.axhline(0.0, color="grey", linewidth=0.8)
+    step = max(1, len(blocks) // 60)
+    axes.set_xticks(positions[::step], blocks[::step], rotation=90, fontsize=7)
+    axes.set_xlim(-0.6, len(blocks) - 0.4)
+    axes.set_ylabel(f"evidence for '{split.class_name}' (logit units)", fontsize=8)
+    axes.legend(fontsize=8, loc="best")
+    axes.set_title(title, fontsize=9)
+    return figure
+
+
+def evidence_maps(split: EvidenceSplit, block: str, opacity: float = 0.6) -> tuple[np.ndarray, np.ndarray]:
+    """Where a block's evidence sits: the branch's and the shortcut's channel-summed maps, each blended over the
+    crop, red for evidence for the class and blue against, on one shared scale so the two can be compared."""
+    entry = split.block(block)
+    scale = max(float(np.abs(entry.branch_map).max()), float(np.abs(entry.shortcut_map).max())) or 1.0
+    photo = np.asarray(split.crop.convert("L").convert("RGB"), dtype=np.float32)
+    size = split.crop.size
+
+    def blend(values: np.ndarray) -> np.ndarray:
+        signed = torch.from_numpy(values / scale)[None, None].float()
+        upsampled = torch.nn.functional.interpolate(signed, size=size[::-1], mode="nearest")[0, 0].numpy()
+        heat = colorize((upsampled + 1.0) / 2.0, "RdBu_r").astype(np.float32)
+        return np.round(photo * (1.0 - opacity) + heat * opacity).astype(np.uint8)
+
+    return blend(entry.branch_map), blend(entry.shortcut_map)
 
 
 def randomization_figure(report: SanityReport) -> Figure:
