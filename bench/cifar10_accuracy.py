@@ -42,14 +42,21 @@ def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int) -> np.n
         )
 
 
-def evaluate(arch: str, args: argparse.Namespace, test_set: tuple[np.ndarray, np.ndarray]) -> dict:
+def trained_model(arch: str, weights_dir: Path | None) -> tuple[torch.nn.Module, str | Path]:
+    """The published CIFAR-10 net: shipped ones as users get them, the others from ``weights_dir`` when it has them
+    (else ``create_model``'s caches, then a download)."""
     entry = default_weights(arch)
     file_name = Path(urlparse(entry.url).path).name  # the published name, e.g. resnet32-d509ac18.th
     weights: str | Path = "DEFAULT"
-    given = args.weights_dir / file_name if args.weights_dir is not None else None
+    given = weights_dir / file_name if weights_dir is not None else None
     if given is not None and given.is_file() and not (SHIPPED_WEIGHTS_DIR / file_name).is_file():
-        weights = given  # shipped nets are measured as users get them; --weights-dir serves only the others
-    model = create_model(arch, weights=weights)
+        weights = given
+    return create_model(arch, weights=weights), weights
+
+
+def evaluate(arch: str, args: argparse.Namespace, test_set: tuple[np.ndarray, np.ndarray]) -> dict:
+    entry = default_weights(arch)
+    model, weights = trained_model(arch, args.weights_dir)
     images, labels = test_set
     start = time.perf_counter()
     wrong = int((predict(model, images, args.batch_size) != labels).sum())

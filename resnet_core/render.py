@@ -7,7 +7,7 @@ Charts are ``matplotlib.figure.Figure`` objects (no pyplot state), safe to build
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ from .measure.lesion import LesionStudy
 if TYPE_CHECKING:
     from .explain.evidence import EvidenceSplit
     from .explain.sanity import SanityReport
+    from .measure.layer_responses import ResponseStd
 
 __all__ = [
     "blockwise_lines",
@@ -43,6 +44,7 @@ __all__ = [
     "perturbation_figure",
     "randomization_figure",
     "residual_figure",
+    "response_figure",
 ]
 
 RATIO_LABEL = "||F(x)|| / ||shortcut(x)||"
@@ -268,6 +270,29 @@ def evidence_maps(split: EvidenceSplit, block: str, opacity: float = 0.6) -> tup
         return np.round(photo * (1.0 - opacity) + heat * opacity).astype(np.uint8)
 
     return blend(entry.branch_map), blend(entry.shortcut_map)
+
+
+def response_figure(groups: Mapping[str, Sequence[ResponseStd]]) -> Figure:
+    """The paper's Fig. 7 for each group of networks (a column): the standard deviation of every 3x3 layer's
+    response in layer order (top) and sorted from largest to smallest (bottom), one line per network."""
+    figure = Figure(figsize=(5.2 * len(groups), 6.4), layout="constrained")
+    axes = figure.subplots(2, len(groups), squeeze=False)
+    for column, (title, curves) in enumerate(groups.items()):
+        top, bottom = axes[0, column], axes[1, column]
+        for curve in curves:
+            positions = np.arange(1, len(curve.std) + 1)
+            label = f"{curve.network} ({curve.images:,} images)"
+            top.plot(positions, curve.std, marker=".", markersize=3, linewidth=1, label=label)
+            bottom.plot(positions, curve.descending(), marker=".", markersize=3, linewidth=1, label=label)
+        top.set_title(title, fontsize=9)
+        top.set_xlabel("layer index (original order)", fontsize=8)
+        bottom.set_xlabel("layer index (sorted by magnitude)", fontsize=8)
+        for axis in (top, bottom):
+            axis.set_ylabel("std of the response", fontsize=8)
+            axis.tick_params(labelsize=7)
+            axis.grid(alpha=0.3)
+        top.legend(fontsize=7)
+    return figure
 
 
 def randomization_figure(report: SanityReport) -> Figure:
