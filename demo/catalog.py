@@ -12,6 +12,7 @@ import torch
 
 from resnet_core import (
     ARCHITECTURES,
+    ArchSpec,
     CostTable,
     ResNet,
     WeightEntry,
@@ -100,11 +101,14 @@ def input_size(arch: str, weights: str) -> int:
     return eval_size(arch, None if weights == RANDOM_INIT else weights)
 
 
+def spec(arch: str, weights: str) -> ArchSpec:
+    """The architecture the choice builds: a visitor's checkpoint has its own classifier and input channels."""
+    return uploads.get(weights).info.spec if uploads.is_upload(weights) else ARCHITECTURES[arch]
+
+
 def costs(arch: str, weights: str) -> CostTable:
-    """Per-block parameters and FLOPs at the size the chosen weights are evaluated at (a visitor's checkpoint:
-    its own classifier and input channels)."""
-    spec = uploads.get(weights).info.spec if uploads.is_upload(weights) else ARCHITECTURES[arch]
-    return cost_table(spec, input_size(arch, weights))
+    """Per-block parameters and FLOPs at the size the chosen weights are evaluated at."""
+    return cost_table(spec(arch, weights), input_size(arch, weights))
 
 
 def load(arch: str, weights: str, device: torch.device) -> LoadedModel:

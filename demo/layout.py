@@ -15,6 +15,7 @@ from . import (
     features_tab,
     gradcam_tab,
     live_tab,
+    network_map_tab,
     residuals_tab,
 )
 from .shared import Tab
@@ -28,6 +29,7 @@ TABS: list[Tab] = [
     explain_tab,
     cost_tab,
     residuals_tab,
+    network_map_tab,
     live_tab,
     compare_tab,
     cifar10_tab,

@@ -20,6 +20,7 @@ from resnet_core.render import cam_overlay, feature_grid
 
 from .app_state import stored_analysis
 from .image_outputs import download_path, encode_png
+from .network_map_tab import RESIDUAL_RATIO, drawn_map
 from .public_text import without_paths
 from .sessions import Stored, TabState
 
@@ -57,13 +58,15 @@ def report_numbers(state: TabState, stored: Stored) -> dict:
 
 
 def analysis_report(state: TabState | None) -> str:
-    """A zip of the tab's analysis: crop, Grad-CAM overlay, one feature grid per stage, and analysis.json."""
+    """A zip of the tab's analysis: crop, Grad-CAM overlay, one feature grid per stage, the network map coloured
+    by the photo's residual ratios, and analysis.json."""
     state, stored = stored_analysis(state)
     result = stored.result
     pictures: dict[str, Image.Image | np.ndarray] = {
         "crop.png": result.crop,
         "grad_cam.png": cam_overlay(result.crop, stored.cam, 0.5),
         **{f"features_{stage}.png": feature_grid(feature, 64)[0] for stage, feature in result.stages.items()},
+        "network_map.png": drawn_map(state["arch"], state["weights"], RESIDUAL_RATIO, state)[0].image,
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:

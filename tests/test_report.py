@@ -13,8 +13,11 @@ from PIL import Image
 from demo import analysis_panel as panel
 from demo import app_state, gradcam_tab, report
 from demo.model_cache import ModelCache
+from demo.network_map_tab import RESIDUAL_RATIO
 from resnet_core.data import cifar10
+from resnet_core.diagram import draw_network_map
 from resnet_core.render import cam_overlay, feature_grid
+from resnet_core.zoo.architectures import build
 
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
 
@@ -37,8 +40,12 @@ def test_the_report_holds_what_the_tab_shows():
     with zipfile.ZipFile(path) as archive:
         assert sorted(archive.namelist()) == sorted(
             ["analysis.json", "crop.png", "grad_cam.png", "features_stem.png", "features_layer1.png",
-             "features_layer2.png", "features_layer3.png"]
+             "features_layer2.png", "features_layer3.png", "network_map.png"]
         )  # fmt: skip
+        ratios = {name: stats.residual_ratio for name, stats in stored.result.blocks.items()}
+        title = f"cifar10_resnet20: {RESIDUAL_RATIO}"
+        drawn = draw_network_map(build("cifar10_resnet20"), ratios, RESIDUAL_RATIO, title, log_scale=True)
+        assert np.array_equal(read(archive, "network_map.png"), drawn.image)
         assert np.array_equal(read(archive, "crop.png"), np.asarray(stored.result.crop))
         assert np.array_equal(read(archive, "grad_cam.png"), cam_overlay(stored.result.crop, stored.cam, 0.5))
         layer3 = feature_grid(stored.result.stages["layer3"], 64)[0]

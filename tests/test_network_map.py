@@ -1,0 +1,137 @@
+"""The network map: the boxes and colours it draws against the network and the numbers, the tab, the browser."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+
+from bench.browser import chromium_page
+from demo import analysis_panel as panel
+from demo import app_state, network_map_tab
+from demo import launch as app_module
+from demo.model_cache import ModelCache
+from resnet_core.data import cifar10
+from resnet_core.diagram import MISSING, draw_network_map
+from resnet_core.explain.analysis import analyze
+from resnet_core.measure.complexity import cost_table
+from resnet_core.render import colorize, feature_grid
+from resnet_core.zoo.architectures import build
+
+from .conftest import ROOT, free_port, read_png
+
+SCREENSHOTS = ROOT / "screenshots"
+CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
+
+
+def inside(box) -> tuple[int, int]:
+    """A pixel inside a box, clear of its outline and its label."""
+    return box.left + 2, box.top + 3
+
+
+@pytest.mark.parametrize("arch", ["resnet50", "cifar10_resnet56", "plain18"])
+def test_one_box_per_row_coloured_by_its_value(arch):
+    model, table = build(arch), cost_table(arch)
+    values = {row.name: row.macs for row in table.rows}
+    values["layer1.1"] = None  # a block without a value is grey
+    drawn = draw_network_map(model, values, "MACs", arch, log_scale=True)
+    assert [box.name for box in drawn.boxes] == ["stem", *model.block_names(), "head"]
+    logs = np.log10([v for v in values.values() if v is not None])
+    for box in drawn.boxes:
+        x, y = inside(box)
+        if values[box.name] is None:
+            assert tuple(drawn.image[y, x]) == MISSING
+        else:
+            share = (np.log10(values[box.name]) - logs.min()) / (logs.max() - logs.min())
+            assert tuple(drawn.image[y, x]) == tuple(colorize(np.array([share]), "viridis")[0]), box.name
+        assert drawn.at(*inside(box)) == box.name
+    assert drawn.at(5, drawn.image.shape[0] - 5) is None  # the margin is no block
+    kinds = {box.name: box.shortcut for box in drawn.boxes}
+    expected = {"resnet50": "projection", "cifar10_resnet56": "zeropad", "plain18": "none"}[arch]
+    assert kinds["layer2.0"] == expected
+    assert kinds["layer2.1"] == ("none" if arch == "plain18" else "identity")
+
+
+@pytest.fixture()
+def cache():
+    models = ModelCache(capacity=3, device="cpu")
+    app_state.configure(models)
+    return models
+
+
+class Click:
+    """What Gradio hands a ``select`` handler: the pixel clicked."""
+
+    def __init__(self, x: int, y: int) -> None:
+        self.index = [x, y]
+
+
+def test_the_tab_draws_the_librarys_map_and_a_click_shows_the_block(cache):
+    *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT", chart=False)
+    overlay = "residual ratio ||F(x)|| / ||shortcut(x)|| (photo)"
+    path, note = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", overlay, state)
+    result = analyze(cache.get("cifar10_resnet20", "DEFAULT").model, CAT)
+    ratios = {name: stats.residual_ratio for name, stats in result.blocks.items()}
+    expected = draw_network_map(build("cifar10_resnet20"), ratios, overlay, f"cifar10_resnet20: {overlay}", True)
+    assert np.array_equal(read_png(path), expected.image) and "On the photo analysed" in note
+    # Before an analysis of this network, the photo's overlays say so and leave the boxes grey.
+    _, note = network_map_tab.network_map("cifar10_resnet56", "DEFAULT", overlay, state)
+    assert "Analyze a photo with cifar10_resnet56" in note
+
+    box = next(box for box in expected.boxes if box.name == "layer2.0")
+    details, features = network_map_tab.on_map_click("cifar10_resnet20", "DEFAULT", overlay, state, Click(*inside(box)))
+    row = next(row for row in cost_table("cifar10_resnet20").rows if row.name == "layer2.0")
+    assert f"{row.params:,} parameters" in details and f"receptive field {row.receptive_field} px" in details
+    assert f"{result.blocks['layer2.0'].residual_ratio:.3f}" in details
+    assert np.array_equal(read_png(features), feature_grid(result.blocks["layer2.0"].output, 32)[0])
+    assert network_map_tab.on_map_click("cifar10_resnet20", "DEFAULT", overlay, state, Click(3, 3)) == (
+        network_map_tab.gr.skip(), network_map_tab.gr.skip()
+    )  # fmt: skip
+
+
+@pytest.mark.browser
+def test_through_gradio_client_and_a_click_in_chromium(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expect = pytest.importorskip("playwright.sync_api").expect
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    try:
+        client = Client(url, verbose=False)
+        client.predict(handle_file(str(CAT)), "cifar10_resnet20", "DEFAULT", api_name="/analyze")
+        shares = "evidence through the shortcut (photo)"
+        path, note = client.predict("cifar10_resnet20", "DEFAULT", shares, api_name="/network_map")
+        from resnet_core import create_model
+        from resnet_core.explain.evidence import evidence_split
+
+        split = evidence_split(create_model("cifar10_resnet20", weights="DEFAULT"), CAT)
+        values = {entry.block: entry.shortcut_share for entry in split.blocks}
+        expected = draw_network_map(build("cifar10_resnet20"), values, shares, f"cifar10_resnet20: {shares}")
+        assert np.array_equal(read_png(path), expected.image) and "On the photo" in note
+
+        with chromium_page(url) as page:
+            page.set_input_files("#photo input[type=file]", str(CAT))
+            page.get_by_role("button", name="Analyze").click()
+            expect(page.locator("#predictions")).to_contain_text("cat (3)", timeout=120_000)
+            page.get_by_role("tab", name="Network map").click()
+            image = page.locator("#network-map img")
+            expect(image).to_have_count(1, timeout=60_000)
+            page.wait_for_function("document.querySelector('#network-map img').naturalWidth > 0")
+            natural = page.evaluate("(() => { const i = document.querySelector('#network-map img');"
+                                    " return [i.naturalWidth, i.naturalHeight]; })()")  # fmt: skip
+            shown = image.bounding_box()
+            drawn = draw_network_map(build("cifar10_resnet56"), {}, "")  # the app starts on cifar10_resnet56
+            box = next(box for box in drawn.boxes if box.name == "layer3.4")
+            # Where that box is on screen: the picture may be scaled to fit (object-fit: contain).
+            scale = min(shown["width"] / natural[0], shown["height"] / natural[1])
+            offset_x = (shown["width"] - natural[0] * scale) / 2
+            offset_y = (shown["height"] - natural[1] * scale) / 2
+            x, y = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+            image.click(position={"x": offset_x + x * scale, "y": offset_y + y * scale})
+            expect(page.locator("#network-map-block")).to_contain_text("layer3.4", timeout=60_000)
+            expect(page.locator("#network-map-features img")).to_have_count(1, timeout=60_000)
+            SCREENSHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "network_map_clicked.png"), full_page=True)
+            assert "Error" not in page.locator("body").inner_text()
+    finally:
+        demo.close()
