@@ -15,7 +15,7 @@ from .degradation.cli import configure_parser, run_cli
 from .explain.saliency import METHODS
 from .measure.complexity import cost_table
 from .zoo.architectures import ARCHITECTURES, get_arch
-from .zoo.weights import WeightsUnavailableError, eval_size, list_weights
+from .zoo.weights import WeightsUnavailableError, eval_size, list_weights, weights_or_default
 
 EXIT_USER_ERROR = 2
 
@@ -159,14 +159,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weights_or_default(arch: str, weights: str | None) -> str:
-    """The weights asked for, else ``DEFAULT`` where weights are published, else ``none``: an architecture without
-    any (plain34) runs untrained, and every command says so."""
-    from .zoo.weights import default_weights
-
-    return weights or ("DEFAULT" if default_weights(arch) else "none")
-
-
 def _add_weights_option(parser: argparse.ArgumentParser, each: str = "", **options) -> None:
     parser.add_argument(
         "--weights",
@@ -216,7 +208,7 @@ def _model(args: argparse.Namespace):
     if arch is None:
         raise ValueError("name an architecture or give --checkpoint")
     get_arch(arch)
-    return create_model(arch, weights=_weights_or_default(arch, args.weights), progress=not args.json)
+    return create_model(arch, weights=weights_or_default(arch, args.weights), progress=not args.json)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -276,7 +268,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         get_arch(arch)
     if args.weights and len(args.weights) != len(archs):
         raise ValueError(f"--weights needs one entry per architecture ({len(archs)}), got {len(args.weights)}")
-    weights = args.weights or [_weights_or_default(arch, None) for arch in archs]
+    weights = args.weights or [weights_or_default(arch, None) for arch in archs]
     models = [create_model(a, weights=w, progress=not args.json) for a, w in zip(archs, weights, strict=True)]
     models += [load_checkpoint(source, labels=labels) for source, labels in checkpoints]
     comparison = compare(models, args.image, topk=args.topk)
