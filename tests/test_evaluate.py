@@ -71,6 +71,8 @@ def test_rows_equal_single_photo_analyze(model, folder, tmp_path):
     assert all("not a readable image" in error for error in failed.values())
     for row in rows:
         assert row["network"] == ARCH
+        label = row["path"].split("/")[0].lower()
+        assert (row["label"], row["label_index"]) == (label, cifar10.CLASSES.index(label))
         if row["error"]:
             assert row["topk"] is row["correct"] is row["residual_ratios"] is None
             continue
@@ -80,8 +82,6 @@ def test_rows_equal_single_photo_analyze(model, folder, tmp_path):
         assert np.allclose([e["probability"] for e in row["topk"]], [p for *_, p in expected.topk], atol=1e-5)
         ratios = [stats.residual_ratio for stats in expected.blocks.values()]
         assert np.allclose(row["residual_ratios"], ratios, atol=1e-5, rtol=0)
-        label = row["path"].split("/")[0].lower()
-        assert (row["label"], row["label_index"]) == (label, cifar10.CLASSES.index(label))
         assert row["correct"] == (row["topk"][0]["index"] == row["label_index"])
     assert (summary.images, summary.errors, summary.labelled) == (15, 2, 13)
     assert summary.accuracy == sum(bool(row["correct"]) for row in rows) / 13

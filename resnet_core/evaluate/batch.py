@@ -78,14 +78,16 @@ class BatchEvaluator:
     def __call__(self, batch: Mapping[str, Sequence]) -> dict[str, list]:
         count = len(batch["path"])
         good = [row for row in range(count) if batch["error"][row] is None]
+        categories = self.card.categories
+        label_index = [None if label is None else int(label) for label in batch["label_index"]]
         # On the CPU, convolutions take channels-last input about 1.4x faster (oneDNN's own layout, measured).
         layout = torch.channels_last if self.device.type == "cpu" else torch.preserve_format
         inputs = torch.as_tensor(batch["inputs"])[good].to(self.device, memory_format=layout)
         rows = {
             "network": [self.name] * count,
             "path": list(batch["path"]),
-            "label": [None] * count,
-            "label_index": [None if label is None else int(label) for label in batch["label_index"]],
+            "label": [None if label is None else categories[label] for label in label_index],
+            "label_index": label_index,
             "topk": [None] * count,
             "correct": [None] * count,
             "residual_ratios": [None] * count,
@@ -104,13 +106,10 @@ class BatchEvaluator:
             probabilities = logits.float().softmax(-1).cpu()
         top1 = probabilities.argmax(-1)
         values = {name: METRICS[name](self.model, inputs, top1.to(self.device)).tolist() for name in self.metrics}
-        categories = self.card.categories
         for position, row in enumerate(good):
             rows["topk"][row] = topk_rows(topk_classes(probabilities[position], categories, self.topk))
-            label = rows["label_index"][row]
-            if label is not None:
-                rows["label"][row] = categories[label]
-                rows["correct"][row] = rows["topk"][row][0]["index"] == label
+            if label_index[row] is not None:
+                rows["correct"][row] = rows["topk"][row][0]["index"] == label_index[row]
             if self.residuals:
                 rows["residual_ratios"][row] = [None if r != r else r for r in ratios[position]]  # NaN: no shortcut
             for name, value in values.items():

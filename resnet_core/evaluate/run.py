@@ -48,7 +48,8 @@ def evaluate_dataset(
 
     ``data``: a folder (class folders give labels), a CSV with a ``path,label`` header, ``cifar10`` or
     ``cifar10:full`` (see :func:`~resnet_core.data.sources.open_source`). ``networks``: architecture names (their
-    default weights), :class:`~resnet_core.evaluate.batch.Network` descriptions, or models. ``metrics``: see
+    default weights), :class:`~resnet_core.evaluate.batch.Network` descriptions, or models (run where they are:
+    a ``device`` only places the networks built here). ``metrics``: see
     :func:`~resnet_core.evaluate.metrics.resolve_metrics`; by default predictions and residual ratios, ``["none"]``
     predictions alone. A run into an ``out`` that already holds rows skips the images it has and adds the rest.
 
