@@ -110,7 +110,7 @@ def test_the_shipped_test_images_give_the_pinned_accuracy(model, shipped, tmp_pa
 
 
 def test_an_interrupted_run_resumes_to_the_same_rows(model, tmp_path, monkeypatch):
-    options = dict(limit=96, batch_size=16, workers=0, rows_per_part=32, progress=False)
+    options = dict(limit=64, batch_size=16, workers=0, rows_per_part=32, progress=False)
     evaluate_dataset("cifar10", [model], tmp_path / "whole", **options)
     calls = []
     original = BatchEvaluator.__call__
@@ -127,7 +127,7 @@ def test_an_interrupted_run_resumes_to_the_same_rows(model, tmp_path, monkeypatc
     assert len(read_rows(tmp_path / "resumed")) == 32
     monkeypatch.setattr(BatchEvaluator, "__call__", original)
     summary = evaluate_dataset("cifar10", [model], tmp_path / "resumed", **options)[ARCH]
-    assert read_rows(tmp_path / "resumed") == read_rows(tmp_path / "whole") and summary.images == 96
+    assert read_rows(tmp_path / "resumed") == read_rows(tmp_path / "whole") and summary.images == 64
     again = evaluate_dataset("cifar10", [model], tmp_path / "resumed", **options)[ARCH]  # nothing left to do
     assert again.images_per_second is None and read_rows(tmp_path / "resumed") == read_rows(tmp_path / "whole")
     with pytest.raises(ValueError, match="other settings"):  # rows of another kind never join these

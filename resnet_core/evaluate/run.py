@@ -57,10 +57,12 @@ def evaluate_dataset(
     set, an ``out`` of another run) raises ``ValueError`` or ``FileNotFoundError`` before any image is read. An
     image that cannot be read is a row with its ``error``, never the end of the run.
     """
+    residuals, metric_names = resolve_metrics(metrics)
+    if not networks:
+        raise ValueError("no networks to evaluate")
     source = data if isinstance(data, ImageSource) else open_source(data, download=download)
     if limit is not None:
         source = source.head(limit)
-    residuals, metric_names = resolve_metrics(metrics)
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     models = [_model(network, device, progress) for network in networks]
     names = [card(model).name for model in models]
