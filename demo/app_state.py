@@ -196,9 +196,8 @@ def prediction_label(result: AnalysisResult) -> dict[str, float]:
 
 
 def network_name(result: AnalysisResult | EvidenceSplit) -> str:
-    """How every view names the network of an analysis: its architecture, or for a visitor's checkpoint the
-    architecture and the file (so it stands apart from the published network of the same architecture)."""
-    return result.card.label if result.card.checkpoint is not None else result.card.arch.name
+    """How every view names the network of an analysis (:attr:`~resnet_core.zoo.create.ModelCard.name`)."""
+    return result.card.name
 
 
 def untrained_mark(result: AnalysisResult | EvidenceSplit) -> str:

@@ -37,6 +37,7 @@ __all__ = [
     "create_model",
     "default_weights",
     "eval_size",
+    "evaluate_dataset",
     "get_arch",
     "get_weights",
     "inspect_checkpoint",
@@ -46,3 +47,12 @@ __all__ = [
     "load_image",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``evaluate_dataset`` on first use: it brings pyarrow, which would add 0.4 s to every ``import resnet_core``."""
+    if name == "evaluate_dataset":
+        from .evaluate.run import evaluate_dataset
+
+        return evaluate_dataset
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,4 +1,4 @@
-"""``python -m resnet_core``: list, info, predict, compare, verify, sanity, evidence (and the degradation lab).
+"""``python -m resnet_core``: list, info, predict, compare, evaluate, verify, sanity, evidence; the degradation lab.
 
 Errors a user can cause (unknown names, unavailable weights, unreadable images) print one line and exit 2;
 tracebacks are for bugs only.
@@ -11,11 +11,13 @@ import json
 import sys
 from collections.abc import Sequence
 
+from .data.sources import SOURCES
 from .degradation.cli import configure_parser, run_cli
+from .evaluate.metrics import METRICS
 from .explain.saliency import METHODS
 from .measure.complexity import cost_table
 from .zoo.architectures import ARCHITECTURES, get_arch
-from .zoo.weights import WeightsUnavailableError, eval_size, list_weights
+from .zoo.weights import WeightsUnavailableError, eval_size, list_weights, weights_or_default
 
 EXIT_USER_ERROR = 2
 
@@ -160,14 +162,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return 0
 
 
-def _weights_or_default(arch: str, weights: str | None) -> str:
-    """The weights asked for, else ``DEFAULT`` where weights are published, else ``none``: an architecture without
-    any (plain34) runs untrained, and every command says so."""
-    from .zoo.weights import default_weights
-
-    return weights or ("DEFAULT" if default_weights(arch) else "none")
-
-
 def _add_weights_option(parser: argparse.ArgumentParser, each: str = "", **options) -> None:
     parser.add_argument(
         "--weights",
@@ -217,7 +211,7 @@ def _model(args: argparse.Namespace):
     if arch is None:
         raise ValueError("name an architecture or give --checkpoint")
     get_arch(arch)
-    return create_model(arch, weights=_weights_or_default(arch, args.weights), progress=not args.json)
+    return create_model(arch, weights=weights_or_default(arch, args.weights), progress=not args.json)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -263,6 +257,17 @@ class _LabelsOf(argparse.Action):
         checkpoints[-1][1] = value
 
 
+def _arch_weights(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``--archs`` with their ``--weights`` (one each, else each one's default): the named networks of a command
+    that runs several."""
+    archs = args.archs or []
+    for arch in archs:
+        get_arch(arch)
+    if args.weights and len(args.weights) != len(archs):
+        raise ValueError(f"--weights needs one entry per architecture ({len(archs)}), got {len(args.weights)}")
+    return list(zip(archs, args.weights or [weights_or_default(arch) for arch in archs], strict=True))
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .explain.compare import MAX_NETWORKS, MIN_NETWORKS, compare
     from .zoo.checkpoints import load_checkpoint
@@ -273,12 +278,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if not MIN_NETWORKS <= count <= MAX_NETWORKS:
         given = f"got {count} from --archs and --checkpoint"
         raise ValueError(f"compare takes {MIN_NETWORKS} to {MAX_NETWORKS} networks, {given}")
-    for arch in archs:
-        get_arch(arch)
-    if args.weights and len(args.weights) != len(archs):
-        raise ValueError(f"--weights needs one entry per architecture ({len(archs)}), got {len(args.weights)}")
-    weights = args.weights or [_weights_or_default(arch, None) for arch in archs]
-    models = [create_model(a, weights=w, progress=not args.json) for a, w in zip(archs, weights, strict=True)]
+    models = [create_model(arch, weights=w, progress=not args.json) for arch, w in _arch_weights(args)]
     models += [load_checkpoint(source, labels=labels) for source, labels in checkpoints]
     comparison = compare(models, args.image, topk=args.topk)
     payload = comparison.as_dict()
@@ -293,6 +293,45 @@ def cmd_compare(args: argparse.Namespace) -> int:
             f"{network['weights']}{trained}"
         )
     print(comparison.summary())
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate.batch import Network
+    from .evaluate.run import evaluate_dataset
+
+    networks = [Network(arch, weights) for arch, weights in _arch_weights(args)]
+    networks += [Network(checkpoint=source, labels=labels) for source, labels in args.checkpoint or []]
+    if not networks:
+        raise ValueError("name the networks to evaluate: --archs ARCH ... and/or --checkpoint SOURCE")
+    summaries = evaluate_dataset(
+        args.data,
+        networks,
+        args.out,
+        metrics=args.metrics,
+        batch_size=args.batch_size,
+        workers=args.workers,
+        limit=args.limit,
+        topk=args.topk,
+        download=args.download,
+        progress=not args.json,
+    )
+    if args.json:
+        print(json.dumps([summary.as_dict() for summary in summaries.values()], indent=2))
+        return 0
+
+    def percent(value: float | None) -> str:
+        return f"{100 * value:6.2f}%" if value is not None else "      -"
+
+    for summary in summaries.values():
+        rate = summary.images_per_second
+        speed = f"{rate:,.0f} images/s" if rate is not None else "every row was already there"
+        untrained = "  [untrained: predictions are meaningless]" if not summary.pretrained else ""
+        print(
+            f"{summary.network:<22} {summary.images:>7,} images {summary.errors:>5,} errors  acc@1 "
+            f"{percent(summary.accuracy)}  acc@{summary.topk} {percent(summary.topk_accuracy)}  {speed}{untrained}"
+        )
+    print(f"wrote {args.out}: rows/ (Parquet; pyarrow.dataset.dataset reads them), summary/ (JSON), plots/")
     return 0
 
 
@@ -445,6 +484,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--json", action="store_true", help="a JSON array, one object per network")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("evaluate", help="networks over a data set: a Parquet row per image, a summary per network")
+    p.add_argument("data", metavar="DATA", help=f"{SOURCES} (the 500 shipped test images, or all 10,000)")
+    p.add_argument("--archs", nargs="+", default=None, metavar="ARCH")
+    _add_weights_option(p, "one per architecture: ", nargs="+", metavar="W")
+    p.add_argument("--checkpoint", action=_Checkpoint, metavar="SOURCE", help=f"repeatable: {CHECKPOINT_HELP}")
+    p.add_argument("--labels", action=_LabelsOf, metavar="FILE", help=f"{LABELS_HELP}, of the --checkpoint before it")
+    p.add_argument(
+        "--metrics",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help=f"per-image metrics to add ({', '.join(METRICS) or 'none implemented yet'}), all, or none: predictions "
+        "only, the fastest (default: predictions and per-block residual ratios)",
+    )
+    p.add_argument("--out", required=True, help="the folder to write (a run into it again resumes)")
+    p.add_argument("--batch-size", type=_positive, default=64)
+    p.add_argument("--workers", type=int, default=None, help="DataLoader processes (default: DEFAULT_WORKERS)")
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N images")
+    p.add_argument("--topk", type=_positive, default=5)
+    p.add_argument("--download", action="store_true", help="cifar10:full: let torchvision fetch it (about 170 MB)")
+    p.add_argument("--json", action="store_true", help="the summaries as a JSON array, no progress bar")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("verify", help="ours against torchvision's or timm's network: same weights, same input")
     _add_model_options(p, default_arch=None, positional=True)

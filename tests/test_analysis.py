@@ -11,6 +11,7 @@ from PIL import Image
 from resnet_core import cost_table, create_model, list_models
 from resnet_core.explain.analysis import analyze
 from resnet_core.explain.attribution import normalize_cam
+from resnet_core.measure.residual_stats import ResidualStats
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, grid_index
 
 from .conftest import deep_ones_slow, hooks_left, randomize_batchnorm, rss_mb
@@ -63,6 +64,22 @@ def test_residual_statistics_are_the_block_arithmetic(resnet18, photos):
     assert stats.cosine == pytest.approx(float(F.cosine_similarity(residual.flatten(), x.flatten(), dim=0)), abs=1e-4)
     assert stats.zero_fraction == pytest.approx(float((torch.relu(residual + x) == 0).float().mean()), abs=1e-4)
     assert torch.allclose(stats.output, torch.relu(residual + x)[0], atol=1e-5)
+
+
+def test_residual_statistics_do_not_depend_on_the_memory_layout():
+    """An evaluation feeds channels-last batches (faster convolutions on the CPU), and F(x) and the shortcut may come
+    in different layouts: the statistics are the same."""
+    generator = torch.Generator().manual_seed(0)
+    f, s = (torch.randn(4, 16, 8, 8, generator=generator) for _ in range(2))
+
+    def last(tensor: torch.Tensor) -> torch.Tensor:
+        return tensor.contiguous(memory_format=torch.channels_last)
+
+    expected = ResidualStats.of(f, s, f + s)
+    for terms in ((last(f), last(s), last(f + s)), (last(f), s, f + s), (f, last(s), last(f + s))):
+        stats = ResidualStats.of(*terms)
+        for name in ("ratio", "cosine", "zero_fraction"):
+            assert torch.allclose(getattr(stats, name), getattr(expected, name), atol=1e-6)
 
 
 def test_layer4_grad_cam_is_the_closed_form_class_activation_map(resnet18, photos):

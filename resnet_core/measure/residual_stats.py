@@ -33,15 +33,24 @@ class ResidualStats:
         """From the addition's two terms and its sum; three dot products per image, no temporaries."""
         with torch.no_grad():
             # The block's final ReLU zeroes exactly the entries where the sum is <= 0.
-            zeros = 1.0 - (total.flatten(1) > 0).float().mean(1)
+            zeros = 1.0 - (_per_image(total) > 0).float().mean(1)
             if shortcut is None:
                 nan = torch.full_like(zeros, torch.nan)
                 return cls(nan, nan, zeros)
-            f, s = residual.flatten(1).float(), shortcut.flatten(1).float()
+            f, s = _per_image(residual, like=residual).float(), _per_image(shortcut, like=residual).float()
             ff, ss, fs = torch.linalg.vecdot(f, f), torch.linalg.vecdot(s, s), torch.linalg.vecdot(f, s)
             ratio = torch.where(ss > 0, (ff / ss).sqrt(), torch.nan)
             cosine = torch.where((ff > 0) & (ss > 0), fs / (ff * ss).sqrt(), torch.nan)
             return cls(ratio, cosine, zeros)
+
+
+def _per_image(tensor: Tensor, like: Tensor | None = None) -> Tensor:
+    """(N, everything else), as a view in channels-last layout too (where ``flatten`` would copy): sums and dot
+    products need no particular order, only the same one in both operands, which ``like`` decides."""
+    like = tensor if like is None else like
+    if like.dim() == 4 and not like.is_contiguous() and like.is_contiguous(memory_format=torch.channels_last):
+        tensor = tensor.permute(0, 2, 3, 1)
+    return tensor.flatten(1)
 
 
 class ResidualRecorder:

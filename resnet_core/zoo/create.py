@@ -43,6 +43,12 @@ class ModelCard:
         return self.source != UNTRAINED
 
     @property
+    def name(self) -> str:
+        """How every output names the network: its architecture, or for a user's checkpoint the architecture and
+        the file, so it stands apart from the published network of the same architecture."""
+        return self.label if self.checkpoint is not None else self.arch.name
+
+    @property
     def label(self) -> str:
         if self.weights is not None:
             return self.weights.name

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import torchvision.models as tvm
 from torchvision.transforms import InterpolationMode
 
+from ..assets import ASSETS_DIR
 from .preprocess import Preprocess
 
 __all__ = ["CIFAR10", "DIGITS", "IMAGENET", "LABEL_SPACES", "LabelSpace", "label_space"]
@@ -25,6 +26,7 @@ class LabelSpace:
     name: str
     categories: tuple[str, ...]
     preprocess: Preprocess  # what an untrained net of this space is fed; published weights bring their own
+    wnids: tuple[str, ...] = ()  # WordNet IDs in class order, where the classes have them: ImageNet's folder names
 
     @property
     def num_classes(self) -> int:
@@ -32,7 +34,11 @@ class LabelSpace:
 
 
 IMAGENET = LabelSpace(
-    "imagenet", "ImageNet-1k", tuple(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]), Preprocess()
+    "imagenet",
+    "ImageNet-1k",
+    tuple(tvm.ResNet50_Weights.IMAGENET1K_V1.meta["categories"]),
+    Preprocess(),
+    tuple((ASSETS_DIR / "imagenet_wnids.txt").read_text().split()),  # sorted, as the class indices are
 )
 # The CIFAR-10 nets were trained on 32x32 images scaled to [0, 1] with ImageNet's mean and std. A photo becomes
 # such an image by a centre square crop and an antialiased bicubic resize; squashing the whole photo instead

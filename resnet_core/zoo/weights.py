@@ -51,6 +51,7 @@ __all__ = [
     "load_checkpoint_file",
     "load_state_dict",
     "locally_available",
+    "weights_or_default",
 ]
 
 HF_FILENAME = "model.safetensors"
@@ -231,6 +232,12 @@ def default_weights(arch: str) -> WeightEntry | None:
     """The recommended entry (torchvision's ``DEFAULT``), or None where nobody publishes weights."""
     get_arch(arch)
     return next((entry for entry in list_weights(arch) if entry.is_default), None)
+
+
+def weights_or_default(arch: str, weights: str | None = None) -> str:
+    """The weights asked for, else ``DEFAULT`` where weights are published, else ``none``: an architecture without
+    any (plain34) runs untrained, and every command says so."""
+    return weights or ("DEFAULT" if default_weights(arch) else "none")
 
 
 def eval_size(arch: str | ArchSpec, weights: str | WeightEntry | None = None) -> int:
