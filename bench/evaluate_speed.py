@@ -1,0 +1,97 @@
+"""A whole data set through ``evaluate_dataset`` against a bare batched forward over the same images, in one run.
+
+    python -m bench.evaluate_speed [--data DIR] [--arch cifar10_resnet56] [--batch-size 64] [--workers 1] [--reps 1]
+
+``--data`` (or ``$RESNET_EXPLORER_CIFAR10``) holds all 10,000 CIFAR-10 test images; without it the 500 shipped ones
+are used and said so. Per repetition, side by side: the bare loop (the test set already normalised in memory, one
+``model(batch)`` per batch under ``inference_mode``), then ``evaluate_dataset`` with ``--metrics none`` (predictions
+only) and with the default residual ratios, each into a fresh folder, timed from the call to its return (model
+build, data loading, Parquet writing, summary and plots included). Prints images/s and the ratio to the bare loop,
+the test error of each mode, and the process's resident memory after 1,000 and after all images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from resnet_core import create_model, evaluate_dataset
+from resnet_core.data.cifar10 import load_subset, load_test_set, to_batch
+from resnet_core.settings import ENV_TEST_SET
+
+
+def rss_mb() -> float:
+    with open("/proc/self/status") as status:
+        line = next(line for line in status if line.startswith("VmRSS:"))
+    return int(line.split()[1]) / 1024
+
+
+def bare_rate(arch: str, images, batch_size: int) -> float:
+    model = create_model(arch, weights="DEFAULT")
+    inputs = to_batch(images, model.card.preprocess.mean, model.card.preprocess.std)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for batch in inputs.split(batch_size):
+            model(batch)
+    return len(inputs) / (time.perf_counter() - start)
+
+
+def evaluate_rate(data: str, arch: str, metrics, args, root: Path, tag: str, limit: int | None = None):
+    out = root / tag
+    start = time.perf_counter()
+    (summary,) = evaluate_dataset(data, [arch], out, metrics=metrics, batch_size=args.batch_size,
+                                  workers=args.workers, limit=limit, progress=False).values()  # fmt: skip
+    return summary.images / (time.perf_counter() - start), summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None, help=f"the CIFAR-10 test set (default ${ENV_TEST_SET})")
+    parser.add_argument("--arch", default="cifar10_resnet56")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--reps", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.data is not None:
+        os.environ[ENV_TEST_SET] = str(args.data)
+    try:
+        images, _ = load_test_set()
+        data = "cifar10:full"
+    except FileNotFoundError:
+        images, _, _ = load_subset()
+        data = "cifar10"
+        print(f"no --data or ${ENV_TEST_SET}: the 500 shipped test images")
+    print(f"{args.arch} on {len(images):,} test images, batch {args.batch_size}, {args.workers} loader worker(s), "
+          f"{torch.get_num_threads()} threads")  # fmt: skip
+    print(f"{'rep':>3} {'bare img/s':>10} {'none img/s':>10} {'ratio':>6} {'default img/s':>13} {'ratio':>6}  errors")
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        for rep in range(args.reps):
+            bare = bare_rate(args.arch, images, args.batch_size)
+            none, plain = evaluate_rate(data, args.arch, ["none"], args, root, f"none{rep}")
+            full, default = evaluate_rate(data, args.arch, None, args, root, f"default{rep}")
+            errors = f"{100 * (1 - plain.accuracy):.2f}% / {100 * (1 - default.accuracy):.2f}%"
+            ratios = f"{none:>10.0f} {none / bare:>6.2f} {full:>13.0f} {full / bare:>6.2f}"
+            print(f"{rep:>3} {bare:>10.0f} {ratios}  {errors}")
+        gc.collect()
+        evaluate_rate(data, args.arch, None, args, root, "memory", limit=1000)
+        gc.collect()
+        after_1000 = rss_mb()
+        evaluate_rate(data, args.arch, None, args, root, "memory-all")
+        gc.collect()
+        after_all = rss_mb()
+    print(f"resident memory: {after_1000:.0f} MB after a 1,000-image run, {after_all:.0f} MB after a "
+          f"{len(images):,}-image run ({after_all - after_1000:+.0f} MB)")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
