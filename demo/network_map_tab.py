@@ -1,5 +1,6 @@
 """The Network map tab: the network picked, drawn stem to head from its own description and coloured by a number
-per block; a click on a block shows its numbers and, after an analysis, its feature maps."""
+per block; a click on a block shows its numbers and, after an analysis, its feature maps. Below, how far one unit
+of a stage sees on the photo: its theoretical receptive field and its effective one, beside its plain twin's."""
 
 from __future__ import annotations
 
@@ -9,14 +10,18 @@ from functools import lru_cache
 import gradio as gr
 import torch
 
+from resnet_core import default_weights
 from resnet_core.diagram import NetworkMap, draw_network_map
-from resnet_core.render import feature_grid
-from resnet_core.zoo.architectures import ArchSpec
+from resnet_core.explain.effective_field import UnitField, unit_field
+from resnet_core.render import cam_overlay, feature_grid, field_overlay
+from resnet_core.zoo.architectures import ArchSpec, twin_of
 from resnet_core.zoo.architectures import build as build_model
 from resnet_core.zoo.models import ResNet
 
-from . import catalog
-from .app_state import costs, results, settled_weights
+from . import catalog, uploads
+from .app_state import costs, load_photo, models, results, settled_weights, stored_analysis, user_error
+from .catalog import RANDOM_INIT
+from .gpu import on_gpu
 from .image_outputs import png_path
 from .residuals_tab import stored_evidence
 from .sessions import Stored, TabState
@@ -48,6 +53,29 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     with gr.Row():
         details = gr.Markdown("Click a block of the map.", elem_id="network-map-block")
         features = picture("The block's output on the photo (strongest channels first)", elem_id="network-map-features")
+    gr.Markdown(
+        "### How far a unit sees\nClick a unit of a stage's feature map: the white square is its theoretical "
+        "receptive field (every input pixel that can reach it), the heat map its effective field (how much each "
+        "pixel does: the unit's input gradient, Luo et al. 2016), beside the same unit of the plain twin."
+    )
+    with gr.Row():
+        stage = gr.Dropdown([], label="Stage", allow_custom_value=True, elem_id="field-stage")
+        row = gr.Number(0, label="Unit row", precision=0, minimum=0, elem_id="field-row")
+        col = gr.Number(0, label="Unit column", precision=0, minimum=0, elem_id="field-col")
+    with gr.Row():
+        units = picture("The stage's mean activation on the crop (click a unit)", elem_id="field-units")
+        field = picture("This network: effective field in its theoretical field", elem_id="field-network")
+        twin = picture("Its plain twin, same unit", elem_id="field-twin")
+    field_md = gr.Markdown(elem_id="field-text")
+    fields = on_gpu(field_views, "analysis")
+    field_inputs, field_outputs = [shared.session, stage, row, col], [field_md, field, twin]
+    # The named events first: a private one registered before it would take the function's name.
+    for submitted in (row.submit, col.submit):
+        submitted(fields, field_inputs, field_outputs, api_name="receptive_field", **SESSION_BOUND, **NETWORK)
+    tab.select(unit_views, [shared.session, stage], [stage, units], **PRIVATE)
+    stage.input(unit_views, [shared.session, stage], [stage, units], **PRIVATE)
+    units.select(on_unit_click, [shared.session, stage], [row, col, *field_outputs], **PRIVATE, **NETWORK)
+
     inputs = [shared.arch, shared.weights, overlay, shared.session]
     # The named event first: a private one registered before it would take the function's name.
     overlay.input(network_map, inputs, [diagram, note], api_name="network_map", **SESSION_BOUND, **NETWORK)
@@ -166,3 +194,86 @@ def block_details(arch: str, weights: str, name: str, state: TabState | None) ->
         )
     output = stats.output if stats is not None else result.stages.get(name)
     return "\n\n".join(lines), png_path(feature_grid(output, 32)[0]) if output is not None else None
+
+
+def unit_views(state: TabState | None, stage: str | None):
+    """The stage picker and the stage's mean activation over the crop, where a click picks a unit."""
+    if not state:
+        return gr.skip(), gr.skip()
+    _, stored = stored_analysis(state)
+    result = stored.result
+    stage = stage if stage in result.stages else list(result.stages)[min(1, len(result.stages) - 1)]
+    activation = result.stages[stage].float().mean(0)
+    span = activation.max() - activation.min()
+    scaled = (activation - activation.min()) / span if span > 0 else activation * 0
+    # Each unit a block of the crop's pixels (nearest), so a click on a block picks that unit.
+    blocks = torch.nn.functional.interpolate(scaled[None, None], size=result.crop.size[::-1], mode="nearest")
+    picture = cam_overlay(result.crop, blocks[0, 0].numpy(), 0.6, cmap="viridis")
+    return gr.update(choices=list(result.stages), value=stage), png_path(picture)
+
+
+def on_unit_click(state: TabState | None, stage: str, event: gr.SelectData):
+    """A click on the stage's map: the unit under it (the map is the crop, each unit a block of its pixels)."""
+    _, stored = stored_analysis(state)
+    result = stored.result
+    stage = stage if stage in result.stages else list(result.stages)[min(1, len(result.stages) - 1)]
+    grid_rows, grid_cols = result.stages[stage].shape[-2:]
+    width, height = result.crop.size
+    x, y = event.index
+    row, col = min(int(y) * grid_rows // height, grid_rows - 1), min(int(x) * grid_cols // width, grid_cols - 1)
+    return row, col, *field_views(state, stage, row, col)
+
+
+def plain_twin(arch: str, weights: str) -> tuple[tuple[str, str] | None, str]:
+    """The twin to set beside ``arch`` (its architecture and weights), or None and why not: twins are compared when
+    both are trained (the digit nets) or both untrained, never a trained net against a random one."""
+    twin = None if uploads.is_upload(weights) else twin_of(arch)
+    if twin is None:
+        return None, f"{arch} has no registered plain twin (or residual twin) to compare with."
+    if weights == RANDOM_INIT:
+        return (twin, RANDOM_INIT), f"{twin}, untrained like {arch}"
+    if default_weights(twin) is None:
+        return None, (
+            f"{twin} has no trained weights, and a trained {arch} against a random {twin} says nothing about "
+            f"the shortcuts; pick random init to compare the two untrained, or a digit net to compare them trained."
+        )
+    return (twin, catalog.default_choice(twin)), f"{twin}, trained like {arch}"
+
+
+def field_views(state: TabState | None, stage: str, row: float, col: float):
+    """How far unit (row, col) of ``stage`` sees on the analysed photo: its theoretical receptive field (a square)
+    and its effective field (the unit's input gradient), for the network and its plain twin where comparable.
+
+    Args:
+        state: the tab's session (from an analysis).
+        stage: "stem", "layer1", ...
+        row: the unit's row in the stage's output.
+        col: the unit's column in the stage's output.
+    """
+    state, _ = stored_analysis(state)
+    photo = load_photo(state["image"])
+    row, col = int(row or 0), int(col or 0)
+
+    def measured(arch: str, weights: str) -> UnitField:
+        with models().using(arch, weights) as loaded:
+            try:
+                return unit_field(loaded.model, photo, stage, row, col)
+            except ValueError as error:
+                raise user_error(str(error)) from None
+
+    own = measured(state["arch"], state["weights"])
+    twin, why = plain_twin(state["arch"], state["weights"])
+    other = measured(*twin) if twin is not None else None
+    lines = [
+        f"**{stage} unit ({row}, {col})** of {state['arch']} (a {own.grid[0]}x{own.grid[1]} grid): theoretical field "
+        f"**{own.size} px** (columns {own.box[0]}-{own.box[2] - 1}, rows {own.box[1]}-{own.box[3] - 1} of the "
+        f"{own.crop.size[0]} px crop); half of its input gradient lies within a **{own.half_mass_side()} px** square."
+    ]
+    if other is not None:
+        lines.append(
+            f"{why}: theoretical field {other.size} px, half of its gradient within **{other.half_mass_side()} px**."
+        )
+    else:
+        lines.append(why)
+    pictures = [png_path(field_overlay(f.crop, f.gradient, f.box)) if f else None for f in (own, other)]
+    return "\n\n".join(lines), *pictures

@@ -18,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from .measure.complexity import CostTable
 from .measure.lesion import LesionStudy
@@ -39,6 +39,7 @@ __all__ = [
     "evidence_figure",
     "evidence_maps",
     "feature_grid",
+    "field_overlay",
     "grid_index",
     "lesion_figure",
     "perturbation_figure",
@@ -138,6 +139,15 @@ def cam_overlay(crop: Image.Image, cam: np.ndarray, opacity: float = 0.5, cmap: 
         raise ValueError(f"CAM {cam.shape} and crop {photo.shape[:2]} differ in size")
     heat = colorize(cam, cmap).astype(np.float32)
     return np.round(photo * (1.0 - opacity) + heat * opacity).astype(np.uint8)
+
+
+def field_overlay(crop: Image.Image, gradient: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    """A unit's effective field (its input gradient, in [0, 1]) as a heat map on the crop, inside the outline of its
+    theoretical field (``box``: left, top, right, bottom; right and bottom exclusive)."""
+    picture = Image.fromarray(cam_overlay(crop, gradient, 0.6))
+    left, top, right, bottom = box
+    ImageDraw.Draw(picture).rectangle((left, top, right - 1, bottom - 1), outline=(255, 255, 255))
+    return np.asarray(picture)
 
 
 def cost_figure(table: CostTable) -> Figure:

@@ -14,9 +14,10 @@ from demo.model_cache import ModelCache
 from resnet_core.data import cifar10
 from resnet_core.diagram import MISSING, draw_network_map
 from resnet_core.explain.analysis import analyze
+from resnet_core.explain.effective_field import unit_field
 from resnet_core.measure.complexity import cost_table
-from resnet_core.render import colorize, feature_grid
-from resnet_core.zoo.architectures import build
+from resnet_core.render import cam_overlay, colorize, feature_grid, field_overlay
+from resnet_core.zoo.architectures import build, twin_of
 
 from .conftest import ROOT, free_port, read_png
 
@@ -89,6 +90,33 @@ def test_the_tab_draws_the_librarys_map_and_a_click_shows_the_block(cache):
     )  # fmt: skip
 
 
+def test_a_units_fields_beside_its_plain_twins_are_the_librarys(cache):
+    digit = ROOT / "assets" / "digits" / "digit_7.png"
+    *_, state = panel.analyze_image(str(digit), "digits_resnet20", "DEFAULT", chart=False)
+    stage, units = network_map_tab.unit_views(state, None)
+    assert stage["value"] == "layer1" and stage["choices"] == ["stem", "layer1", "layer2", "layer3"]
+    # The map shows each unit of layer1 (28x28 on a 28 px crop: one pixel each) by its mean activation.
+    stored = app_state.results().get(state["token"])
+    mean = stored.result.stages["layer1"].float().mean(0).numpy()
+    scaled = (mean - mean.min()) / (mean.max() - mean.min())
+    assert np.array_equal(read_png(units), cam_overlay(stored.result.crop, scaled, 0.6, cmap="viridis"))
+    text, own, twin = network_map_tab.field_views(state, "layer2", 3, 4)
+    for arch, picture in (("digits_resnet20", own), ("digits_plain20", twin)):
+        field = unit_field(cache.get(arch, "DEFAULT").model, digit, "layer2", 3, 4)
+        assert np.array_equal(read_png(picture), field_overlay(field.crop, field.gradient, field.box)), arch
+        assert f"{field.half_mass_side()} px" in text
+    assert "theoretical field **37 px**" in text and "digits_plain20, trained like digits_resnet20" in text
+    # A click on the map picks the unit under it: the map is the 28 px crop, layer2 a 14x14 grid.
+    row, col, *_ = network_map_tab.on_unit_click(state, "layer2", Click(9, 20))
+    assert (row, col) == (10, 4)
+    # No twin to compare with: said, and no picture.
+    *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT", chart=False)
+    text, own, twin = network_map_tab.field_views(state, "layer1", 0, 0)
+    assert twin is None and "no registered plain twin" in text and own is not None
+    assert twin_of("resnet50") == "plain50" and twin_of("digits_plain56") == "digits_resnet56"
+    assert twin_of("cifar10_resnet20") is None
+
+
 @pytest.mark.browser
 def test_through_gradio_client_and_a_click_in_chromium(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
@@ -132,6 +160,13 @@ def test_through_gradio_client_and_a_click_in_chromium(tmp_path, monkeypatch):
             expect(page.locator("#network-map-features img")).to_have_count(1, timeout=60_000)
             SCREENSHOTS.mkdir(exist_ok=True)
             page.screenshot(path=str(SCREENSHOTS / "network_map_clicked.png"), full_page=True)
+            # How far a unit sees: a click on the stage's map fills the field pictures and their sentence.
+            expect(page.locator("#field-units img")).to_have_count(1, timeout=60_000)
+            page.locator("#field-units img").click()
+            expect(page.locator("#field-text")).to_contain_text("theoretical field", timeout=60_000)
+            expect(page.locator("#field-network img")).to_have_count(1, timeout=60_000)
+            page.locator("#field-text").scroll_into_view_if_needed()
+            page.screenshot(path=str(SCREENSHOTS / "receptive_field_clicked.png"), full_page=True)
             assert "Error" not in page.locator("body").inner_text()
     finally:
         demo.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -100,3 +101,25 @@ def test_every_registered_network_has_growing_fields(arch):
     fields = receptive_fields(model)
     sizes = [field.size for field in fields.values()]
     assert list(fields) == ["stem", *model.block_names()] and sizes == sorted(sizes) and sizes[0] > 1
+
+
+def test_the_effective_field_lies_in_the_theoretical_one_and_fills_it_when_linear(photos):
+    from resnet_core import create_model
+    from resnet_core.explain.effective_field import unit_field
+
+    trained = create_model("cifar10_resnet20", weights="DEFAULT")
+    for stage, row, col in [("stem", 5, 9), ("layer1", 16, 16), ("layer2", 3, 12)]:
+        field = unit_field(trained, photos / "chelsea.png", stage, row, col)
+        left, top, right, bottom = field.box
+        outside = field.gradient.copy()
+        outside[top:bottom, left:right] = 0
+        assert not outside.any() and field.gradient.max() == 1.0, stage  # nothing outside the theoretical square
+        assert 1 <= field.half_mass_side() <= field.size
+    # Linearised (ReLU an identity), the gradient's bounding box is the theoretical square itself.
+    model = linear_twin(create_model("cifar10_resnet20")).float()
+    field = unit_field(model, photos / "chelsea.png", "layer1", 16, 16)
+    rows, cols = np.nonzero(field.gradient)
+    assert (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1) == field.box
+    assert field.box[2] - field.box[0] == field.size == 15
+    with pytest.raises(ValueError, match="outside it"):
+        unit_field(trained, photos / "chelsea.png", "layer3", 8, 0)

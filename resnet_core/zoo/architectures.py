@@ -10,7 +10,7 @@ from typing import Literal
 from .label_spaces import LabelSpace, label_space
 from .models import BasicBlock, Bottleneck, DownsampleType, PadPosition, ResNestBottleneck, ResNet, StemType
 
-__all__ = ["ARCHITECTURES", "LAB_FAMILY", "ArchSpec", "build", "cifar_spec", "get_arch", "list_models"]
+__all__ = ["ARCHITECTURES", "LAB_FAMILY", "ArchSpec", "build", "cifar_spec", "get_arch", "list_models", "twin_of"]
 
 BlockName = Literal["basic", "bottleneck", "resnest"]
 _BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "resnest": ResNestBottleneck}
@@ -205,3 +205,15 @@ def build(arch: str | ArchSpec) -> ResNet:
     """
     spec = get_arch(arch) if isinstance(arch, str) else arch
     return ResNet(**spec.model_kwargs())
+
+
+def twin_of(name: str) -> str | None:
+    """The registered network with the same layers and the shortcuts the other way (resnet18 and plain18,
+    digits_resnet56 and digits_plain56), or None where the registry has no such pair."""
+    spec = get_arch(name)
+    swapped = name.replace("resnet", "plain") if spec.shortcut else name.replace("plain", "resnet")
+    twin = ARCHITECTURES.get(swapped)
+    if twin is None or twin is spec:
+        return None
+    same = [getattr(spec, f) == getattr(twin, f) for f in ("block", "layers", "widths", "stem_type", "labels")]
+    return swapped if all(same) and twin.shortcut != spec.shortcut else None
