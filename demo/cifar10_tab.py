@@ -17,11 +17,14 @@ import gradio as gr
 import numpy as np
 import torch
 
+from resnet_core import WeightsUnavailableError, create_model
 from resnet_core.cache import cache_dir
 from resnet_core.data import cifar10
+from resnet_core.degradation.data import load_mnist_5k
 from resnet_core.measure.dataset_probe import DatasetProbe, probe_dataset
-from resnet_core.measure.lesion import lesion_study
-from resnet_core.render import lesion_figure, residual_figure
+from resnet_core.measure.layer_responses import ResponseStd, response_std
+from resnet_core.measure.lesion import LesionStudy, lesion_study
+from resnet_core.render import lesion_figure, residual_figure, response_figure
 from resnet_core.settings import cifar10_test_set
 
 from . import feature_vis_view
@@ -45,6 +48,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     with gr.Row():
         residual_stats = gr.Button("Residual ratios: test set vs your photo")
         lesion = gr.Button("Delete each block in turn")
+        fig7 = gr.Button("The paper's Fig. 7: how strongly each 3x3 layer responds")
     test_md = gr.Markdown()
     test_plot = chart("Across the test images")
     gr.Markdown("**What a channel responds to**: the test images that excite it most and least.")
@@ -91,6 +95,15 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         session,
         [test_plot, test_md],
         api_name="cifar10_lesion",
+        concurrency_id="lab",
+        concurrency_limit=1,
+        **SESSION_BOUND,
+    )
+    fig7.click(
+        png_figures(on_gpu(fig7_view, "checks")),
+        None,
+        [test_plot, test_md],
+        api_name="cifar10_fig7",
         concurrency_id="lab",
         concurrency_limit=1,
         **SESSION_BOUND,
@@ -222,6 +235,10 @@ def lesion_view(state: TabState | None, progress: gr.Progress = gr.Progress()): 
     progress(0.0, desc=f"{state['arch']}: deleting each block in turn")
     with models().using(state["arch"], state["weights"]) as loaded:
         study = lesion_study(loaded.model, _inputs(loaded.model), torch.from_numpy(labels))
+    with _lesions_guard:
+        _lesions[(state["arch"], state["weights"])] = study  # the Network map colours blocks by it
+        while len(_lesions) > 16:
+            _lesions.pop(next(iter(_lesions)))
     intact = f"{result.card.label} (intact {study.baseline:.1%})"
     figure = lesion_figure({intact: study}, f"{len(images):,} test images")
     ranked = sorted(study.accuracy.items(), key=lambda item: item[1])
@@ -233,6 +250,69 @@ def lesion_view(state: TabState | None, progress: gr.Progress = gr.Progress()): 
         + ". Veit et al. (2016) found the blocks that change resolution (layer2.0, layer3.0) the most missed; "
         "on a few hundred images, neighbours in this ranking can swap places."
     )
+    return figure, text
+
+
+_lesions: dict[tuple[str, str], LesionStudy] = {}  # the last lesion studies, by (arch, weights), oldest first
+_lesions_guard = threading.Lock()
+
+
+def recent_lesion(arch: str, weights: str) -> LesionStudy | None:
+    """The lesion study this tab last ran for the network, if any."""
+    with _lesions_guard:
+        return _lesions.get((arch, weights))
+
+
+FIG7_CIFAR = ("cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_resnet56")
+FIG7_DIGITS = ("digits_plain20", "digits_resnet20", "digits_plain56", "digits_resnet56")
+FIG7_DIGIT_STEP = 5  # every 5th of the 5,000 shipped digits (the file is not shuffled: a prefix is a few classes)
+
+
+@cache
+def fig7_curves() -> tuple[dict[str, ResponseStd], list[str]]:
+    """Fig. 7's curves of every trained network this machine has (computed once per process), and the ones
+    missing with why. Private models: eight small nets must not push visitors' networks out of the model cache."""
+    images, _, _ = test_images()
+    digits, _ = load_mnist_5k()
+    curves, missing = {}, []
+    for name in (*FIG7_CIFAR, *FIG7_DIGITS):
+        try:
+            model = create_model(name, weights="DEFAULT", progress=False)
+        except WeightsUnavailableError as error:
+            missing.append(f"{name} ({error.summary})")
+            continue
+        if name in FIG7_CIFAR:
+            mean, std = model.card.preprocess.mean, model.card.preprocess.std
+            batches = (cifar10.to_batch(images[i : i + 250], mean, std) for i in range(0, len(images), 250))
+        else:
+            batches = digits[::FIG7_DIGIT_STEP].split(250)
+        curves[name] = response_std(model, batches, network=name)
+    return curves, missing
+
+
+def computed_fig7() -> dict[str, ResponseStd]:
+    """Fig. 7's curves where this tab has computed them already (empty before): other views only read them."""
+    return fig7_curves()[0] if fig7_curves.cache_info().currsize else {}
+
+
+def fig7_view():
+    """The paper's Fig. 7 on the trained CIFAR-10 ResNets and the lab's digit nets: the standard deviation of every
+    3x3 layer's response (after its batch norm, before the ReLU or the addition), in layer order and sorted."""
+    curves, missing = fig7_curves()
+    _, _, described = test_images()
+    cifar = [curves[name] for name in FIG7_CIFAR if name in curves]
+    lab = [curves[name] for name in FIG7_DIGITS if name in curves]
+    figure = response_figure({"CIFAR-10 ResNets (trained)": cifar, "Digits: plain against residual": lab})
+    means = ", ".join(f"{curve.network} {np.mean(curve.std):.3f}" for curve in cifar + lab)
+    text = (
+        f"Standard deviation of each 3x3 layer's response, pooled over images, channels and positions: CIFAR-10 "
+        f"nets on {described}, digit nets on every {FIG7_DIGIT_STEP}th of the 5,000 shipped digits. Mean over "
+        f"layers: {means}. "
+        "The paper: ResNets respond less than plain nets, and deeper ResNets less than shallower ones "
+        "(BENCHMARKS.md has the figures over all 10,000 test images)."
+    )
+    if missing:
+        text += f" Not on this machine, so not drawn: {'; '.join(missing)}."
     return figure, text
 
 

@@ -18,7 +18,7 @@ from resnet_core.zoo.architectures import ArchSpec, twin_of
 from resnet_core.zoo.architectures import build as build_model
 from resnet_core.zoo.models import ResNet
 
-from . import catalog, uploads
+from . import catalog, cifar10_tab, uploads
 from .app_state import costs, load_photo, models, results, settled_weights, stored_analysis, user_error
 from .catalog import RANDOM_INIT
 from .gpu import on_gpu
@@ -30,13 +30,18 @@ from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, picture
 TITLE = "Network map"
 
 RESIDUAL_RATIO = "residual ratio ||F(x)|| / ||shortcut(x)|| (photo)"
-# Per-block numbers a map can be coloured by: (needs an analysis of this network, log scale).
-OVERLAYS: dict[str, tuple[bool, bool]] = {
-    "multiply-adds": (False, True),
-    "parameters": (False, True),
-    "receptive field (px)": (False, False),
-    RESIDUAL_RATIO: (True, True),
-    "evidence through the shortcut (photo)": (True, False),
+EVIDENCE_SHARE = "evidence through the shortcut (photo)"
+LESION = "accuracy lost without the block (CIFAR-10 tab's lesion study)"
+FIG7 = "std of the block's last 3x3 response (CIFAR-10 tab's Fig. 7)"
+# Per-block numbers a map can be coloured by: where they come from, and whether to colour on a log scale.
+OVERLAYS: dict[str, tuple[str, bool]] = {
+    "multiply-adds": ("costs", True),
+    "parameters": ("costs", True),
+    "receptive field (px)": ("costs", False),
+    RESIDUAL_RATIO: ("analysis", True),
+    EVIDENCE_SHARE: ("analysis", False),
+    LESION: ("cifar10 tab", False),
+    FIG7: ("cifar10 tab", False),
 }
 
 
@@ -99,15 +104,26 @@ def _analysis(arch: str, weights: str, state: TabState | None) -> Stored | None:
 
 
 def _values(name: str, arch: str, weights: str, state: TabState | None) -> dict[str, float | None]:
-    needs_analysis, _ = OVERLAYS[name]
-    if not needs_analysis:
-        table = costs(arch, weights)
+    source, _ = OVERLAYS[name]
+    if source == "costs":
         read: Callable = {
             "multiply-adds": lambda row: row.macs,
             "parameters": lambda row: row.params,
             "receptive field (px)": lambda row: row.receptive_field,
         }[name]
-        return {row.name: read(row) for row in table.rows}
+        return {row.name: read(row) for row in costs(arch, weights).rows}
+    if name == LESION:
+        study = cifar10_tab.recent_lesion(arch, weights)
+        return {} if study is None else {block: study.baseline - kept for block, kept in study.accuracy.items()}
+    if name == FIG7:
+        curve = cifar10_tab.computed_fig7().get(arch) if weights == catalog.default_choice(arch) else None
+        if curve is None:
+            return {}
+        blocks: dict[str, float | None] = {}
+        for layer, std in zip(curve.layers, curve.std, strict=True):  # forward order: a block's last 3x3 wins
+            parts = layer.split(".")  # "bn1" (the stem), "layer2.0.bn2"
+            blocks[".".join(parts[:2]) if len(parts) > 2 else "stem"] = std
+        return blocks
     stored = _analysis(arch, weights, state)
     if stored is None:
         return {}
@@ -122,13 +138,22 @@ def drawn_map(arch: str, weights: str, overlay: str, state: TabState | None) -> 
         raise gr.Error(f"Unknown overlay {overlay!r}; expected one of {list(OVERLAYS)}.")
     weights, _ = settled_weights(arch, weights)
     values = _values(overlay, arch, weights, state)
-    needs_analysis, log_scale = OVERLAYS[overlay]
+    source, log_scale = OVERLAYS[overlay]
     title = f"{arch}: {overlay}"
     drawn = draw_network_map(_structure(catalog.spec(arch, weights)), values, overlay, title, log_scale)
-    if needs_analysis and not values:
-        note = f"Analyze a photo with {arch} ({weights}) to colour its blocks by this; the map shows its layout."
-    elif needs_analysis:
-        note = f"On the photo analysed with {arch} ({weights}); plain blocks (no shortcut) are grey."
+    if source == "analysis":
+        note = (
+            f"On the photo analysed with {arch} ({weights}); plain blocks (no shortcut) are grey."
+            if values
+            else f"Analyze a photo with {arch} ({weights}) to colour its blocks by this; the map shows its layout."
+        )
+    elif source == "cifar10 tab":
+        where = "Delete each block in turn" if overlay == LESION else "The paper's Fig. 7"
+        note = (
+            f"From the CIFAR-10 test set tab's last run for {arch} ({weights})."
+            if values
+            else f"For the trained CIFAR-10 and digit nets: press **{where}** in the CIFAR-10 test set tab first."
+        )
     else:
         note = f"Counted for {arch} at the size its weights expect; the head's average pool sees the whole input."
     return drawn, note
@@ -141,9 +166,10 @@ def network_map(arch: str, weights: str, overlay: str, state: TabState | None = 
     Args:
         arch: the architecture, e.g. "resnet50".
         weights: "DEFAULT", a weight name, or "random init".
-        overlay: what colours the blocks: one of "multiply-adds", "parameters", "receptive field (px)", or, after
-            an analysis in this session, "residual ratio ||F(x)|| / ||shortcut(x)|| (photo)" and "evidence through
-            the shortcut (photo)".
+        overlay: what colours the blocks: "multiply-adds", "parameters", "receptive field (px)"; after an analysis
+            in this session "residual ratio ||F(x)|| / ||shortcut(x)|| (photo)" or "evidence through the shortcut
+            (photo)"; after the CIFAR-10 tab's lesion study or Fig. 7, the accuracy lost without each block or the
+            std of its last 3x3 response.
     """
     drawn, note = drawn_map(arch, weights, overlay, state)
     return png_path(drawn.image), note

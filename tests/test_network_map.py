@@ -170,3 +170,38 @@ def test_through_gradio_client_and_a_click_in_chromium(tmp_path, monkeypatch):
             assert "Error" not in page.locator("body").inner_text()
     finally:
         demo.close()
+
+
+@pytest.mark.slow
+def test_the_cifar10_tabs_studies_colour_the_map(cache):
+    """Fig. 7 as the CIFAR-10 tab draws it, and the map coloured by it and by the lesion study, against the library."""
+    from demo import cifar10_tab
+    from resnet_core import create_model
+    from resnet_core.measure.layer_responses import response_std
+
+    *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT", chart=False)
+    _, note = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map_tab.FIG7, state)
+    assert "press **The paper's Fig. 7**" in note  # nothing computed yet: said, not computed behind the user's back
+    figure, text = cifar10_tab.fig7_view()
+    curves, _ = cifar10_tab.fig7_curves()
+    model = create_model("cifar10_resnet20", weights="DEFAULT")
+    images, _, _ = cifar10.load_subset()
+    direct = response_std(model, [cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std)])
+    assert curves["cifar10_resnet20"].std == pytest.approx(direct.std, rel=1e-9)
+    top = figure.axes[0]
+    drawn = {line.get_label().split(" (")[0]: list(line.get_ydata()) for line in top.get_lines()}
+    assert drawn["cifar10_resnet20"] == pytest.approx(list(direct.std)) and "cifar10_resnet20 0.732" in text
+    path, note = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map_tab.FIG7, state)
+    last = {"stem": direct.std[0], **{f"layer{s}.{b}": direct.std[2 + 6 * (s - 1) + 2 * b] for s in (1, 2, 3)
+                                      for b in range(3)}}  # fmt: skip
+    expected = draw_network_map(build("cifar10_resnet20"), last, network_map_tab.FIG7,
+                                f"cifar10_resnet20: {network_map_tab.FIG7}")  # fmt: skip
+    assert np.array_equal(read_png(path), expected.image) and "last run" in note
+
+    figure, _ = cifar10_tab.lesion_view(state)
+    study = cifar10_tab.recent_lesion("cifar10_resnet20", state["weights"])
+    path, _ = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map_tab.LESION, state)
+    lost = {block: study.baseline - kept for block, kept in study.accuracy.items()}
+    expected = draw_network_map(build("cifar10_resnet20"), lost, network_map_tab.LESION,
+                                f"cifar10_resnet20: {network_map_tab.LESION}")  # fmt: skip
+    assert np.array_equal(read_png(path), expected.image) and lost["layer2.0"] > 0
