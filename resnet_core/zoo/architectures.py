@@ -127,6 +127,8 @@ def _specs() -> list[ArchSpec]:
         specs.append(ArchSpec(f"plain{depth}", "Plain", block, layers, shortcut=False))
     for depth in (20, 32, 44, 56, 110, 1202):  # the paper's section 4.2, Table 6
         specs.append(cifar_spec(depth, name=f"cifar10_resnet{depth}", family="CIFAR-10"))
+    for depth in (20, 56):  # their plain twins (Fig. 6), trained by resnet_core.degradation.cifar10 where a GPU is
+        specs.append(cifar_spec(depth, plain=True, name=f"cifar10_plain{depth}", family="CIFAR-10"))
     for plain, depth in itertools.product((True, False), (20, 56)):  # the degradation lab's shipped nets
         kind = "plain" if plain else "resnet"
         specs.append(cifar_spec(depth, plain=plain, name=f"digits_{kind}{depth}", **_DIGITS))
