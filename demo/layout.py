@@ -10,6 +10,7 @@ from . import (
     cifar10_tab,
     compare_tab,
     cost_tab,
+    dataset_tab,
     degradation_tab,
     explain_tab,
     features_tab,
@@ -33,6 +34,7 @@ TABS: list[Tab] = [
     live_tab,
     compare_tab,
     cifar10_tab,
+    dataset_tab,
     degradation_tab,
     about_tab,
 ]

@@ -12,6 +12,8 @@ import torch
 
 __all__ = [
     "ENV_CACHE_SIZE",
+    "ENV_DATASET",
+    "ENV_DATASET_RUNS",
     "ENV_DEVICE",
     "ENV_LIVE_TRAINING",
     "ENV_RESULTS",
@@ -19,6 +21,8 @@ __all__ = [
     "ENV_THREADS",
     "ENV_UPLOADS_TTL",
     "cache_size",
+    "dataset_folder",
+    "dataset_runs",
     "device",
     "live_training",
     "on_space",
@@ -35,6 +39,8 @@ ENV_RESULTS = "RESNET_EXPLORER_RESULTS"  # analyses kept for redraws (default 8)
 ENV_RESULTS_TTL = "RESNET_EXPLORER_RESULTS_TTL"  # seconds an analysis is kept after its last use (default 600)
 ENV_UPLOADS_TTL = "RESNET_EXPLORER_UPLOADS_TTL"  # seconds a visitor's own checkpoint is kept (default 3600)
 ENV_LIVE_TRAINING = "RESNET_EXPLORER_LIVE_TRAINING"  # 1/0: live training on or off (default: off on a Space)
+ENV_DATASET_RUNS = "RESNET_EXPLORER_DATASET_RUNS"  # 1/0: the Data set tab's runs on or off (default: off on a Space)
+ENV_DATASET = "RESNET_EXPLORER_DATASET"  # a folder or CSV on the server the Data set tab offers (never a visitor's)
 
 
 def device() -> torch.device:
@@ -72,9 +78,24 @@ def on_space() -> bool:
     return "SPACE_ID" in os.environ
 
 
-def live_training() -> bool:
-    """On by default, off on a Hugging Face Space unless ``RESNET_EXPLORER_LIVE_TRAINING`` turns it on."""
-    setting = os.environ.get(ENV_LIVE_TRAINING)
+def _switch(name: str) -> bool:
+    """A 1/0 setting that is on by default and off on a Hugging Face Space (minutes of CPU stall every visitor)."""
+    setting = os.environ.get(name)
     if setting is not None:
         return setting.strip().lower() in ("1", "true", "yes", "on")
     return not on_space()
+
+
+def live_training() -> bool:
+    """On by default, off on a Hugging Face Space unless ``RESNET_EXPLORER_LIVE_TRAINING`` turns it on."""
+    return _switch(ENV_LIVE_TRAINING)
+
+
+def dataset_runs() -> bool:
+    """On by default, off on a Hugging Face Space unless ``RESNET_EXPLORER_DATASET_RUNS`` turns it on."""
+    return _switch(ENV_DATASET_RUNS)
+
+
+def dataset_folder() -> str | None:
+    """The server-side folder or CSV named by ``RESNET_EXPLORER_DATASET``, if any."""
+    return os.environ.get(ENV_DATASET) or None

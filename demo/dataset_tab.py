@@ -1,0 +1,194 @@
+"""The Data set tab: networks over a whole data set instead of one photo, through ``resnet_core.evaluate_dataset``.
+
+The data are the CIFAR-10 test images shipped with the app, all 10,000 where ``$RESNET_EXPLORER_CIFAR10`` names them,
+or a folder or CSV on the server named by ``$RESNET_EXPLORER_DATASET`` (never a path a visitor types). A run is a
+job of the lab's kind (one at a time, with progress, cancellable), off on a Space unless enabled; its rows, summaries
+and plots stay on disk under the app's cache, keyed by what was asked, so asking again reads them back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from pathlib import Path
+
+import gradio as gr
+import pyarrow.dataset as ds
+
+from resnet_core import ARCHITECTURES, evaluate_dataset
+from resnet_core.cache import cache_dir
+from resnet_core.data.sources import ImageSource, open_source
+from resnet_core.evaluate.metrics import METRICS
+from resnet_core.evaluate.store import PLOTS, ROWS, file_name
+from resnet_core.evaluate.summary import Summary
+from resnet_core.settings import cifar10_test_set
+
+from . import settings
+from .app_state import user_error
+from .image_outputs import download_path, png_path
+from .shared import PRIVATE, SESSION_BOUND, Shared, caption, picture
+
+TITLE = "Data set"
+RESIDUALS = "residual ratios"
+NETWORKS = [name for name, spec in ARCHITECTURES.items() if spec.label_space.key == "cifar10"]
+DEFAULT_NETWORKS = ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_resnet56"]
+MAX_NETWORKS = 6
+WORST = 12  # the most confidently wrong images shown
+LEADERBOARD = ["network", "depth", "weights", "images", "unreadable", "acc@1 %", "acc@5 %", "images/s"]
+
+
+def data_choices() -> dict[str, str]:
+    """What the tab offers to run on: label -> what ``evaluate_dataset`` is given."""
+    choices = {"the 500 CIFAR-10 test images shipped with the app": "cifar10"}
+    if cifar10_test_set() is not None:
+        choices["all 10,000 CIFAR-10 test images (this server's copy)"] = "cifar10:full"
+    folder = settings.dataset_folder()
+    if folder:
+        choices[f"this server's data set ({Path(folder).name})"] = folder
+    return choices
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    if not settings.dataset_runs():
+        gr.Markdown(
+            "Runs over a data set take minutes of CPU that every other visitor would wait for, so they are off on "
+            f"this Space. Run the app yourself (`python app.py`), or set `{settings.ENV_DATASET_RUNS}=1`."
+        )
+        return
+    gr.Markdown(
+        "Every image of a data set through each network: accuracy, speed and each block's median residual ratio "
+        "per network, the images they get most confidently wrong, and every row to download (Parquet). The same "
+        "run from the command line: `python -m resnet_core evaluate cifar10 --archs cifar10_resnet20 ... --out DIR`."
+    )
+    with gr.Row():
+        networks = gr.CheckboxGroup(NETWORKS, value=DEFAULT_NETWORKS, label="Networks (trained where weights exist)")
+        with gr.Column():
+            data = gr.Radio(list(data_choices()), value=next(iter(data_choices())), label="Data")
+            measured = gr.CheckboxGroup([RESIDUALS, *METRICS], value=[RESIDUALS], label="Measure besides predictions")
+    with gr.Row():
+        run = gr.Button("Run over the data set", variant="primary")
+        stop = gr.Button("Stop")
+    status = gr.Markdown(elem_id="dataset-status")
+    board = gr.Dataframe(headers=LEADERBOARD, label="Leaderboard", interactive=False, elem_id="dataset-board")
+    with gr.Row():
+        accuracy = picture("Accuracy against depth", elem_id="dataset-accuracy")
+        ratios = picture("Median residual ratio of every block", elem_id="dataset-ratios")
+    caption("Most confidently wrong (click one to put it in the photo box)")
+    worst = gr.Gallery(
+        show_label=False,
+        columns=6,
+        height=260,
+        allow_preview=False,
+        elem_classes="pixelated-tiles",
+        elem_id="dataset-worst",
+    )
+    worst_files = gr.State([])
+    download = gr.File(label="Rows (Parquet), summaries (JSON) and plots, zipped", elem_id="dataset-download")
+    outputs = [status, board, accuracy, ratios, worst, worst_files, download]
+    job = run.click(
+        dataset_run,
+        [networks, data, measured],
+        outputs,
+        api_name="dataset",
+        concurrency_id="lab",
+        concurrency_limit=1,
+        **SESSION_BOUND,
+    )
+    stop.click(None, None, None, cancels=[job], **PRIVATE)
+    worst.select(pick_worst, worst_files, shared.image, **PRIVATE)
+
+
+def dataset_run(
+    networks: list[str],
+    data: str,
+    measured: list[str],
+    progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
+):
+    """Run networks over a whole data set and summarise each: a leaderboard, accuracy against depth, each block's
+    median residual ratio, the most confidently wrong images, and a zip of every row.
+
+    Args:
+        networks: CIFAR-10 network names, e.g. ["cifar10_resnet20", "cifar10_resnet56"] (at most 6).
+        data: one of the data sets the tab offers (the shipped CIFAR-10 test images by default).
+        measured: "residual ratios" and any registered metric names.
+    """
+    choices = data_choices()
+    if data not in choices:
+        raise user_error(f"Pick one of the data sets offered: {', '.join(choices)}.")
+    unknown = [name for name in networks if name not in NETWORKS]
+    if unknown or not 1 <= len(networks) <= MAX_NETWORKS:
+        raise user_error(f"Pick 1 to {MAX_NETWORKS} of the CIFAR-10 networks.")
+    # resolve_metrics' terms: None for the ratios alone, ["none"] for predictions only; metrics bring the ratios.
+    metrics = [name for name in measured if name in METRICS]
+    asked = metrics or (None if RESIDUALS in measured else ["none"])
+    key = json.dumps([choices[data], sorted(networks), asked])
+    out = cache_dir("datasets") / hashlib.sha256(key.encode()).hexdigest()[:16]
+    try:
+        source = open_source(choices[data])
+        # No loader workers: forking the server process, threads and all, is not safe.
+        summaries = evaluate_dataset(source, networks, out, metrics=asked, workers=0, progress=True)
+    except (ValueError, FileNotFoundError) as error:
+        raise user_error(str(error)) from None
+    rows = [leaderboard_row(summary) for summary in summaries.values()]
+    worst = most_confidently_wrong(out, source, list(summaries))
+    plots = [out / PLOTS / name for name in ("accuracy_vs_depth.png", "residual_ratios.png")]
+    untrained = [s.network for s in summaries.values() if not s.pretrained]
+    text = f"**{len(summaries)} network(s) over {data}** ({len(source):,} images)" + (
+        f". Untrained (no published weights): {', '.join(untrained)}." if untrained else "."
+    )
+    return (
+        text,
+        rows,
+        *(str(path) if path.is_file() else None for path in plots),
+        [(png_path(picture), label) for picture, label in worst],
+        [png_path(picture) for picture, _ in worst],
+        download_path(zipped(out), "resnet-explorer-dataset.zip"),
+    )
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else round(100 * value, 2)
+
+
+def leaderboard_row(summary: Summary) -> list:
+    """One network's line: what ran, on how many images, how often right, how fast (None: read back, not run)."""
+    rate = None if summary.images_per_second is None else round(summary.images_per_second)
+    weights = summary.weights if summary.pretrained else "untrained"
+    accuracies = [_percent(summary.accuracy), _percent(summary.topk_accuracy)]
+    return [summary.network, summary.depth, weights, summary.images, summary.errors, *accuracies, rate]
+
+
+def most_confidently_wrong(out: Path, source: ImageSource, networks: list[str]) -> list[tuple[object, str]]:
+    """The images the networks got wrong with the highest top-1 probability, with what they said and the truth."""
+    wrong = []
+    for network in networks:
+        table = ds.dataset(out / ROWS / file_name(network), format="parquet").to_table(
+            columns=["path", "label", "topk", "correct"],
+            filter=ds.field("correct") == False,  # noqa: E712
+        )
+        for row in table.to_pylist():
+            best = row["topk"][0]
+            wrong.append((best["probability"], network, row["path"], best["label"], row["label"]))
+    wrong.sort(key=lambda item: -item[0])
+    index = {key: position for position, key in enumerate(source.keys)}
+    return [
+        (source.image(index[path]), f"{network}: {said} ({100 * p:.0f}%), is {truth}")
+        for p, network, path, said, truth in wrong[:WORST]
+    ]
+
+
+def zipped(out: Path) -> bytes:
+    """The run's folder (rows, summaries, plots, run.json) as a zip."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(out.rglob("*")):
+            if path.is_file() and not path.name.startswith("."):
+                archive.write(path, path.relative_to(out))
+    return buffer.getvalue()
+
+
+def pick_worst(files: list[str], event: gr.SelectData) -> str:
+    """The clicked image, as a file for the photo input."""
+    return files[event.index]

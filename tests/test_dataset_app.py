@@ -1,0 +1,105 @@
+"""The Data set tab: its leaderboard and images against the library's run, its limits, the browser."""
+
+from __future__ import annotations
+
+import json
+
+import gradio as gr
+import pyarrow.dataset as ds
+import pytest
+from gradio_client import Client
+
+from bench.browser import chromium_page
+from demo import app_state, dataset_tab
+from demo import launch as app_module
+from demo.model_cache import ModelCache
+from resnet_core import evaluate_dataset
+from resnet_core.data.cifar10 import SUBSET_JSON
+from resnet_core.settings import ENV_CACHE
+
+from .conftest import ROOT, free_port
+
+SCREENSHOTS = ROOT / "screenshots"
+SHIPPED = "the 500 CIFAR-10 test images shipped with the app"
+PAIR = ["cifar10_resnet20", "cifar10_resnet56"]
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv(ENV_CACHE, str(tmp_path / "cache"))
+    app_state.configure(ModelCache(capacity=3, device="cpu"))
+
+
+def quiet(*args, **kwargs) -> None:
+    """A stand-in for gr.Progress outside a request."""
+
+
+def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
+    text, board, accuracy, ratios, worst, files, download = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"],
+                                                                                    progress=quiet)  # fmt: skip
+    expected = evaluate_dataset("cifar10", PAIR, tmp_path / "library", workers=0, progress=False)
+    pinned = json.loads(SUBSET_JSON.read_text())["reference_errors"]
+    for row, (name, summary) in zip(board, expected.items(), strict=True):
+        assert row[:7] == [name, summary.depth, summary.weights, 500, 0, round(100 * summary.accuracy, 2),
+                           round(100 * summary.topk_accuracy, 2)]  # fmt: skip
+        assert row[5] == round(100 * (500 - pinned[name]) / 500, 2)  # 50 and 26 errors on the shipped 500
+    assert accuracy.endswith("accuracy_vs_depth.png") and ratios.endswith("residual_ratios.png")
+    assert "2 network(s) over the 500 CIFAR-10 test images" in text and download.endswith(".zip")
+    # The gallery: the wrong answers with the highest top-1 probability, across both networks, highest first.
+    rows = []
+    for name in PAIR:
+        table = ds.dataset(tmp_path / "library" / "rows" / name, format="parquet").to_table().to_pylist()
+        rows += [
+            (r["topk"][0]["probability"], name, r["topk"][0]["label"], r["label"]) for r in table if not r["correct"]
+        ]
+    rows.sort(key=lambda row: -row[0])
+    assert [label for _, label in worst] == [f"{n}: {said} ({100 * p:.0f}%), is {truth}" for p, n, said, truth in
+                                             rows[: dataset_tab.WORST]]  # fmt: skip
+    assert len(files) == len(worst) == dataset_tab.WORST
+    # Asked again, the run is read back from disk: the same board, no speed to report.
+    again = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)[1]
+    assert [row[:7] for row in again] == [row[:7] for row in board] and again[0][7] is None
+
+
+def test_what_a_visitor_cannot_ask_for():
+    for networks, data, message in [
+        ([], SHIPPED, "Pick 1 to 6"),
+        (["resnet50"], SHIPPED, "Pick 1 to 6"),
+        (PAIR, "/etc", "Pick one of the data sets offered"),
+    ]:
+        with pytest.raises(gr.Error, match=message):
+            dataset_tab.dataset_run(networks, data, [], progress=quiet)
+
+
+def test_off_on_a_space_unless_enabled(monkeypatch):
+    monkeypatch.setenv("SPACE_ID", "someone/resnet-explorer")
+    with gr.Blocks() as demo, gr.Tab("Data set") as tab:
+        dataset_tab.build(None, tab)
+    assert not [block for block in demo.blocks.values() if isinstance(block, gr.Button)]
+    monkeypatch.setenv("RESNET_EXPLORER_DATASET_RUNS", "1")
+    assert dataset_tab.settings.dataset_runs()
+
+
+@pytest.mark.browser
+def test_through_gradio_client_and_in_chromium(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    expect = pytest.importorskip("playwright.sync_api").expect
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/"
+    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    try:
+        client = Client(url, verbose=False)
+        _, board, *_ = client.predict(["cifar10_resnet20"], SHIPPED, [], api_name="/dataset")
+        assert board["data"][0][:6] == ["cifar10_resnet20", 20, "cifar10_resnet20.akamaster", 500, 0, 90.0]
+        with chromium_page(url) as page:
+            page.get_by_role("tab", name="Data set").click()
+            page.get_by_role("button", name="Run over the data set").click()
+            expect(page.locator("#dataset-board")).to_contain_text("cifar10_resnet44", timeout=300_000)
+            expect(page.locator("#dataset-worst img").first).to_be_visible(timeout=60_000)
+            SCREENSHOTS.mkdir(exist_ok=True)
+            page.screenshot(path=str(SCREENSHOTS / "dataset_leaderboard.png"), full_page=True)
+            page.locator("#dataset-worst img").first.click()
+            expect(page.locator("#photo img")).to_have_count(1, timeout=60_000)
+            assert "Error" not in page.locator("body").inner_text()
+    finally:
+        demo.close()
