@@ -1,6 +1,7 @@
 """A whole data set through ``evaluate_dataset`` against a bare batched forward over the same images, in one run.
 
     python -m bench.evaluate_speed [--data DIR] [--arch cifar10_resnet56] [--batch-size 64] [--workers 1] [--reps 1]
+    python -m bench.evaluate_speed --ray [--data DIR]     # a local Ray against the local loop, start-up apart
 
 ``--data`` (or ``$RESNET_EXPLORER_CIFAR10``) holds all 10,000 CIFAR-10 test images; without it the 500 shipped ones
 are used and said so. Per repetition, side by side: the bare loop (the test set already normalised in memory, one
@@ -58,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--reps", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--ray", action="store_true", help="time a local Ray run against the local loop instead")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.data is not None:
@@ -69,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         images, _, _ = load_subset()
         data = "cifar10"
         print(f"no --data or ${ENV_TEST_SET}: the 500 shipped test images")
+    if args.ray:
+        return ray_against_local(data, args)
     print(f"{args.arch} on {len(images):,} test images, batch {args.batch_size}, {args.workers} loader worker(s), "
           f"{torch.get_num_threads()} threads")  # fmt: skip
     print(f"{'rep':>3} {'bare img/s':>10} {'none img/s':>10} {'ratio':>6} {'default img/s':>13} {'ratio':>6}  errors")
@@ -90,6 +94,29 @@ def main(argv: list[str] | None = None) -> int:
         after_all = rss_mb()
     print(f"resident memory: {after_1000:.0f} MB after a 1,000-image run, {after_all:.0f} MB after a "
           f"{len(images):,}-image run ({after_all - after_1000:+.0f} MB)")  # fmt: skip
+    return 0
+
+
+def ray_against_local(data: str, args: argparse.Namespace) -> int:
+    """The same run through a local Ray (started first and timed apart) and through the local loop."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    start = time.perf_counter()
+    ray.init(_node_ip_address="127.0.0.1", include_dashboard=False, log_to_driver=False)
+    startup = time.perf_counter() - start
+    cpus = int(ray.cluster_resources().get("CPU", 1))
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        local, plain = evaluate_rate(data, args.arch, None, args, root, "local")
+        start = time.perf_counter()
+        (summary,) = evaluate_dataset(data, [args.arch], root / "ray", batch_size=args.batch_size, progress=False,
+                                      ray="local").values()  # fmt: skip
+        on_ray = summary.images / (time.perf_counter() - start)
+    print(f"{args.arch} on {summary.images:,} images, {cpus} CPUs: Ray start-up {startup:.1f} s (apart); local loop "
+          f"{local:.0f} img/s, Ray {on_ray:.0f} img/s ({on_ray / local:.2f}x); accuracy {plain.accuracy:.4f} / "
+          f"{summary.accuracy:.4f}")  # fmt: skip
+    ray.shutdown()
     return 0
 
 

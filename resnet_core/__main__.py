@@ -315,6 +315,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         topk=args.topk,
         download=args.download,
         progress=not args.json,
+        ray=args.ray,
+        actors=args.actors,
     )
     if args.json:
         print(json.dumps([summary.as_dict() for summary in summaries.values()], indent=2))
@@ -565,6 +567,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_positive, default=None, help="only the first N images")
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--download", action="store_true", help="cifar10:full: let torchvision fetch it (about 170 MB)")
+    on_ray = 'run on Ray Data: a cluster\'s address (or auto), or alone for a Ray started here; needs the "scale" extra'
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS", help=on_ray)
+    p.add_argument("--actors", type=_positive, default=None, help="with --ray: copies of each network at a time")
     p.add_argument("--json", action="store_true", help="the summaries as a JSON array, no progress bar")
     p.set_defaults(func=cmd_evaluate)
 

@@ -41,6 +41,8 @@ def evaluate_dataset(
     device: str | torch.device | None = None,
     rows_per_part: int = ROWS_PER_PART,
     progress: bool = True,
+    ray: str | None = None,
+    actors: int | None = None,
 ) -> dict[str, Summary]:
     """Every image of ``data`` through every network: a row per image and network in ``out/rows`` (Parquet, read
     it with ``pyarrow.dataset.dataset(out / "rows")``), a summary per network in ``out/summary/<network>.json``
@@ -56,6 +58,9 @@ def evaluate_dataset(
     Everything a user can get wrong (an unknown network, labels that are not a network's classes, a missing data
     set, an ``out`` of another run) raises ``ValueError`` or ``FileNotFoundError`` before any image is read. An
     image that cannot be read is a row with its ``error``, never the end of the run.
+
+    ``ray``: run on Ray instead of this process (``"local"`` starts one here; an address joins a cluster), with
+    ``actors`` copies of each network (see :func:`~resnet_core.evaluate.on_ray.run_on_ray`); the rows are the same.
     """
     residuals, metric_names = resolve_metrics(metrics)
     if not networks:
@@ -76,9 +81,12 @@ def evaluate_dataset(
     out = Path(out)
     claim(out, {"data": source.description, "residual_ratios": residuals, "metrics": list(metric_names), "topk": topk})
     summaries = {}
-    for name in names:
+    for network, name in zip(networks, names, strict=True):
         evaluator = BatchEvaluator(models.pop(0), residuals, metric_names, topk)  # each model freed after its run
-        summaries[name] = _run(evaluator, source, labels.pop(0), out, batch_size, workers, rows_per_part, progress)
+        if ray is None:
+            summaries[name] = _run(evaluator, source, labels.pop(0), out, batch_size, workers, rows_per_part, progress)
+        else:
+            summaries[name] = _run_on_ray(network, evaluator, source, labels.pop(0), out, batch_size, ray, actors)
     write_plots(out)
     return summaries
 
@@ -87,6 +95,36 @@ def _model(network: str | Network | ResNet, device: torch.device, progress: bool
     if isinstance(network, ResNet):
         return network
     return (Network(arch=network) if isinstance(network, str) else network).build(device, progress=progress)
+
+
+def _run_on_ray(
+    network: str | Network | ResNet,
+    evaluator: BatchEvaluator,
+    source: ImageSource,
+    labels: Sequence[int | None],
+    out: Path,
+    batch_size: int,
+    address: str,
+    actors: int | None,
+) -> Summary:
+    """One network on Ray: the images its rows lack, then its summary, as :func:`_run` does here."""
+    from .on_ray import run_on_ray
+
+    folder = out / ROWS / file_name(evaluator.name)
+    done = written_paths(folder)
+    todo = [index for index, key in enumerate(source.keys) if key not in done]
+    start = time.perf_counter()
+    if todo:
+        spec = Network(arch=network) if isinstance(network, str) else network
+        run_on_ray(spec, evaluator, source, labels, todo, folder, batch_size, address, actors)
+    return _summarised(evaluator, folder, out, source, len(todo) / (time.perf_counter() - start) if todo else None)
+
+
+def _summarised(evaluator: BatchEvaluator, folder: Path, out: Path, source: ImageSource, rate: float | None) -> Summary:
+    """The network's summary of every row in ``folder``, also written as its JSON."""
+    summary = summarize(folder, evaluator.card, evaluator.blocks, evaluator.topk, source.description, rate)
+    write_json(out / SUMMARY / f"{file_name(evaluator.name)}.json", summary.as_dict())
+    return summary
 
 
 def _run(
@@ -121,7 +159,4 @@ def _run(
                 bar.update(len(batch["path"]))
         finally:
             writer.flush()  # the rows in hand are whole: keep them, whatever stopped the run
-    rate = len(todo) / (time.perf_counter() - start) if todo else None
-    summary = summarize(folder, evaluator.card, evaluator.blocks, evaluator.topk, source.description, rate)
-    write_json(out / SUMMARY / f"{file_name(evaluator.name)}.json", summary.as_dict())
-    return summary
+    return _summarised(evaluator, folder, out, source, len(todo) / (time.perf_counter() - start) if todo else None)
