@@ -83,7 +83,7 @@ def run_on_ray(
         _Rows,
         fn_constructor_args=(network, evaluator.residuals, evaluator.metrics, evaluator.topk),
         batch_size=batch_size,
-        concurrency=pool,
+        compute=ray.data.ActorPoolStrategy(size=pool),
         batch_format="numpy",
     )
     folder.mkdir(parents=True, exist_ok=True)
