@@ -136,6 +136,10 @@ def test_through_gradio_client_and_a_click_in_chromium(tmp_path, monkeypatch):
         values = {entry.block: entry.shortcut_share for entry in split.blocks}
         expected = draw_network_map(build("cifar10_resnet20"), values, shares, f"cifar10_resnet20: {shares}")
         assert np.array_equal(read_png(path), expected.image) and "On the photo" in note
+        text, own, twin = client.predict("layer2", 5, 7, api_name="/receptive_field")
+        field = unit_field(create_model("cifar10_resnet20", weights="DEFAULT"), CAT, "layer2", 5, 7)
+        assert np.array_equal(read_png(own), field_overlay(field.crop, field.gradient, field.box))
+        assert twin is None and f"theoretical field **{field.size} px**" in text
 
         with chromium_page(url) as page:
             page.set_input_files("#photo input[type=file]", str(CAT))
