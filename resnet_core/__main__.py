@@ -496,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="NAME",
         default=None,
-        help=f"per-image metrics to add ({', '.join(METRICS) or 'none implemented yet'}), all, or none: predictions "
+        help=f"per-image metrics to add ({', '.join(METRICS)}), all, or none: predictions "
         "only, the fastest (default: predictions and per-block residual ratios)",
     )
     p.add_argument("--out", required=True, help="the folder to write (a run into it again resumes)")

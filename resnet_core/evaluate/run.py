@@ -111,7 +111,7 @@ def _run(
         collate_fn=Collate.of(preprocess),
         pin_memory=evaluator.device.type == "cuda",
     )
-    writer = PartWriter(folder, row_schema(evaluator.metrics), rows_per_part)
+    writer = PartWriter(folder, row_schema(evaluator.columns), rows_per_part)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc=evaluator.name, unit="img", disable=not progress or not todo, file=sys.stderr)
     with bar:
