@@ -15,6 +15,7 @@ from .data.sources import SOURCES
 from .degradation.cli import configure_parser, run_cli
 from .evaluate.metrics import METRICS
 from .explain.saliency import METHODS
+from .explain.sanity import PROTOCOLS
 from .measure.complexity import cost_table
 from .zoo.architectures import ARCHITECTURES, get_arch
 from .zoo.weights import WeightsUnavailableError, eval_size, list_weights, weights_or_default
@@ -314,6 +315,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         topk=args.topk,
         download=args.download,
+        protocol=args.protocol,
         progress=not args.json,
     )
     if args.json:
@@ -498,6 +500,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"per-image metrics to add ({', '.join(METRICS)}), all, or none: predictions "
         "only, the fastest (default: predictions and per-block residual ratios)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default="default",
+        help="the deletion and insertion metrics' protocol: the one sanity uses (blur fill), or TorchCAM's "
+        "DeletionInsertionMetric (zero fill, ties in raster order, 20 steps)",
     )
     p.add_argument("--out", required=True, help="the folder to write (a run into it again resumes)")
     p.add_argument("--batch-size", type=_positive, default=64)

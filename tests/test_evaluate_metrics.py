@@ -7,14 +7,17 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import numpy as np
+import pyarrow.dataset as ds
 import pytest
 import torch
+from PIL import Image
 from torch import Tensor, nn
 
-from resnet_core import create_model
+from resnet_core import create_model, evaluate_dataset
 from resnet_core.data import cifar10
-from resnet_core.evaluate.metrics import METRICS, MetricBatch
+from resnet_core.evaluate.metrics import METRICS, MetricBatch, image_seed
 from resnet_core.explain.saliency import saliency_map
+from resnet_core.explain.sanity import PROTOCOLS, sanity_check
 
 torchcam_metrics = pytest.importorskip("torchcam.metrics", reason="TorchCAM 0.5 (the reference) needs Python 3.11")
 
@@ -34,18 +37,20 @@ def inputs(model) -> Tensor:
     return cifar10.to_batch(images[:COUNT], model.card.preprocess.mean, model.card.preprocess.std)
 
 
-def explained(model: nn.Module, inputs: Tensor) -> MetricBatch:
+def explained(model: nn.Module, inputs: Tensor, protocol: str = "default") -> MetricBatch:
     """What the evaluator gives the metrics: every image with its top-1 class."""
     with torch.inference_mode():
         classes = model(inputs).argmax(1)
-    return MetricBatch(model, inputs, classes, seeds=[0] * len(inputs))
+    return MetricBatch(model, inputs, classes, seeds=[0] * len(inputs), protocol=PROTOCOLS[protocol])
 
 
 def values(batch: MetricBatch, *names: str) -> dict[str, np.ndarray]:
+    """The number columns of the metrics ``names``, one value per image."""
     columns = {}
     for name in names:
         computed = METRICS[name].compute(batch)
-        columns.update({column: np.asarray(computed[column], dtype=float) for column in METRICS[name].columns})
+        numbers = [column for column, kind in METRICS[name].columns.items() if kind is not str]
+        columns.update({column: np.asarray(computed[column], dtype=float) for column in numbers})
     return columns
 
 
@@ -102,3 +107,55 @@ def test_average_drop_and_increase_in_confidence_equal_torchcams(model, inputs):
         assert abs(ours_alone["average_drop"][0] - ours["average_drop"][index]) <= 1e-6  # batching changes nothing
     # Not a vacuous equality: the maps keep some images' class and lose others'.
     assert 0 < ours["average_drop"].mean() < 1 and ours["average_drop"].std() > 0.05
+
+
+def test_deletion_and_insertion_equal_torchcams_under_its_protocol(model, inputs):
+    """TorchCAM's DeletionInsertionMetric on our maps (zero baseline on the normalised input, ties in raster
+    order, 20 steps of ceil(1024 / 20) pixels): the batch of 16, and each image alone."""
+
+    def torchcam(batch: MetricBatch) -> dict[str, float]:
+        maps = GivenMaps(model, batch.gradcam[0])
+        metric = torchcam_metrics.DeletionInsertionMetric(maps, lambda logits: logits.softmax(-1), steps=20)
+        metric.update(batch.inputs, class_idx=batch.classes.tolist())
+        return metric.summary()
+
+    names = ("deletion", "insertion")
+    whole = explained(model, inputs, "torchcam")
+    ours, reference = values(whole, *names), torchcam(whole)
+    assert abs(ours["deletion_auc"].mean() - reference["deletion_auc"]) <= 1e-6
+    assert abs(ours["insertion_auc"].mean() - reference["insertion_auc"]) <= 1e-6
+    for index in range(0, len(inputs), 3):
+        alone = explained(model, inputs[index : index + 1], "torchcam")
+        ours_alone, reference = values(alone, *names), torchcam(alone)
+        assert abs(ours_alone["deletion_auc"][0] - reference["deletion_auc"]) <= 1e-6
+        assert abs(ours_alone["insertion_auc"][0] - reference["insertion_auc"]) <= 1e-6
+    # Its protocol is not ours: the tie order alone moves the areas (Grad-CAM leaves many pixels at zero).
+    default = values(explained(model, inputs), *names)
+    assert np.abs(default["deletion_auc"] - ours["deletion_auc"]).max() > 0.01
+
+
+def test_rows_equal_single_image_sanity(model, tmp_path):
+    """Eight shipped images in batches of three: each row's areas are what ``sanity`` says of that image with the
+    row's seed, and the protocol is void exactly where its fully blurred image keeps the class above 2/10."""
+    out = tmp_path / "out"
+    options = dict(limit=8, batch_size=3, workers=0, progress=False)
+    evaluate_dataset("cifar10", [model], out, metrics=["deletion", "insertion"], **options)
+    rows = ds.dataset(out / "rows", format="parquet").to_table().to_pylist()
+    images, _, _ = cifar10.load_subset()
+    void = 0
+    for row in rows:
+        index = int(row["path"].split(":")[1]) // 20
+        report = sanity_check(model, Image.fromarray(images[index]), seed=image_seed(row["path"]))
+        assert report.class_index == row["topk"][0]["index"]
+        for name in ("deletion", "random_deletion", "insertion", "random_insertion"):
+            assert abs(row[f"{name}_auc"] - getattr(report, name).auc) <= 1e-5, (row["path"], name)
+        blurred = report.deletion.probabilities[-1]
+        assert abs(report.insertion.probabilities[0] - blurred) <= 1e-6  # both protocols end at the blurred image
+        for mode in ("deletion", "insertion"):
+            assert row[f"{mode}_valid"] == (blurred <= 2 / 10)
+            reason = row[f"{mode}_void_reason"]
+            assert (reason is None) == row[f"{mode}_valid"]
+            if reason:
+                assert reason.startswith("protocol void for this image") and f"= {blurred:.3f} > 2/10" in reason
+        void += not row["deletion_valid"]
+    assert len(rows) == 8 and 0 < void < 8  # both kinds among these images (measured: 2 void)

@@ -9,19 +9,26 @@ The explanation metrics explain the project's Grad-CAM (the app's default method
 
 * ``average_drop``, ``increase_in_confidence``: Chattopadhyay et al. (2018) as TorchCAM's ``ClassificationMetric``
   defines them (:func:`~resnet_core.explain.sanity.confidence_change`); a share in [0, 1], and 1.0 or 0.0.
+* ``deletion``, ``insertion``: the areas under the curves of the batch's
+  :class:`~resnet_core.explain.sanity.Protocol`, named as ``python -m resnet_core sanity`` names them
+  (``deletion_auc``, ``random_deletion_auc``, ...), the random ranking seeded by the image's seed as ``sanity
+  --seed`` seeds it; and whether the protocol is valid for the image (``deletion_valid``; where not,
+  ``deletion_void_reason`` says why: :func:`~resnet_core.explain.sanity.void_reason`). A void curve keeps its
+  numbers in the row; the summary leaves it out.
 """
 
 from __future__ import annotations
 
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 
 from torch import Tensor
 
 from ..explain.saliency import gradcam_maps
-from ..explain.sanity import Protocol, confidence_change
+from ..explain.sanity import Mode, Protocol, confidence_change, perturbation_curves, void_reason
+from ..zoo.create import card
 from ..zoo.models import ResNet
 
 __all__ = ["ALL", "METRICS", "NONE", "SEED", "Metric", "MetricBatch", "image_seed", "metric_columns", "resolve_metrics"]
@@ -54,6 +61,10 @@ class MetricBatch:
         return maps, logits.float().softmax(-1).gather(1, self.classes.view(-1, 1))[:, 0]
 
     @cached_property
+    def num_classes(self) -> int:
+        return len(card(self.model).categories)
+
+    @cached_property
     def confidence(self) -> tuple[Tensor, Tensor]:
         """Average Drop and Increase in Confidence of the Grad-CAM maps, per image."""
         maps, probabilities = self.gradcam
@@ -77,7 +88,25 @@ def _increase_in_confidence(batch: MetricBatch) -> dict[str, Values]:
     return {"increase_in_confidence": batch.confidence[1].float()}
 
 
+def _curves(mode: Mode) -> Metric:
+    """The ``deletion`` or ``insertion`` metric: map and random curves, and whether the protocol holds."""
+    auc, random, valid, reason = f"{mode}_auc", f"random_{mode}_auc", f"{mode}_valid", f"{mode}_void_reason"
+
+    def compute(batch: MetricBatch) -> dict[str, Values]:
+        protocol = replace(batch.protocol, mode=mode)
+        chunk = max(len(batch.inputs), protocol.steps + 1)  # as many perturbed images a forward as the batch holds
+        common = (batch.model, batch.inputs, batch.classes)
+        ranked = perturbation_curves(*common, batch.gradcam[0], protocol, batch.seeds, chunk)
+        baseline = perturbation_curves(*common, None, protocol, batch.seeds, chunk)
+        reasons = [void_reason(end, batch.num_classes, mode) for end in ranked.end().tolist()]
+        return {auc: ranked.auc, random: baseline.auc, valid: [r is None for r in reasons], reason: reasons}
+
+    return Metric({auc: float, random: float, valid: bool, reason: str}, compute)
+
+
 METRICS: dict[str, Metric] = {
+    "deletion": _curves("deletion"),
+    "insertion": _curves("insertion"),
     "average_drop": Metric({"average_drop": float}, _average_drop),
     "increase_in_confidence": Metric({"increase_in_confidence": float}, _increase_in_confidence),
 }

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.sources import ImageSource, match_labels, open_source
+from ..explain.sanity import PROTOCOLS
 from ..zoo.create import card
 from ..zoo.models import ResNet
 from .batch import BatchEvaluator, Network
@@ -39,6 +40,7 @@ def evaluate_dataset(
     topk: int = 5,
     download: bool = False,
     device: str | torch.device | None = None,
+    protocol: str = "default",
     rows_per_part: int = ROWS_PER_PART,
     progress: bool = True,
 ) -> dict[str, Summary]:
@@ -51,13 +53,17 @@ def evaluate_dataset(
     default weights), :class:`~resnet_core.evaluate.batch.Network` descriptions, or models (run where they are:
     a ``device`` only places the networks built here). ``metrics``: see
     :func:`~resnet_core.evaluate.metrics.resolve_metrics`; by default predictions and residual ratios, ``["none"]``
-    predictions alone. A run into an ``out`` that already holds rows skips the images it has and adds the rest.
+    predictions alone. ``protocol``: the deletion and insertion metrics' protocol, a key of
+    :data:`~resnet_core.explain.sanity.PROTOCOLS`. A run into an ``out`` that already holds rows skips the images it
+    has and adds the rest.
 
     Everything a user can get wrong (an unknown network, labels that are not a network's classes, a missing data
     set, an ``out`` of another run) raises ``ValueError`` or ``FileNotFoundError`` before any image is read. An
     image that cannot be read is a row with its ``error``, never the end of the run.
     """
     residuals, metric_names = resolve_metrics(metrics)
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
     if not networks:
         raise ValueError("no networks to evaluate")
     source = data if isinstance(data, ImageSource) else open_source(data, download=download)
@@ -74,10 +80,11 @@ def evaluate_dataset(
         for model, name in zip(models, names, strict=True)
     ]
     out = Path(out)
-    claim(out, {"data": source.description, "residual_ratios": residuals, "metrics": list(metric_names), "topk": topk})
+    settings = {"residual_ratios": residuals, "metrics": list(metric_names), "topk": topk, "protocol": protocol}
+    claim(out, {"data": source.description, **settings})
     summaries = {}
     for name in names:
-        evaluator = BatchEvaluator(models.pop(0), residuals, metric_names, topk)  # each model freed after its run
+        evaluator = BatchEvaluator(models.pop(0), residuals, metric_names, topk, protocol=protocol)  # freed after
         summaries[name] = _run(evaluator, source, labels.pop(0), out, batch_size, workers, rows_per_part, progress)
     write_plots(out)
     return summaries

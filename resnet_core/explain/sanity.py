@@ -47,6 +47,7 @@ __all__ = [
     "VOID_FACTOR",
     "Curve",
     "Curves",
+    "Mode",
     "Protocol",
     "RandomizationStep",
     "SanityReport",
