@@ -333,6 +333,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{summary.network:<22} {summary.images:>7,} images {summary.errors:>5,} errors  acc@1 "
             f"{percent(summary.accuracy)}  acc@{summary.topk} {percent(summary.topk_accuracy)}  {speed}{untrained}"
         )
+        for column, estimate in (summary.metrics or {}).items():
+            if estimate["mean"] is not None:
+                low, high = estimate["ci95"]
+                print(
+                    f"  {column:<24} {estimate['mean']:.3f}  [{low:.3f}, {high:.3f}]  ({estimate['images']:,} images)"
+                )
+        for mode, versus in (summary.against_random or {}).items():
+            valid = f"{mode} valid for {percent(versus['valid_share'])} of the images"
+            if versus["valid_images"]:
+                gap = versus["gap_to_random"]
+                valid += (
+                    f"; there the map beats random on {percent(versus['beats_random'])}, gap to random "
+                    f"{gap['mean']:+.3f} [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}] ({versus['better']} is better)"
+                )
+            print(f"  {valid}")
     print(f"wrote {args.out}: rows/ (Parquet; pyarrow.dataset.dataset reads them), summary/ (JSON), plots/")
     return 0
 

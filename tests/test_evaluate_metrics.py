@@ -4,7 +4,9 @@ images keep every test offline."""
 
 from __future__ import annotations
 
-from contextlib import contextmanager
+import io
+import json
+from contextlib import contextmanager, redirect_stdout
 
 import numpy as np
 import pyarrow.dataset as ds
@@ -14,6 +16,7 @@ from PIL import Image
 from torch import Tensor, nn
 
 from resnet_core import create_model, evaluate_dataset
+from resnet_core.__main__ import main as cli
 from resnet_core.data import cifar10
 from resnet_core.evaluate.metrics import METRICS, MetricBatch, image_seed
 from resnet_core.explain.saliency import saliency_map
@@ -23,6 +26,7 @@ torchcam_metrics = pytest.importorskip("torchcam.metrics", reason="TorchCAM 0.5 
 
 ARCH = "cifar10_resnet20"  # trained weights ship in assets/: no download anywhere
 COUNT = 16
+EXPLANATION_METRICS = ("deletion", "insertion", "average_drop", "increase_in_confidence")
 
 
 @pytest.fixture(scope="module")
@@ -159,3 +163,63 @@ def test_rows_equal_single_image_sanity(model, tmp_path):
                 assert reason.startswith("protocol void for this image") and f"= {blurred:.3f} > 2/10" in reason
         void += not row["deletion_valid"]
     assert len(rows) == 8 and 0 < void < 8  # both kinds among these images (measured: 2 void)
+
+
+@pytest.fixture(scope="module")
+def command_line_run(tmp_path_factory) -> tuple[object, str]:
+    """``python -m resnet_core evaluate`` on twelve shipped images with the four explanation metrics."""
+    out = tmp_path_factory.mktemp("run")
+    args = ["evaluate", "cifar10", "--archs", ARCH, "--metrics", *EXPLANATION_METRICS, "--limit", "12"]
+    printed = io.StringIO()
+    with redirect_stdout(printed):
+        code = cli([*args, "--batch-size", "5", "--workers", "0", "--out", str(out)])
+    assert code == 0
+    return out, printed.getvalue()
+
+
+def test_the_command_line_writes_every_metric(command_line_run):
+    out, printed = command_line_run
+    rows = ds.dataset(out / "rows", format="parquet").to_table().to_pylist()
+    expected = {
+        "average_drop",
+        "increase_in_confidence",
+        *(f"{prefix}{mode}_auc" for prefix in ("", "random_") for mode in ("deletion", "insertion")),
+        *(f"{mode}_{suffix}" for suffix in ("valid", "void_reason") for mode in ("deletion", "insertion")),
+    }
+    assert len(rows) == 12 and expected <= set(rows[0])
+    assert all(row[column] is not None for row in rows for column in expected if "reason" not in column)
+    assert json.loads((out / "run.json").read_text())["protocol"] == "default"
+    for line in ("deletion_auc", "average_drop", "deletion valid for", "insertion valid for", "beats random"):
+        assert line in printed, line
+
+
+def test_the_summary_is_numpy_on_the_rows(command_line_run):
+    """Means, bootstrap intervals (1000 resamples, seed 0), validity, wins and gaps, computed here from the rows."""
+    out, _ = command_line_run
+    table = ds.dataset(out / "rows", format="parquet").to_table()  # the order the summary reads them in
+    numbers = [name for name in table.column_names[8:] if not name.endswith("_reason")]  # after the base columns
+    column = {name: np.asarray(table.column(name).to_pylist(), dtype=float) for name in numbers}
+    summary = json.loads((out / "summary" / f"{ARCH}.json").read_text())
+
+    def estimate(values: np.ndarray) -> dict:
+        draws = np.random.default_rng(0).integers(0, len(values), (1000, len(values)))
+        low, high = np.percentile(values[draws].mean(1), [2.5, 97.5])
+        return {"images": len(values), "mean": values.mean(), "ci95": [low, high]}
+
+    def same(ours: dict, expected: dict) -> None:
+        assert ours["images"] == expected["images"]
+        np.testing.assert_allclose([ours["mean"], *ours["ci95"]], [expected["mean"], *expected["ci95"]], atol=1e-12)
+
+    for name in ("average_drop", "increase_in_confidence"):
+        same(summary["metrics"][name], estimate(column[name]))
+    for mode, sign in (("deletion", -1), ("insertion", 1)):
+        valid = column[f"{mode}_valid"].astype(bool)
+        assert 0 < valid.sum() < 12  # measured: 8 of these 12 images; the others keep the class when blurred
+        for name in (f"{mode}_auc", f"random_{mode}_auc"):
+            same(summary["metrics"][name], estimate(column[name][valid]))
+        gap = column[f"{mode}_auc"][valid] - column[f"random_{mode}_auc"][valid]
+        versus = summary["against_random"][mode]
+        assert (versus["images"], versus["valid_images"], versus["valid_share"]) == (12, valid.sum(), valid.mean())
+        assert versus["beats_random"] == np.mean(sign * gap > 0)
+        same(versus["gap_to_random"], estimate(gap))
+    assert summary["against_random"]["insertion"]["beats_random"] > 0.8  # Grad-CAM's evidence, put back first

@@ -78,7 +78,7 @@ class BatchEvaluator:
         self.columns = metric_columns(self.metrics)
         if protocol not in PROTOCOLS:
             raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-        self.protocol = PROTOCOLS[protocol]
+        self.protocol = protocol
         self.topk = topk
         self.device = next(self.model.parameters()).device
 
@@ -113,7 +113,7 @@ class BatchEvaluator:
             probabilities = logits.float().softmax(-1).cpu()
         top1 = probabilities.argmax(-1)
         seeds = [image_seed(batch["path"][row]) for row in good]
-        shared = MetricBatch(self.model, inputs, top1.to(self.device), seeds, self.protocol)
+        shared = MetricBatch(self.model, inputs, top1.to(self.device), seeds, PROTOCOLS[self.protocol])
         values = {}
         for name in self.metrics:
             computed = METRICS[name].compute(shared)

@@ -31,7 +31,18 @@ from ..explain.sanity import Mode, Protocol, confidence_change, perturbation_cur
 from ..zoo.create import card
 from ..zoo.models import ResNet
 
-__all__ = ["ALL", "METRICS", "NONE", "SEED", "Metric", "MetricBatch", "image_seed", "metric_columns", "resolve_metrics"]
+__all__ = [
+    "ALL",
+    "METRICS",
+    "NONE",
+    "SEED",
+    "Metric",
+    "MetricBatch",
+    "Versus",
+    "image_seed",
+    "metric_columns",
+    "resolve_metrics",
+]
 
 ALL, NONE = "all", "none"
 SEED = 0  # the base of every image's seed
@@ -72,12 +83,25 @@ class MetricBatch:
 
 
 @dataclass(frozen=True)
+class Versus:
+    """How a summary compares a curve's area with its random baseline's: the two columns, and the column that says
+    whether the protocol holds for the image (only those images count). Lower is better for deletion."""
+
+    mode: Mode
+    score: str
+    random: str
+    valid: str
+
+
+@dataclass(frozen=True)
 class Metric:
     """Columns and how to compute them. ``columns`` maps each column's name to its type: ``float`` (stored as
-    float32), ``bool`` or ``str``; ``compute(batch)`` returns a value per image for each, a tensor or a list."""
+    float32), ``bool`` or ``str``; ``compute(batch)`` returns a value per image for each, a tensor or a list.
+    ``versus``: for a score with a random baseline, how the summary compares them."""
 
     columns: Mapping[str, type]
     compute: Callable[[MetricBatch], Mapping[str, Values]]
+    versus: Versus | None = None
 
 
 def _average_drop(batch: MetricBatch) -> dict[str, Values]:
@@ -101,7 +125,8 @@ def _curves(mode: Mode) -> Metric:
         reasons = [void_reason(end, batch.num_classes, mode) for end in ranked.end().tolist()]
         return {auc: ranked.auc, random: baseline.auc, valid: [r is None for r in reasons], reason: reasons}
 
-    return Metric({auc: float, random: float, valid: bool, reason: str}, compute)
+    versus = Versus(mode, auc, random, valid)
+    return Metric({auc: float, random: float, valid: bool, reason: str}, compute, versus)
 
 
 METRICS: dict[str, Metric] = {

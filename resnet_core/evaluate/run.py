@@ -129,6 +129,15 @@ def _run(
         finally:
             writer.flush()  # the rows in hand are whole: keep them, whatever stopped the run
     rate = len(todo) / (time.perf_counter() - start) if todo else None
-    summary = summarize(folder, evaluator.card, evaluator.blocks, evaluator.topk, source.description, rate)
+    summary = summarize(
+        folder,
+        evaluator.card,
+        evaluator.blocks,
+        evaluator.topk,
+        source.description,
+        rate,
+        evaluator.metrics,
+        evaluator.protocol,
+    )
     write_json(out / SUMMARY / f"{file_name(evaluator.name)}.json", summary.as_dict())
     return summary
