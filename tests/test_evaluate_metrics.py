@@ -139,18 +139,23 @@ def test_deletion_and_insertion_equal_torchcams_under_its_protocol(model, inputs
 
 
 def test_rows_equal_single_image_sanity(model, tmp_path):
-    """Eight shipped images in batches of three: each row's areas are what ``sanity`` says of that image with the
-    row's seed, and the protocol is void exactly where its fully blurred image keeps the class above 2/10."""
+    """Eight shipped images in batches of three: each row's areas and head randomization are what ``sanity`` says
+    of that image with the row's seed, and the protocol is void exactly where its fully blurred image keeps the
+    class above 2/10."""
     out = tmp_path / "out"
     options = dict(limit=8, batch_size=3, workers=0, progress=False)
-    evaluate_dataset("cifar10", [model], out, metrics=["deletion", "insertion"], **options)
+    evaluate_dataset("cifar10", [model], out, metrics=["deletion", "insertion", "randomization"], **options)
     rows = ds.dataset(out / "rows", format="parquet").to_table().to_pylist()
     images, _, _ = cifar10.load_subset()
     void = 0
     for row in rows:
         index = int(row["path"].split(":")[1]) // 20
-        report = sanity_check(model, Image.fromarray(images[index]), seed=image_seed(row["path"]))
+        assert row["seed"] == image_seed(row["path"])
+        report = sanity_check(model, Image.fromarray(images[index]), seed=row["seed"])
         assert report.class_index == row["topk"][0]["index"]
+        head = report.randomization[0]
+        assert head.step == "head" and abs(row["randomization_head_ssim"] - head.ssim) <= 1e-5
+        assert row["randomization_head_spearman"] == pytest.approx(head.spearman, abs=1e-5)  # both None if constant
         for name in ("deletion", "random_deletion", "insertion", "random_insertion"):
             assert abs(row[f"{name}_auc"] - getattr(report, name).auc) <= 1e-5, (row["path"], name)
         blurred = report.deletion.probabilities[-1]

@@ -15,6 +15,13 @@ The explanation metrics explain the project's Grad-CAM (the app's default method
   --seed`` seeds it; and whether the protocol is valid for the image (``deletion_valid``; where not,
   ``deletion_void_reason`` says why: :func:`~resnet_core.explain.sanity.void_reason`). A void curve keeps its
   numbers in the row; the summary leaves it out.
+* ``randomization``: the first step of Adebayo et al.'s cascade alone, the head (pooling and classifier)
+  re-initialised from the image's seed: Spearman and SSIM of the new map against the trained one, what ``sanity``
+  reports as the ``head`` step of ``randomization`` with that seed (near 0: the map depends on the classifier's
+  weights, as a faithful map must). The whole cascade costs a map per stage and image; the head alone costs one.
+  Spearman is None where the new map is constant.
+
+Every seeded metric (``deletion``, ``insertion``, ``randomization``) adds the ``seed`` column it used.
 """
 
 from __future__ import annotations
@@ -27,7 +34,14 @@ from functools import cached_property
 from torch import Tensor
 
 from ..explain.saliency import gradcam_maps
-from ..explain.sanity import Mode, Protocol, confidence_change, perturbation_curves, void_reason
+from ..explain.sanity import (
+    Mode,
+    Protocol,
+    cascading_randomization,
+    confidence_change,
+    perturbation_curves,
+    void_reason,
+)
 from ..zoo.create import card
 from ..zoo.models import ResNet
 
@@ -96,8 +110,9 @@ class Versus:
 @dataclass(frozen=True)
 class Metric:
     """Columns and how to compute them. ``columns`` maps each column's name to its type: ``float`` (stored as
-    float32), ``bool`` or ``str``; ``compute(batch)`` returns a value per image for each, a tensor or a list.
-    ``versus``: for a score with a random baseline, how the summary compares them."""
+    float32), ``int`` (int64), ``bool`` or ``str``; metrics may share a column (``seed``). ``compute(batch)`` returns
+    a value per image for each, a tensor or a list. ``versus``: for a score with a random baseline, how the summary
+    compares them."""
 
     columns: Mapping[str, type]
     compute: Callable[[MetricBatch], Mapping[str, Values]]
@@ -123,10 +138,31 @@ def _curves(mode: Mode) -> Metric:
         ranked = perturbation_curves(*common, batch.gradcam[0], protocol, batch.seeds, chunk)
         baseline = perturbation_curves(*common, None, protocol, batch.seeds, chunk)
         reasons = [void_reason(end, batch.num_classes, mode) for end in ranked.end().tolist()]
-        return {auc: ranked.auc, random: baseline.auc, valid: [r is None for r in reasons], reason: reasons}
+        return {
+            auc: ranked.auc,
+            random: baseline.auc,
+            valid: [r is None for r in reasons],
+            reason: reasons,
+            "seed": batch.seeds,
+        }
 
     versus = Versus(mode, auc, random, valid)
-    return Metric({auc: float, random: float, valid: bool, reason: str}, compute, versus)
+    return Metric({auc: float, random: float, valid: bool, reason: str, "seed": int}, compute, versus)
+
+
+def _randomization(batch: MetricBatch) -> dict[str, Values]:
+    maps = batch.gradcam[0].cpu().numpy()
+    heads = [
+        cascading_randomization(
+            batch.model, batch.inputs[i : i + 1], int(batch.classes[i]), "gradcam", seed, maps[i], steps=1
+        )[0]
+        for i, seed in enumerate(batch.seeds)
+    ]
+    return {
+        "randomization_head_spearman": [head.spearman for head in heads],
+        "randomization_head_ssim": [head.ssim for head in heads],
+        "seed": batch.seeds,
+    }
 
 
 METRICS: dict[str, Metric] = {
@@ -134,6 +170,9 @@ METRICS: dict[str, Metric] = {
     "insertion": _curves("insertion"),
     "average_drop": Metric({"average_drop": float}, _average_drop),
     "increase_in_confidence": Metric({"increase_in_confidence": float}, _increase_in_confidence),
+    "randomization": Metric(
+        {"randomization_head_spearman": float, "randomization_head_ssim": float, "seed": int}, _randomization
+    ),
 }
 
 

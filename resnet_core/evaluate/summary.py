@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 from ..explain.sanity import PROTOCOLS
 from ..render import residual_figure
 from ..zoo.create import ModelCard
-from .metrics import METRICS, Versus
+from .metrics import METRICS, Versus, metric_columns
 from .store import PLOTS, SUMMARY
 
 __all__ = [
@@ -122,7 +122,7 @@ def summarize(
     images = errors = labelled = top1_hits = topk_hits = 0
     pairs: Counter[tuple[int, int]] = Counter()
     ratios: list[np.ndarray] = []
-    numbers = [column for name in metrics for column, kind in METRICS[name].columns.items() if kind in (float, bool)]
+    numbers = [column for column, kind in metric_columns(metrics).items() if kind in (float, bool)]
     values: dict[str, list[np.ndarray]] = {column: [] for column in numbers}
     columns = ["label_index", "topk", "residual_ratios", "error", *numbers]
     for batch in ds.dataset(rows, format="parquet").to_batches(columns=columns):
@@ -166,7 +166,8 @@ def summarize(
         counted = held[metric.versus.valid].astype(bool) if metric.versus else slice(None)
         for column, kind in metric.columns.items():
             if kind is float:
-                estimates[column] = bootstrap_mean(held[column][counted])
+                kept = held[column][counted]
+                estimates[column] = bootstrap_mean(kept[~np.isnan(kept)])  # NaN: None in the row, undefined there
         if metric.versus:
             description = replace(PROTOCOLS[protocol], mode=metric.versus.mode).describe()
             against[name] = _against_random(metric.versus, held, description)

@@ -353,30 +353,31 @@ def cascading_randomization(
     method: Method = "gradcam",
     seed: int = 0,
     original: np.ndarray | None = None,
+    steps: int | None = None,
     **options,
 ) -> list[RandomizationStep]:
     """Adebayo et al.'s cascade on a deep copy of ``model`` (the caller's model, shared by the app, is untouched).
 
     One entry per step of :func:`randomization_order`, each re-initialising one more part, so the last entry has
-    no trained weight left. ``options`` go to :func:`~resnet_core.explain.saliency.saliency_map`; ``original`` is the
-    trained model's map if already computed. Seeded through a forked generator: repeatable, and the caller's global
-    random state is left as it was.
+    no trained weight left; ``steps`` stops after that many (1: the head alone). ``options`` go to
+    :func:`~resnet_core.explain.saliency.saliency_map`; ``original`` is the trained model's map if already computed.
+    Seeded through a forked generator: repeatable, and the caller's global random state is left as it was.
     """
     if original is None:
         original = saliency_map(model, inputs, class_index, method, **options)
     randomized = copy.deepcopy(model)
-    steps = []
+    results = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for name, parts in randomization_order(model):
+        for name, parts in randomization_order(model)[:steps]:
             start = time.perf_counter()
             reinitialize(randomized, parts)
             current = saliency_map(randomized, inputs, class_index, method, **options)
             seconds = time.perf_counter() - start
-            steps.append(
+            results.append(
                 RandomizationStep(name, spearman(original, current), ssim(original, current), seconds, current)
             )
-    return steps
+    return results
 
 
 def measured_map(
