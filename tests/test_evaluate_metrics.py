@@ -228,3 +228,16 @@ def test_the_summary_is_numpy_on_the_rows(command_line_run):
         assert versus["beats_random"] == np.mean(sign * gap > 0)
         same(versus["gap_to_random"], estimate(gap))
     assert summary["against_random"]["insertion"]["beats_random"] > 0.8  # Grad-CAM's evidence, put back first
+
+
+def test_the_protocol_is_chosen_by_name(model, tmp_path):
+    with pytest.raises(ValueError, match="unknown protocol 'rise'; expected one of default, torchcam"):
+        evaluate_dataset("cifar10", [model], tmp_path / "refused", metrics=["deletion"], protocol="rise")
+    assert not (tmp_path / "refused").exists()
+    options = dict(metrics=["deletion"], limit=3, workers=0, progress=False)
+    summary = evaluate_dataset("cifar10", [model], tmp_path / "out", protocol="torchcam", **options)[ARCH]
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["protocol"] == "torchcam"
+    assert "zeros after normalisation" in summary.against_random["deletion"]["protocol"]
+    assert "ties in raster order" in summary.against_random["deletion"]["protocol"]
+    with pytest.raises(ValueError, match="other settings"):  # rows of two protocols never mix
+        evaluate_dataset("cifar10", [model], tmp_path / "out", **options)

@@ -221,7 +221,10 @@ def test_protocol_describes_itself_and_rejects_nonsense():
     assert "blurred copy" in Protocol().describe() and "lower is better" in Protocol().describe()
     assert "4x4 patches" in Protocol(patch=4).describe()
     assert "higher is better" in Protocol("insertion", "zero").describe()
-    for bad in ({"mode": "erase"}, {"fill": "noise"}, {"patch": 0}, {"steps": 0}):
+    assert Protocol(steps=20, schedule="ceil").counts(1024) == [*range(0, 1024, 52), 1024]  # TorchCAM's 21 points
+    assert Protocol(steps=16).counts(1024) == list(range(0, 1025, 64))
+    assert "ties in raster order" in Protocol(ties="raster").describe()
+    for bad in ({"mode": "erase"}, {"fill": "noise"}, {"patch": 0}, {"steps": 0}, {"ties": "x"}, {"schedule": "x"}):
         with pytest.raises(ValueError):
             Protocol(**bad)
 

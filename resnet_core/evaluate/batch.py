@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..explain.analysis import topk_classes, topk_rows
-from ..explain.sanity import PROTOCOLS
+from ..explain.sanity import protocol_named
 from ..measure.residual_stats import residual_stats
 from ..zoo.architectures import get_arch
 from ..zoo.checkpoints import load_checkpoint
@@ -76,9 +76,8 @@ class BatchEvaluator:
         self.residuals = residuals
         self.metrics = tuple(metrics)
         self.columns = metric_columns(self.metrics)
-        if protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
-        self.protocol = protocol
+        protocol_named(protocol)
+        self.protocol = protocol  # by name: the summary and run.json say which
         self.topk = topk
         self.device = next(self.model.parameters()).device
 
@@ -113,7 +112,7 @@ class BatchEvaluator:
             probabilities = logits.float().softmax(-1).cpu()
         top1 = probabilities.argmax(-1)
         seeds = [image_seed(batch["path"][row]) for row in good]
-        shared = MetricBatch(self.model, inputs, top1.to(self.device), seeds, PROTOCOLS[self.protocol])
+        shared = MetricBatch(self.model, inputs, top1.to(self.device), seeds, protocol_named(self.protocol))
         values = {}
         for name in self.metrics:
             computed = METRICS[name].compute(shared)

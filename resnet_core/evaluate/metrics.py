@@ -60,7 +60,7 @@ __all__ = [
 
 ALL, NONE = "all", "none"
 SEED = 0  # the base of every image's seed
-Values = Tensor | Sequence[float | bool | str | None]
+Values = Tensor | Sequence[float | int | bool | str | None]
 
 
 @dataclass

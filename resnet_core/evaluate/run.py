@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.sources import ImageSource, match_labels, open_source
-from ..explain.sanity import PROTOCOLS
+from ..explain.sanity import protocol_named
 from ..zoo.create import card
 from ..zoo.models import ResNet
 from .batch import BatchEvaluator, Network
@@ -62,8 +62,7 @@ def evaluate_dataset(
     image that cannot be read is a row with its ``error``, never the end of the run.
     """
     residuals, metric_names = resolve_metrics(metrics)
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    protocol_named(protocol)  # a wrong name is refused before any image is read
     if not networks:
         raise ValueError("no networks to evaluate")
     source = data if isinstance(data, ImageSource) else open_source(data, download=download)
@@ -80,11 +79,20 @@ def evaluate_dataset(
         for model, name in zip(models, names, strict=True)
     ]
     out = Path(out)
-    settings = {"residual_ratios": residuals, "metrics": list(metric_names), "topk": topk, "protocol": protocol}
-    claim(out, {"data": source.description, **settings})
+    claim(
+        out,
+        {
+            "data": source.description,
+            "residual_ratios": residuals,
+            "metrics": list(metric_names),
+            "topk": topk,
+            "protocol": protocol,
+        },
+    )
     summaries = {}
     for name in names:
-        evaluator = BatchEvaluator(models.pop(0), residuals, metric_names, topk, protocol=protocol)  # freed after
+        # Each model is freed after its run.
+        evaluator = BatchEvaluator(models.pop(0), residuals, metric_names, topk, protocol=protocol)
         summaries[name] = _run(evaluator, source, labels.pop(0), out, batch_size, workers, rows_per_part, progress)
     write_plots(out)
     return summaries

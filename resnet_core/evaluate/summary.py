@@ -20,7 +20,7 @@ import pyarrow.dataset as ds
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..explain.sanity import PROTOCOLS
+from ..explain.sanity import protocol_named
 from ..render import residual_figure
 from ..zoo.create import ModelCard
 from .metrics import METRICS, Versus, metric_columns
@@ -169,7 +169,7 @@ def summarize(
                 kept = held[column][counted]
                 estimates[column] = bootstrap_mean(kept[~np.isnan(kept)])  # NaN: None in the row, undefined there
         if metric.versus:
-            description = replace(PROTOCOLS[protocol], mode=metric.versus.mode).describe()
+            description = replace(protocol_named(protocol), mode=metric.versus.mode).describe()
             against[name] = _against_random(metric.versus, held, description)
     return Summary(
         network=model_card.name,

@@ -56,6 +56,7 @@ __all__ = [
     "measured_map",
     "perturbation_curve",
     "perturbation_curves",
+    "protocol_named",
     "randomization_order",
     "reinitialize",
     "sanity_check",
@@ -140,6 +141,13 @@ PROTOCOLS: dict[str, Protocol] = {
     "default": Protocol(),  # what ``sanity`` and the app use
     "torchcam": Protocol(fill="zero", steps=20, ties="raster", schedule="ceil"),  # its DeletionInsertionMetric
 }
+
+
+def protocol_named(name: str) -> Protocol:
+    """The protocol of :data:`PROTOCOLS` called ``name``, or a ``ValueError`` that lists them."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; expected one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
 
 
 @dataclass(frozen=True)
