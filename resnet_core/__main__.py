@@ -15,6 +15,7 @@ from .data.sources import SOURCES
 from .degradation.cli import configure_parser, run_cli
 from .evaluate.metrics import METRICS
 from .explain.saliency import METHODS
+from .explain.sanity import PROTOCOLS
 from .measure.complexity import cost_table
 from .zoo.architectures import ARCHITECTURES, get_arch
 from .zoo.weights import WeightsUnavailableError, eval_size, list_weights, weights_or_default
@@ -314,6 +315,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         topk=args.topk,
         download=args.download,
+        protocol=args.protocol,
         progress=not args.json,
         ray=args.ray,
         actors=args.actors,
@@ -333,6 +335,21 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             f"{summary.network:<22} {summary.images:>7,} images {summary.errors:>5,} errors  acc@1 "
             f"{percent(summary.accuracy)}  acc@{summary.topk} {percent(summary.topk_accuracy)}  {speed}{untrained}"
         )
+        for column, estimate in (summary.metrics or {}).items():
+            if estimate["mean"] is not None:
+                low, high = estimate["ci95"]
+                print(
+                    f"  {column:<24} {estimate['mean']:.3f}  [{low:.3f}, {high:.3f}]  ({estimate['images']:,} images)"
+                )
+        for mode, versus in (summary.against_random or {}).items():
+            valid = f"{mode} valid for {percent(versus['valid_share'])} of the images"
+            if versus["valid_images"]:
+                gap = versus["gap_to_random"]
+                valid += (
+                    f"; there the map beats random on {percent(versus['beats_random'])}, gap to random "
+                    f"{gap['mean']:+.3f} [{gap['ci95'][0]:+.3f}, {gap['ci95'][1]:+.3f}] ({versus['better']} is better)"
+                )
+            print(f"  {valid}")
     print(f"wrote {args.out}: rows/ (Parquet; pyarrow.dataset.dataset reads them), summary/ (JSON), plots/")
     return 0
 
@@ -558,8 +575,15 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="NAME",
         default=None,
-        help=f"per-image metrics to add ({', '.join(METRICS) or 'none implemented yet'}), all, or none: predictions "
+        help=f"per-image metrics to add ({', '.join(METRICS)}), all, or none: predictions "
         "only, the fastest (default: predictions and per-block residual ratios)",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        default="default",
+        help="the deletion and insertion metrics' protocol: the one sanity uses (blur fill), or TorchCAM's "
+        "DeletionInsertionMetric (zero fill, ties in raster order, 20 steps)",
     )
     p.add_argument("--out", required=True, help="the folder to write (a run into it again resumes)")
     p.add_argument("--batch-size", type=_positive, default=64)

@@ -18,7 +18,7 @@ from resnet_core.data.sources import match_labels, open_source
 from resnet_core.evaluate import batch as batch_module
 from resnet_core.evaluate.batch import BatchEvaluator, Network
 from resnet_core.evaluate.loader import Collate, PreprocessedImages
-from resnet_core.evaluate.metrics import METRICS
+from resnet_core.evaluate.metrics import METRICS, Metric, MetricBatch, metric_columns
 from resnet_core.evaluate.summary import Summary, accuracy_figure
 from resnet_core.explain.analysis import analyze
 from resnet_core.zoo.label_spaces import IMAGENET
@@ -150,17 +150,24 @@ def test_predictions_only_is_a_bare_forward(model, tmp_path, monkeypatch):
 
 
 def test_a_new_metric_is_one_entry_and_an_unknown_one_is_refused(model, shipped, tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match=r"unknown metric 'deletion'; available: none is implemented yet"):
-        evaluate_dataset("cifar10", [model], tmp_path / "out", metrics=["deletion"])
+    with pytest.raises(ValueError, match=r"unknown metric 'sharpness'; available: .*average_drop"):
+        evaluate_dataset("cifar10", [model], tmp_path / "out", metrics=["sharpness"])
     assert not (tmp_path / "out").exists()
-    monkeypatch.setitem(METRICS, "brightness", lambda net, inputs, classes: inputs.mean((1, 2, 3)))
+
+    def brightness(batch: MetricBatch) -> dict:
+        means = batch.inputs.mean((1, 2, 3))
+        return {"brightness": means, "bright": (means > 0).tolist()}
+
+    monkeypatch.setitem(METRICS, "brightness", Metric({"brightness": float, "bright": bool}, brightness))
     evaluate_dataset("cifar10", [model], tmp_path / "out", metrics=["all"], limit=8, workers=0, progress=False)
     images, _ = shipped
     mean, std = np.array(model.card.preprocess.mean), np.array(model.card.preprocess.std)
     expected = ((images[:8] / 255 - mean) / std).mean((1, 2, 3))
     rows = sorted(read_rows(tmp_path / "out"), key=lambda row: int(row["path"].split(":")[1]))
     assert np.allclose([row["brightness"] for row in rows], expected, atol=1e-5)
+    assert [row["bright"] for row in rows] == (expected > 0).tolist()
     assert all(row["residual_ratios"] for row in rows)
+    assert set(metric_columns(list(METRICS))) <= set(rows[0])  # "all": every registered metric's columns
 
 
 def test_labels_are_matched_to_each_networks_classes(folder, tmp_path):
@@ -221,7 +228,7 @@ def test_the_command_line(folder, tmp_path, capsys):
     cases = [
         (("cifar10", "--archs", "resnet9"), "unknown architecture"),
         (("cifar10:full", "--archs", ARCH), "--download"),
-        (("cifar10", "--archs", ARCH, "--metrics", "insertion"), "unknown metric"),
+        (("cifar10", "--archs", ARCH, "--metrics", "sharpness"), "unknown metric"),
         (("cifar10", "--archs", ARCH, "--weights", "a", "b"), "one entry per architecture"),
         (("cifar10",), "name the networks"),
         ((str(tmp_path / "nowhere"), "--archs", ARCH), "no such folder"),

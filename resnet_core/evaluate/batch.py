@@ -14,13 +14,14 @@ from dataclasses import dataclass
 import torch
 
 from ..explain.analysis import topk_classes, topk_rows
+from ..explain.sanity import protocol_named
 from ..measure.residual_stats import residual_stats
 from ..zoo.architectures import get_arch
 from ..zoo.checkpoints import load_checkpoint
 from ..zoo.create import card, create_model
 from ..zoo.models import ResNet
 from ..zoo.weights import weights_or_default
-from .metrics import METRICS
+from .metrics import METRICS, MetricBatch, image_seed, metric_columns
 
 __all__ = ["BatchEvaluator", "Network"]
 
@@ -55,7 +56,8 @@ class BatchEvaluator:
     read; its inputs are ignored). Rows are columns too: ``network``, ``path``, ``label``, ``label_index``,
     ``topk`` (the command line's ``[{"index", "label", "probability"}]``), ``correct``, ``residual_ratios`` (one
     per block, in ``blocks`` order; None in a plain block, and the whole list None without ``residuals``),
-    ``error``, then one column per metric.
+    ``error``, then the columns of each metric (see :mod:`~resnet_core.evaluate.metrics`). ``protocol`` names
+    the deletion/insertion protocol (a key of :data:`~resnet_core.explain.sanity.PROTOCOLS`).
     """
 
     def __init__(
@@ -65,6 +67,7 @@ class BatchEvaluator:
         metrics: Sequence[str] = (),
         topk: int = 5,
         device: str | torch.device | None = None,
+        protocol: str = "default",
     ) -> None:
         self.model = network.build(device) if isinstance(network, Network) else network
         self.card = card(self.model)
@@ -72,6 +75,9 @@ class BatchEvaluator:
         self.blocks = self.model.block_names()
         self.residuals = residuals
         self.metrics = tuple(metrics)
+        self.columns = metric_columns(self.metrics)
+        protocol_named(protocol)
+        self.protocol = protocol  # by name: the summary and run.json say which
         self.topk = topk
         self.device = next(self.model.parameters()).device
 
@@ -92,7 +98,7 @@ class BatchEvaluator:
             "correct": [None] * count,
             "residual_ratios": [None] * count,
             "error": list(batch["error"]),
-            **{name: [None] * count for name in self.metrics},
+            **{column: [None] * count for column in self.columns},
         }
         if not good:
             return rows
@@ -105,7 +111,12 @@ class BatchEvaluator:
                 logits = self.model(inputs)  # predictions only: a bare forward, no hooks
             probabilities = logits.float().softmax(-1).cpu()
         top1 = probabilities.argmax(-1)
-        values = {name: METRICS[name](self.model, inputs, top1.to(self.device)).tolist() for name in self.metrics}
+        seeds = [image_seed(batch["path"][row]) for row in good]
+        shared = MetricBatch(self.model, inputs, top1.to(self.device), seeds, protocol_named(self.protocol))
+        values = {}
+        for name in self.metrics:
+            computed = METRICS[name].compute(shared)
+            values.update({column: _as_list(computed[column]) for column in METRICS[name].columns})
         for position, row in enumerate(good):
             rows["topk"][row] = topk_rows(topk_classes(probabilities[position], categories, self.topk))
             if label_index[row] is not None:
@@ -115,3 +126,7 @@ class BatchEvaluator:
             for name, value in values.items():
                 rows[name][row] = value[position]
         return rows
+
+
+def _as_list(values: torch.Tensor | Sequence) -> list:
+    return values.tolist() if isinstance(values, torch.Tensor) else list(values)

@@ -42,7 +42,7 @@ class _Rows(BatchEvaluator):
             "error": [value if isinstance(value, str) else None for value in batch["error"]],
             "inputs": batch["inputs"],
         }
-        return pa.table(super().__call__(columns), schema=row_schema(self.metrics))
+        return pa.table(super().__call__(columns), schema=row_schema(self.columns))
 
 
 def _load(batch: dict[str, np.ndarray], images: PreprocessedImages, collate: Collate) -> dict[str, np.ndarray]:
@@ -82,6 +82,7 @@ def run_on_ray(
     dataset = dataset.map_batches(
         _Rows,
         fn_constructor_args=(network, evaluator.residuals, evaluator.metrics, evaluator.topk),
+        fn_constructor_kwargs={"protocol": evaluator.protocol},
         batch_size=batch_size,
         compute=ray.data.ActorPoolStrategy(size=pool),
         batch_format="numpy",

@@ -14,6 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.sources import ImageSource, match_labels, open_source
+from ..explain.sanity import protocol_named
 from ..zoo.create import card
 from ..zoo.models import ResNet
 from .batch import BatchEvaluator, Network
@@ -39,6 +40,7 @@ def evaluate_dataset(
     topk: int = 5,
     download: bool = False,
     device: str | torch.device | None = None,
+    protocol: str = "default",
     rows_per_part: int = ROWS_PER_PART,
     progress: bool = True,
     ray: str | None = None,
@@ -53,7 +55,9 @@ def evaluate_dataset(
     default weights), :class:`~resnet_core.evaluate.batch.Network` descriptions, or models (run where they are:
     a ``device`` only places the networks built here). ``metrics``: see
     :func:`~resnet_core.evaluate.metrics.resolve_metrics`; by default predictions and residual ratios, ``["none"]``
-    predictions alone. A run into an ``out`` that already holds rows skips the images it has and adds the rest.
+    predictions alone. ``protocol``: the deletion and insertion metrics' protocol, a key of
+    :data:`~resnet_core.explain.sanity.PROTOCOLS`. A run into an ``out`` that already holds rows skips the images it
+    has and adds the rest.
 
     Everything a user can get wrong (an unknown network, labels that are not a network's classes, a missing data
     set, an ``out`` of another run) raises ``ValueError`` or ``FileNotFoundError`` before any image is read. An
@@ -63,6 +67,7 @@ def evaluate_dataset(
     ``actors`` copies of each network (see :func:`~resnet_core.evaluate.on_ray.run_on_ray`); the rows are the same.
     """
     residuals, metric_names = resolve_metrics(metrics)
+    protocol_named(protocol)  # a wrong name is refused before any image is read
     if not networks:
         raise ValueError("no networks to evaluate")
     source = data if isinstance(data, ImageSource) else open_source(data, download=download)
@@ -79,10 +84,20 @@ def evaluate_dataset(
         for model, name in zip(models, names, strict=True)
     ]
     out = Path(out)
-    claim(out, {"data": source.description, "residual_ratios": residuals, "metrics": list(metric_names), "topk": topk})
+    claim(
+        out,
+        {
+            "data": source.description,
+            "residual_ratios": residuals,
+            "metrics": list(metric_names),
+            "topk": topk,
+            "protocol": protocol,
+        },
+    )
     summaries = {}
     for network, name in zip(networks, names, strict=True):
-        evaluator = BatchEvaluator(models.pop(0), residuals, metric_names, topk)  # each model freed after its run
+        # Each model is freed after its run.
+        evaluator = BatchEvaluator(models.pop(0), residuals, metric_names, topk, protocol=protocol)
         if ray is None:
             summaries[name] = _run(evaluator, source, labels.pop(0), out, batch_size, workers, rows_per_part, progress)
         else:
@@ -122,7 +137,16 @@ def _run_on_ray(
 
 def _summarised(evaluator: BatchEvaluator, folder: Path, out: Path, source: ImageSource, rate: float | None) -> Summary:
     """The network's summary of every row in ``folder``, also written as its JSON."""
-    summary = summarize(folder, evaluator.card, evaluator.blocks, evaluator.topk, source.description, rate)
+    summary = summarize(
+        folder,
+        evaluator.card,
+        evaluator.blocks,
+        evaluator.topk,
+        source.description,
+        rate,
+        evaluator.metrics,
+        evaluator.protocol,
+    )
     write_json(out / SUMMARY / f"{file_name(evaluator.name)}.json", summary.as_dict())
     return summary
 
@@ -149,7 +173,7 @@ def _run(
         collate_fn=Collate.of(preprocess),
         pin_memory=evaluator.device.type == "cuda",
     )
-    writer = PartWriter(folder, row_schema(evaluator.metrics), rows_per_part)
+    writer = PartWriter(folder, row_schema(evaluator.columns), rows_per_part)
     start = time.perf_counter()
     bar = tqdm(total=len(todo), desc=evaluator.name, unit="img", disable=not progress or not todo, file=sys.stderr)
     with bar:

@@ -36,11 +36,18 @@ __all__ = [
 
 ROWS, SUMMARY, PLOTS, RUN = "rows", "summary", "plots", "run.json"
 ROWS_PER_PART = 5000  # what an interruption can cost, and what a part holds in memory before it is written
+COLUMN_TYPES = {
+    float: pa.float32(),
+    int: pa.int64(),
+    bool: pa.bool_(),
+    str: pa.string(),
+}  # a metric's column, as stored
 TOPK = pa.list_(pa.struct([("index", pa.int32()), ("label", pa.string()), ("probability", pa.float32())]))
 
 
-def row_schema(metrics: Sequence[str] = ()) -> pa.Schema:
-    """The columns of :class:`~resnet_core.evaluate.batch.BatchEvaluator`'s rows, as Parquet stores them."""
+def row_schema(columns: Mapping[str, type] | None = None) -> pa.Schema:
+    """The columns of :class:`~resnet_core.evaluate.batch.BatchEvaluator`'s rows, as Parquet stores them, with the
+    metrics' ``columns`` (name: ``float``, stored as float32, ``int``, ``bool`` or ``str``) at the end."""
     return pa.schema(
         [
             ("network", pa.string()),
@@ -51,7 +58,7 @@ def row_schema(metrics: Sequence[str] = ()) -> pa.Schema:
             ("correct", pa.bool_()),
             ("residual_ratios", pa.list_(pa.float32())),
             ("error", pa.string()),
-            *((name, pa.float32()) for name in metrics),
+            *((name, COLUMN_TYPES[kind]) for name, kind in (columns or {}).items()),
         ]
     )
 

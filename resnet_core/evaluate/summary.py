@@ -1,8 +1,9 @@
 """What an evaluation says of each network, read back from its rows (so rows of earlier, resumed runs count), and the
 plots across networks: accuracy against depth, and the median residual ratio of every block.
 
-Rows are read a batch at a time; only the residual ratios are held whole (images x blocks float32), since an exact
-median needs them all.
+Rows are read a batch at a time; only the residual ratios and the metrics' numbers are held whole (images x columns
+float32), since an exact median and a bootstrap need them all. A metric's mean comes with a 95% percentile bootstrap
+interval (:func:`bootstrap_mean`, seeded: the same rows give the same interval).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,13 +20,24 @@ import pyarrow.dataset as ds
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from ..explain.sanity import protocol_named
 from ..render import residual_figure
 from ..zoo.create import ModelCard
+from .metrics import METRICS, Versus, metric_columns
 from .store import PLOTS, SUMMARY
 
-__all__ = ["Summary", "accuracy_figure", "summarize", "write_plots"]
+__all__ = [
+    "BOOTSTRAP_RESAMPLES",
+    "BOOTSTRAP_SEED",
+    "Summary",
+    "accuracy_figure",
+    "bootstrap_mean",
+    "summarize",
+    "write_plots",
+]
 
 FULL_CONFUSION = 100  # up to this many classes the matrix has them all; above, only those that occur
+BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 1000, 0
 
 
 @dataclass(frozen=True)
@@ -50,9 +62,49 @@ class Summary:
     confusion_classes: list[str]
     confusion: list[list[int]]
     images_per_second: float | None = None  # of the images this run evaluated (None when it had none left to do)
+    # Per number column of the metrics asked for: {"images", "mean", "ci95"} over the readable images (for a curve,
+    # those where its protocol is valid); per curve, how it fares against its random baseline (see summarize).
+    metrics: dict[str, dict] | None = None
+    against_random: dict[str, dict] | None = None
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+def bootstrap_mean(values: np.ndarray, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = BOOTSTRAP_SEED) -> dict:
+    """``{"images", "mean", "ci95"}`` of ``values``: the mean and its 95% percentile bootstrap interval (``resamples``
+    means of as many values drawn with replacement, from a generator seeded with ``seed``). ``mean`` and ``ci95`` are
+    None without values."""
+    values = np.asarray(values, dtype=np.float64)
+    if not values.size:
+        return {"images": 0, "mean": None, "ci95": None}
+    generator = np.random.default_rng(seed)
+    block = max(1, 2**22 // values.size)  # resamples drawn at a time: at most 4M indices in memory
+    means = np.concatenate(
+        [
+            values[generator.integers(0, values.size, (min(block, resamples - start), values.size))].mean(1)
+            for start in range(0, resamples, block)
+        ]
+    )
+    low, high = np.percentile(means, [2.5, 97.5])
+    return {"images": int(values.size), "mean": float(values.mean()), "ci95": [float(low), float(high)]}
+
+
+def _against_random(versus: Versus, columns: dict[str, np.ndarray], description: str) -> dict:
+    """A curve against its random baseline: on the images where its protocol is valid, how often the map beats
+    random (a lower area for deletion, a higher one for insertion) and the mean gap (map - random)."""
+    valid = columns[versus.valid].astype(bool)
+    gap = columns[versus.score][valid] - columns[versus.random][valid]
+    beats = gap < 0 if versus.mode == "deletion" else gap > 0
+    return {
+        "protocol": description,
+        "better": "lower" if versus.mode == "deletion" else "higher",
+        "images": int(valid.size),
+        "valid_images": int(valid.sum()),
+        "valid_share": float(valid.mean()) if valid.size else None,
+        "beats_random": float(beats.mean()) if beats.size else None,
+        "gap_to_random": bootstrap_mean(gap),
+    }
 
 
 def summarize(
@@ -62,12 +114,17 @@ def summarize(
     topk: int,
     data: str,
     images_per_second: float | None = None,
+    metrics: Sequence[str] = (),
+    protocol: str = "default",
 ) -> Summary:
-    """The summary of the rows in ``rows`` (one network's part files)."""
+    """The summary of the rows in ``rows`` (one network's part files), with the ``metrics`` they hold (names of
+    :data:`~resnet_core.evaluate.metrics.METRICS`) computed under ``protocol``."""
     images = errors = labelled = top1_hits = topk_hits = 0
     pairs: Counter[tuple[int, int]] = Counter()
     ratios: list[np.ndarray] = []
-    columns = ["label_index", "topk", "residual_ratios", "error"]
+    numbers = [column for column, kind in metric_columns(metrics).items() if kind in (float, bool)]
+    values: dict[str, list[np.ndarray]] = {column: [] for column in numbers}
+    columns = ["label_index", "topk", "residual_ratios", "error", *numbers]
     for batch in ds.dataset(rows, format="parquet").to_batches(columns=columns):
         images += batch.num_rows
         read = batch.filter(pc.is_null(batch.column("error")))
@@ -84,8 +141,10 @@ def summarize(
         pairs.update(zip(labels[known].tolist(), answers[known, 0].tolist(), strict=True))
         recorded = read.column("residual_ratios")
         if recorded.null_count < read.num_rows:
-            values = pc.list_flatten(recorded.filter(pc.is_valid(recorded))).fill_null(float("nan"))
-            ratios.append(values.to_numpy(zero_copy_only=False).reshape(-1, len(blocks)))
+            flat = pc.list_flatten(recorded.filter(pc.is_valid(recorded))).fill_null(float("nan"))
+            ratios.append(flat.to_numpy(zero_copy_only=False).reshape(-1, len(blocks)))
+        for column in numbers:
+            values[column].append(read.column(column).to_numpy(zero_copy_only=False).astype(np.float64))
     categories = model_card.categories
     if len(categories) <= FULL_CONFUSION:
         classes = list(range(len(categories)))
@@ -100,6 +159,18 @@ def summarize(
         every = np.concatenate(ratios)
         finite = [column[~np.isnan(column)] for column in every.T]
         medians = {block: float(np.median(v)) if v.size else None for block, v in zip(blocks, finite, strict=True)}
+    held = {column: np.concatenate(parts) if parts else np.zeros(0) for column, parts in values.items()}
+    estimates, against = {}, {}
+    for name in metrics:
+        metric = METRICS[name]
+        counted = held[metric.versus.valid].astype(bool) if metric.versus else slice(None)
+        for column, kind in metric.columns.items():
+            if kind is float:
+                kept = held[column][counted]
+                estimates[column] = bootstrap_mean(kept[~np.isnan(kept)])  # NaN: None in the row, undefined there
+        if metric.versus:
+            description = replace(protocol_named(protocol), mode=metric.versus.mode).describe()
+            against[name] = _against_random(metric.versus, held, description)
     return Summary(
         network=model_card.name,
         arch=model_card.arch.name,
@@ -118,6 +189,8 @@ def summarize(
         confusion_classes=[categories[index] for index in classes],
         confusion=confusion.tolist(),
         images_per_second=images_per_second,
+        metrics=estimates or None,
+        against_random=against or None,
     )
 
 

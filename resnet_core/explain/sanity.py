@@ -10,7 +10,14 @@ edges for a network with random weights (Adebayo et al., 2018). Two checks, for 
   follow the class probability (a good map makes it fall fast: low area under the curve), or reveal them onto a
   blurred copy (a good map makes it rise fast: high area). A random ranking under the same :class:`Protocol` is the
   baseline; the protocol matters as much as the method (a zero fill is itself a signal the model reacts to), so
-  every figure carries :meth:`Protocol.describe`.
+  every figure carries :meth:`Protocol.describe`. :data:`PROTOCOLS` names the ones to compare with others': ours,
+  and TorchCAM's ``DeletionInsertionMetric`` (zero fill, ties in raster order, its 20 steps).
+* **Average Drop and Increase in Confidence** (Chattopadhyay et al., 2018, Grad-CAM++): the image multiplied by its
+  map, against the image, as TorchCAM's ``ClassificationMetric`` computes them (:func:`confidence_change`).
+
+A curve is void for an image when its fully perturbed end still carries the class (:func:`void_reason`): then the
+area measures the fill, not the map. The curves and both confidence measures run over a batch of images at once
+(:func:`perturbation_curves`), which is how ``evaluate`` computes them over a data set.
 """
 
 from __future__ import annotations
@@ -36,21 +43,32 @@ from .analysis import check_class, model_input
 from .saliency import BLUR_SIGMA, FILLS, METHODS, Fill, Method, filled, saliency_map
 
 __all__ = [
+    "PROTOCOLS",
+    "VOID_FACTOR",
     "Curve",
+    "Curves",
+    "Mode",
     "Protocol",
     "RandomizationStep",
     "SanityReport",
     "cascading_randomization",
+    "confidence_change",
     "measured_map",
     "perturbation_curve",
+    "perturbation_curves",
+    "protocol_named",
     "randomization_order",
     "reinitialize",
     "sanity_check",
     "spearman",
     "ssim",
+    "void_reason",
 ]
 
 Mode = Literal["deletion", "insertion"]
+Ties = Literal["random", "raster"]
+Schedule = Literal["equal", "ceil"]
+VOID_FACTOR = 2  # a fully perturbed image may keep the class at up to twice chance before its curve is void
 
 
 @dataclass(frozen=True)
@@ -59,13 +77,19 @@ class Protocol:
 
     ``mode="deletion"`` replaces the most salient pixels by ``fill`` first; ``"insertion"`` starts from the fill and
     puts the most salient pixels back first. ``patch`` > 1 ranks ``patch`` x ``patch`` squares by their mean saliency
-    instead of single pixels. All ``steps + 1`` images of a curve run through the model as one batch.
+    instead of single pixels. ``ties="random"`` breaks equal saliency in a seeded random order (a constant map is
+    then a random ranking); ``"raster"`` in reading order, as TorchCAM does. ``schedule="equal"`` changes
+    ``round(k * units / steps)`` units by step ``k``; ``"ceil"`` changes ``ceil(units / steps)`` units a step, the
+    last step what is left (TorchCAM's), which can mean fewer than ``steps`` steps. All the images of a curve run
+    through the model as one batch.
     """
 
     mode: Mode = "deletion"
     fill: Fill = "blur"
     patch: int = 1
     steps: int = 16
+    ties: Ties = "random"
+    schedule: Schedule = "equal"
 
     def __post_init__(self) -> None:
         if self.mode not in ("deletion", "insertion"):
@@ -74,6 +98,15 @@ class Protocol:
             raise ValueError(f"unknown fill {self.fill!r}; expected one of {FILLS}")
         if self.patch < 1 or self.steps < 1:
             raise ValueError(f"patch and steps must be at least 1, got {self.patch} and {self.steps}")
+        if self.ties not in ("random", "raster") or self.schedule not in ("equal", "ceil"):
+            raise ValueError(f"unknown ties {self.ties!r} or schedule {self.schedule!r}")
+
+    def counts(self, units: int) -> list[int]:
+        """How many units are changed at each point of a curve, from 0 to ``units``."""
+        if self.schedule == "equal":
+            return [round(units * step / self.steps) for step in range(self.steps + 1)]
+        size = -(-units // self.steps)
+        return [*range(0, units, size), units]
 
     def describe(self) -> str:
         """One sentence for the caption of any figure this protocol produced."""
@@ -89,13 +122,32 @@ class Protocol:
         else:
             action = f"{units} of the input are put back onto {fill}, most salient first"
             better = "higher is better"
+        ties = "ties in random order" if self.ties == "random" else "ties in raster order"
+        steps = (
+            f"in {self.steps} equal steps"
+            if self.schedule == "equal"
+            else f"in steps of 1/{self.steps} of them rounded up (the last one shorter)"
+        )
         return (
-            f"{self.mode.capitalize()}: {action}, ties in random order, in {self.steps} equal steps; the score is the "
+            f"{self.mode.capitalize()}: {action}, {ties}, {steps}; the score is the "
             f"area under the class probability over the fraction changed (0 to 1, {better})."
         )
 
     def as_dict(self) -> dict:
         return {**asdict(self), "description": self.describe()}
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    "default": Protocol(),  # what ``sanity`` and the app use
+    "torchcam": Protocol(fill="zero", steps=20, ties="raster", schedule="ceil"),  # its DeletionInsertionMetric
+}
+
+
+def protocol_named(name: str) -> Protocol:
+    """The protocol of :data:`PROTOCOLS` called ``name``, or a ``ValueError`` that lists them."""
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; expected one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
 
 
 @dataclass(frozen=True)
@@ -118,23 +170,104 @@ class Curve:
         }
 
 
-def _unit_ranks(scores: Tensor, patch: int, generator: torch.Generator) -> Tensor:
+def _unit_ranks(scores: Tensor, patch: int, generator: torch.Generator, ties: Ties = "random") -> Tensor:
     """Per pixel, the position of its unit (pixel or patch) in the removal order: 0 goes first.
 
-    Units are sorted by decreasing score; equal scores keep the order of a random permutation, so a constant map
-    is a random ranking rather than raster order (which would delete the top rows first).
+    Units are sorted by decreasing score; equal scores keep the order of a random permutation (``ties="random"``),
+    so a constant map is a random ranking rather than raster order (which would delete the top rows first).
     """
     height, width = scores.shape
     units = F.avg_pool2d(scores[None, None], patch, ceil_mode=True)[0, 0] if patch > 1 else scores
     flat = units.flatten()
-    shuffle = torch.randperm(flat.numel(), generator=generator)
-    order = shuffle[torch.argsort(flat[shuffle], descending=True, stable=True)]
+    if ties == "random":
+        shuffle = torch.randperm(flat.numel(), generator=generator)
+        order = shuffle[torch.argsort(flat[shuffle], descending=True, stable=True)]
+    else:
+        order = torch.argsort(flat, descending=True, stable=True)
     ranks = torch.empty_like(order)
     ranks[order] = torch.arange(order.numel())
     ranks = ranks.view(units.shape)
     if patch > 1:
         ranks = ranks.repeat_interleave(patch, 0).repeat_interleave(patch, 1)[:height, :width]
     return ranks
+
+
+def _ranks(saliency: Tensor | None, size: tuple[int, int], protocol: Protocol, seed: int) -> Tensor:
+    """One image's removal order: by its map, or (``None``) by seeded random scores, ties broken from that seed."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = torch.rand(size, generator=generator) if saliency is None else saliency.detach().float().cpu()
+    return _unit_ranks(scores, protocol.patch, generator, protocol.ties)
+
+
+@dataclass(frozen=True)
+class Curves:
+    """The curves of a batch of images under one protocol: ``fractions`` and ``probabilities`` ``(N, points)`` and
+    ``auc`` ``(N,)``, on the CPU."""
+
+    protocol: Protocol
+    ranking: str  # "map" or "random"
+    fractions: Tensor
+    probabilities: Tensor
+    auc: Tensor
+
+    def end(self) -> Tensor:
+        """Per image, the class probability of the fully perturbed image (deletion's last point, insertion's first)."""
+        return self.probabilities[:, -1 if self.protocol.mode == "deletion" else 0]
+
+    def curve(self, index: int) -> Curve:
+        fractions, probabilities = self.fractions[index], self.probabilities[index]
+        return Curve(
+            self.protocol,
+            self.ranking,
+            tuple(fractions.tolist()),
+            tuple(probabilities.tolist()),
+            float(self.auc[index]),
+        )
+
+
+def perturbation_curves(
+    model: nn.Module,
+    inputs: Tensor,
+    classes: Tensor,
+    saliency: Tensor | None,
+    protocol: Protocol = Protocol(),
+    seeds: Sequence[int] | None = None,
+    chunk: int | None = None,
+) -> Curves:
+    """:func:`perturbation_curve` of every image of a batch ``(N, C, H, W)``, each for its class in ``classes``
+    ``(N,)``, ranked by its map in ``saliency`` ``(N, H, W)`` (``None``: seeded random rankings) with its seed in
+    ``seeds`` (default: all 0). Each curve is the one its image alone would get; the perturbed images go through the
+    model ``chunk`` at a time (default: all at once).
+    """
+    count, size = inputs.shape[0], tuple(inputs.shape[-2:])
+    seeds = [0] * count if seeds is None else list(seeds)
+    if saliency is not None and tuple(saliency.shape) != (count, *size):
+        raise ValueError(f"saliency maps are {tuple(saliency.shape)}, the inputs {(count, *size)}")
+    if len(seeds) != count or len(classes) != count:
+        raise ValueError(f"{count} images, {len(classes)} classes and {len(seeds)} seeds: give one of each per image")
+    ranks = [_ranks(None if saliency is None else saliency[i], size, protocol, seed) for i, seed in enumerate(seeds)]
+    ranks = torch.stack(ranks).to(inputs.device)
+    counts = torch.tensor(protocol.counts(int(ranks[0].max()) + 1), device=inputs.device)
+    masks = ranks[:, None] < counts[:, None, None]  # (N, points, H, W): True = filled
+    if protocol.mode == "insertion":
+        masks = ~masks  # point k reveals the units deletion would have removed by point k; the rest stays filled
+    points = masks.shape[1]
+    image = torch.arange(count, device=inputs.device).repeat_interleave(points)
+    masks, targets = masks.flatten(0, 1), classes.to(inputs.device)[image]
+    probabilities = torch.empty(count * points)
+    chunk = chunk or count * points
+    with torch.inference_mode():
+        background = filled(inputs, protocol.fill)
+        for start in range(0, count * points, chunk):
+            part = slice(start, start + chunk)
+            batch = torch.where(masks[part, None], background[image[part]], inputs[image[part]])
+            output = model(batch).softmax(-1)
+            probabilities[part] = output.gather(1, targets[part, None])[:, 0].float().cpu()
+    changed = masks.flatten(1).float().mean(1).cpu().view(count, points)
+    fractions = changed if protocol.mode == "deletion" else 1.0 - changed
+    probabilities = probabilities.view(count, points)
+    auc = torch.trapezoid(probabilities, fractions, dim=-1)
+    return Curves(protocol, "random" if saliency is None else "map", fractions, probabilities, auc)
 
 
 def perturbation_curve(
@@ -153,27 +286,39 @@ def perturbation_curve(
     if inputs.ndim != 4 or inputs.shape[0] != 1:
         raise ValueError(f"expected one image as a (1, C, H, W) tensor, got shape {tuple(inputs.shape)}")
     size = tuple(inputs.shape[-2:])
-    generator = torch.Generator().manual_seed(seed)
-    if saliency is None:
-        scores, ranking = torch.rand(size, generator=generator), "random"
-    else:
-        if saliency.shape != size:
-            raise ValueError(f"saliency map is {saliency.shape}, the input {size}")
-        scores, ranking = torch.as_tensor(saliency, dtype=torch.float32), "map"
-    ranks = _unit_ranks(scores, protocol.patch, generator).to(inputs.device)
-    units = int(ranks.max()) + 1
-    removed = torch.tensor([round(units * step / protocol.steps) for step in range(protocol.steps + 1)])
-    masks = ranks[None] < removed.to(inputs.device)[:, None, None]  # (steps + 1, H, W): True = filled
-    if protocol.mode == "insertion":
-        masks = ~masks  # step k reveals the units deletion would have removed by step k; the rest stays filled
+    if saliency is not None and saliency.shape != size:
+        raise ValueError(f"saliency map is {saliency.shape}, the input {size}")
+    maps = None if saliency is None else torch.as_tensor(saliency, dtype=torch.float32)[None]
+    classes = torch.tensor([class_index])
+    return perturbation_curves(model, inputs, classes, maps, protocol, [seed]).curve(0)
+
+
+def void_reason(probability: float, num_classes: int, mode: Mode) -> str | None:
+    """Why a curve whose fully perturbed image keeps ``probability`` of its class says nothing of the map, or
+    ``None`` if it may count: above :data:`VOID_FACTOR` times chance, the fill itself still shows the class, and
+    the area measures how the network sees the fill."""
+    limit = VOID_FACTOR / num_classes
+    if probability <= limit:
+        return None
+    state = "everything deleted" if mode == "deletion" else "insertion start"
+    return (
+        f"protocol void for this image: p(class | {state}) = {probability:.3f} > {VOID_FACTOR}/{num_classes} "
+        f"({VOID_FACTOR} x chance): the fill still shows the class"
+    )
+
+
+def confidence_change(
+    model: nn.Module, inputs: Tensor, classes: Tensor, saliency: Tensor, probabilities: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Average Drop and Increase in Confidence (Chattopadhyay et al., 2018) per image, as TorchCAM's
+    ``ClassificationMetric`` defines them: each image ``(N, C, H, W)`` is multiplied by its map ``(N, H, W)`` in the
+    normalised space the model sees (what the map leaves out becomes the mean colour), and the class probability
+    ``o`` of that image is compared with ``p`` of the whole one (``probabilities``, ``(N,)``). Returns the drop
+    ``max(0, p - o) / (p + 1e-7)``, a share (the paper averages it in percent), and whether ``o > p``.
+    """
     with torch.inference_mode():
-        background = filled(inputs, protocol.fill)
-        batch = torch.where(masks[:, None], background, inputs)
-        probabilities = model(batch).softmax(-1)[:, class_index].float().cpu()
-    changed = masks.flatten(1).float().mean(1).cpu()
-    fractions = changed if protocol.mode == "deletion" else 1.0 - changed
-    auc = float(torch.trapezoid(probabilities, fractions))
-    return Curve(protocol, ranking, tuple(fractions.tolist()), tuple(probabilities.tolist()), auc)
+        masked = model(saliency[:, None] * inputs).softmax(-1).gather(1, classes.view(-1, 1))[:, 0]
+    return torch.relu(probabilities - masked) / (probabilities + 1e-7), probabilities < masked
 
 
 def randomization_order(model: ResNet) -> list[tuple[str, tuple[str, ...]]]:
@@ -216,30 +361,31 @@ def cascading_randomization(
     method: Method = "gradcam",
     seed: int = 0,
     original: np.ndarray | None = None,
+    steps: int | None = None,
     **options,
 ) -> list[RandomizationStep]:
     """Adebayo et al.'s cascade on a deep copy of ``model`` (the caller's model, shared by the app, is untouched).
 
     One entry per step of :func:`randomization_order`, each re-initialising one more part, so the last entry has
-    no trained weight left. ``options`` go to :func:`~resnet_core.explain.saliency.saliency_map`; ``original`` is the
-    trained model's map if already computed. Seeded through a forked generator: repeatable, and the caller's global
-    random state is left as it was.
+    no trained weight left; ``steps`` stops after that many (1: the head alone). ``options`` go to
+    :func:`~resnet_core.explain.saliency.saliency_map`; ``original`` is the trained model's map if already computed.
+    Seeded through a forked generator: repeatable, and the caller's global random state is left as it was.
     """
     if original is None:
         original = saliency_map(model, inputs, class_index, method, **options)
     randomized = copy.deepcopy(model)
-    steps = []
+    results = []
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for name, parts in randomization_order(model):
+        for name, parts in randomization_order(model)[:steps]:
             start = time.perf_counter()
             reinitialize(randomized, parts)
             current = saliency_map(randomized, inputs, class_index, method, **options)
             seconds = time.perf_counter() - start
-            steps.append(
+            results.append(
                 RandomizationStep(name, spearman(original, current), ssim(original, current), seconds, current)
             )
-    return steps
+    return results
 
 
 def measured_map(
