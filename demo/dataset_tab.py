@@ -15,6 +15,7 @@ import zipfile
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 import pyarrow.dataset as ds
 
 from resnet_core import ARCHITECTURES, evaluate_dataset
@@ -131,7 +132,7 @@ def dataset_run(
         summaries = evaluate_dataset(source, networks, out, metrics=asked, workers=0, progress=True)
     except (ValueError, FileNotFoundError) as error:
         raise user_error(str(error)) from None
-    rows = [leaderboard_row(summary) for summary in summaries.values()]
+    rows = leaderboard(list(summaries.values()))
     worst = most_confidently_wrong(out, source, list(summaries))
     plots = [out / PLOTS / name for name in ("accuracy_vs_depth.png", "residual_ratios.png")]
     untrained = [s.network for s in summaries.values() if not s.pretrained]
@@ -152,12 +153,26 @@ def _percent(value: float | None) -> float | None:
     return None if value is None else round(100 * value, 2)
 
 
-def leaderboard_row(summary: Summary) -> list:
-    """One network's line: what ran, on how many images, how often right, how fast (None: read back, not run)."""
-    rate = None if summary.images_per_second is None else round(summary.images_per_second)
-    weights = summary.weights if summary.pretrained else "untrained"
-    accuracies = [_percent(summary.accuracy), _percent(summary.topk_accuracy)]
-    return [summary.network, summary.depth, weights, summary.images, summary.errors, *accuracies, rate]
+def leaderboard(summaries: list[Summary]) -> pd.DataFrame:
+    """One line per network: what ran, on how many images, how often right, how fast (None: read back, not run),
+    then each metric's mean with its 95% interval and, per curve, the share of valid images where the map beats
+    random."""
+    lines = []
+    for summary in summaries:
+        rate = None if summary.images_per_second is None else round(summary.images_per_second)
+        weights = summary.weights if summary.pretrained else "untrained"
+        accuracies = [_percent(summary.accuracy), _percent(summary.topk_accuracy)]
+        values = [summary.network, summary.depth, weights, summary.images, summary.errors, *accuracies, rate]
+        line = dict(zip(LEADERBOARD, values, strict=True))
+        for column, numbers in (summary.metrics or {}).items():
+            if numbers.get("mean") is not None and not column.startswith("random_"):
+                low, high = numbers["ci95"]
+                line[column] = f"{numbers['mean']:.3f} [{low:.3f}, {high:.3f}]"
+        for curve, versus in (summary.against_random or {}).items():
+            if versus.get("beats_random") is not None:
+                line[f"{curve}: beats random"] = f"{100 * versus['beats_random']:.0f}% of {versus['valid_images']}"
+        lines.append(line)
+    return pd.DataFrame(lines)
 
 
 def most_confidently_wrong(out: Path, source: ImageSource, networks: list[str]) -> list[tuple[object, str]]:

@@ -39,7 +39,8 @@ def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
                                                                                     progress=quiet)  # fmt: skip
     expected = evaluate_dataset("cifar10", PAIR, tmp_path / "library", workers=0, progress=False)
     pinned = json.loads(SUBSET_JSON.read_text())["reference_errors"]
-    for row, (name, summary) in zip(board, expected.items(), strict=True):
+    assert list(board.columns) == dataset_tab.LEADERBOARD  # no metric asked, no metric column
+    for row, (name, summary) in zip(board.values.tolist(), expected.items(), strict=True):
         assert row[:7] == [name, summary.depth, summary.weights, 500, 0, round(100 * summary.accuracy, 2),
                            round(100 * summary.topk_accuracy, 2)]  # fmt: skip
         assert row[5] == round(100 * (500 - pinned[name]) / 500, 2)  # 50 and 26 errors on the shipped 500
@@ -58,7 +59,16 @@ def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
     assert len(files) == len(worst) == dataset_tab.WORST
     # Asked again, the run is read back from disk: the same board, no speed to report.
     again = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)[1]
-    assert [row[:7] for row in again] == [row[:7] for row in board] and again[0][7] is None
+    assert again.iloc[:, :7].equals(board.iloc[:, :7]) and again["images/s"].isna().all()
+
+
+def test_a_metric_asked_for_is_a_leaderboard_column_with_its_interval(tmp_path):
+    board = dataset_tab.dataset_run(["cifar10_resnet20"], SHIPPED, ["average_drop"], progress=quiet)[1]
+    (summary,) = evaluate_dataset("cifar10", ["cifar10_resnet20"], tmp_path / "library", metrics=["average_drop"],
+                                  workers=0, progress=False).values()  # fmt: skip
+    numbers = summary.metrics["average_drop"]
+    low, high = numbers["ci95"]
+    assert board.loc[0, "average_drop"] == f"{numbers['mean']:.3f} [{low:.3f}, {high:.3f}]"
 
 
 def test_what_a_visitor_cannot_ask_for():
