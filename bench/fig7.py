@@ -22,7 +22,7 @@ import torch
 
 from bench.cifar10_accuracy import ARCHS, trained_model
 from resnet_core import create_model
-from resnet_core.data.cifar10 import load_subset, load_test_set, to_batch
+from resnet_core.data.cifar10 import available_test_images, to_batch
 from resnet_core.degradation.data import load_mnist_5k
 from resnet_core.measure.layer_responses import ResponseStd, response_std
 from resnet_core.render import response_figure
@@ -48,12 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
-    try:
-        images, _ = load_test_set(args.data)
-        source = f"all {len(images):,} CIFAR-10 test images"
-    except FileNotFoundError:
-        images, _, _ = load_subset()
-        source = f"the {len(images)} shipped CIFAR-10 test images (no --data or ${ENV_TEST_SET})"
+    images, _, source = available_test_images(args.data)
     cifar = [cifar_curve(arch, images, args) for arch in ARCHS]
     digits, _ = load_mnist_5k()
     lab = [response_std(create_model(name, weights="DEFAULT"), digits.split(args.batch_size)) for name in DIGIT_NETS]

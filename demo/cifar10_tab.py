@@ -25,7 +25,6 @@ from resnet_core.measure.dataset_probe import DatasetProbe, probe_dataset
 from resnet_core.measure.layer_responses import ResponseStd, response_std
 from resnet_core.measure.lesion import LesionStudy, lesion_study
 from resnet_core.render import lesion_figure, residual_figure, response_figure
-from resnet_core.settings import cifar10_test_set
 
 from . import feature_vis_view
 from .app_state import models, stored_analysis, user_error
@@ -130,14 +129,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
 @cache
 def test_images() -> tuple[np.ndarray, np.ndarray, str]:
     """Images, labels and a description: the full test set where one is configured, else the shipped subset."""
-    if cifar10_test_set() is not None:
-        try:
-            images, labels = cifar10.load_test_set()
-            return images, labels, f"all {len(images):,} CIFAR-10 test images"
-        except (FileNotFoundError, ValueError):
-            pass
-    images, labels, _ = cifar10.load_subset()
-    return images, labels, f"the {len(images)} CIFAR-10 test images shipped with the app (every 20th)"
+    return cifar10.available_test_images()
 
 
 def _cifar_analysis(state: TabState | None):

@@ -450,7 +450,7 @@ def cmd_train_cifar10(args: argparse.Namespace) -> int:
     import torch
     from safetensors.torch import save_file
 
-    from .data.cifar10 import load_subset, load_test_set, load_train_set, to_batch
+    from .data.cifar10 import available_test_images, load_train_set, to_batch
     from .degradation.cifar10 import PaperRecipe, train_cifar10
     from .measure.evaluation import evaluate
     from .zoo.create import create_model
@@ -472,12 +472,7 @@ def cmd_train_cifar10(args: argparse.Namespace) -> int:
             )
             print(report, file=sys.stderr)
     seconds = time.perf_counter() - start
-    try:
-        test_images, test_labels = load_test_set(args.test_data)
-        tested_on = f"all {len(test_labels):,} test images"
-    except FileNotFoundError:
-        test_images, test_labels, _ = load_subset()
-        tested_on = f"the {len(test_labels)} shipped test images"
+    test_images, test_labels, tested_on = available_test_images(args.test_data)
     mean, std = model.card.preprocess.mean, model.card.preprocess.std
     inputs = to_batch(test_images, mean, std).to(next(model.parameters()).device)
     _, error = evaluate(model, inputs, torch.as_tensor(test_labels).to(inputs.device))

@@ -142,3 +142,18 @@ def free_port() -> int:
 
 def read_png(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+@pytest.fixture()
+def served_app(tmp_path, monkeypatch):
+    """The whole app launched on loopback, its URL; closed after the test. Gradio caches examples under the working
+    directory, so the test runs in a temporary one."""
+    from demo import launch
+
+    monkeypatch.chdir(tmp_path)
+    port = free_port()
+    demo = launch.serve(["--port", str(port), "--device", "cpu"], block=False)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()

@@ -11,13 +11,12 @@ from gradio_client import Client
 
 from bench.browser import chromium_page
 from demo import app_state, dataset_tab
-from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import evaluate_dataset
 from resnet_core.data.cifar10 import SUBSET_JSON
 from resnet_core.settings import ENV_CACHE
 
-from .conftest import ROOT, free_port
+from .conftest import ROOT
 
 SCREENSHOTS = ROOT / "screenshots"
 SHIPPED = "the 500 CIFAR-10 test images shipped with the app"
@@ -91,25 +90,19 @@ def test_off_on_a_space_unless_enabled(monkeypatch):
 
 
 @pytest.mark.browser
-def test_through_gradio_client_and_in_chromium(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_through_gradio_client_and_in_chromium(served_app):
     expect = pytest.importorskip("playwright.sync_api").expect
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        client = Client(url, verbose=False)
-        _, board, *_ = client.predict(["cifar10_resnet20"], SHIPPED, [], api_name="/dataset")
-        assert board["data"][0][:6] == ["cifar10_resnet20", 20, "cifar10_resnet20.akamaster", 500, 0, 90.0]
-        with chromium_page(url) as page:
-            page.get_by_role("tab", name="Data set").click()
-            page.get_by_role("button", name="Run over the data set").click()
-            expect(page.locator("#dataset-board")).to_contain_text("cifar10_resnet44", timeout=300_000)
-            expect(page.locator("#dataset-worst img").first).to_be_visible(timeout=60_000)
-            SCREENSHOTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "dataset_leaderboard.png"), full_page=True)
-            page.locator("#dataset-worst img").first.click()
-            expect(page.locator("#photo img")).to_have_count(1, timeout=60_000)
-            assert "Error" not in page.locator("body").inner_text()
-    finally:
-        demo.close()
+    url = served_app
+    client = Client(url, verbose=False)
+    _, board, *_ = client.predict(["cifar10_resnet20"], SHIPPED, [], api_name="/dataset")
+    assert board["data"][0][:6] == ["cifar10_resnet20", 20, "cifar10_resnet20.akamaster", 500, 0, 90.0]
+    with chromium_page(url) as page:
+        page.get_by_role("tab", name="Data set").click()
+        page.get_by_role("button", name="Run over the data set").click()
+        expect(page.locator("#dataset-board")).to_contain_text("cifar10_resnet44", timeout=300_000)
+        expect(page.locator("#dataset-worst img").first).to_be_visible(timeout=60_000)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "dataset_leaderboard.png"), full_page=True)
+        page.locator("#dataset-worst img").first.click()
+        expect(page.locator("#photo img")).to_have_count(1, timeout=60_000)
+        assert "Error" not in page.locator("body").inner_text()

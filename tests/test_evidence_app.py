@@ -8,14 +8,13 @@ from gradio_client import Client, handle_file
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
 from demo import app_state, residuals_tab
-from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
 from resnet_core.data import cifar10
 from resnet_core.explain.evidence import evidence_split
 from resnet_core.render import evidence_maps
 
-from .conftest import ROOT, free_port, read_png
+from .conftest import ROOT, read_png
 
 SCREENSHOTS = ROOT / "screenshots"
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
@@ -56,36 +55,30 @@ def test_a_plain_network_says_everything_is_in_the_branch(cache, photos):
 
 
 @pytest.mark.browser
-def test_through_gradio_client_and_in_chromium(tmp_path, monkeypatch):
+def test_through_gradio_client_and_in_chromium(served_app):
     """/analyze then /evidence in one client session equal the library; in Chromium, opening the Residuals tab
     after an analysis fills the evidence view, and picking a block redraws its maps."""
-    monkeypatch.chdir(tmp_path)
     expect = pytest.importorskip("playwright.sync_api").expect
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        client = Client(url, verbose=False)
-        client.predict(handle_file(str(CAT)), "cifar10_resnet20", "DEFAULT", api_name="/analyze")
-        summary, _, picker, branch, shortcut = client.predict("layer3.1", api_name="/evidence")
-        expected = evidence_split(app_state.models().get("cifar10_resnet20", "DEFAULT").model, CAT)
-        assert picker["value"] == "layer3.1" and f"{len(expected.through_shortcut())} of 9 blocks" in summary
-        want_branch, want_shortcut = evidence_maps(expected, "layer3.1")
-        assert (read_png(branch) == want_branch).all() and (read_png(shortcut) == want_shortcut).all()
+    url = served_app
+    client = Client(url, verbose=False)
+    client.predict(handle_file(str(CAT)), "cifar10_resnet20", "DEFAULT", api_name="/analyze")
+    summary, _, picker, branch, shortcut = client.predict("layer3.1", api_name="/evidence")
+    expected = evidence_split(app_state.models().get("cifar10_resnet20", "DEFAULT").model, CAT)
+    assert picker["value"] == "layer3.1" and f"{len(expected.through_shortcut())} of 9 blocks" in summary
+    want_branch, want_shortcut = evidence_maps(expected, "layer3.1")
+    assert (read_png(branch) == want_branch).all() and (read_png(shortcut) == want_shortcut).all()
 
-        with chromium_page(url) as page:
-            page.set_input_files("#photo input[type=file]", str(CAT))
-            page.get_by_role("button", name="Analyze").click()
-            expect(page.locator("#predictions")).to_contain_text("cat (3)", timeout=120_000)
-            page.get_by_role("tab", name="Residuals").click()
-            expect(page.locator("#evidence-summary")).to_contain_text("blocks pass most", timeout=60_000)
-            expect(page.locator("#evidence-branch img")).to_have_count(1, timeout=60_000)
-            before = page.locator("#evidence-branch img").get_attribute("src")
-            page.locator("#evidence-block input").click()
-            page.get_by_role("option", name="layer2.0", exact=True).click()
-            expect(page.locator("#evidence-branch img")).not_to_have_attribute("src", before, timeout=60_000)
-            SCREENSHOTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "residuals_evidence.png"), full_page=True)
-            assert "Error" not in page.locator("body").inner_text()
-    finally:
-        demo.close()
+    with chromium_page(url) as page:
+        page.set_input_files("#photo input[type=file]", str(CAT))
+        page.get_by_role("button", name="Analyze").click()
+        expect(page.locator("#predictions")).to_contain_text("cat (3)", timeout=120_000)
+        page.get_by_role("tab", name="Residuals").click()
+        expect(page.locator("#evidence-summary")).to_contain_text("blocks pass most", timeout=60_000)
+        expect(page.locator("#evidence-branch img")).to_have_count(1, timeout=60_000)
+        before = page.locator("#evidence-branch img").get_attribute("src")
+        page.locator("#evidence-block input").click()
+        page.get_by_role("option", name="layer2.0", exact=True).click()
+        expect(page.locator("#evidence-branch img")).not_to_have_attribute("src", before, timeout=60_000)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "residuals_evidence.png"), full_page=True)
+        assert "Error" not in page.locator("body").inner_text()

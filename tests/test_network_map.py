@@ -9,7 +9,6 @@ from gradio_client import Client, handle_file
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
 from demo import app_state, network_map_tab
-from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core.data import cifar10
 from resnet_core.diagram import MISSING, draw_network_map
@@ -19,7 +18,7 @@ from resnet_core.measure.complexity import cost_table
 from resnet_core.render import cam_overlay, colorize, feature_grid, field_overlay
 from resnet_core.zoo.architectures import build, twin_of
 
-from .conftest import ROOT, free_port, read_png
+from .conftest import ROOT, read_png
 
 SCREENSHOTS = ROOT / "screenshots"
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
@@ -118,62 +117,56 @@ def test_a_units_fields_beside_its_plain_twins_are_the_librarys(cache):
 
 
 @pytest.mark.browser
-def test_through_gradio_client_and_a_click_in_chromium(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
+def test_through_gradio_client_and_a_click_in_chromium(served_app):
     expect = pytest.importorskip("playwright.sync_api").expect
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        client = Client(url, verbose=False)
-        client.predict(handle_file(str(CAT)), "cifar10_resnet20", "DEFAULT", api_name="/analyze")
-        shares = "evidence through the shortcut (photo)"
-        path, note = client.predict("cifar10_resnet20", "DEFAULT", shares, api_name="/network_map")
-        from resnet_core import create_model
-        from resnet_core.explain.evidence import evidence_split
+    url = served_app
+    client = Client(url, verbose=False)
+    client.predict(handle_file(str(CAT)), "cifar10_resnet20", "DEFAULT", api_name="/analyze")
+    shares = "evidence through the shortcut (photo)"
+    path, note = client.predict("cifar10_resnet20", "DEFAULT", shares, api_name="/network_map")
+    from resnet_core import create_model
+    from resnet_core.explain.evidence import evidence_split
 
-        split = evidence_split(create_model("cifar10_resnet20", weights="DEFAULT"), CAT)
-        values = {entry.block: entry.shortcut_share for entry in split.blocks}
-        expected = draw_network_map(build("cifar10_resnet20"), values, shares, f"cifar10_resnet20: {shares}")
-        assert np.array_equal(read_png(path), expected.image) and "On the photo" in note
-        text, own, twin = client.predict("layer2", 5, 7, api_name="/receptive_field")
-        field = unit_field(create_model("cifar10_resnet20", weights="DEFAULT"), CAT, "layer2", 5, 7)
-        assert np.array_equal(read_png(own), field_overlay(field.crop, field.gradient, field.box))
-        assert twin is None and f"theoretical field **{field.size} px**" in text
+    split = evidence_split(create_model("cifar10_resnet20", weights="DEFAULT"), CAT)
+    values = {entry.block: entry.shortcut_share for entry in split.blocks}
+    expected = draw_network_map(build("cifar10_resnet20"), values, shares, f"cifar10_resnet20: {shares}")
+    assert np.array_equal(read_png(path), expected.image) and "On the photo" in note
+    text, own, twin = client.predict("layer2", 5, 7, api_name="/receptive_field")
+    field = unit_field(create_model("cifar10_resnet20", weights="DEFAULT"), CAT, "layer2", 5, 7)
+    assert np.array_equal(read_png(own), field_overlay(field.crop, field.gradient, field.box))
+    assert twin is None and f"theoretical field **{field.size} px**" in text
 
-        with chromium_page(url) as page:
-            page.set_input_files("#photo input[type=file]", str(CAT))
-            page.get_by_role("button", name="Analyze").click()
-            expect(page.locator("#predictions")).to_contain_text("cat (3)", timeout=120_000)
-            page.get_by_role("tab", name="Network map").click()
-            image = page.locator("#network-map img")
-            expect(image).to_have_count(1, timeout=60_000)
-            page.wait_for_function("document.querySelector('#network-map img').naturalWidth > 0")
-            natural = page.evaluate("(() => { const i = document.querySelector('#network-map img');"
-                                    " return [i.naturalWidth, i.naturalHeight]; })()")  # fmt: skip
-            shown = image.bounding_box()
-            drawn = draw_network_map(build("cifar10_resnet56"), {}, "")  # the app starts on cifar10_resnet56
-            box = next(box for box in drawn.boxes if box.name == "layer3.4")
-            # Where that box is on screen: the picture may be scaled to fit (object-fit: contain).
-            scale = min(shown["width"] / natural[0], shown["height"] / natural[1])
-            offset_x = (shown["width"] - natural[0] * scale) / 2
-            offset_y = (shown["height"] - natural[1] * scale) / 2
-            x, y = (box.left + box.right) / 2, (box.top + box.bottom) / 2
-            image.click(position={"x": offset_x + x * scale, "y": offset_y + y * scale})
-            expect(page.locator("#network-map-block")).to_contain_text("layer3.4", timeout=60_000)
-            expect(page.locator("#network-map-features img")).to_have_count(1, timeout=60_000)
-            SCREENSHOTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "network_map_clicked.png"), full_page=True)
-            # How far a unit sees: a click on the stage's map fills the field pictures and their sentence.
-            expect(page.locator("#field-units img")).to_have_count(1, timeout=60_000)
-            page.locator("#field-units img").click()
-            expect(page.locator("#field-text")).to_contain_text("theoretical field", timeout=60_000)
-            expect(page.locator("#field-network img")).to_have_count(1, timeout=60_000)
-            page.locator("#field-text").scroll_into_view_if_needed()
-            page.screenshot(path=str(SCREENSHOTS / "receptive_field_clicked.png"), full_page=True)
-            assert "Error" not in page.locator("body").inner_text()
-    finally:
-        demo.close()
+    with chromium_page(url) as page:
+        page.set_input_files("#photo input[type=file]", str(CAT))
+        page.get_by_role("button", name="Analyze").click()
+        expect(page.locator("#predictions")).to_contain_text("cat (3)", timeout=120_000)
+        page.get_by_role("tab", name="Network map").click()
+        image = page.locator("#network-map img")
+        expect(image).to_have_count(1, timeout=60_000)
+        page.wait_for_function("document.querySelector('#network-map img').naturalWidth > 0")
+        natural = page.evaluate("(() => { const i = document.querySelector('#network-map img');"
+                                " return [i.naturalWidth, i.naturalHeight]; })()")  # fmt: skip
+        shown = image.bounding_box()
+        drawn = draw_network_map(build("cifar10_resnet56"), {}, "")  # the app starts on cifar10_resnet56
+        box = next(box for box in drawn.boxes if box.name == "layer3.4")
+        # Where that box is on screen: the picture may be scaled to fit (object-fit: contain).
+        scale = min(shown["width"] / natural[0], shown["height"] / natural[1])
+        offset_x = (shown["width"] - natural[0] * scale) / 2
+        offset_y = (shown["height"] - natural[1] * scale) / 2
+        x, y = (box.left + box.right) / 2, (box.top + box.bottom) / 2
+        image.click(position={"x": offset_x + x * scale, "y": offset_y + y * scale})
+        expect(page.locator("#network-map-block")).to_contain_text("layer3.4", timeout=60_000)
+        expect(page.locator("#network-map-features img")).to_have_count(1, timeout=60_000)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "network_map_clicked.png"), full_page=True)
+        # How far a unit sees: a click on the stage's map fills the field pictures and their sentence.
+        expect(page.locator("#field-units img")).to_have_count(1, timeout=60_000)
+        page.locator("#field-units img").click()
+        expect(page.locator("#field-text")).to_contain_text("theoretical field", timeout=60_000)
+        expect(page.locator("#field-network img")).to_have_count(1, timeout=60_000)
+        page.locator("#field-text").scroll_into_view_if_needed()
+        page.screenshot(path=str(SCREENSHOTS / "receptive_field_clicked.png"), full_page=True)
+        assert "Error" not in page.locator("body").inner_text()
 
 
 @pytest.mark.slow

