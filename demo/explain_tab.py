@@ -8,10 +8,14 @@ ones). Every figure is a PNG with a download button, and every number comes back
 
 from __future__ import annotations
 
+import json
+from functools import cache
+
 import gradio as gr
 
+from resnet_core.assets import ASSETS_DIR
 from resnet_core.explain.saliency import FILLS, METHODS
-from resnet_core.explain.sanity import Protocol, SanityReport, sanity_check
+from resnet_core.explain.sanity import SEPARATES_SHARE, Protocol, SanityReport, sanity_check, void_reason
 from resnet_core.render import perturbation_figure, randomization_figure
 from resnet_core.zoo.create import UNTRAINED
 
@@ -22,6 +26,7 @@ from .shared import NETWORK, Shared, chart
 
 __all__ = ["check_explanation"]
 
+VERDICTS = ASSETS_DIR / "explanation_verdicts.json"
 TITLE = "Explanation checks"
 RANDOMIZED_ENOUGH = 0.5  # Spearman after the head and the last stage are scrambled: below this, the map follows them
 
@@ -92,18 +97,57 @@ def check_explanation(
     try:
         with models().using(arch, weights) as loaded:
             report = sanity_check(loaded.model, photo, method, protocol=protocol, **options)
+            network, classes = loaded.model.card.name, len(loaded.model.card.categories)
     except ValueError as error:
         raise user_error(f"Could not check this map: {error}") from None
     return (
         figure_path(randomization_figure(report)),
         figure_path(perturbation_figure(report)),
-        verdict(report),
+        verdict(report, classes, network),
         report.as_dict(),
     )
 
 
-def verdict(report: SanityReport) -> str:
-    """Pass or fail for each check, in words, with the protocol that produced each figure."""
+@cache
+def data_set_figures() -> dict[str, dict]:
+    """The shipped table of which protocols separate Grad-CAM from random, per network, over the 500 shipped CIFAR-10
+    test images (``python -m bench.protocol_verdicts`` writes it); empty where it is missing."""
+    return json.loads(VERDICTS.read_text())["networks"] if VERDICTS.is_file() else {}
+
+
+def curve_verdict(report: SanityReport, mode: str, num_classes: int, network: str) -> str:
+    """One curve's line: its area against random, and a pass or fail only where the image's protocol is valid and
+    the protocol separates the map from random over a data set for this network (else: one image cannot decide)."""
+    curve, random = getattr(report, mode), getattr(report, f"random_{mode}")
+    head = f"- {mode.capitalize()}: AUC {curve.auc:.3f} against {random.auc:.3f} for a random ranking"
+    end = curve.probabilities[-1] if mode == "deletion" else curve.probabilities[0]
+    void = void_reason(end, num_classes, mode)
+    if void is not None:
+        return f"{head}: **{void}**, so this curve says nothing of the map."
+    default = curve.protocol == Protocol(mode=mode, steps=curve.protocol.steps)
+    figures = data_set_figures().get(network, {}).get(mode)
+    if figures is None or not default or report.method != "gradcam" or not report.pretrained:
+        return (
+            f"{head}: one image cannot decide, and there are no data-set figures for this network, method and "
+            "protocol to say whether a single image could (BENCHMARKS.md has those of the shipped CIFAR-10 nets)."
+        )
+    low, high = figures["gap_to_random"]["ci95"]
+    evidence = (
+        f"on the 500 shipped test images this protocol beats random on {100 * figures['beats_random']:.0f}% of the "
+        f"{figures['valid_images']} valid images, mean gap {figures['gap_to_random']['mean']:+.3f} "
+        f"[{low:+.3f}, {high:+.3f}]"
+    )
+    if not figures["separates"]:
+        short = f"short of {SEPARATES_SHARE:.0%}, or an interval not clear of 0"
+        return f"{head}: **one image cannot decide** ({evidence}: {short})."
+    beats = curve.auc < random.auc if mode == "deletion" else curve.auc > random.auc
+    outcome = "passes" if beats else "**fails**"
+    return f"{head} ({outcome}; {evidence}, so one image's result means something)."
+
+
+def verdict(report: SanityReport, num_classes: int, network: str) -> str:
+    """Pass or fail for each check, in words, with the protocol that produced each figure; a curve's pass or fail
+    only where the data set says one image can decide (``network``: the name the shipped figures use)."""
     name = METHODS[report.method].title if report.method in METHODS else report.method
     lines = [f"**{name}** of **{report.class_name}** (p = {report.probability:.2f}) on {report.arch}."]
     if not report.pretrained:
@@ -121,12 +165,7 @@ def verdict(report: SanityReport) -> str:
             f"- Randomization: after re-initialising the head and {after_two.step}, the map's rank correlation with "
             f"the original one is {rho:.2f} ({passes}; a faithful map falls below {RANDOMIZED_ENOUGH})."
         )
-    deletion, random = report.deletion.auc, report.random_deletion.auc
-    outcome = "passes" if deletion < random else "**fails**: random pixels hurt the class as much or more"
-    lines.append(f"- Deletion: AUC {deletion:.3f} against {random:.3f} for a random ranking ({outcome}).")
-    insertion, random = report.insertion.auc, report.random_insertion.auc
-    outcome = "passes" if insertion > random else "**fails**"
-    lines.append(f"- Insertion: AUC {insertion:.3f} against {random:.3f} for a random ranking ({outcome}).")
+    lines += [curve_verdict(report, mode, num_classes, network) for mode in ("deletion", "insertion")]
     lines.append(f"\n{report.deletion.protocol.describe()} {report.insertion.protocol.describe()}")
     lines.append(
         f"\nOne map costs {report.forward_passes} image(s) through the network; one image is an anecdote, the "

@@ -17,7 +17,7 @@ from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import create_model
 from resnet_core.data import cifar10
-from resnet_core.explain.sanity import sanity_check
+from resnet_core.explain.sanity import sanity_check, separates
 
 from .conftest import ROOT, free_port
 
@@ -42,10 +42,49 @@ def test_the_tab_reports_the_library_checks_with_their_protocol():
     assert [step["step"] for step in numbers["randomization"]] == ["head", "layer3", "layer2", "layer1", "stem"]
     assert verdict.startswith("**Grad-CAM** of **cat**") and "gaussian-blurred copy" in verdict
     deletion_line = next(line for line in verdict.splitlines() if line.startswith("- Deletion"))
-    passed = numbers["deletion_auc"] < numbers["random_deletion_auc"]
-    assert ("passes" in deletion_line) == passed and ("fails" in deletion_line) == (not passed)
+    assert f"AUC {numbers['deletion_auc']:.3f} against {numbers['random_deletion_auc']:.3f}" in deletion_line
     assert Image.open(strip).size[0] > 5 * Image.open(strip).size[1] / 2  # six maps side by side
     assert Image.open(curves).mode in ("RGB", "RGBA")
+
+
+@pytest.fixture(scope="module")
+def cat_report():
+    return sanity_check(create_model("cifar10_resnet20", weights="DEFAULT"), CAT)
+
+
+def figures(share: float, interval: tuple[float, float], better: str) -> dict:
+    gap = {"mean": sum(interval) / 2, "ci95": list(interval), "images": 400}
+    versus = {"beats_random": share, "gap_to_random": gap, "better": better, "valid_images": 400}
+    return {**versus, "separates": separates(versus)}
+
+
+def test_a_curve_gets_a_verdict_only_where_the_data_set_says_one_image_can_decide(cat_report, monkeypatch):
+    """The four cases, from the same report: void for the image, figures that separate, figures that do not, none."""
+    deletion, random = cat_report.deletion.auc, cat_report.random_deletion.auc
+    table = {"cifar10_resnet20": {"deletion": figures(0.9, (-0.2, -0.1), "lower")}}
+    monkeypatch.setattr(explain_tab, "data_set_figures", lambda: table)
+    end = cat_report.deletion.probabilities[-1]
+    classes = 10 if end <= 0.2 else 1  # a class count for which the image's protocol is valid (chance = 1/classes)
+    line = explain_tab.curve_verdict(cat_report, "deletion", classes, "cifar10_resnet20")
+    assert ("passes" in line) == (deletion < random) and "90% of the 400 valid images" in line
+    table["cifar10_resnet20"]["deletion"] = figures(0.54, (-0.05, 0.01), "lower")
+    line = explain_tab.curve_verdict(cat_report, "deletion", classes, "cifar10_resnet20")
+    assert "one image cannot decide" in line and "passes" not in line and "fails" not in line and "54%" in line
+    void = explain_tab.curve_verdict(cat_report, "deletion", 10**6, "cifar10_resnet20")  # chance is tiny: void
+    assert "protocol void for this image" in void and "says nothing of the map" in void
+    other = explain_tab.curve_verdict(cat_report, "deletion", classes, "cifar10_resnet56")
+    assert "no data-set figures for this network" in other
+    assert separates(figures(0.8, (0.1, 0.3), "higher")) and not separates(figures(0.8, (-0.1, 0.3), "higher"))
+    assert not separates(figures(0.7, (0.1, 0.3), "higher")) and not separates(figures(0.9, (0.1, 0.3), "lower"))
+
+
+def test_the_shipped_table_is_what_the_data_set_run_says():
+    """Each network's curves: the separates flag follows from the figures beside it (the rule, not a copy)."""
+    table = explain_tab.data_set_figures()
+    assert set(table) >= {"cifar10_resnet20", "cifar10_resnet56"}
+    for curves in table.values():
+        for versus in curves.values():
+            assert versus["separates"] == separates(versus) and 0 < versus["valid_share"] <= 1
 
 
 def test_untrained_networks_are_said_to_explain_nothing():

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
@@ -44,6 +44,7 @@ from .saliency import BLUR_SIGMA, FILLS, METHODS, Fill, Method, filled, saliency
 
 __all__ = [
     "PROTOCOLS",
+    "SEPARATES_SHARE",
     "VOID_FACTOR",
     "Curve",
     "Curves",
@@ -60,6 +61,7 @@ __all__ = [
     "randomization_order",
     "reinitialize",
     "sanity_check",
+    "separates",
     "spearman",
     "ssim",
     "void_reason",
@@ -305,6 +307,20 @@ def void_reason(probability: float, num_classes: int, mode: Mode) -> str | None:
         f"protocol void for this image: p(class | {state}) = {probability:.3f} > {VOID_FACTOR}/{num_classes} "
         f"({VOID_FACTOR} x chance): the fill still shows the class"
     )
+
+
+SEPARATES_SHARE = 0.75  # of a data set's valid images on which the map must beat random
+
+
+def separates(versus: Mapping[str, object]) -> bool:
+    """Whether a protocol tells a map from a random ranking over a data set (a summary's ``against_random`` entry):
+    the map beats random on at least :data:`SEPARATES_SHARE` of the valid images, and the 95% interval of the mean
+    gap lies wholly on the better side of 0. Only then does one image's pass or fail mean something."""
+    share, interval = versus.get("beats_random"), (versus.get("gap_to_random") or {}).get("ci95")
+    if share is None or interval is None:
+        return False
+    low, high = interval
+    return share >= SEPARATES_SHARE and (high < 0 if versus.get("better") == "lower" else low > 0)
 
 
 def confidence_change(
