@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from resnet_core import create_model, default_weights
-from resnet_core.data.cifar10 import SUBSET_JSON, load_subset, load_test_set, to_batch
+from resnet_core.data.cifar10 import SUBSET_JSON, load_subset, load_test_set, to_batches
 from resnet_core.settings import ENV_TEST_SET
 from resnet_core.zoo.weights import SHIPPED_WEIGHTS_DIR
 
@@ -34,12 +34,7 @@ ARCHS = ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_re
 def predict(model: torch.nn.Module, images: np.ndarray, batch_size: int) -> np.ndarray:
     mean, std = model.card.preprocess.mean, model.card.preprocess.std
     with torch.inference_mode():
-        return np.concatenate(
-            [
-                model(to_batch(images[start : start + batch_size], mean, std)).argmax(1).numpy()
-                for start in range(0, len(images), batch_size)
-            ]
-        )
+        return np.concatenate([model(batch).argmax(1).numpy() for batch in to_batches(images, mean, std, batch_size)])
 
 
 def trained_model(arch: str, weights_dir: Path | None) -> tuple[torch.nn.Module, str | Path]:

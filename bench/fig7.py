@@ -22,7 +22,7 @@ import torch
 
 from bench.cifar10_accuracy import ARCHS, trained_model
 from resnet_core import create_model
-from resnet_core.data.cifar10 import available_test_images, to_batch
+from resnet_core.data.cifar10 import available_test_images, to_batches
 from resnet_core.degradation.data import load_mnist_5k
 from resnet_core.measure.layer_responses import ResponseStd, response_std
 from resnet_core.render import response_figure
@@ -34,8 +34,7 @@ DIGIT_NETS = ["digits_plain20", "digits_resnet20", "digits_plain56", "digits_res
 def cifar_curve(arch: str, images: np.ndarray, args: argparse.Namespace) -> ResponseStd:
     model, _ = trained_model(arch, args.weights_dir)
     mean, std = model.card.preprocess.mean, model.card.preprocess.std
-    batches = (to_batch(images[i : i + args.batch_size], mean, std) for i in range(0, len(images), args.batch_size))
-    return response_std(model, batches, network=arch)
+    return response_std(model, to_batches(images, mean, std, args.batch_size), network=arch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -275,7 +275,7 @@ def fig7_curves() -> tuple[dict[str, ResponseStd], list[str]]:
             continue
         if name in FIG7_CIFAR:
             mean, std = model.card.preprocess.mean, model.card.preprocess.std
-            batches = (cifar10.to_batch(images[i : i + 250], mean, std) for i in range(0, len(images), 250))
+            batches = cifar10.to_batches(images, mean, std, 250)
         else:
             batches = digits[::FIG7_DIGIT_STEP].split(250)
         curves[name] = response_std(model, batches, network=name)

@@ -66,7 +66,8 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     with gr.Row():
         networks = gr.CheckboxGroup(NETWORKS, value=DEFAULT_NETWORKS, label="Networks (trained where weights exist)")
         with gr.Column():
-            data = gr.Radio(list(data_choices()), value=next(iter(data_choices())), label="Data")
+            offered = list(data_choices())
+            data = gr.Radio(offered, value=offered[0], label="Data")
             measured = gr.CheckboxGroup([RESIDUALS, *METRICS], value=[RESIDUALS], label="Measure besides predictions")
     with gr.Row():
         run = gr.Button("Run over the data set", variant="primary")

@@ -12,6 +12,7 @@ import torch
 
 from resnet_core import default_weights
 from resnet_core.diagram import NetworkMap, draw_network_map
+from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.explain.effective_field import UnitField, unit_field
 from resnet_core.render import cam_overlay, feature_grid, field_overlay
 from resnet_core.zoo.architectures import ArchSpec, twin_of
@@ -119,10 +120,11 @@ def _values(name: str, arch: str, weights: str, state: TabState | None) -> dict[
         curve = cifar10_tab.computed_fig7().get(arch) if weights == catalog.default_choice(arch) else None
         if curve is None:
             return {}
+        names = _structure(catalog.spec(arch, weights)).block_names()
         blocks: dict[str, float | None] = {}
         for layer, std in zip(curve.layers, curve.std, strict=True):  # forward order: a block's last 3x3 wins
-            parts = layer.split(".")  # "bn1" (the stem), "layer2.0.bn2"
-            blocks[".".join(parts[:2]) if len(parts) > 2 else "stem"] = std
+            row = next((block for block in names if layer.startswith(f"{block}.")), "stem")  # else the stem's
+            blocks[row] = std
         return blocks
     stored = _analysis(arch, weights, state)
     if stored is None:
@@ -181,8 +183,9 @@ def map_if_open(arch: str, weights: str, overlay: str, state: TabState | None, o
 
 
 def on_map_click(arch: str, weights: str, overlay: str, state: TabState | None, event: gr.SelectData):
-    drawn, _ = drawn_map(arch, weights, overlay, state)
-    name = drawn.at(*event.index)
+    weights, _ = settled_weights(arch, weights)
+    # The boxes depend on the network alone, not on the colours: hit-test its layout, no overlay recomputed.
+    name = draw_network_map(_structure(catalog.spec(arch, weights))).at(*event.index)
     if name is None:  # a click between boxes
         return gr.skip(), gr.skip()
     return block_details(arch, weights, name, state)
@@ -222,13 +225,18 @@ def block_details(arch: str, weights: str, name: str, state: TabState | None) ->
     return "\n\n".join(lines), png_path(feature_grid(output, 32)[0]) if output is not None else None
 
 
+def _field_stage(result: AnalysisResult, stage: str | None) -> str:
+    """The stage asked for, else the first after the stem: its units' fields are small enough to see on the crop."""
+    return stage if stage in result.stages else list(result.stages)[min(1, len(result.stages) - 1)]
+
+
 def unit_views(state: TabState | None, stage: str | None):
     """The stage picker and the stage's mean activation over the crop, where a click picks a unit."""
     if not state:
         return gr.skip(), gr.skip()
     _, stored = stored_analysis(state)
     result = stored.result
-    stage = stage if stage in result.stages else list(result.stages)[min(1, len(result.stages) - 1)]
+    stage = _field_stage(result, stage)
     activation = result.stages[stage].float().mean(0)
     span = activation.max() - activation.min()
     scaled = (activation - activation.min()) / span if span > 0 else activation * 0
@@ -242,7 +250,7 @@ def on_unit_click(state: TabState | None, stage: str, event: gr.SelectData):
     """A click on the stage's map: the unit under it (the map is the crop, each unit a block of its pixels)."""
     _, stored = stored_analysis(state)
     result = stored.result
-    stage = stage if stage in result.stages else list(result.stages)[min(1, len(result.stages) - 1)]
+    stage = _field_stage(result, stage)
     grid_rows, grid_cols = result.stages[stage].shape[-2:]
     width, height = result.crop.size
     x, y = event.index
