@@ -125,14 +125,19 @@ def _run_on_ray(
     """One network on Ray: the images its rows lack, then its summary, as :func:`_run` does here."""
     from .on_ray import run_on_ray
 
-    folder = out / ROWS / file_name(evaluator.name)
-    done = written_paths(folder)
-    todo = [index for index, key in enumerate(source.keys) if key not in done]
+    folder, todo = _remaining(evaluator, source, out)
     start = time.perf_counter()
     if todo:
         spec = Network(arch=network) if isinstance(network, str) else network
         run_on_ray(spec, evaluator, source, labels, todo, folder, batch_size, address, actors)
     return _summarised(evaluator, folder, out, source, len(todo) / (time.perf_counter() - start) if todo else None)
+
+
+def _remaining(evaluator: BatchEvaluator, source: ImageSource, out: Path) -> tuple[Path, list[int]]:
+    """The network's rows folder, and the images it does not hold yet (what a resumed run does, on either engine)."""
+    folder = out / ROWS / file_name(evaluator.name)
+    done = written_paths(folder)
+    return folder, [index for index, key in enumerate(source.keys) if key not in done]
 
 
 def _summarised(evaluator: BatchEvaluator, folder: Path, out: Path, source: ImageSource, rate: float | None) -> Summary:
@@ -162,9 +167,7 @@ def _run(
     progress: bool,
 ) -> Summary:
     """One network: the images its rows lack, then its summary."""
-    folder = out / ROWS / file_name(evaluator.name)
-    done = written_paths(folder)
-    todo = [index for index, key in enumerate(source.keys) if key not in done]
+    folder, todo = _remaining(evaluator, source, out)
     preprocess = evaluator.card.preprocess
     loader = DataLoader(
         PreprocessedImages(source, preprocess, labels, todo),
