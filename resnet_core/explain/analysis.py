@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -34,14 +35,19 @@ class BlockStats:
     output: Tensor
     residual_ratio: float | None
     cosine: float | None
-    zero_fraction: float
     projection: bool = False
 
     @classmethod
     def of(cls, output: Tensor, stats: ResidualStats, block: nn.Module) -> BlockStats:
         """The block's output and its statistics on a batch of one; NaN ("no direction") becomes None."""
         ratio, cosine = (None if torch.isnan(value[0]) else float(value[0]) for value in (stats.ratio, stats.cosine))
-        return cls(output, ratio, cosine, float(stats.zero_fraction[0]), getattr(block, "downsample", None) is not None)
+        return cls(output, ratio, cosine, getattr(block, "downsample", None) is not None)
+
+    @cached_property
+    def zero_fraction(self) -> float:
+        """The share of zeros the final ReLU left, read off the output when first asked: few views show it, and
+        counting it during the forward cost every analysis a pass over every block."""
+        return float((self.output == 0).sum(dtype=torch.int64)) / self.output.numel()
 
 
 @dataclass
