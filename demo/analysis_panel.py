@@ -7,7 +7,6 @@ analysis on screen (stage, layer, block, channel, class) follows it, not the pic
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,7 +40,7 @@ from .catalog import FAMILIES, RANDOM_INIT, LoadedModel, architectures_of
 from .features_tab import block_choices, channel_update, feature_of
 from .gpu import on_gpu
 from .gradcam_tab import cam_caption, class_choices
-from .image_outputs import png_figures, png_path
+from .image_outputs import png_figures, png_path, view_path
 from .report import analysis_report
 from .residuals_tab import chart_if_open, residual_chart, residual_summary
 from .sessions import TabState, new_token
@@ -197,23 +196,24 @@ def wire(shared: Shared, panel: Panel) -> None:
     inputs = [shared.image, shared.arch, shared.weights, panel.topk, *analysis_inputs, session]
     # Raw values in (preprocess=False): Gradio would decode the upload itself and fail with a server error on a
     # broken file; resnet_core.load_image does the decoding, with its limits and one clear message.
-    # The API's /analyze returns every output, the residual chart drawn; the page's own click leaves the chart to
-    # the Residuals tab (drawn when it is on screen), so nobody waits for a chart they are not looking at.
+    # The API's /analyze returns its 7 outputs, the residual chart drawn. The page's own click is one event (no
+    # follow-up request the click would wait for): the views on screen, the controls that follow the analysis, and
+    # the Residuals tab's chart and evidence only where that tab is open (else drawn when it is opened).
     api = gr.Button(visible=False)
     api_call = png_figures(on_gpu(analyze_image, "analysis"))
     api.click(api_call, inputs, outputs, api_name="analyze", preprocess=False, **NETWORK)
-    page_outputs = [output for output in outputs if output is not views["residual_chart"]]
+    page_outputs = [
+        *(output for output in outputs if output is not views["residual_chart"]),
+        *controls,
+        views["residual_chart"],
+        *views["evidence_outputs"],
+    ]
     panel.run.click(
-        png_figures(on_gpu(functools.partial(analyze_image, chart=False), "analysis")),
-        inputs,
+        png_figures(on_gpu(analyze_page, "analysis")),
+        [*inputs, shared.open_tab, views["channel"]],
         page_outputs,
         preprocess=False,
-        **PRIVATE,
-        **NETWORK,
-    ).success(refresh_controls, [session, views["stage"], views["channel"]], controls, queue=False, **PRIVATE).success(
-        png_figures(chart_if_open),
-        [session, shared.open_tab],
-        [views["residual_chart"], *views["evidence_outputs"]],
+        show_progress_on=[panel.label],  # one spinner, not one per output: 22 outputs, most in hidden tabs
         **PRIVATE,
         **NETWORK,
     )
@@ -323,6 +323,7 @@ def analyze_image(
     progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
     *,
     chart: bool = True,
+    view_only: bool = False,
 ):
     """Classify a photo with one ResNet and draw every view from one forward pass.
 
@@ -345,32 +346,82 @@ def analyze_image(
             network, its stage and layer picks are that network's, so the new one starts at its own last stage.
         chart: whether to draw the residual chart (not an API parameter: the page's own click leaves it to the
             Residuals tab, which draws it when it is on screen).
+        view_only: the crop and the overlay as JPEGs for the page's view-only pictures (not an API parameter: the
+            API's images are exact PNGs).
     """
-    if previous and previous["arch"] != arch:
-        cam_layer = stage = None
-        block = STAGE_OUTPUT
+    cam_layer, stage, block = picks_for(arch, previous, cam_layer, stage, block)
     path = image_path(image)
     weights, note = settled_weights(arch, weights)
     if not 1 <= int(topk) <= 100:
         raise user_error(f"Top-k must lie between 1 and 100, got {topk}.")
-    progress(0.1, desc=f"loading {arch} ({weights})")
+    if (arch, weights) not in models():  # a message to the page only while a model loads: seconds, not ms
+        progress(0.1, desc=f"loading {arch} ({weights})")
     state = _new_state(path, arch, weights, int(topk), cam_layer)
-    progress(0.5, desc="forward pass")
     stored, loaded = run_analysis(state)
     result = stored.result
     grid, _ = feature_grid(feature_of(result, stage, block), int(channels), sort)
     # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
     drawn = (residual_chart(result),) if chart else ()
+    shown = view_path if view_only else png_path
     return (
         prediction_label(result),
         status_text(result, loaded, note),
-        png_path(result.crop),
-        png_path(grid),
-        png_path(cam_overlay(result.crop, stored.cam, opacity)),
+        shown(result.crop),
+        png_path(grid),  # flat cells: as small and fast in PNG, and exact
+        shown(cam_overlay(result.crop, stored.cam, opacity)),
         *drawn,
         residual_summary(result),
         state,
     )
+
+
+def analyze_page(
+    image: str | dict | None,
+    arch: str,
+    weights: str,
+    topk: int,
+    cam_layer: str | None,
+    stage: str | None,
+    block: str,
+    channels: int,
+    sort: str,
+    opacity: float,
+    previous: TabState | None,
+    open_tab: str,
+    channel: float | None,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
+):
+    """The page's Analyze click: :func:`analyze_image`'s outputs (no chart), then :func:`refresh_controls`', then
+    the Residuals tab's chart and evidence (skipped unless ``open_tab`` is that tab)."""
+    cam_layer, stage, block = picks_for(arch, previous, cam_layer, stage, block)
+    views = analyze_image(
+        image,
+        arch,
+        weights,
+        topk,
+        cam_layer,
+        stage,
+        block,
+        channels,
+        sort,
+        opacity,
+        previous,
+        progress,
+        chart=False,
+        view_only=True,
+    )
+    state = views[-1]
+    return (*views, *refresh_controls(state, stage, channel, previous), *chart_if_open(state, open_tab))
+
+
+def picks_for(
+    arch: str, previous: TabState | None, cam_layer: str | None, stage: str | None, block: str
+) -> tuple[str | None, str | None, str]:
+    """The layer, stage and block picks an analysis of ``arch`` starts from: the tab's own, unless they are of
+    another network (``previous`` was), where it starts at its own last stage."""
+    if previous and previous["arch"] != arch:
+        return None, None, STAGE_OUTPUT
+    return cam_layer, stage, block
 
 
 def analyze_example(image: str, family: str, arch: str, weights: str):
@@ -379,7 +430,7 @@ def analyze_example(image: str, family: str, arch: str, weights: str):
     Gradio caches these outputs per example, so a cached result is always the example's own network and weights.
     The session is not among them (Gradio does not cache state): :func:`example_controls` gives the tab its own.
     """
-    return analyze_image(image, arch, weights)[:-1]
+    return analyze_image(image, arch, weights, view_only=True)[:-1]
 
 
 def example_controls(image: str, family: str, arch: str, weights: str):
@@ -399,20 +450,26 @@ def _new_state(path: str, arch: str, weights: str, topk: int = 5, cam_layer: str
     )
 
 
-def refresh_controls(state: TabState | None, stage: str | None, channel: float | None):
+def refresh_controls(
+    state: TabState | None, stage: str | None, channel: float | None, previous: TabState | None = None
+):
     """UI plumbing after an analysis: every control follows the network on screen, not the pickers.
 
     The stage, layer, block, channel and class lists of the model that ran; the facts panel, now that it is known
     whether the weights loaded; the Grad-CAM caption with its class (and the untrained mark); no stale notice.
+    The class list (a thousand names on ImageNet) is sent only where ``previous``, the analysis it replaces, was
+    of another network or weights.
     """
     state, stored = stored_analysis(state)
     result = stored.result
     classes = class_choices(result)
+    same_classes = previous is not None and (previous["arch"], previous["weights"]) == (state["arch"], state["weights"])
+    class_list = {} if same_classes else {"choices": classes}
     stage = shown_stage(result, stage)
     blocks = list(result.blocks) if result.card.label_space.key == "cifar10" else []  # the CIFAR-10 tab's picker
     return (
         gr.update(choices=block_choices(result, stage), value=STAGE_OUTPUT),
-        gr.update(choices=classes, value=classes[state["cam_class"]]),
+        gr.update(**class_list, value=classes[state["cam_class"]]),
         gr.update(choices=blocks, value=blocks[-1] if blocks else None),
         gr.update(choices=list(result.stages), value=stage),
         gr.update(choices=list(result.stages), value=state["cam_layer"]),

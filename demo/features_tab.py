@@ -26,7 +26,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         channels = gr.Slider(1, 256, value=32, step=1, label="Channels shown")
         sort = gr.Radio(["mean", "index"], value="mean", label="Order channels by")
     with gr.Row():
-        crop = picture("What the network saw (after resize and crop)")
+        crop = picture("What the network saw (after resize and crop)", view_only=True)
         grid = picture("Channels, strongest mean activation first (click one)", elem_id="feature-grid")
     with gr.Row():
         channel = gr.Number(0, label="Channel", precision=0, minimum=0)

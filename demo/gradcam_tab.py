@@ -30,7 +30,8 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         label="Grad-CAM on the crop the network saw",
         show_label=False,
         interactive=False,
-        format="png",
+        format="jpeg",  # the page's Analyze sends a JPEG (image_outputs.view_path); the report has the PNG
+        buttons=["fullscreen"],
         height=320,
         elem_classes="pixelated",
         elem_id="cam",

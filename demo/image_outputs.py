@@ -35,10 +35,24 @@ import numpy as np
 from matplotlib.figure import Figure
 from PIL import Image
 
-__all__ = ["MAX_AGE_S", "PRUNE_EVERY_S", "download_path", "encode_png", "figure_path", "png_figures", "png_path"]
+__all__ = [
+    "MAX_AGE_S",
+    "PRUNE_EVERY_S",
+    "VIEW_QUALITY",
+    "download_path",
+    "encode_png",
+    "encode_view",
+    "figure_path",
+    "png_figures",
+    "png_path",
+    "view_path",
+]
 
 MAX_AGE_S = 300.0
 PRUNE_EVERY_S = 30.0
+# JPEG quality of the pictures that are only looked at, with colour at full resolution: >= 43.5 dB PSNR on the
+# example photos and CIFAR-10 crops and overlays (quality 95 fell to 37.7 dB on 32x32 crops).
+VIEW_QUALITY = 98
 
 
 def png_path(image: np.ndarray | Image.Image) -> str:
@@ -49,6 +63,13 @@ def png_path(image: np.ndarray | Image.Image) -> str:
     time: a path not handed out again for ``MAX_AGE_S`` may be pruned.
     """
     return str(_default_store().put(encode_png(image)))
+
+
+def view_path(image: np.ndarray | Image.Image) -> str:
+    """:func:`png_path` for a picture that is only looked at, never downloaded (its component offers no download
+    button; the report holds the exact PNG): a JPEG (:func:`encode_view`), 7-13x faster to encode than the PNG
+    and a fifth of its size on a 224x224 crop, which the page waits for on every Analyze."""
+    return str(_default_store().put(encode_view(image), suffix=".jpg"))
 
 
 def png_figures(handler: Callable) -> Callable:
@@ -97,15 +118,26 @@ def figure_path(figure: Figure, dpi: int = 110) -> str:
 
 def encode_png(image: np.ndarray | Image.Image) -> bytes:
     """PNG bytes of ``image``; arrays must already be uint8, so no silent rescaling decides what the user sees."""
+    buffer = io.BytesIO()
+    _as_image(image).save(buffer, format="PNG", compress_level=1)  # 3-4x faster than the default 6; a few % larger
+    return buffer.getvalue()
+
+
+def encode_view(image: np.ndarray | Image.Image) -> bytes:
+    """JPEG bytes of ``image`` at :data:`VIEW_QUALITY`, chroma not subsampled (4:4:4); same inputs as PNG."""
+    buffer = io.BytesIO()
+    _as_image(image).convert("RGB").save(buffer, format="JPEG", quality=VIEW_QUALITY, subsampling=0)
+    return buffer.getvalue()
+
+
+def _as_image(image: np.ndarray | Image.Image) -> Image.Image:
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
             raise ValueError(f"expected a uint8 (H, W), (H, W, 3) or (H, W, 4) array, got {image.dtype} {image.shape}")
-        image = Image.fromarray(image)
-    elif not isinstance(image, Image.Image):
+        return Image.fromarray(image)
+    if not isinstance(image, Image.Image):
         raise TypeError(f"expected a numpy array or a PIL image, got {type(image).__name__}")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=1)  # 3-4x faster to encode than the default 6; a few % larger
-    return buffer.getvalue()
+    return image
 
 
 def _write_atomically(target: Path, data: bytes, lock: AbstractContextManager[object] | None = None) -> None:
@@ -141,15 +173,15 @@ class _Store:
         self._lock = threading.Lock()
         self._next_prune = 0.0  # time.monotonic() after which the next call prunes
 
-    def put(self, data: bytes, name: str = "") -> Path:
+    def put(self, data: bytes, name: str = "", suffix: str = ".png") -> Path:
         """Path of a complete file holding ``data``, fresh for at least ``max_age_s``.
 
-        Named by the content's hash (``.png``), or ``<stem>-<hash prefix><suffix>`` for ``name="stem.suffix"``, a
-        file a user downloads and should recognise.
+        Named by the content's hash and ``suffix``, or ``<stem>-<hash prefix>.<extension>`` for
+        ``name="stem.extension"``, a file a user downloads and should recognise.
         """
         digest = hashlib.sha256(data).hexdigest()
-        stem, dot, suffix = name.rpartition(".")
-        target = self.directory / (f"{stem}-{digest[:12]}{dot}{suffix}" if stem else f"{digest}.png")
+        stem, dot, extension = name.rpartition(".")
+        target = self.directory / (f"{stem}-{digest[:12]}{dot}{extension}" if stem else f"{digest}{suffix}")
         with self._lock:
             try:
                 os.utime(target)  # the same name means the same bytes: reuse, and restart its age

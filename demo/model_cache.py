@@ -41,6 +41,11 @@ class ModelCache:
         with self._guard:
             return list(self._models)
 
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        """Whether ``(arch, weights)`` is loaded, so a request for it waits for no build."""
+        with self._guard:
+            return key in self._models
+
     def _cached(self, key: tuple[str, str]) -> LoadedModel | None:
         with self._guard:
             if key in self._models:

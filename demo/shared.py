@@ -51,12 +51,17 @@ def caption(text: str) -> gr.Markdown:
     return gr.Markdown(f"**{text}**", elem_classes="caption")
 
 
-def picture(label: str, **options) -> gr.Image:
-    """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable)."""
+def picture(label: str, view_only: bool = False, **options) -> gr.Image:
+    """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable).
+
+    ``view_only``: a picture the page's Analyze waits for and nobody downloads from here (the report has the exact
+    PNG): its handlers send ``image_outputs.view_path`` JPEGs, and it offers no download button.
+    """
     with gr.Column():
         caption(label)
-        options = {"height": 320, "elem_classes": "pixelated", **options}
-        return gr.Image(label=label, show_label=False, interactive=False, format="png", **options)
+        kept = {"format": "jpeg", "buttons": ["fullscreen"]} if view_only else {"format": "png"}
+        options = {"height": 320, "elem_classes": "pixelated", **kept, **options}
+        return gr.Image(label=label, show_label=False, interactive=False, **options)
 
 
 def chart(label: str, **options) -> gr.Image:

@@ -82,6 +82,43 @@ def test_handlers_agree_with_the_library(cache, photos):
     assert channel["value"] == 0 and channel["maximum"] == 127  # layer2 has no channel 200: back to 0
 
 
+def psnr(shown: np.ndarray, exact: np.ndarray) -> float:
+    error = np.mean((shown.astype(np.float64) - exact.astype(np.float64)) ** 2)
+    return float("inf") if error == 0 else float(10 * np.log10(255**2 / error))
+
+
+@pytest.mark.parametrize(("arch", "photo"), [("resnet18", "chelsea.png"), ("cifar10_resnet20", "coffee.png")])
+def test_the_pages_click_is_one_event_with_every_view_and_control(cache, photos, arch, photo):
+    """The page's Analyze returns the views on screen (the grid exact, the crop and overlay as JPEGs within 40 dB
+    of the library's rendering), the controls that follow the analysis, and the Residuals tab's chart and evidence
+    only where that tab is open; a second analysis of the same network sends the class list no more."""
+    from demo import residuals_tab
+
+    path = str(photos / photo)
+    args = (path, arch, RANDOM_INIT, 5, None, None, "stage output", 32, "mean", 0.4)
+    outputs = panel.analyze_page(*args, None, "Feature maps", 3)
+    label, status, crop, grid, cam, residual_md, state, *rest = outputs
+    controls, residuals = rest[:9], rest[9:]
+    expected = analyze(cache.get(arch, RANDOM_INIT).model, path)
+    assert label == panel.prediction_label(expected) and crop.endswith(".jpg") and cam.endswith(".jpg")
+    assert "UNTRAINED" in status and residual_md == residuals_tab.residual_summary(expected)
+    assert np.array_equal(read_png(grid), feature_grid(expected.stages[list(expected.stages)[-1]], 32)[0])
+    assert psnr(read_png(crop), np.asarray(expected.crop)) >= 40
+    assert psnr(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.4)) >= 40
+    assert controls[1]["choices"] == gradcam_tab.class_choices(expected)  # a new network: its class list
+    assert controls[5]["value"] == 3 and controls[-1] == ""  # the channel kept, nothing stale
+    assert all(output is gr.skip() or output == gr.skip() for output in residuals)  # Residuals not on screen
+
+    again = panel.analyze_page(*args, state, residuals_tab.TITLE, 3)
+    assert "choices" not in again[7 + 1] and again[7 + 1]["value"] == controls[1]["value"]
+    chart, summary, evidence_chart, picker, branch, shortcut = again[7 + 9 :]
+    (axes,) = chart.axes  # one bar per block, as tall as its ratio on this photo
+    ratios = [stats.residual_ratio for stats in expected.blocks.values()]
+    assert [bar.get_height() for bar in axes.patches] == pytest.approx(ratios, rel=1e-5)
+    assert picker["choices"] == list(expected.blocks) and evidence_chart.axes and "shortcut" in summary
+    assert branch.endswith(".png") and shortcut.endswith(".png")
+
+
 def test_expired_analyses_are_recomputed_from_the_tabs_plain_state(cache, photos):
     *_, state = panel.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
     _, state = gradcam_tab.retarget_cam(state, "967: espresso", "layer3", 0.5)
