@@ -32,6 +32,21 @@ def pick(page, label: str, value: str) -> None:
     page.keyboard.press("Enter")
 
 
+def pick_network(page, arch: str) -> None:
+    """Our app on ``arch`` with random weights, the way a person picks: the network, then (once the app has filled
+    in that network's weights) the weights, then away from the box. Typing into Weights within milliseconds of the
+    network pick, before the app's answer, sometimes left Gradio's Dropdown (allow_custom_value) firing change
+    events several times a second until the next pick: hundreds of events that slowed every click."""
+    pick(page, "Depth / variant", arch)
+    page.wait_for_timeout(1000)
+    pick(page, "Weights", "random init")
+    page.keyboard.press("Tab")
+    page.wait_for_timeout(1000)
+    shown = page.get_by_label("Weights").input_value()
+    if shown != "random init":
+        raise RuntimeError(f"the Weights box shows {shown!r}, not 'random init'")
+
+
 def click(page, rep: int) -> float:
     """Upload the rep-th photo, click Analyze, and return the seconds until every output shows it."""
     page.set_input_files("#photo input[type=file]", str(ROOT / "assets" / "photos" / PHOTOS[rep % len(PHOTOS)]))
@@ -63,10 +78,8 @@ def main() -> None:
             page.get_by_label("Depth / variant").wait_for(timeout=60_000)
             page.get_by_role("tab", name="Grad-CAM").click()
             page.get_by_role("tab", name="Feature maps").click()
-            pick(page, "Weights", "random init")
             for arch in args.archs:
-                pick(page, "Depth / variant", arch)
-                pick(page, "Weights", "random init")
+                pick_network(page, arch)
                 click(page, 0)  # the first click loads the model
                 times = [click(page, rep) for rep in range(1, args.reps + 1)]
                 print(f"{arch}: click -> every output shown, median of {args.reps}: {statistics.median(times):.3f} s "

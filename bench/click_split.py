@@ -26,7 +26,7 @@ import torch
 
 from bench.app_speed import free_port
 from bench.browser import chromium_page
-from bench.browser_latency import click, pick
+from bench.browser_latency import click, pick, pick_network
 
 # (module, name) of every piece timed: looked up at call time, so wrapping the module attribute times each call.
 PIECES = [
@@ -105,8 +105,7 @@ def main() -> None:
                 if args.plain:
                     pick(page, "Network", arch)
                 else:
-                    pick(page, "Depth / variant", arch)
-                    pick(page, "Weights", "random init")
+                    pick_network(page, arch)
                 click(page, 0)  # loads the model
                 rows: dict[str, list[float]] = defaultdict(list)
                 for rep in range(1, args.clicks + 1):

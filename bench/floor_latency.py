@@ -22,7 +22,7 @@ from pathlib import Path
 
 from bench.app_speed import ROOT, free_port, start_server
 from bench.browser import chromium_page
-from bench.browser_latency import click, pick
+from bench.browser_latency import click, pick, pick_network
 
 
 def start_plain(port: int) -> subprocess.Popen:
@@ -63,8 +63,7 @@ def main() -> None:
             print("| run | network | ours | plain app | ours / plain |\n|---|---|---:|---:|---:|")
             for run in range(1, args.runs + 1):
                 for arch in args.archs:
-                    pick(ours, "Depth / variant", arch)
-                    pick(ours, "Weights", "random init")
+                    pick_network(ours, arch)
                     pick(theirs, "Network", arch)
                     click(ours, 0), click(theirs, 0)  # warm-up: loads the model
                     times: dict[str, list[float]] = {"ours": [], "plain": []}

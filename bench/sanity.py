@@ -25,7 +25,15 @@ import torch
 from resnet_core import create_model, default_weights
 from resnet_core.data.cifar10 import load_subset, load_test_set, to_batch
 from resnet_core.explain.saliency import METHODS
-from resnet_core.explain.sanity import Protocol, cascading_randomization, measured_map, perturbation_curve
+from resnet_core.explain.sanity import (
+    RANDOMIZATION_SEEDS,
+    RANDOMIZED_ENOUGH,
+    Protocol,
+    cascading_randomization,
+    measured_map,
+    perturbation_curve,
+    randomization_spread,
+)
 from resnet_core.settings import ENV_TEST_SET
 
 METHOD_NAMES = {key: method.title for key, method in METHODS.items()}
@@ -67,6 +75,7 @@ def measure(args: argparse.Namespace) -> dict:
     auc: dict[str, dict[str, list[float]]] = {name: {} for name in PROTOCOLS}
     beats: dict[str, dict[str, list[bool]]] = {name: {} for name in PROTOCOLS}
     steps: dict[str, dict[str, dict[str, list]]] = {method: {} for method in args.methods}
+    spreads: dict[str, dict[str, dict[str, list]]] = {method: {} for method in args.methods}
     cost: dict[str, dict[str, list[float]]] = {method: {"seconds": [], "passes": []} for method in args.methods}
     start = time.perf_counter()
     for index, class_index in enumerate(top1):
@@ -91,6 +100,15 @@ def measure(args: argparse.Namespace) -> dict:
                 row["spearman"].append(step.spearman)
                 row["ssim"].append(step.ssim)
                 row["seconds"].append(step.seconds)
+            spread = randomization_spread(
+                model, inputs, class_index, cascade, 0, args.seeds, method, saliency, **options[method]
+            )
+            for entry in spread:
+                row = spreads[method].setdefault(entry.step, {"per_seed": [[] for _ in entry.seeds], "verdicts": []})
+                for draws, value in zip(row["per_seed"], entry.spearman, strict=True):
+                    if value is not None:
+                        draws.append(value)
+                row["verdicts"].append(entry.verdict())
         if args.progress and (index + 1) % 10 == 0:
             print(f"{index + 1}/{len(top1)} images, {time.perf_counter() - start:.0f} s", file=sys.stderr, flush=True)
     return {
@@ -116,6 +134,20 @@ def measure(args: argparse.Namespace) -> dict:
                 for step, row in by_step.items()
             }
             for method, by_step in steps.items()
+        },
+        "seeds": args.seeds,
+        "randomization_seeds": {
+            method: {
+                step: {
+                    "mean_spearman_per_seed": [float(np.mean(draws)) if draws else None for draws in row["per_seed"]],
+                    **{
+                        verdict: row["verdicts"].count(verdict) / len(row["verdicts"])
+                        for verdict in ("passes", "undecided", "fails")
+                    },
+                }
+                for step, row in by_step.items()
+            }
+            for method, by_step in spreads.items()
         },
         "cost": {
             method: {"seconds_per_map": float(np.mean(row["seconds"])), "passes_per_map": float(np.mean(row["passes"]))}
@@ -162,6 +194,21 @@ def markdown(result: dict, methods: list[str]) -> str:
         lines.append(f"| {step} | " + " | ".join(cells) + " |")
     lines += [
         "",
+        f"The same steps over {result['seeds']} draws of the new weights: the mean Spearman over images for each "
+        f"seed (median [lowest, highest] of those means), and the share of images on which every draw falls below "
+        f"{RANDOMIZED_ENOUGH} (passes), none does (fails), or the draw decides:",
+        "",
+        "| randomized down to | method | mean Spearman per seed | passes | the draw decides | fails |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for method in methods:
+        for step, row in result["randomization_seeds"][method].items():
+            means = [value for value in row["mean_spearman_per_seed"] if value is not None]
+            spread = f"{np.median(means):+.2f} [{min(means):+.2f}, {max(means):+.2f}]" if means else "constant"
+            shares = " | ".join(f"{100 * row[key]:.0f}%" for key in ("passes", "undecided", "fails"))
+            lines.append(f"| {step} | {label[method]} | {spread} | {shares} |")
+    lines += [
+        "",
         "| cost | " + " | ".join(label[m] for m in methods) + " |",
         "|---|" + "---:|" * len(methods),
         "| images through the network per map | "
@@ -184,6 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=4, help="occlusion window side")
     parser.add_argument("--stride", type=int, default=2, help="occlusion stride")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=RANDOMIZATION_SEEDS, help="draws for the verdict's steps")
     parser.add_argument("--progress", action="store_true", help="a line on stderr every 10 images")
     parser.add_argument("--json", action="store_true", help="print the measurements as JSON instead of Markdown")
     args = parser.parse_args(argv)

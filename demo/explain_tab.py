@@ -15,7 +15,14 @@ import gradio as gr
 
 from resnet_core.assets import ASSETS_DIR
 from resnet_core.explain.saliency import FILLS, METHODS
-from resnet_core.explain.sanity import SEPARATES_SHARE, Protocol, SanityReport, sanity_check, void_reason
+from resnet_core.explain.sanity import (
+    RANDOMIZED_ENOUGH,
+    SEPARATES_SHARE,
+    Protocol,
+    SanityReport,
+    sanity_check,
+    void_reason,
+)
 from resnet_core.render import perturbation_figure, randomization_figure
 from resnet_core.zoo.create import UNTRAINED
 
@@ -28,7 +35,6 @@ __all__ = ["check_explanation"]
 
 VERDICTS = ASSETS_DIR / "explanation_verdicts.json"
 TITLE = "Explanation checks"
-RANDOMIZED_ENOUGH = 0.5  # Spearman after the head and the last stage are scrambled: below this, the map follows them
 
 
 def build(shared: Shared, tab: gr.Tab) -> None:
@@ -145,6 +151,33 @@ def curve_verdict(report: SanityReport, mode: str, num_classes: int, network: st
     return f"{head} ({outcome}; {evidence}, so one image's result means something)."
 
 
+def randomization_verdict(report: SanityReport) -> str:
+    """The randomization line: the map's rank correlation with the trained one after the head and the last stage
+    are re-initialised, as median and range over the seeds, and the spread's verdict (a pass only where every draw
+    falls below :data:`RANDOMIZED_ENOUGH`, a fail only where none does, else the draw decides)."""
+    spread = report.randomization_spread[min(1, len(report.randomization_spread) - 1)]
+    draws = len(spread.seeds)
+    summary = spread.spearman_range()
+    if summary is None:
+        return (
+            f"- Randomization: after re-initialising up to {spread.step} the map is constant in all {draws} "
+            "draws: passes."
+        )
+    median, low, high = summary
+    flat = draws - len(spread.ranked)
+    constant = f"; {flat} of {draws} draws gave a constant map" if flat else ""
+    outcome = {
+        "passes": "passes in every draw",
+        "fails": "**fails** in every draw: the map barely depends on those weights",
+        "undecided": "**the draw decides**: some draws pass, some fail",
+    }[spread.verdict()]
+    return (
+        f"- Randomization: after re-initialising the head and {spread.step}, the map's rank correlation with the "
+        f"original one is {median:.2f} (median of {draws} seeds, range {low:.2f} to {high:.2f}{constant}; "
+        f"{outcome}; a faithful map falls below {RANDOMIZED_ENOUGH})."
+    )
+
+
 def verdict(report: SanityReport, num_classes: int, network: str) -> str:
     """Pass or fail for each check, in words, with the protocol that produced each figure; a curve's pass or fail
     only where the data set says one image can decide (``network``: the name the shipped figures use)."""
@@ -155,16 +188,7 @@ def verdict(report: SanityReport, num_classes: int, network: str) -> str:
             f" **{UNTRAINED.capitalize()}**: these are random weights, so no map explains anything and the checks "
             "below only show how the tests behave on noise."
         )
-    after_two = report.randomization[1] if len(report.randomization) > 1 else report.randomization[0]
-    rho = after_two.spearman
-    if rho is None:
-        lines.append(f"- Randomization: after re-initialising up to {after_two.step} the map is constant: passes.")
-    else:
-        passes = "passes" if rho < RANDOMIZED_ENOUGH else "**fails**: the map barely depends on those weights"
-        lines.append(
-            f"- Randomization: after re-initialising the head and {after_two.step}, the map's rank correlation with "
-            f"the original one is {rho:.2f} ({passes}; a faithful map falls below {RANDOMIZED_ENOUGH})."
-        )
+    lines.append(randomization_verdict(report))
     lines += [curve_verdict(report, mode, num_classes, network) for mode in ("deletion", "insertion")]
     lines.append(f"\n{report.deletion.protocol.describe()} {report.insertion.protocol.describe()}")
     lines.append(

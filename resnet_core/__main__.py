@@ -15,7 +15,7 @@ from .data.sources import SOURCES
 from .degradation.cli import configure_parser, run_cli
 from .evaluate.metrics import METRICS
 from .explain.saliency import METHODS
-from .explain.sanity import PROTOCOLS
+from .explain.sanity import PROTOCOLS, RANDOMIZATION_SEEDS
 from .measure.complexity import cost_table
 from .zoo.architectures import ARCHITECTURES, get_arch
 from .zoo.weights import WeightsUnavailableError, eval_size, list_weights, weights_or_default
@@ -399,7 +399,9 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     model = _model(args)
     options = {name: getattr(args, name) for name in METHODS[args.method].options}
     protocol = Protocol(steps=args.steps, patch=args.patch, fill=args.fill)
-    report = sanity_check(model, args.image, args.method, protocol=protocol, seed=args.seed, **options)
+    report = sanity_check(
+        model, args.image, args.method, protocol=protocol, seed=args.seed, seeds=args.seeds, **options
+    )
     payload = report.as_dict()
     if args.json:
         print(json.dumps(payload, indent=2))
@@ -413,6 +415,11 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     for step in report.randomization:
         rho = f"{step.spearman:+.2f}" if step.spearman is not None else "  n/a"
         print(f"  {step.step:<8} Spearman {rho}  SSIM {step.ssim:+.2f}  {step.seconds:6.2f} s")
+    for spread in report.randomization_spread:
+        summary = spread.spearman_range()
+        ranked = "median {:+.2f}, range {:+.2f} to {:+.2f}".format(*summary) if summary else ""
+        spread_text = ranked or "constant maps"
+        print(f"  up to {spread.step} over seeds {spread.seeds[0]}-{spread.seeds[-1]}: Spearman {spread_text}")
     print(f"deletion AUC {report.deletion.auc:.3f} (random {report.random_deletion.auc:.3f}, lower is better)")
     print(f"insertion AUC {report.insertion.auc:.3f} (random {report.random_insertion.auc:.3f}, higher is better)")
     print(payload["protocol"])
@@ -608,7 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fill", choices=["blur", "zero"], default="blur", help="what replaces deleted pixels")
     p.add_argument("--patch", type=_positive, default=1, help="delete patch x patch squares instead of pixels")
     p.add_argument("--steps", type=_positive, default=16)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="the randomization's first seed")
+    p.add_argument(
+        "--seeds",
+        type=_positive,
+        default=RANDOMIZATION_SEEDS,
+        help="draws of the new weights for the randomization's first steps (median and range)",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sanity)
 

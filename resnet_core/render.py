@@ -315,6 +315,7 @@ def randomization_figure(report: SanityReport) -> Figure:
     maps = [(first, report.saliency, None)] + [
         (f"+ {step.step} random", step.saliency, step) for step in report.randomization
     ]
+    spreads = {spread.step: spread for spread in report.randomization_spread}
     figure = Figure(figsize=(2.3 * len(maps), 2.7), layout="constrained")
     for axes, (title, saliency, step) in zip(figure.subplots(1, len(maps), squeeze=False)[0], maps, strict=True):
         axes.imshow(cam_overlay(report.crop, saliency, 0.6), interpolation="nearest")
@@ -322,6 +323,10 @@ def randomization_figure(report: SanityReport) -> Figure:
         if step is not None:
             rho = "n/a" if step.spearman is None else f"{step.spearman:.2f}"  # n/a: the new map is flat
             title = f"{title}\nSpearman {rho}, SSIM {step.ssim:.2f}"
+            summary = spreads[step.step].spearman_range() if step.step in spreads else None
+            if summary is not None:  # the steps drawn with several seeds: this map is the first seed's
+                median, low, high = summary
+                title += f"\n{len(spreads[step.step].seeds)} seeds: median {median:.2f} [{low:.2f}, {high:.2f}]"
         axes.set_title(title, fontsize=8)
     figure.suptitle(
         f"{report.method}: cascading randomization from the classifier down ({report.arch}, class {report.class_name})",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 
 import gradio as gr
@@ -17,7 +18,7 @@ from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import create_model
 from resnet_core.data import cifar10
-from resnet_core.explain.sanity import sanity_check, separates
+from resnet_core.explain.sanity import SanityReport, sanity_check, separates
 
 from .conftest import ROOT, free_port
 
@@ -40,6 +41,9 @@ def test_the_tab_reports_the_library_checks_with_their_protocol():
 
     assert without_time(numbers["randomization"]) == without_time(expected["randomization"])
     assert [step["step"] for step in numbers["randomization"]] == ["head", "layer3", "layer2", "layer1", "stem"]
+    assert numbers["randomization_seeds"] == expected["randomization_seeds"]  # 5 draws of the first two steps
+    spread = numbers["randomization_seeds"][1]
+    assert f"{spread['median_spearman']:.2f} (median of 5 seeds" in verdict
     assert verdict.startswith("**Grad-CAM** of **cat**") and "gaussian-blurred copy" in verdict
     deletion_line = next(line for line in verdict.splitlines() if line.startswith("- Deletion"))
     assert f"AUC {numbers['deletion_auc']:.3f} against {numbers['random_deletion_auc']:.3f}" in deletion_line
@@ -85,6 +89,27 @@ def test_the_shipped_table_is_what_the_data_set_run_says():
     for curves in table.values():
         for versus in curves.values():
             assert versus["separates"] == separates(versus) and 0 < versus["valid_share"] <= 1
+
+
+def test_the_randomization_verdict_reads_every_seed(cat_report):
+    """The line gives the median and range over the seeds; it passes only where every draw is below the bar, fails
+    only where none is, and otherwise says the draw decides."""
+    spread = cat_report.randomization_spread[1]
+    median, low, high = spread.spearman_range()
+    line = explain_tab.randomization_verdict(cat_report)
+    assert f"{median:.2f} (median of 5 seeds, range {low:.2f} to {high:.2f}" in line and spread.step in line
+
+    def with_draws(*values: float | None) -> SanityReport:
+        seeds = tuple(range(len(values)))
+        drawn = dataclasses.replace(spread, seeds=seeds, spearman=values, ssim=(0.0,) * len(values))
+        return dataclasses.replace(cat_report, randomization_spread=[cat_report.randomization_spread[0], drawn])
+
+    assert "passes in every draw" in explain_tab.randomization_verdict(with_draws(0.1, -0.2, 0.4))
+    assert "**fails** in every draw" in explain_tab.randomization_verdict(with_draws(0.6, 0.9, 0.7))
+    assert "**the draw decides**" in explain_tab.randomization_verdict(with_draws(0.1, 0.7, 0.2))
+    flat = explain_tab.randomization_verdict(with_draws(0.1, None, 0.2))
+    assert "median of 3 seeds, range 0.10 to 0.20; 1 of 3 draws gave a constant map" in flat
+    assert "constant in all 2 draws: passes" in explain_tab.randomization_verdict(with_draws(None, None))
 
 
 def test_untrained_networks_are_said_to_explain_nothing():

@@ -24,6 +24,7 @@ from resnet_core.explain.sanity import (
     cascading_randomization,
     perturbation_curve,
     randomization_order,
+    randomization_spread,
     reinitialize,
     sanity_check,
 )
@@ -132,6 +133,25 @@ def test_cascading_randomization_on_the_trained_resnet20(resnet20, samples):
     assert torch.equal(torch.get_rng_state(), rng)
     again = cascading_randomization(resnet20, *samples[0])
     assert [(s.spearman, s.ssim) for s in again] == [(s.spearman, s.ssim) for s in results[0]]  # seeded
+
+
+def test_the_verdicts_steps_run_over_several_seeds(resnet20, samples):
+    """The first two steps over five draws: the first draw is the cascade's own, each other one the cascade with
+    its seed, and the median and range are those of the draws."""
+    x, label = samples[1]
+    cascade = cascading_randomization(resnet20, x, label, seed=3)
+    spread = randomization_spread(resnet20, x, label, cascade, seed=3, seeds=5)
+    assert [entry.step for entry in spread] == ["head", "layer3"] and spread[0].seeds == (3, 4, 5, 6, 7)
+    for step, entry in enumerate(spread):
+        assert (entry.spearman[0], entry.ssim[0]) == (cascade[step].spearman, cascade[step].ssim)
+        for draw, seed in enumerate(entry.seeds[1:], start=1):
+            alone = cascading_randomization(resnet20, x, label, seed=seed, steps=2)[step]
+            assert (entry.spearman[draw], entry.ssim[draw]) == (alone.spearman, alone.ssim)
+    ranked = spread[0].ranked
+    assert len(set(ranked)) > 1  # new weights are a random draw: the draws differ
+    assert spread[0].spearman_range() == (float(np.median(ranked)), min(ranked), max(ranked))
+    numbers = spread[0].as_dict()
+    assert numbers["median_spearman"] == float(np.median(ranked)) and numbers["seeds"] == [3, 4, 5, 6, 7]
 
 
 def test_randomization_order_comes_from_the_model(resnet20):
@@ -308,6 +328,8 @@ def test_cli_sanity_json(capsys):
     assert (payload["arch"], payload["method"], payload["class"]) == ("cifar10_resnet20", "gradcam", "cat")
     assert [row["step"] for row in payload["randomization"]] == ["head", "layer3", "layer2", "layer1", "stem"]
     assert all(set(row) >= {"step", "spearman", "ssim"} for row in payload["randomization"])
+    spread = [(row["step"], len(row["spearman"])) for row in payload["randomization_seeds"]]
+    assert spread == [("head", 5), ("layer3", 5)]
     for key in ("deletion_auc", "random_deletion_auc", "insertion_auc", "random_insertion_auc"):
         assert 0.0 <= payload[key] <= 1.0, key
     assert payload["deletion_auc"] < payload["random_deletion_auc"]  # Grad-CAM on a 100%-confident cat
