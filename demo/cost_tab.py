@@ -14,7 +14,7 @@ from . import catalog
 from .app_state import costs, settled_weights
 from .catalog import RANDOM_INIT
 from .image_outputs import png_figures
-from .shared import Shared, chart
+from .shared import PRIVATE, Shared, chart
 
 TITLE = "Cost"
 COST_HEADERS = ["block", "parameters", "MACs", "FLOPs", "output shape", "% params", "% FLOPs", "receptive field (px)"]
@@ -24,9 +24,15 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     cost_md = gr.Markdown()
     cost_plot = chart("Multiply-adds and parameters per block")
     cost_table = gr.Dataframe(headers=COST_HEADERS, label="Per block", interactive=False)
-    # On page load and whenever the network or weights change, by a pick or by an example that carries its own.
-    outputs = [cost_md, cost_plot, cost_table]
-    gr.on(None, png_figures(cost_views), [shared.arch, shared.weights], outputs, api_name="costs")
+    # Drawn when the tab is opened, and on a change of network or weights (a pick, or an example that carries its
+    # own) only while it is on screen: a chart nobody looks at would take the cores from the next Analyze (three
+    # redraws per pick, measured). /costs answers any network for gradio_client and MCP.
+    outputs, inputs = [cost_md, cost_plot, cost_table], [shared.arch, shared.weights]
+    api = gr.Button(visible=False)
+    api.click(png_figures(cost_views), inputs, outputs, api_name="costs")
+    tab.select(png_figures(cost_views), inputs, outputs, **PRIVATE)
+    changes = [shared.arch.change, shared.weights.change]
+    gr.on(changes, png_figures(costs_if_open), [*inputs, shared.open_tab], outputs, **PRIVATE)
 
 
 def cost_views(arch: str, weights: str):
@@ -41,6 +47,11 @@ def cost_views(arch: str, weights: str):
     weights, _ = settled_weights(arch, weights)  # a change of network can arrive before its weights do
     table = costs(arch, weights)
     return cost_summary(arch, weights), cost_figure(table), cost_rows(table)
+
+
+def costs_if_open(arch: str, weights: str, open_tab: str):
+    """After a change of network or weights: the new costs where this tab is on screen (else drawn when opened)."""
+    return cost_views(arch, weights) if open_tab == TITLE else (gr.skip(),) * 3
 
 
 def cost_rows(table: CostTable) -> list[list]:

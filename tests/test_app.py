@@ -60,6 +60,10 @@ def test_handlers_agree_with_the_library(cache, photos):
     )
     assert [tick.get_text() for tick in axes.get_xticklabels()] == list(expected.blocks) and "blocks" in residual_md
     assert "W_s" in residual_md  # resnet18's three downsampling blocks compare F(x) with a projection
+    assert cost_tab.costs_if_open("resnet18", RANDOM_INIT, "Feature maps") == (gr.skip(),) * 3  # drawn when opened
+    assert cost_tab.costs_if_open("resnet18", RANDOM_INIT, cost_tab.TITLE)[0] == cost_tab.cost_summary(
+        "resnet18", RANDOM_INIT
+    )
     cost_md, cost_plot, cost_rows = cost_tab.cost_views("resnet18", RANDOM_INIT)
     assert "1.814 GMACs" in cost_md and "69,632" in cost_md and "1,179,648" in cost_md
     assert [row[0] for row in cost_rows][:2] == ["stem", "layer1.0"] and cost_plot.axes
