@@ -13,7 +13,7 @@ from .app_state import models, network_name, results, stored_analysis, untrained
 from .gpu import on_gpu
 from .image_outputs import png_path
 from .sessions import TabState
-from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared
+from .shared import NETWORK, PRIVATE, SESSION_BOUND, VIEW_ONLY, Shared
 
 TITLE = "Grad-CAM"
 
@@ -30,8 +30,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         label="Grad-CAM on the crop the network saw",
         show_label=False,
         interactive=False,
-        format="jpeg",  # the page's Analyze sends a JPEG (image_outputs.view_path); the report has the PNG
-        buttons=["fullscreen"],
+        **VIEW_ONLY,  # the page's Analyze sends a JPEG; the report has the PNG
         height=320,
         elem_classes="pixelated",
         elem_id="cam",

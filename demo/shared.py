@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import gradio as gr
 
-__all__ = ["NETWORK", "PRIVATE", "SESSION_BOUND", "Shared", "Tab", "caption", "chart", "picture"]
+__all__ = ["NETWORK", "PRIVATE", "SESSION_BOUND", "VIEW_ONLY", "Shared", "Tab", "caption", "chart", "picture"]
 
 # Every event that runs a network shares one limit, so "two at a time" holds across the whole app; events that
 # only redraw stored results are cheap and keep Gradio's default.
@@ -22,6 +22,9 @@ PRIVATE: dict[str, Any] = {"api_visibility": "private"}
 # Redraws of the caller's own last analysis, and minutes of training: callable by gradio_client, but neither in the
 # API docs nor MCP tools (an agent's call has no session to redraw, and must not occupy the CPU).
 SESSION_BOUND: dict[str, Any] = {"api_visibility": "undocumented"}
+# A picture the page's Analyze waits for and nobody downloads from here (the report has the exact PNG): its
+# handlers send image_outputs.view_path JPEGs, and it offers no download button.
+VIEW_ONLY: dict[str, Any] = {"format": "jpeg", "buttons": ["fullscreen"]}
 
 
 @dataclass
@@ -52,14 +55,11 @@ def caption(text: str) -> gr.Markdown:
 
 
 def picture(label: str, view_only: bool = False, **options) -> gr.Image:
-    """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable).
-
-    ``view_only``: a picture the page's Analyze waits for and nobody downloads from here (the report has the exact
-    PNG): its handlers send ``image_outputs.view_path`` JPEGs, and it offers no download button.
-    """
+    """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable);
+    ``view_only``: as :data:`VIEW_ONLY`."""
     with gr.Column():
         caption(label)
-        kept = {"format": "jpeg", "buttons": ["fullscreen"]} if view_only else {"format": "png"}
+        kept = VIEW_ONLY if view_only else {"format": "png"}
         options = {"height": 320, "elem_classes": "pixelated", **kept, **options}
         return gr.Image(label=label, show_label=False, interactive=False, **options)
 
