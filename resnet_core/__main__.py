@@ -10,12 +10,13 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from .data.sources import SOURCES
 from .degradation.cli import configure_parser, run_cli
 from .evaluate.metrics import METRICS
-from .explain.saliency import METHODS
-from .explain.sanity import PROTOCOLS, RANDOMIZATION_SEEDS
+from .explain.saliency import FILLS, METHODS
+from .explain.sanity import PROTOCOLS, RANDOMIZATION_SEEDS, as_protocol
 from .measure.complexity import cost_table
 from .zoo.architectures import ARCHITECTURES, get_arch
 from .zoo.weights import WeightsUnavailableError, eval_size, list_weights, weights_or_default
@@ -303,6 +304,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     networks = [Network(arch, weights) for arch, weights in _arch_weights(args)]
     networks += [Network(checkpoint=source, labels=labels) for source, labels in args.checkpoint or []]
+    protocol = as_protocol(args.protocol)
+    protocol = replace(protocol, fill=args.fill or protocol.fill, patch=args.patch or protocol.patch)
     if not networks:
         raise ValueError("name the networks to evaluate: --archs ARCH ... and/or --checkpoint SOURCE")
     summaries = evaluate_dataset(
@@ -315,7 +318,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         topk=args.topk,
         download=args.download,
-        protocol=args.protocol,
+        protocol=protocol,
         progress=not args.json,
         ray=args.ray,
         actors=args.actors,
@@ -587,6 +590,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="the deletion and insertion metrics' protocol: the one sanity uses (blur fill), or TorchCAM's "
         "DeletionInsertionMetric (zero fill, ties in raster order, 20 steps)",
     )
+    p.add_argument("--fill", choices=FILLS, default=None, help="what replaces deleted pixels (default: the protocol's)")
+    p.add_argument("--patch", type=_positive, default=None, help="rank patch x patch squares (default: the protocol's)")
     p.add_argument("--out", required=True, help="the folder to write (a run into it again resumes)")
     p.add_argument("--batch-size", type=_positive, default=64)
     p.add_argument("--workers", type=int, default=None, help="DataLoader processes (default: DEFAULT_WORKERS)")
@@ -612,7 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="the stage Grad-CAM looks at (default: the last)")
     p.add_argument("--window", type=_positive, default=None, help="occlusion window side (default: 1/8 of the crop)")
     p.add_argument("--stride", type=_positive, default=None, help="occlusion stride (default: half the window)")
-    p.add_argument("--fill", choices=["blur", "zero"], default="blur", help="what replaces deleted pixels")
+    p.add_argument("--fill", choices=FILLS, default="blur", help="what replaces deleted pixels")
     p.add_argument("--patch", type=_positive, default=1, help="delete patch x patch squares instead of pixels")
     p.add_argument("--steps", type=_positive, default=16)
     p.add_argument("--seed", type=int, default=0, help="the randomization's first seed")

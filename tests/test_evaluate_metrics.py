@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import io
 import json
-from contextlib import contextmanager, redirect_stdout
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
 import numpy as np
 import pyarrow.dataset as ds
@@ -20,7 +20,7 @@ from resnet_core.__main__ import main as cli
 from resnet_core.data import cifar10
 from resnet_core.evaluate.metrics import METRICS, MetricBatch, image_seed
 from resnet_core.explain.saliency import saliency_map
-from resnet_core.explain.sanity import PROTOCOLS, sanity_check
+from resnet_core.explain.sanity import PROTOCOLS, Protocol, sanity_check
 
 torchcam_metrics = pytest.importorskip("torchcam.metrics", reason="TorchCAM 0.5 (the reference) needs Python 3.11")
 
@@ -241,3 +241,34 @@ def test_the_protocol_is_chosen_by_name(model, tmp_path):
     assert "ties in raster order" in summary.against_random["deletion"]["protocol"]
     with pytest.raises(ValueError, match="other settings"):  # rows of two protocols never mix
         evaluate_dataset("cifar10", [model], tmp_path / "out", **options)
+
+
+def test_a_protocol_of_ones_own_gives_sanitys_areas_and_resumes_by_its_fields(model, tmp_path):
+    """A protocol given as itself (4x4 patches, zero fill: what the Explanation checks tab offers): each row's
+    areas are ``sanity``'s under that protocol and the row's seed; ``run.json`` records its fields, and the command
+    line's ``--fill``/``--patch`` name the same run (it resumes with nothing to add), a named protocol another."""
+    protocol = Protocol(fill="zero", patch=4)
+    out = tmp_path / "out"
+    options = dict(metrics=["deletion", "insertion"], limit=4, workers=0, progress=False)
+    summary = evaluate_dataset("cifar10", [model], out, protocol=protocol, batch_size=3, **options)[ARCH]
+    setting = json.loads((out / "run.json").read_text())["protocol"]
+    assert setting == {"fill": "zero", "patch": 4, "steps": 16, "ties": "random", "schedule": "equal"}
+    assert "4x4 patches" in summary.against_random["deletion"]["protocol"]
+    images, _, _ = cifar10.load_subset()
+    rows = ds.dataset(out / "rows", format="parquet").to_table().to_pylist()
+    for row in rows:
+        photo = Image.fromarray(images[int(row["path"].split(":")[1]) // 20])
+        report = sanity_check(model, photo, protocol=protocol, seed=row["seed"])
+        for name in ("deletion", "random_deletion", "insertion", "random_insertion"):
+            assert abs(row[f"{name}_auc"] - getattr(report, name).auc) <= 1e-5, (row["path"], name)
+    evaluate_dataset("cifar10", [model], tmp_path / "pixels", batch_size=3, **options)
+    pixels = {row["path"]: row for row in ds.dataset(tmp_path / "pixels" / "rows").to_table().to_pylist()}
+    assert max(abs(row["deletion_auc"] - pixels[row["path"]]["deletion_auc"]) for row in rows) > 0.01  # not ignored
+    args = ["evaluate", "cifar10", "--archs", ARCH, "--metrics", "deletion", "insertion", "--limit", "4"]
+    with redirect_stdout(io.StringIO()):
+        assert cli([*args, "--fill", "zero", "--patch", "4", "--workers", "0", "--json", "--out", str(out)]) == 0
+    assert len(ds.dataset(out / "rows", format="parquet").to_table()) == 4
+    refused = io.StringIO()
+    with redirect_stderr(refused):
+        assert cli([*args, "--protocol", "torchcam", "--workers", "0", "--json", "--out", str(out)]) != 0
+    assert "holds a run with other settings" in refused.getvalue()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from ..explain.analysis import topk_classes, topk_rows
-from ..explain.sanity import protocol_named
+from ..explain.sanity import Protocol, as_protocol
 from ..measure.residual_stats import residual_stats
 from ..zoo.architectures import get_arch
 from ..zoo.checkpoints import load_checkpoint
@@ -56,8 +56,8 @@ class BatchEvaluator:
     read; its inputs are ignored). Rows are columns too: ``network``, ``path``, ``label``, ``label_index``,
     ``topk`` (the command line's ``[{"index", "label", "probability"}]``), ``correct``, ``residual_ratios`` (one
     per block, in ``blocks`` order; None in a plain block, and the whole list None without ``residuals``),
-    ``error``, then the columns of each metric (see :mod:`~resnet_core.evaluate.metrics`). ``protocol`` names
-    the deletion/insertion protocol (a key of :data:`~resnet_core.explain.sanity.PROTOCOLS`).
+    ``error``, then the columns of each metric (see :mod:`~resnet_core.evaluate.metrics`). ``protocol`` is
+    the deletion/insertion protocol, or its name in :data:`~resnet_core.explain.sanity.PROTOCOLS`.
     """
 
     def __init__(
@@ -67,7 +67,7 @@ class BatchEvaluator:
         metrics: Sequence[str] = (),
         topk: int = 5,
         device: str | torch.device | None = None,
-        protocol: str = "default",
+        protocol: str | Protocol = "default",
     ) -> None:
         self.model = network.build(device) if isinstance(network, Network) else network
         self.card = card(self.model)
@@ -76,8 +76,7 @@ class BatchEvaluator:
         self.residuals = residuals
         self.metrics = tuple(metrics)
         self.columns = metric_columns(self.metrics)
-        protocol_named(protocol)
-        self.protocol = protocol  # by name: the summary and run.json say which
+        self.protocol = as_protocol(protocol)
         self.topk = topk
         self.device = next(self.model.parameters()).device
 
@@ -112,7 +111,7 @@ class BatchEvaluator:
             probabilities = logits.float().softmax(-1).cpu()
         top1 = probabilities.argmax(-1)
         seeds = [image_seed(batch["path"][row]) for row in good]
-        shared = MetricBatch(self.model, inputs, top1.to(self.device), seeds, protocol_named(self.protocol))
+        shared = MetricBatch(self.model, inputs, top1.to(self.device), seeds, self.protocol)
         values = {}
         for name in self.metrics:
             computed = METRICS[name].compute(shared)

@@ -14,7 +14,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from ..data.sources import ImageSource, match_labels, open_source
-from ..explain.sanity import protocol_named
+from ..explain.sanity import Protocol, protocol_setting
 from ..zoo.create import card
 from ..zoo.models import ResNet
 from .batch import BatchEvaluator, Network
@@ -40,7 +40,7 @@ def evaluate_dataset(
     topk: int = 5,
     download: bool = False,
     device: str | torch.device | None = None,
-    protocol: str = "default",
+    protocol: str | Protocol = "default",
     rows_per_part: int = ROWS_PER_PART,
     progress: bool = True,
     ray: str | None = None,
@@ -55,9 +55,9 @@ def evaluate_dataset(
     default weights), :class:`~resnet_core.evaluate.batch.Network` descriptions, or models (run where they are:
     a ``device`` only places the networks built here). ``metrics``: see
     :func:`~resnet_core.evaluate.metrics.resolve_metrics`; by default predictions and residual ratios, ``["none"]``
-    predictions alone. ``protocol``: the deletion and insertion metrics' protocol, a key of
-    :data:`~resnet_core.explain.sanity.PROTOCOLS`. A run into an ``out`` that already holds rows skips the images it
-    has and adds the rest.
+    predictions alone. ``protocol``: the deletion and insertion metrics'
+    :class:`~resnet_core.explain.sanity.Protocol`, or its name in :data:`~resnet_core.explain.sanity.PROTOCOLS`.
+    A run into an ``out`` that already holds rows skips the images it has and adds the rest.
 
     Everything a user can get wrong (an unknown network, labels that are not a network's classes, a missing data
     set, an ``out`` of another run) raises ``ValueError`` or ``FileNotFoundError`` before any image is read. An
@@ -67,7 +67,7 @@ def evaluate_dataset(
     ``actors`` copies of each network (see :func:`~resnet_core.evaluate.on_ray.run_on_ray`); the rows are the same.
     """
     residuals, metric_names = resolve_metrics(metrics)
-    protocol_named(protocol)  # a wrong name is refused before any image is read
+    setting = protocol_setting(protocol)  # a wrong name is refused before any image is read
     if not networks:
         raise ValueError("no networks to evaluate")
     source = data if isinstance(data, ImageSource) else open_source(data, download=download)
@@ -91,7 +91,7 @@ def evaluate_dataset(
             "residual_ratios": residuals,
             "metrics": list(metric_names),
             "topk": topk,
-            "protocol": protocol,
+            "protocol": setting,
         },
     )
     summaries = {}

@@ -20,7 +20,7 @@ import pyarrow.dataset as ds
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from ..explain.sanity import protocol_named
+from ..explain.sanity import Protocol, as_protocol
 from ..render import residual_figure
 from ..zoo.create import ModelCard
 from .metrics import METRICS, Versus, metric_columns
@@ -115,7 +115,7 @@ def summarize(
     data: str,
     images_per_second: float | None = None,
     metrics: Sequence[str] = (),
-    protocol: str = "default",
+    protocol: str | Protocol = "default",
 ) -> Summary:
     """The summary of the rows in ``rows`` (one network's part files), with the ``metrics`` they hold (names of
     :data:`~resnet_core.evaluate.metrics.METRICS`) computed under ``protocol``."""
@@ -169,7 +169,7 @@ def summarize(
                 kept = held[column][counted]
                 estimates[column] = bootstrap_mean(kept[~np.isnan(kept)])  # NaN: None in the row, undefined there
         if metric.versus:
-            description = replace(protocol_named(protocol), mode=metric.versus.mode).describe()
+            description = replace(as_protocol(protocol), mode=metric.versus.mode).describe()
             against[name] = _against_random(metric.versus, held, description)
     return Summary(
         network=model_card.name,

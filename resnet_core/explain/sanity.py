@@ -58,12 +58,13 @@ __all__ = [
     "RandomizationSpread",
     "RandomizationStep",
     "SanityReport",
+    "as_protocol",
     "cascading_randomization",
     "confidence_change",
     "measured_map",
     "perturbation_curve",
     "perturbation_curves",
-    "protocol_named",
+    "protocol_setting",
     "randomization_order",
     "randomization_spread",
     "reinitialize",
@@ -157,11 +158,22 @@ PROTOCOLS: dict[str, Protocol] = {
 }
 
 
-def protocol_named(name: str) -> Protocol:
-    """The protocol of :data:`PROTOCOLS` called ``name``, or a ``ValueError`` that lists them."""
-    if name not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {name!r}; expected one of {', '.join(PROTOCOLS)}")
-    return PROTOCOLS[name]
+def as_protocol(protocol: str | Protocol) -> Protocol:
+    """A protocol given by its name in :data:`PROTOCOLS` or as itself; a ``ValueError`` that lists the names for
+    an unknown one."""
+    if isinstance(protocol, Protocol):
+        return protocol
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[protocol]
+
+
+def protocol_setting(protocol: str | Protocol) -> str | dict:
+    """How a run's settings record a protocol (the mode aside, which each curve sets): its name where it is one of
+    :data:`PROTOCOLS`, else its fields, so the same protocol given either way is the same setting."""
+    fields = replace(as_protocol(protocol), mode="deletion")
+    named = [name for name, known in PROTOCOLS.items() if replace(known, mode="deletion") == fields]
+    return named[0] if named else {key: value for key, value in asdict(fields).items() if key != "mode"}
 
 
 @dataclass(frozen=True)
