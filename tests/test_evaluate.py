@@ -9,12 +9,13 @@ import shutil
 import numpy as np
 import pyarrow.dataset as ds
 import pytest
+import torch
 from PIL import Image
 
 from resnet_core import create_model, evaluate_dataset
 from resnet_core.__main__ import main as cli
 from resnet_core.data import cifar10
-from resnet_core.data.sources import match_labels, open_source
+from resnet_core.data.sources import ImageSource, match_labels, open_source
 from resnet_core.evaluate import batch as batch_module
 from resnet_core.evaluate.batch import BatchEvaluator, Network
 from resnet_core.evaluate.loader import Collate, PreprocessedImages
@@ -22,10 +23,12 @@ from resnet_core.evaluate.metrics import METRICS, Metric, MetricBatch, metric_co
 from resnet_core.evaluate.summary import Summary, accuracy_figure
 from resnet_core.explain.analysis import analyze
 from resnet_core.zoo.label_spaces import IMAGENET
+from resnet_core.zoo.preprocess import Preprocess
 
 from .conftest import PHOTOS
 
 ARCH = "cifar10_resnet20"  # trained weights ship in assets/: no download anywhere
+IMAGENET_EVAL = Preprocess()  # resize 256, crop 224
 
 
 @pytest.fixture(scope="module")
@@ -107,6 +110,27 @@ def test_the_shipped_test_images_give_the_pinned_accuracy(model, shipped, tmp_pa
     figure = accuracy_figure([saved])  # the plot draws the network's point, not an empty frame
     assert [tuple(line.get_xydata()[0]) for line in figure.axes[0].lines] == [(20, 100 * summary.accuracy)]
     assert {p.name for p in (out / "plots").iterdir()} == {"accuracy_vs_depth.png", "residual_ratios.png"}
+
+
+def test_a_batch_of_pixels_in_memory_equals_each_image_through_pillow(model, monkeypatch):
+    """The loader normalises CIFAR-10's in-memory 32x32 pixels for its networks as one tensor: bit for bit what each
+    image gives through Pillow, as ``analyze`` reads a photo. Pixels the crop would change (an ImageNet network's
+    224 crop of them) go image by image."""
+    source = open_source("cifar10")
+    labels = match_labels(source.labels, model.card.categories)
+    positions = [3, 0, 499, 17]
+    images = PreprocessedImages(source, model.card.preprocess, labels, range(len(source)))
+    assert model.card.preprocess.keeps((32, 32)) and not IMAGENET_EVAL.keeps((32, 32))
+    together = images.__getitems__(positions)
+    for item, position in zip(together, positions, strict=True):
+        alone = images[position]
+        assert torch.equal(item["inputs"], alone["inputs"]) and item["inputs"].dtype == torch.float32
+        assert {k: v for k, v in item.items() if k != "inputs"} == {k: v for k, v in alone.items() if k != "inputs"}
+    resized = PreprocessedImages(source, IMAGENET_EVAL, labels, range(len(source)))
+    assert [item["inputs"].shape[-1] for item in resized.__getitems__(positions)] == [224] * 4
+    monkeypatch.setattr(ImageSource, "image", lambda self, index: 1 / 0)  # Pillow is not asked for the batch
+    assert all(item["error"] is None for item in images.__getitems__(positions))
+    assert all(item["error"] == "division by zero" for item in resized.__getitems__(positions))
 
 
 def test_an_interrupted_run_resumes_to_the_same_rows(model, tmp_path, monkeypatch):

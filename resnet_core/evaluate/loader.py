@@ -2,7 +2,9 @@
 
 Each image goes through the network's own preprocessing exactly as :func:`~resnet_core.explain.analysis.model_input`
 sends a photo (``load_image``, the weights' crop, then their normalisation), so a row equals what ``analyze`` says of
-that image. An image that cannot be read is no exception here: it travels as an error, and becomes a row that says so.
+that image; pixels in memory that the crop keeps as they are (CIFAR-10's for its networks) are normalised a batch at
+a time, with the same result. An image that cannot be read is no exception here: it travels as an error, and becomes
+a row that says so.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -38,12 +41,26 @@ class PreprocessedImages(Dataset):
 
     def __getitem__(self, position: int) -> dict:
         index = self.indices[position]
-        item = {"path": self.source.keys[index], "label_index": self.labels[index], "inputs": None, "error": None}
+        item = self._item(index)
         try:
             item["inputs"] = self.preprocess(self.source.image(index))
         except Exception as error:  # any file, however broken, is a row: the run goes on
             item["error"] = (str(error).splitlines() or [type(error).__name__])[0][:ERROR_CHARS]
         return item
+
+    def __getitems__(self, positions: Sequence[int]) -> list[dict]:
+        """A batch's items at once (the ``DataLoader`` asks so): pixels in memory that the crop keeps as they are
+        are normalised in one tensor operation, which equals each image through Pillow bit for bit (tested) at a
+        fraction of the time; any other source image by image."""
+        pixels = self.source.pixels
+        if pixels is None or pixels.dtype != np.uint8 or not self.preprocess.keeps((pixels.shape[2], pixels.shape[1])):
+            return [self[position] for position in positions]
+        indices = [self.indices[position] for position in positions]
+        inputs = self.preprocess.normalize(torch.from_numpy(pixels[indices]).permute(0, 3, 1, 2))
+        return [{**self._item(index), "inputs": tensor} for index, tensor in zip(indices, inputs, strict=True)]
+
+    def _item(self, index: int) -> dict:
+        return {"path": self.source.keys[index], "label_index": self.labels[index], "inputs": None, "error": None}
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class _Rows(BatchEvaluator):
 
 def _load(batch: dict[str, np.ndarray], images: PreprocessedImages, collate: Collate) -> dict[str, np.ndarray]:
     """Read and preprocess a batch of positions into the evaluator's columns (numpy, as Ray Data carries them)."""
-    collated = collate([images[int(position)] for position in batch["position"]])
+    collated = collate(images.__getitems__([int(position) for position in batch["position"]]))
     objects = {name: np.array(collated[name], dtype=object) for name in ("path", "label_index", "error")}
     return {**objects, "inputs": collated["inputs"].numpy()}
 

@@ -45,6 +45,7 @@ from .analysis import check_class, model_input
 from .saliency import BLUR_SIGMA, FILLS, METHODS, Fill, Method, filled, saliency_map
 
 __all__ = [
+    "PATCHES",
     "PROTOCOLS",
     "RANDOMIZATION_SEEDS",
     "RANDOMIZED_ENOUGH",
@@ -151,6 +152,8 @@ class Protocol:
     def as_dict(self) -> dict:
         return {**asdict(self), "description": self.describe()}
 
+
+PATCHES = (1, 4, 8)  # the ranking units the app offers (pixels, then squares), each in the shipped verdict table
 
 PROTOCOLS: dict[str, Protocol] = {
     "default": Protocol(),  # what ``sanity`` and the app use

@@ -84,9 +84,18 @@ class Preprocess:
         left, top = (width - side) / 2, (height - side) / 2
         return left, top, left + side, top + side
 
-    def normalize(self, crop: Image.Image) -> Tensor:
-        tensor = TF.convert_image_dtype(TF.pil_to_tensor(crop), torch.float)
-        return TF.normalize(tensor, mean=list(self.mean), std=list(self.std))
+    def keeps(self, size: tuple[int, int]) -> bool:
+        """Whether ``crop`` leaves an RGB image of ``size`` (width, height) as it is: already square at the resize
+        size, and cropped whole. Such pixels (CIFAR-10's 32x32 for its networks) can skip Pillow and be normalised
+        in a batch."""
+        width, height = size
+        return not self.grayscale and width == height == self.resize_size == self.crop_size
+
+    def normalize(self, crop: Image.Image | Tensor) -> Tensor:
+        """A crop (or a uint8 tensor of crops, ``(..., C, H, W)``) as floats, scaled to [0, 1] and normalised: the
+        same operations either way, so a batch equals its images one by one, bit for bit."""
+        pixels = crop if isinstance(crop, Tensor) else TF.pil_to_tensor(crop)
+        return TF.normalize(TF.convert_image_dtype(pixels, torch.float), mean=list(self.mean), std=list(self.std))
 
     def __call__(self, image: Image.Image) -> Tensor:
         """A (channels, crop_size, crop_size) float tensor."""
