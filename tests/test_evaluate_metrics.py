@@ -19,6 +19,7 @@ from resnet_core import create_model, evaluate_dataset
 from resnet_core.__main__ import main as cli
 from resnet_core.data import cifar10
 from resnet_core.evaluate.metrics import METRICS, MetricBatch, image_seed
+from resnet_core.evaluate.summary import Summary, metrics_figure
 from resnet_core.explain.saliency import saliency_map
 from resnet_core.explain.sanity import PROTOCOLS, Protocol, sanity_check
 
@@ -228,6 +229,25 @@ def test_the_summary_is_numpy_on_the_rows(command_line_run):
         assert versus["beats_random"] == np.mean(sign * gap > 0)
         same(versus["gap_to_random"], estimate(gap))
     assert summary["against_random"]["insertion"]["beats_random"] > 0.8  # Grad-CAM's evidence, put back first
+
+
+def test_the_metrics_plot_draws_each_mean_and_interval(command_line_run):
+    """``metrics_vs_depth.png``: a panel per metric, a point at the network's depth and mean with a bar over its
+    95% interval, and each curve's random ranking beside the map's."""
+    out, _ = command_line_run
+    assert (out / "plots" / "metrics_vs_depth.png").is_file()
+    summary = Summary(**json.loads((out / "summary" / f"{ARCH}.json").read_text()))
+    figure = metrics_figure([summary])
+    panels = {axes.get_title(): axes for axes in figure.axes if axes.get_visible()}
+    assert set(panels) == {"deletion_auc", "insertion_auc", "average_drop", "increase_in_confidence"}
+    for title, axes in panels.items():
+        drawn = [title, f"random_{title}"] if title.endswith("_auc") else [title]
+        assert len(axes.containers) == len(drawn)
+        for container, column in zip(axes.containers, drawn, strict=True):
+            numbers = summary.metrics[column]
+            assert container.lines[0].get_xydata().tolist() == [[20, pytest.approx(numbers["mean"])]]
+            (segment,) = container.lines[2][0].get_segments()
+            np.testing.assert_allclose(segment, [[20, numbers["ci95"][0]], [20, numbers["ci95"][1]]])
 
 
 def test_the_protocol_is_chosen_by_name(model, tmp_path):

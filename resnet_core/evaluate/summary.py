@@ -1,5 +1,5 @@
 """What an evaluation says of each network, read back from its rows (so rows of earlier, resumed runs count), and the
-plots across networks: accuracy against depth, and the median residual ratio of every block.
+plots across networks: accuracy and each metric against depth, and the median residual ratio of every block.
 
 Rows are read a batch at a time; only the residual ratios and the metrics' numbers are held whole (images x columns
 float32), since an exact median and a bootstrap need them all. A metric's mean comes with a 95% percentile bootstrap
@@ -9,6 +9,7 @@ interval (:func:`bootstrap_mean`, seeded: the same rows give the same interval).
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +33,7 @@ __all__ = [
     "Summary",
     "accuracy_figure",
     "bootstrap_mean",
+    "metrics_figure",
     "summarize",
     "write_plots",
 ]
@@ -211,13 +213,51 @@ def accuracy_figure(summaries: Sequence[Summary]) -> Figure:
     return figure
 
 
+def metrics_figure(summaries: Sequence[Summary]) -> Figure:
+    """Each metric's mean against depth with its 95% interval, a panel per metric; a curve's area has its random
+    ranking's beside it (grey), since depth can move both. The x axis marks each network's depth."""
+    baselines = {metric.versus.score: metric.versus.random for metric in METRICS.values() if metric.versus}
+    columns = [
+        column
+        for column in dict.fromkeys(column for summary in summaries for column in summary.metrics or {})
+        if column not in baselines.values()
+    ]
+    across = math.ceil(math.sqrt(len(columns)))
+    down = -(-len(columns) // across)
+    figure = Figure(figsize=(4 * across, 3.2 * down), layout="constrained")
+    panels = np.atleast_1d(figure.subplots(down, across, squeeze=False).ravel())
+    depths = sorted({summary.depth for summary in summaries})
+    for axes, column in zip(panels, columns, strict=False):
+        for series, color, label in ((column, "C0", "map"), (baselines.get(column), "0.6", "random ranking")):
+            points = [(s, (s.metrics or {}).get(series) or {}) for s in summaries if series]
+            points = [(s, numbers) for s, numbers in points if numbers.get("mean") is not None]
+            if not points:
+                continue
+            means = np.array([numbers["mean"] for _, numbers in points])
+            errors = np.abs(np.array([numbers["ci95"] for _, numbers in points]).T - means)
+            marker = dict(fmt="o", color=color, capsize=3, label=label if column in baselines else None)
+            axes.errorbar([s.depth for s, _ in points], means, yerr=errors, **marker)
+        if column in baselines:
+            axes.legend(fontsize=7)
+        axes.set_title(column, fontsize=9)
+        axes.set_xlabel("depth (weighted layers)", fontsize=8)
+        axes.margins(x=0.2, y=0.15)
+        axes.set_xticks(depths)
+        axes.grid(True, alpha=0.3)
+    for axes in panels[len(columns) :]:
+        axes.set_visible(False)
+    figure.suptitle(f"mean and 95% interval on {_data_name(summaries)}", fontsize=10)
+    return figure
+
+
 def _data_name(summaries: Sequence[Summary]) -> str:
     return Path(summaries[0].data).name if summaries else ""
 
 
 def write_plots(out: Path) -> list[Path]:
-    """``accuracy_vs_depth.png`` and ``residual_ratios.png`` of every network summarised in ``out``, each where
-    there is something to draw (labels; residual ratios). Returns the files written."""
+    """``accuracy_vs_depth.png``, ``residual_ratios.png`` and ``metrics_vs_depth.png`` of every network summarised
+    in ``out``, each where there is something to draw (labels; residual ratios; metrics). Returns the files
+    written."""
     summaries = [Summary(**json.loads(path.read_text())) for path in sorted((out / SUMMARY).glob("*.json"))]
     written = []
     scored = [summary for summary in summaries if summary.accuracy is not None]
@@ -226,6 +266,7 @@ def write_plots(out: Path) -> list[Path]:
     figures = {
         "accuracy_vs_depth.png": accuracy_figure(scored) if scored else None,
         "residual_ratios.png": residual_figure(series, title=title) if series else None,
+        "metrics_vs_depth.png": metrics_figure(summaries) if any(s.metrics for s in summaries) else None,
     }
     for name, figure in figures.items():
         if figure is not None:
