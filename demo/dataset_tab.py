@@ -12,6 +12,8 @@ import hashlib
 import io
 import json
 import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
@@ -22,7 +24,7 @@ from resnet_core import ARCHITECTURES, evaluate_dataset
 from resnet_core.cache import cache_dir
 from resnet_core.data.sources import ImageSource, open_source
 from resnet_core.evaluate.metrics import METRICS
-from resnet_core.evaluate.store import PLOTS, ROWS, file_name
+from resnet_core.evaluate.store import PLOTS, ROWS, RUN, file_name
 from resnet_core.evaluate.summary import Summary
 from resnet_core.settings import cifar10_test_set
 
@@ -60,8 +62,10 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         return
     gr.Markdown(
         "Every image of a data set through each network: accuracy, speed and each block's median residual ratio "
-        "per network, the images they get most confidently wrong, and every row to download (Parquet). The same "
-        "run from the command line: `python -m resnet_core evaluate cifar10 --archs cifar10_resnet20 ... --out DIR`."
+        "per network, the images they get most confidently wrong, and every row to download (Parquet). Ask for an "
+        "explanation metric to score Grad-CAM on every image: each metric against depth, and the images whose map "
+        "explains the network worst. The same run from the command line: "
+        "`python -m resnet_core evaluate cifar10 --archs cifar10_resnet20 ... --out DIR`."
     )
     with gr.Row():
         networks = gr.CheckboxGroup(NETWORKS, value=DEFAULT_NETWORKS, label="Networks (trained where weights exist)")
@@ -77,18 +81,19 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     with gr.Row():
         accuracy = picture("Accuracy against depth", elem_id="dataset-accuracy")
         ratios = picture("Median residual ratio of every block", elem_id="dataset-ratios")
+    metrics_caption = caption("Each explanation metric against depth", visible=False)
+    metrics_plot = gr.Image(show_label=False, interactive=False, format="png", visible=False, elem_id="dataset-metrics")
     caption("Most confidently wrong (click one to put it in the photo box)")
-    worst = gr.Gallery(
-        show_label=False,
-        columns=6,
-        height=260,
-        allow_preview=False,
-        elem_classes="pixelated-tiles",
-        elem_id="dataset-worst",
-    )
+    worst = gallery("dataset-worst")
     worst_files = gr.State([])
+    explained_caption = caption(visible=False, elem_id="dataset-explained-caption")
+    explained = gallery("dataset-explained", visible=False)
+    explained_files = gr.State([])
     download = gr.File(label="Rows (Parquet), summaries (JSON) and plots, zipped", elem_id="dataset-download")
-    outputs = [status, board, accuracy, ratios, worst, worst_files, download]
+    outputs = [
+        *(status, board, accuracy, ratios, metrics_caption, metrics_plot, worst, worst_files),
+        *(explained_caption, explained, explained_files, download),
+    ]
     job = run.click(
         dataset_run,
         [networks, data, measured],
@@ -100,6 +105,20 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     )
     stop.click(None, None, None, cancels=[job], **PRIVATE)
     worst.select(pick_worst, worst_files, shared.image, **PRIVATE)
+    explained.select(pick_worst, explained_files, shared.image, **PRIVATE)
+
+
+def gallery(elem_id: str, visible: bool = True) -> gr.Gallery:
+    """A row of small images to click (CIFAR-10's 32x32 shown with sharp pixels)."""
+    return gr.Gallery(
+        show_label=False,
+        columns=6,
+        height=260,
+        allow_preview=False,
+        elem_classes="pixelated-tiles",
+        elem_id=elem_id,
+        visible=visible,
+    )
 
 
 def dataset_run(
@@ -109,7 +128,8 @@ def dataset_run(
     progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
 ):
     """Run networks over a whole data set and summarise each: a leaderboard, accuracy against depth, each block's
-    median residual ratio, the most confidently wrong images, and a zip of every row.
+    median residual ratio, each explanation metric against depth (where asked), the most confidently wrong images,
+    the worst-explained images (where an explanation metric ran), and a zip of every row.
 
     Args:
         networks: CIFAR-10 network names, e.g. ["cifar10_resnet20", "cifar10_resnet56"] (at most 6).
@@ -135,17 +155,26 @@ def dataset_run(
         raise user_error(str(error)) from None
     rows = leaderboard(list(summaries.values()))
     worst = most_confidently_wrong(out, source, list(summaries))
+    measure, badly = worst_explained(out, source, list(summaries))
     plots = [out / PLOTS / name for name in ("accuracy_vs_depth.png", "residual_ratios.png")]
+    metrics_plot = out / PLOTS / "metrics_vs_depth.png"
     untrained = [s.network for s in summaries.values() if not s.pretrained]
     text = f"**{len(summaries)} network(s) over {data}** ({len(source):,} images)" + (
         f". Untrained (no published weights): {', '.join(untrained)}." if untrained else "."
     )
+    shown = metrics_plot.is_file()
+    explained = f"Worst explained: {measure} (click one to put it in the photo box)" if measure else ""
     return (
         text,
         rows,
         *(str(path) if path.is_file() else None for path in plots),
+        gr.Markdown(visible=shown),
+        gr.Image(str(metrics_plot) if shown else None, visible=shown),
         [(png_path(picture), label) for picture, label in worst],
         [png_path(picture) for picture, _ in worst],
+        gr.Markdown(f"**{explained}**" if explained else "", visible=bool(measure)),
+        gr.Gallery([(png_path(picture), label) for picture, label in badly], visible=bool(measure)),
+        [png_path(picture) for picture, _ in badly],
         download_path(zipped(out), "resnet-explorer-dataset.zip"),
     )
 
@@ -192,6 +221,67 @@ def most_confidently_wrong(out: Path, source: ImageSource, networks: list[str]) 
     return [
         (source.image(index[path]), f"{network}: {said} ({100 * p:.0f}%), is {truth}")
         for p, network, path, said, truth in wrong[:WORST]
+    ]
+
+
+@dataclass(frozen=True)
+class Shortfall:
+    """One way to rank images by how badly their map explains the network: the ``metric`` whose columns it reads,
+    how far the map falls short on a row (None where the row does not count), the ranking in words, a row's figures
+    in words."""
+
+    metric: str
+    short: Callable[[dict], float | None]
+    measure: str
+    figures: Callable[[dict], str]
+
+
+# The first of these a run has ranks its worst-explained images. Insertion first: on the shipped networks it is the
+# curve that separates Grad-CAM from a random ranking (BENCHMARKS.md), so its shortfall means most.
+SHORTFALLS = (
+    Shortfall(
+        "insertion",
+        lambda row: row["random_insertion_auc"] - row["insertion_auc"] if row["insertion_valid"] else None,
+        "insertion area furthest below a random ranking's",
+        lambda row: f"insertion {row['insertion_auc']:.2f}, random {row['random_insertion_auc']:.2f}",
+    ),
+    Shortfall(
+        "deletion",
+        lambda row: row["deletion_auc"] - row["random_deletion_auc"] if row["deletion_valid"] else None,
+        "deletion area furthest above a random ranking's",
+        lambda row: f"deletion {row['deletion_auc']:.2f}, random {row['random_deletion_auc']:.2f}",
+    ),
+    Shortfall(
+        "average_drop",
+        lambda row: row["average_drop"],
+        "highest Average Drop (the map's region alone loses the class)",
+        lambda row: f"Average Drop {row['average_drop']:.2f}",
+    ),
+)
+
+
+def worst_explained(out: Path, source: ImageSource, networks: list[str]) -> tuple[str, list[tuple[object, str]]]:
+    """The images whose Grad-CAM explains its network worst, across the networks, by the first measure of
+    :data:`SHORTFALLS` the run has (only images where that protocol is valid), with the measure in words; ``""``
+    and none where the run has no such metric."""
+    kept = json.loads((out / RUN).read_text())["metrics"]
+    chosen = next((shortfall for shortfall in SHORTFALLS if shortfall.metric in kept), None)
+    if chosen is None:
+        return "", []
+    ranked = []
+    for network in networks:
+        rows = ds.dataset(out / ROWS / file_name(network), format="parquet").to_table(
+            columns=["path", "topk", *METRICS[chosen.metric].columns], filter=ds.field("error").is_null()
+        )
+        for row in rows.to_pylist():
+            short = chosen.short(row)
+            if short is not None:
+                ranked.append((short, network, row))
+    ranked.sort(key=lambda item: -item[0])
+    index = {key: position for position, key in enumerate(source.keys)}
+    return chosen.measure, [
+        (source.image(index[row["path"]]), f"{network}: {row['topk'][0]['label']}; {chosen.figures(row)}")
+        for _, network, row in ranked[:WORST]
     ]
 
 

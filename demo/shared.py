@@ -49,9 +49,9 @@ class Tab(Protocol):
     def build(self, shared: Shared, tab: gr.Tab) -> None: ...
 
 
-def caption(text: str) -> gr.Markdown:
+def caption(text: str = "", **options) -> gr.Markdown:
     """A picture's title above it: Gradio's own label floats over the picture's top-left corner and hides pixels."""
-    return gr.Markdown(f"**{text}**", elem_classes="caption")
+    return gr.Markdown(f"**{text}**" if text else "", elem_classes="caption", **options)
 
 
 def picture(label: str, view_only: bool = False, **options) -> gr.Image:

@@ -34,8 +34,10 @@ def quiet(*args, **kwargs) -> None:
 
 
 def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
-    text, board, accuracy, ratios, worst, files, download = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"],
-                                                                                    progress=quiet)  # fmt: skip
+    returned = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)
+    text, board, accuracy, ratios, metrics_caption, metrics_plot, worst, files, *explained, download = returned
+    assert not metrics_caption.visible and not metrics_plot.visible  # no metric asked: no empty chart either
+    assert not explained[0].visible and not explained[1].visible and explained[2] == []
     expected = evaluate_dataset("cifar10", PAIR, tmp_path / "library", workers=0, progress=False)
     pinned = json.loads(SUBSET_JSON.read_text())["reference_errors"]
     assert list(board.columns) == dataset_tab.LEADERBOARD  # no metric asked, no metric column
@@ -61,13 +63,47 @@ def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
     assert again.iloc[:, :7].equals(board.iloc[:, :7]) and again["images/s"].isna().all()
 
 
-def test_a_metric_asked_for_is_a_leaderboard_column_with_its_interval(tmp_path):
-    board = dataset_tab.dataset_run(["cifar10_resnet20"], SHIPPED, ["average_drop"], progress=quiet)[1]
-    (summary,) = evaluate_dataset("cifar10", ["cifar10_resnet20"], tmp_path / "library", metrics=["average_drop"],
+def test_a_metric_asked_for_is_a_leaderboard_column_a_chart_and_a_ranking(tmp_path):
+    """Average Drop: its column with its interval, the metrics chart shown, and the worst-explained gallery the
+    images of highest Average Drop in the library's rows."""
+    returned = dataset_tab.dataset_run(["cifar10_resnet20"], SHIPPED, ["average_drop"], progress=quiet)
+    board, metrics_caption, metrics_plot = returned[1], returned[4], returned[5]
+    explained_caption, explained, explained_files = returned[8:11]
+    out = tmp_path / "library"
+    (summary,) = evaluate_dataset("cifar10", ["cifar10_resnet20"], out, metrics=["average_drop"],
                                   workers=0, progress=False).values()  # fmt: skip
     numbers = summary.metrics["average_drop"]
     low, high = numbers["ci95"]
     assert board.loc[0, "average_drop"] == f"{numbers['mean']:.3f} [{low:.3f}, {high:.3f}]"
+    assert (
+        metrics_caption.visible and metrics_plot.visible and metrics_plot.value["orig_name"] == "metrics_vs_depth.png"
+    )
+    assert explained_caption.visible and "highest Average Drop" in explained_caption.value
+    rows = ds.dataset(out / "rows" / "cifar10_resnet20", format="parquet").to_table().to_pylist()
+    rows.sort(key=lambda row: -row["average_drop"])
+    expected = [f"cifar10_resnet20: {r['topk'][0]['label']}; Average Drop {r['average_drop']:.2f}" for r in rows]
+    assert [item["caption"] for item in explained.value] == expected[: dataset_tab.WORST]
+    assert len(explained_files) == dataset_tab.WORST
+
+
+def test_the_worst_explained_images_are_insertions_furthest_below_random(tmp_path):
+    """With insertion in the run (the curve that separates Grad-CAM from random here), the ranking is the map's
+    insertion area below its random ranking's, over the images where the protocol is valid, across networks."""
+    out = tmp_path / "out"
+    evaluate_dataset("cifar10", PAIR, out, metrics=["average_drop", "insertion"], limit=16, workers=0, progress=False)
+    source = dataset_tab.open_source("cifar10").head(16)
+    measure, images = dataset_tab.worst_explained(out, source, PAIR)
+    assert measure == "insertion area furthest below a random ranking's"
+    shortfalls = []
+    for name in PAIR:
+        for row in ds.dataset(out / "rows" / name, format="parquet").to_table().to_pylist():
+            if row["insertion_valid"]:
+                short = row["random_insertion_auc"] - row["insertion_auc"]
+                figures = f"insertion {row['insertion_auc']:.2f}, random {row['random_insertion_auc']:.2f}"
+                shortfalls.append((short, f"{name}: {row['topk'][0]['label']}; {figures}"))
+    assert 0 < len(shortfalls) < 32  # some images void (measured: the blurred image keeps the class on several)
+    shortfalls.sort(key=lambda item: -item[0])
+    assert [label for _, label in images] == [label for _, label in shortfalls[: dataset_tab.WORST]]
 
 
 def test_what_a_visitor_cannot_ask_for():
