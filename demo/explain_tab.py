@@ -16,10 +16,12 @@ import gradio as gr
 from resnet_core.assets import ASSETS_DIR
 from resnet_core.explain.saliency import FILLS, METHODS
 from resnet_core.explain.sanity import (
+    PATCHES,
     RANDOMIZED_ENOUGH,
     SEPARATES_SHARE,
     Protocol,
     SanityReport,
+    protocol_setting,
     sanity_check,
     void_reason,
 )
@@ -48,7 +50,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         method = gr.Radio([(m.title, key) for key, m in METHODS.items()], value="gradcam", label="Method")
         window = gr.Slider(0, 64, value=0, step=1, label="Occlusion window (px; 0 = an eighth of the crop)")
         fill = gr.Radio(list(FILLS), value="blur", label="Deleted pixels become")
-        patch = gr.Radio([1, 4, 8], value=1, label="Rank pixels or patches of side")
+        patch = gr.Radio(list(PATCHES), value=1, label="Rank pixels or patches of side")
     check = gr.Button("Run the checks", variant="primary")
     verdict_md = gr.Markdown(elem_id="sanity-verdict")
     strip = chart("Cascading randomization", elem_id="sanity-strip")
@@ -115,10 +117,20 @@ def check_explanation(
 
 
 @cache
-def data_set_figures() -> dict[str, dict]:
-    """The shipped table of which protocols separate Grad-CAM from random, per network, over the 500 shipped CIFAR-10
-    test images (``python -m bench.protocol_verdicts`` writes it); empty where it is missing."""
+def verdict_table() -> dict[str, list[dict]]:
+    """The shipped table of which protocols separate Grad-CAM from random, per network and protocol, over the 500
+    shipped CIFAR-10 test images (``python -m bench.protocol_verdicts`` writes it); empty where it is missing."""
     return json.loads(VERDICTS.read_text())["networks"] if VERDICTS.is_file() else {}
+
+
+def data_set_figures(network: str, protocol: Protocol) -> dict | None:
+    """The shipped figures of a curve's ``protocol`` (its mode says deletion or insertion) for ``network``, or None
+    where the table has none (another network, or a protocol it does not cover)."""
+    setting = protocol_setting(protocol)
+    for entry in verdict_table().get(network, []):
+        if entry["protocol"] == setting:
+            return entry.get(protocol.mode)
+    return None
 
 
 def curve_verdict(report: SanityReport, mode: str, num_classes: int, network: str) -> str:
@@ -130,9 +142,8 @@ def curve_verdict(report: SanityReport, mode: str, num_classes: int, network: st
     void = void_reason(end, num_classes, mode)
     if void is not None:
         return f"{head}: **{void}**, so this curve says nothing of the map."
-    default = curve.protocol == Protocol(mode=mode, steps=curve.protocol.steps)
-    figures = data_set_figures().get(network, {}).get(mode)
-    if figures is None or not default or report.method != "gradcam" or not report.pretrained:
+    figures = data_set_figures(network, curve.protocol)
+    if figures is None or report.method != "gradcam" or not report.pretrained:
         return (
             f"{head}: one image cannot decide, and there are no data-set figures for this network, method and "
             "protocol to say whether a single image could (BENCHMARKS.md has those of the shipped CIFAR-10 nets)."

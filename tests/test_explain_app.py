@@ -18,7 +18,8 @@ from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import create_model
 from resnet_core.data import cifar10
-from resnet_core.explain.sanity import SanityReport, sanity_check, separates
+from resnet_core.explain.saliency import FILLS
+from resnet_core.explain.sanity import PATCHES, Protocol, SanityReport, sanity_check, separates
 
 from .conftest import ROOT, free_port
 
@@ -65,30 +66,41 @@ def figures(share: float, interval: tuple[float, float], better: str) -> dict:
 def test_a_curve_gets_a_verdict_only_where_the_data_set_says_one_image_can_decide(cat_report, monkeypatch):
     """The four cases, from the same report: void for the image, figures that separate, figures that do not, none."""
     deletion, random = cat_report.deletion.auc, cat_report.random_deletion.auc
-    table = {"cifar10_resnet20": {"deletion": figures(0.9, (-0.2, -0.1), "lower")}}
-    monkeypatch.setattr(explain_tab, "data_set_figures", lambda: table)
+    entry = {"protocol": "default", "deletion": figures(0.9, (-0.2, -0.1), "lower")}
+    monkeypatch.setattr(explain_tab, "verdict_table", lambda: {"cifar10_resnet20": [entry]})
     end = cat_report.deletion.probabilities[-1]
     classes = 10 if end <= 0.2 else 1  # a class count for which the image's protocol is valid (chance = 1/classes)
     line = explain_tab.curve_verdict(cat_report, "deletion", classes, "cifar10_resnet20")
     assert ("passes" in line) == (deletion < random) and "90% of the 400 valid images" in line
-    table["cifar10_resnet20"]["deletion"] = figures(0.54, (-0.05, 0.01), "lower")
+    entry["deletion"] = figures(0.54, (-0.05, 0.01), "lower")
     line = explain_tab.curve_verdict(cat_report, "deletion", classes, "cifar10_resnet20")
     assert "one image cannot decide" in line and "passes" not in line and "fails" not in line and "54%" in line
     void = explain_tab.curve_verdict(cat_report, "deletion", 10**6, "cifar10_resnet20")  # chance is tiny: void
     assert "protocol void for this image" in void and "says nothing of the map" in void
     other = explain_tab.curve_verdict(cat_report, "deletion", classes, "cifar10_resnet56")
     assert "no data-set figures for this network" in other
+    patches = dataclasses.replace(cat_report.deletion, protocol=Protocol(patch=4))  # a protocol the table lacks
+    with_patches = dataclasses.replace(cat_report, deletion=patches)
+    assert "no data-set figures" in explain_tab.curve_verdict(with_patches, "deletion", classes, "cifar10_resnet20")
     assert separates(figures(0.8, (0.1, 0.3), "higher")) and not separates(figures(0.8, (-0.1, 0.3), "higher"))
     assert not separates(figures(0.7, (0.1, 0.3), "higher")) and not separates(figures(0.9, (0.1, 0.3), "lower"))
 
 
-def test_the_shipped_table_is_what_the_data_set_run_says():
-    """Each network's curves: the separates flag follows from the figures beside it (the rule, not a copy)."""
-    table = explain_tab.data_set_figures()
-    assert set(table) >= {"cifar10_resnet20", "cifar10_resnet56"}
-    for curves in table.values():
-        for versus in curves.values():
-            assert versus["separates"] == separates(versus) and 0 < versus["valid_share"] <= 1
+def test_the_shipped_table_covers_every_protocol_the_tab_offers():
+    """Every shipped CIFAR-10 network has figures for each fill and patch side the tab offers, in both modes, and
+    each separates flag follows from the figures beside it (the rule, not a copy)."""
+    table = explain_tab.verdict_table()
+    assert set(table) == {f"cifar10_resnet{depth}" for depth in (20, 32, 44, 56)}
+    for network in table:
+        for fill in FILLS:
+            for patch in PATCHES:
+                for mode in ("deletion", "insertion"):
+                    versus = explain_tab.data_set_figures(network, Protocol(mode=mode, fill=fill, patch=patch))
+                    assert versus is not None, (network, fill, patch, mode)
+                    assert versus["separates"] == separates(versus) and 0 < versus["valid_share"] <= 1
+                    units = f"{patch}x{patch} patches" if patch > 1 else "pixels"
+                    filler = "gaussian-blurred" if fill == "blur" else "zeros"
+                    assert units in versus["protocol"] and filler in versus["protocol"]
 
 
 def test_the_randomization_verdict_reads_every_seed(cat_report):
