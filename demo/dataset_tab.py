@@ -167,9 +167,9 @@ def dataset_run(
     return (
         text,
         rows,
-        *(str(path) if path.is_file() else None for path in plots),
+        *(served(path) for path in plots),
         gr.Markdown(visible=shown),
-        gr.Image(str(metrics_plot) if shown else None, visible=shown),
+        gr.Image(served(metrics_plot), visible=shown),
         [(png_path(picture), label) for picture, label in worst],
         [png_path(picture) for picture, _ in worst],
         gr.Markdown(f"**{explained}**" if explained else "", visible=bool(measure)),
@@ -177,6 +177,12 @@ def dataset_run(
         [png_path(picture) for picture, _ in badly],
         download_path(zipped(out), "resnet-explorer-dataset.zip"),
     )
+
+
+def served(path: Path) -> str | None:
+    """A plot of the run as a file Gradio will serve: a copy in the app's output store, since the run's folder lies
+    in the cache (``~/.cache`` by default), outside the temporary and working folders Gradio serves from."""
+    return download_path(path.read_bytes(), path.name) if path.is_file() else None
 
 
 def _percent(value: float | None) -> float | None:
