@@ -144,9 +144,10 @@ def test_cifar10_in_a_real_browser(tmp_path):
             page.locator(f"img[src*='{CAT.name}']").first.click()  # the example in the CIFAR-10 gallery
             page.wait_for_timeout(500)
             page.get_by_role("button", name="Analyze").click()
-            page.wait_for_function(  # the answer, and no progress bar over it (the example ran on click before)
+            page.wait_for_function(  # the answer, and no progress (message or timer) over it: the example ran on click
                 "() => { const text = document.querySelector('#predictions')?.innerText || '';"
-                " return text.includes('cat (3)') && !text.includes('forward pass'); }",
+                " return text.includes('cat (3)') && !text.includes('forward pass')"
+                " && !document.querySelector('#predictions .progress-text, #predictions .eta-bar'); }",
                 timeout=120_000,
             )
             lines = page.locator("#predictions").inner_text().split()
