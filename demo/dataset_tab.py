@@ -172,7 +172,7 @@ def dataset_run(
         gr.Image(served(metrics_plot), visible=shown),
         [(png_path(picture), label) for picture, label in worst],
         [png_path(picture) for picture, _ in worst],
-        gr.Markdown(f"**{explained}**" if explained else "", visible=bool(measure)),
+        caption(explained, visible=bool(measure)),
         gr.Gallery([(png_path(picture), label) for picture, label in badly], visible=bool(measure)),
         [png_path(picture) for picture, _ in badly],
         download_path(zipped(out), "resnet-explorer-dataset.zip"),
