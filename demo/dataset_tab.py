@@ -24,8 +24,8 @@ from resnet_core import ARCHITECTURES, evaluate_dataset
 from resnet_core.cache import cache_dir
 from resnet_core.data.sources import ImageSource, open_source
 from resnet_core.evaluate.metrics import METRICS
-from resnet_core.evaluate.store import PLOTS, ROWS, RUN, file_name
-from resnet_core.evaluate.summary import Summary
+from resnet_core.evaluate.store import PLOTS, ROWS, file_name
+from resnet_core.evaluate.summary import ACCURACY_PLOT, METRICS_PLOT, RATIOS_PLOT, Summary
 from resnet_core.settings import cifar10_test_set
 
 from . import settings
@@ -155,9 +155,9 @@ def dataset_run(
         raise user_error(str(error)) from None
     rows = leaderboard(list(summaries.values()))
     worst = most_confidently_wrong(out, source, list(summaries))
-    measure, badly = worst_explained(out, source, list(summaries))
-    plots = [out / PLOTS / name for name in ("accuracy_vs_depth.png", "residual_ratios.png")]
-    metrics_plot = out / PLOTS / "metrics_vs_depth.png"
+    measure, badly = worst_explained(out, source, list(summaries), metrics)
+    plots = [out / PLOTS / name for name in (ACCURACY_PLOT, RATIOS_PLOT)]
+    metrics_plot = out / PLOTS / METRICS_PLOT
     untrained = [s.network for s in summaries.values() if not s.pretrained]
     text = f"**{len(summaries)} network(s) over {data}** ({len(source):,} images)" + (
         f". Untrained (no published weights): {', '.join(untrained)}." if untrained else "."
@@ -223,11 +223,9 @@ def most_confidently_wrong(out: Path, source: ImageSource, networks: list[str]) 
             best = row["topk"][0]
             wrong.append((best["probability"], network, row["path"], best["label"], row["label"]))
     wrong.sort(key=lambda item: -item[0])
-    index = {key: position for position, key in enumerate(source.keys)}
-    return [
-        (source.image(index[path]), f"{network}: {said} ({100 * p:.0f}%), is {truth}")
-        for p, network, path, said, truth in wrong[:WORST]
-    ]
+    return pictures(
+        source, [(path, f"{network}: {said} ({100 * p:.0f}%), is {truth}") for p, network, path, said, truth in wrong]
+    )
 
 
 @dataclass(frozen=True)
@@ -266,12 +264,13 @@ SHORTFALLS = (
 )
 
 
-def worst_explained(out: Path, source: ImageSource, networks: list[str]) -> tuple[str, list[tuple[object, str]]]:
+def worst_explained(
+    out: Path, source: ImageSource, networks: list[str], metrics: list[str]
+) -> tuple[str, list[tuple[object, str]]]:
     """The images whose Grad-CAM explains its network worst, across the networks, by the first measure of
-    :data:`SHORTFALLS` the run has (only images where that protocol is valid), with the measure in words; ``""``
-    and none where the run has no such metric."""
-    kept = json.loads((out / RUN).read_text())["metrics"]
-    chosen = next((shortfall for shortfall in SHORTFALLS if shortfall.metric in kept), None)
+    :data:`SHORTFALLS` among the run's ``metrics`` (only images where that protocol is valid), with the measure in
+    words; ``""`` and none where the run has no such metric."""
+    chosen = next((shortfall for shortfall in SHORTFALLS if shortfall.metric in metrics), None)
     if chosen is None:
         return "", []
     ranked = []
@@ -284,11 +283,16 @@ def worst_explained(out: Path, source: ImageSource, networks: list[str]) -> tupl
             if short is not None:
                 ranked.append((short, network, row))
     ranked.sort(key=lambda item: -item[0])
-    index = {key: position for position, key in enumerate(source.keys)}
-    return chosen.measure, [
-        (source.image(index[row["path"]]), f"{network}: {row['topk'][0]['label']}; {chosen.figures(row)}")
-        for _, network, row in ranked[:WORST]
+    captioned = [
+        (row["path"], f"{network}: {row['topk'][0]['label']}; {chosen.figures(row)}") for _, network, row in ranked
     ]
+    return chosen.measure, pictures(source, captioned)
+
+
+def pictures(source: ImageSource, captioned: list[tuple[str, str]]) -> list[tuple[object, str]]:
+    """The first :data:`WORST` of ranked ``(key, caption)`` pairs as the source's images with their captions."""
+    index = {key: position for position, key in enumerate(source.keys)}
+    return [(source.image(index[key]), text) for key, text in captioned[:WORST]]
 
 
 def zipped(out: Path) -> bytes:

@@ -99,7 +99,7 @@ def test_the_worst_explained_images_are_insertions_furthest_below_random(tmp_pat
     out = tmp_path / "out"
     evaluate_dataset("cifar10", PAIR, out, metrics=["average_drop", "insertion"], limit=16, workers=0, progress=False)
     source = dataset_tab.open_source("cifar10").head(16)
-    measure, images = dataset_tab.worst_explained(out, source, PAIR)
+    measure, images = dataset_tab.worst_explained(out, source, PAIR, ["average_drop", "insertion"])
     assert measure == "insertion area furthest below a random ranking's"
     shortfalls = []
     for name in PAIR:

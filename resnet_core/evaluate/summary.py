@@ -28,8 +28,11 @@ from .metrics import METRICS, Versus, metric_columns
 from .store import PLOTS, SUMMARY
 
 __all__ = [
+    "ACCURACY_PLOT",
     "BOOTSTRAP_RESAMPLES",
     "BOOTSTRAP_SEED",
+    "METRICS_PLOT",
+    "RATIOS_PLOT",
     "Summary",
     "accuracy_figure",
     "bootstrap_mean",
@@ -38,6 +41,8 @@ __all__ = [
     "write_plots",
 ]
 
+# The plots of a run, in DIR/plots: what write_plots writes and the app shows.
+ACCURACY_PLOT, RATIOS_PLOT, METRICS_PLOT = "accuracy_vs_depth.png", "residual_ratios.png", "metrics_vs_depth.png"
 FULL_CONFUSION = 100  # up to this many classes the matrix has them all; above, only those that occur
 BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 1000, 0
 
@@ -264,9 +269,9 @@ def write_plots(out: Path) -> list[Path]:
     series = {s.network: s.median_residual_ratios for s in summaries if s.median_residual_ratios}
     title = f"{next(iter(series)) + ': ' if len(series) == 1 else ''}median per block on {_data_name(summaries)}"
     figures = {
-        "accuracy_vs_depth.png": accuracy_figure(scored) if scored else None,
-        "residual_ratios.png": residual_figure(series, title=title) if series else None,
-        "metrics_vs_depth.png": metrics_figure(summaries) if any(s.metrics for s in summaries) else None,
+        ACCURACY_PLOT: accuracy_figure(scored) if scored else None,
+        RATIOS_PLOT: residual_figure(series, title=title) if series else None,
+        METRICS_PLOT: metrics_figure(summaries) if any(s.metrics for s in summaries) else None,
     }
     for name, figure in figures.items():
         if figure is not None:
