@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
 
 import pyarrow.dataset as ds
@@ -11,16 +12,16 @@ from resnet_core import evaluate_dataset
 from resnet_core.__main__ import main as cli
 from resnet_core.data.sources import open_source
 
-ray = pytest.importorskip("ray")
+if importlib.util.find_spec("ray") is None:  # not imported here: the run imports Ray in its own environment
+    pytest.skip("the scale extra (ray[data]) is not installed", allow_module_level=True)
 pytestmark = pytest.mark.slow  # a Ray starts in about 10 s and runs its actors beside the tests
 
 
 @pytest.fixture(scope="module", autouse=True)
 def local_ray():
-    import os
-
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
     yield
+    import ray
+
     ray.shutdown()
 
 
@@ -60,3 +61,39 @@ def test_the_command_line_runs_on_ray(tmp_path, capsys):
                 "--out", str(tmp_path / "run"), "--ray", "--json"])  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert len(rows(tmp_path / "run" / "rows")) == 16
+
+
+def test_a_local_ray_stays_on_this_machine():
+    """The Ray a run starts: its processes on loopback, HTTP from its own processes into a port that refuses, the
+    workers with the caller's proxy settings, and the suite's guard inside the workers too."""
+    import os
+    import socket
+
+    from resnet_core.evaluate.on_ray import LOCAL, _ray, local_ray_environment
+
+    from . import conftest
+
+    environment = local_ray_environment()
+    host, port = environment["http_proxy"].removeprefix("http://").split(":")
+    with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+        sock.connect((host, int(port)))
+    assert environment["RAY_USAGE_STATS_ENABLED"] == "0" and "127.0.0.1" in environment["no_proxy"]
+
+    ray = _ray(LOCAL)
+    assert {node["NodeManagerAddress"] for node in ray.nodes()} == {"127.0.0.1"}
+
+    @ray.remote
+    def probe() -> tuple[str, str | None]:
+        try:
+            socket.getaddrinfo("example.com", 80)
+        except OSError as error:
+            return str(error), os.environ.get("http_proxy")
+        return "reached", os.environ.get("http_proxy")
+
+    before = len(conftest.outside_attempts())
+    refusal, proxy = ray.get(probe.remote())
+    attempts = conftest.outside_attempts()[before:]
+    conftest.forget_attempts_since(before)  # this attempt was the point
+    assert "beyond this machine" in refusal and proxy == os.environ.get("http_proxy", "")
+    assert [(a["event"], a["host"]) for a in attempts] == [("socket.getaddrinfo", "'example.com'")]
+    assert "default_worker.py" in attempts[0]["argv"][0]

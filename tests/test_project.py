@@ -65,10 +65,40 @@ def test_the_network_guard_refuses_outside_addresses():
 
     from . import conftest
 
-    before = len(conftest._outside_attempts)
-    with socket.socket() as sock, pytest.raises(OSError, match="outside this machine"):
+    before = len(conftest.outside_attempts())
+    with socket.socket() as sock, pytest.raises(OSError, match="beyond this machine"):
         sock.connect(("192.0.2.1", 443))  # TEST-NET-1: never routed, and refused before any packet leaves
-    with pytest.raises(OSError, match="outside this machine"):
+    with pytest.raises(OSError, match="beyond this machine"):
         socket.getaddrinfo("huggingface.co", 443)
     assert socket.getaddrinfo("localhost", 80) and socket.getaddrinfo("127.0.0.1", 80)
-    del conftest._outside_attempts[before:]  # this test's own attempts were the point
+    attempts = conftest.outside_attempts()[before:]
+    conftest.forget_attempts_since(before)  # this test's own attempts were the point
+    assert [(a["event"], a["host"]) for a in attempts] == [
+        ("socket.connect", "'192.0.2.1'"),
+        ("socket.getaddrinfo", "'huggingface.co'"),
+    ]
+
+
+def test_the_network_guard_sees_child_processes():
+    """A Python process the suite starts inherits the guard: its attempt is refused and recorded by name."""
+    import subprocess
+    import sys
+
+    from . import conftest
+
+    before = len(conftest.outside_attempts())
+    code = (
+        "import socket, urllib.request\n"
+        "socket.getaddrinfo('localhost', 80)\n"
+        "try:\n    urllib.request.urlopen('http://169.254.169.254/latest/meta-data/', timeout=1)\n"
+        "except OSError as error:\n    print('refused:', error)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    attempts = conftest.outside_attempts()[before:]
+    conftest.forget_attempts_since(before)
+    assert result.returncode == 0, result.stderr
+    assert "beyond this machine" in result.stdout
+    assert [(a["event"], a["host"], a["argv"]) for a in attempts] == [
+        ("socket.getaddrinfo", "'169.254.169.254'", ["-c"])
+    ]
+    assert any("<string>" in frame for frame in attempts[0]["from"])  # names the code that asked
