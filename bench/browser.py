@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -29,3 +29,38 @@ def chromium_page(url: str, flags: Sequence[str] = (), width: int = 1400, height
             yield page
         finally:
             browser.close()
+
+
+# Gradio's progress over an output: its status tracker shown (it carries .hide once the event is complete), its
+# message, its timer, its bar.
+_BUSY = "[data-testid='status-tracker']:not(.hide), .progress-text, .eta-bar, .progress-level"
+
+
+def answer_to(page, selector: str, action: Callable[[], object], contains: str, timeout: float = 120_000) -> str:
+    """The text the element at ``selector`` shows in answer to ``action`` (a click), once it contains ``contains``
+    and shows no progress.
+
+    The element must change after ``action`` before its text counts, and the text is read in the same step as the
+    check: a wait that what was on screen before the click already satisfies (an example's answer, then Analyze on
+    the same image) returns at once, and a read after such a wait lands on whatever the answer is then doing.
+    """
+    page.evaluate(
+        """selector => {
+            window.__answerChanged = false;
+            const changes = {subtree: true, childList: true, attributes: true, characterData: true};
+            new MutationObserver(() => { window.__answerChanged = true; }).observe(
+                document.querySelector(selector), changes);
+        }""",
+        selector,
+    )
+    action()
+    settled = page.wait_for_function(
+        """([selector, contains, busy]) => {
+            const element = document.querySelector(selector);
+            const text = element ? element.innerText : '';
+            return window.__answerChanged && text.includes(contains) && !element.querySelector(busy) && text;
+        }""",
+        arg=[selector, contains, _BUSY],
+        timeout=timeout,
+    )
+    return settled.json_value()

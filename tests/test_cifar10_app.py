@@ -11,7 +11,7 @@ import torch
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from bench.browser import chromium_page
+from bench.browser import answer_to, chromium_page
 from demo import analysis_panel as panel
 from demo import app_state, cifar10_tab, cost_tab, gradcam_tab
 from demo import launch as app_module
@@ -141,16 +141,11 @@ def test_cifar10_in_a_real_browser(tmp_path):
                 page.get_by_role("option", name=value, exact=True).click()
             page.wait_for_function("() => document.body.innerText.includes('cifar10_resnet56 · CIFAR-10')",
                                    timeout=30_000)  # fmt: skip
-            page.locator(f"img[src*='{CAT.name}']").first.click()  # the example in the CIFAR-10 gallery
-            page.wait_for_timeout(500)
-            page.get_by_role("button", name="Analyze").click()
-            page.wait_for_function(  # the answer, and no progress (message or timer) over it: the example ran on click
-                "() => { const text = document.querySelector('#predictions')?.innerText || '';"
-                " return text.includes('cat (3)') && !text.includes('forward pass')"
-                " && !document.querySelector('#predictions .progress-text, #predictions .eta-bar'); }",
-                timeout=120_000,
-            )
-            lines = page.locator("#predictions").inner_text().split()
+            example = page.locator(f"img[src*='{CAT.name}']").first  # the example in the CIFAR-10 gallery
+            answer_to(page, "#predictions", example.click, "cat (3)")
+            # The example's answer is on screen: wait for Analyze's own, read in the same step.
+            analyze = page.get_by_role("button", name="Analyze")
+            lines = answer_to(page, "#predictions", analyze.click, "cat (3)").split()
             assert lines[:3] == ["Predictions", "cat", "(3)"] and lines[5] == "100%"  # headline, then top-1 at p = 1.00
             page.wait_for_selector("#feature-grid img", timeout=60_000)
             shots = []
@@ -169,6 +164,29 @@ def test_cifar10_in_a_real_browser(tmp_path):
             assert all(Image.open(shot).size[0] == 1400 for shot in shots)
     finally:
         demo.close()
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
+def test_an_answer_is_the_clicks_own_not_what_was_shown_before():
+    """The race test_cifar10_in_a_real_browser once lost: the example's answer already satisfied the wait for
+    Analyze's, and the read after the wait caught Analyze's progress timer. A page that shows the same answer, a
+    progress timer, then a new answer: waiting on the text and reading after returns what was there before the
+    click; ``answer_to`` returns the click's answer."""
+    pytest.importorskip("playwright.sync_api")
+    page_html = """<div id="predictions">Predictions cat (3) 100%</div>
+    <button onclick="const p = document.getElementById('predictions');
+      setTimeout(() => { p.innerHTML = 'Predictions cat (3) <span class=progress-text>0.6s</span>'; }, 300);
+      setTimeout(() => { p.innerHTML = 'Predictions cat (3) 97%'; }, 2000);">Analyze</button>"""
+    with chromium_page("about:blank") as page:
+        page.set_content(page_html)
+        page.get_by_role("button", name="Analyze").click()
+        page.wait_for_function("() => document.querySelector('#predictions').innerText.includes('cat (3)')"
+                               " && !document.querySelector('#predictions .progress-text')")  # fmt: skip
+        assert page.locator("#predictions").inner_text() != "Predictions cat (3) 97%"  # the old wait: not the answer
+        page.set_content(page_html)
+        shown = answer_to(page, "#predictions", page.get_by_role("button", name="Analyze").click, "cat (3)")
+        assert shown == "Predictions cat (3) 97%"
 
 
 def _norm(model):
