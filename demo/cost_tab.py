@@ -7,12 +7,11 @@ from functools import lru_cache
 import gradio as gr
 
 from resnet_core import get_arch
-from resnet_core.measure.complexity import CostTable, bottleneck_arithmetic
+from resnet_core.measure.complexity import CostTable, bottleneck_arithmetic, cost_table
 from resnet_core.render import cost_figure
 
 from . import catalog
 from .app_state import costs, settled_weights
-from .catalog import RANDOM_INIT
 from .image_outputs import png_figures
 from .shared import PRIVATE, Shared, chart
 
@@ -86,7 +85,7 @@ def cost_summary(arch: str, weights: str) -> str:
             f"**Published** ({entry.origin}, 224x224): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs."
         )
     elif size != 224 and get_arch(arch).labels == "imagenet":
-        at_224 = catalog.costs(arch, RANDOM_INIT)
+        at_224 = cost_table(catalog.spec(arch, weights), 224)  # not the weights' own size, whatever they are
         lines.append(f"At the usual 224x224: {at_224.total_macs / 1e9:.3f} GMACs.")
     stages = table.stages()
     lines.append(

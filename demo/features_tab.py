@@ -49,7 +49,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     session = shared.session
     inputs = [session, stage, block, channels, sort]
     for control in (stage, block, channels, sort):
-        control.input(show_features, [*inputs, channel], [grid, block, channel], **PRIVATE)
+        control.input(png_figures(show_features), [*inputs, channel], [grid, block, channel, channel_plot], **PRIVATE)
     grid.select(png_figures(on_grid_select), inputs, [channel, channel_plot], **PRIVATE)
     channel.submit(png_figures(show_channel), [session, stage, block, channel], channel_plot, **PRIVATE)
     vis_run.click(
@@ -82,20 +82,29 @@ def feature_of(result: AnalysisResult, stage: str | None, block: str | None):
 
 
 def show_features(state: TabState | None, stage: str, block: str, channels: int, sort: str, channel: float | None):
-    """Grid for a stage or block; switching stage resets the block list, and the channel stays one it has."""
+    """Grid for a stage or block; switching stage resets the block list, the channel stays one it has (else 0), and
+    the selected channel's plot follows."""
     _, stored = stored_analysis(state)
     choices = block_choices(stored.result, stage)
     block = block if block in choices else STAGE_OUTPUT
     feature = feature_of(stored.result, stage, block)
     grid, _ = feature_grid(feature, _channels(channels), sort)
-    return png_path(grid), gr.update(choices=choices, value=block), channel_update(feature, channel)
+    kept = kept_channel(feature, channel)
+    plot = show_channel(state, stage, block, kept)
+    return png_path(grid), gr.update(choices=choices, value=block), channel_update(feature, channel), plot
+
+
+def kept_channel(feature, channel: float | None) -> int:
+    """``channel`` where the feature map has it, else 0."""
+    return int(channel) if channel is not None and 0 <= int(channel) < feature.shape[0] else 0
 
 
 def channel_update(feature, channel: float | None):
-    """The channel picker for a feature map: its range, and the channel kept where the map has it (else 0)."""
+    """The channel picker for a feature map: the channel kept, and its range in the label. Not as the Number's
+    ``maximum``: one pick on the Stage dropdown sends two requests with the old channel, and Gradio refuses the
+    second's value once the first has lowered the maximum ("Value 42 is greater than maximum value 31")."""
     count = feature.shape[0]
-    kept = int(channel) if channel is not None and 0 <= int(channel) < count else 0
-    return gr.update(value=kept, maximum=count - 1, label=f"Channel (0 to {count - 1})")
+    return gr.update(value=kept_channel(feature, channel), label=f"Channel (0 to {count - 1})")
 
 
 def _channels(channels: float | None) -> int:

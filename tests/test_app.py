@@ -18,12 +18,13 @@ from PIL import Image
 
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
-from demo import app_state, catalog, cost_tab, features_tab, gradcam_tab
+from demo import app_state, catalog, cost_tab, features_tab, gradcam_tab, layout
 from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
 from demo.sessions import AnalysisStore
 from resnet_core import ARCHITECTURES, WEIGHTS, cost_table, create_model, default_weights
+from resnet_core.data import cifar10
 from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
@@ -51,7 +52,7 @@ def test_handlers_agree_with_the_library(cache, photos):
     assert cam_class["value"] == gradcam_tab.class_choices(expected)[expected.topk[0][0]]
     assert block["choices"] == ["stage output", "layer4.0", "layer4.1"]
     assert stage["choices"] == cam_layer["choices"] == ["stem", "layer1", "layer2", "layer3", "layer4"]
-    assert channel["value"] == 7 and channel["maximum"] == 511 and stale == ""
+    assert channel["value"] == 7 and channel["label"] == "Channel (0 to 511)" and stale == ""
     assert "UNTRAINED" in caption and expected.topk[0][1] in caption and "random weights" in facts
     # The chart draws one bar per block, each as tall as that block's ratio.
     (axes,) = residual_chart.axes
@@ -80,10 +81,10 @@ def test_handlers_agree_with_the_library(cache, photos):
     _, state = gradcam_tab.retarget_cam(state, "tabby", "layer4", 0.4)  # a name typed in the box
     assert state["cam_class"] == 281
     assert np.array_equal(read_png(gradcam_tab.set_opacity(state, 0.0)), np.asarray(expected.crop))
-    grid, block, channel = features_tab.show_features(state, "layer2", "layer2.1", 16, "index", 200)
+    grid, block, channel, plot = features_tab.show_features(state, "layer2", "layer2.1", 16, "index", 200)
     assert np.array_equal(read_png(grid), feature_grid(expected.blocks["layer2.1"].output, 16, "index")[0])
-    assert block["value"] == "layer2.1"
-    assert channel["value"] == 0 and channel["maximum"] == 127  # layer2 has no channel 200: back to 0
+    assert block["value"] == "layer2.1" and plot.axes[0].get_title() == "layer2.1, channel 0 of 128"
+    assert channel["value"] == 0 and channel["label"] == "Channel (0 to 127)"  # layer2 has no channel 200: back to 0
 
 
 def psnr(shown: np.ndarray, exact: np.ndarray) -> float:
@@ -171,6 +172,31 @@ def test_clicking_a_grid_cell_selects_its_channel(cache, photos):
         features_tab.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 1, y=2 * 58 + 30) is None
     )  # gutter
     assert features_tab.show_channel(state, "layer1", "stage output", order[11]).axes
+
+
+def test_the_cost_tabs_224_line_is_counted_at_224_whatever_the_weights_size():
+    """resnet50d's weights are evaluated at 288 px: the summary counts there, and its 224 px line at 224 px (it once
+    printed the 288 px figure twice)."""
+    summary = cost_tab.cost_summary("resnet50d", "resnet50d.ra2_in1k")
+    at_224, at_288 = cost_table("resnet50d", 224).total_macs / 1e9, cost_table("resnet50d", 288).total_macs / 1e9
+    assert f"{at_288:.3f} GMACs = " in summary and f"At the usual 224x224: {at_224:.3f} GMACs." in summary
+
+
+def test_changing_stage_after_picking_a_channel_keeps_a_channel_the_stage_has(cache):
+    """Channel 42 on cifar10_resnet20's layer3 (64 channels), then Stage = layer2 (32). One pick on the dropdown sends
+    two requests carrying 42; the second must still be accepted once the first's update reached the Channel box
+    (it was refused: "Value 42 is greater than maximum value 31"), and the plot follows the channel kept."""
+    cat = next(iter(sorted(cifar10.GALLERY_DIR.glob("cat_*.png"))))
+    *_, state = panel.analyze_image(str(cat), "cifar10_resnet20", "DEFAULT")
+    box = next(b for b in layout.build_demo().blocks.values() if isinstance(b, gr.Number) and b.label == "Channel")
+    for _ in range(2):  # the two requests, each with the old value
+        box.preprocess(42)
+        _, _, channel, plot = features_tab.show_features(state, "layer2", "stage output", 16, "mean", 42)
+        for name, value in channel.items():  # what Gradio does with the first response
+            if name != "__type__":
+                setattr(box, name, value)
+    assert channel["value"] == 0 and box.preprocess(42) == 42
+    assert plot.axes[0].get_title() == "layer2, channel 0 of 32"
 
 
 def test_catalog_offers_every_registered_network_once():
