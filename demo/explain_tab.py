@@ -97,7 +97,7 @@ def check_explanation(
         raise user_error(f"Unknown method {method!r}; choose one of: {', '.join(METHODS)}.")
     if fill not in FILLS or int(patch) < 1:
         raise user_error(f"Fill must be one of {', '.join(FILLS)} and the patch side at least 1.")
-    takes_window = "window" in METHODS[method].options
+    takes_window = "window" in METHODS[method].option_names
     options = {"window": int(window)} if takes_window and window and int(window) > 0 else {}
     photo = load_photo(image)
     progress(0.1, desc=f"loading {arch}; then {METHODS[method].title}: maps, curves and randomization")

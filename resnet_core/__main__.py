@@ -400,7 +400,7 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     from .explain.sanity import Protocol, sanity_check
 
     model = _model(args)
-    options = {name: getattr(args, name) for name in METHODS[args.method].options}
+    options = {name: getattr(args, name) for name in METHODS[args.method].option_names}
     protocol = Protocol(steps=args.steps, patch=args.patch, fill=args.fill)
     report = sanity_check(
         model, args.image, args.method, protocol=protocol, seed=args.seed, seeds=args.seeds, **options
@@ -614,9 +614,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image")
     _add_model_options(p)
     p.add_argument("--method", choices=list(METHODS), default="gradcam")
-    p.add_argument("--layer", default=None, help="the stage Grad-CAM looks at (default: the last)")
-    p.add_argument("--window", type=_positive, default=None, help="occlusion window side (default: 1/8 of the crop)")
-    p.add_argument("--stride", type=_positive, default=None, help="occlusion stride (default: half the window)")
+    for option in {option.name: option for method in METHODS.values() for option in method.options}.values():
+        p.add_argument(f"--{option.name}", type=option.parse, default=None, help=option.help)
     p.add_argument("--fill", choices=FILLS, default="blur", help="what replaces deleted pixels")
     p.add_argument("--patch", type=_positive, default=1, help="delete patch x patch squares instead of pixels")
     p.add_argument("--steps", type=_positive, default=16)

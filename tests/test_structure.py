@@ -77,18 +77,23 @@ def test_stored_analyses_keep_no_network_alive(photos):
 
 
 def test_a_new_saliency_method_is_one_entry(monkeypatch, capsys):
-    """A throwaway method (every pixel the same) shows up in the command line, the Explanation checks tab and the
-    sanity checks, from one entry in METHODS."""
+    """A throwaway method (every pixel the same) with an option of its own shows up in the command line (its option
+    too, passed through to the map), the Explanation checks tab and the sanity checks, from one entry in METHODS."""
     import numpy as np
 
     from resnet_core.__main__ import build_parser
-    from resnet_core.explain.saliency import METHODS, SaliencyMethod
+    from resnet_core.__main__ import main as cli
+    from resnet_core.explain.saliency import METHODS, Option, SaliencyMethod
     from resnet_core.explain.sanity import sanity_check
 
+    levels = []
+
     def flat(model, inputs, class_index, level=None):
+        levels.append(level)
         return np.full(tuple(inputs.shape[-2:]), 0.5, dtype=np.float32)
 
-    monkeypatch.setitem(METHODS, "flat", SaliencyMethod("Flat", ("level",), flat, lambda model, size, o: {}))
+    level = Option("level", int, "how flat")
+    monkeypatch.setitem(METHODS, "flat", SaliencyMethod("Flat", (level,), flat, lambda model, size, o: {}))
     sanity = build_parser()._subparsers._group_actions[0].choices["sanity"]
     (method,) = [action for action in sanity._actions if action.dest == "method"]
     assert "flat" in method.choices
@@ -97,6 +102,10 @@ def test_a_new_saliency_method_is_one_entry(monkeypatch, capsys):
     assert ("Flat", "flat") in [tuple(choice) for choice in radios[0].choices]
     report = sanity_check(create_model("cifar10_resnet20", weights="DEFAULT"), CAT, "flat")
     assert report.method == "flat" and report.randomization[0].spearman is None  # a flat map has no ranking
+    levels.clear()
+    args = ["sanity", str(CAT), "--arch", "cifar10_resnet20", "--method", "flat", "--level", "3", "--steps", "2"]
+    assert cli([*args, "--seeds", "1", "--json"]) == 0, capsys.readouterr().err
+    assert set(levels) == {3} and '"method": "flat"' in capsys.readouterr().out
 
 
 def test_the_library_has_no_import_cycle():

@@ -94,6 +94,29 @@ def occlusion_passes(size: tuple[int, int], window: int | None = None, stride: i
     return ((size[0] - window) // stride + 1) * ((size[1] - window) // stride + 1) + 1
 
 
+def positive_int(text: str | int) -> int:
+    """A whole number of at least 1 (a window or a stride), from a command line's text or a number."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"must be a whole number of at least 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Option:
+    """An option a saliency method takes: its keyword (and the command line's ``--name``), how a command line's text
+    becomes its value, and what it means. Unset, the method's ``defaults`` choose."""
+
+    name: str
+    parse: Callable[[str], object]
+    help: str
+
+
+LAYER = Option("layer", str, "the stage the map looks at (default: the last)")
+WINDOW = Option("window", positive_int, "occlusion window side (default: 1/8 of the crop)")
+STRIDE = Option("stride", positive_int, "occlusion stride (default: half the window)")
+
+
 @dataclass(frozen=True)
 class SaliencyMethod:
     """One way to rank a crop's pixels for a class: its title for people, the options a user may set, and the map.
@@ -105,9 +128,13 @@ class SaliencyMethod:
     """
 
     title: str
-    options: tuple[str, ...]
+    options: tuple[Option, ...]
     compute: Callable[..., np.ndarray]
     defaults: Callable[[ResNet, tuple[int, int], dict], dict]
+
+    @property
+    def option_names(self) -> tuple[str, ...]:
+        return tuple(option.name for option in self.options)
 
 
 def _last_stage(model: ResNet, size: tuple[int, int], options: dict) -> dict:
@@ -188,9 +215,9 @@ def _occlusion(
 
 
 METHODS: dict[str, SaliencyMethod] = {
-    "gradcam": SaliencyMethod("Grad-CAM", ("layer",), _gradcam, _last_stage),
-    "guided": SaliencyMethod("Guided Grad-CAM", ("layer",), _guided, _last_stage),
-    "occlusion": SaliencyMethod("Occlusion", ("window", "stride"), _occlusion, _window),
+    "gradcam": SaliencyMethod("Grad-CAM", (LAYER,), _gradcam, _last_stage),
+    "guided": SaliencyMethod("Guided Grad-CAM", (LAYER,), _guided, _last_stage),
+    "occlusion": SaliencyMethod("Occlusion", (WINDOW, STRIDE), _occlusion, _window),
 }
 
 
