@@ -77,6 +77,14 @@ def pytest_sessionfinish(session):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.fixture(autouse=True)
+def _downloads_forgotten():
+    """Each test starts with no download remembered as failed (a process remembers them for minutes)."""
+    from resnet_core.zoo.weights import FAILED_DOWNLOADS
+
+    FAILED_DOWNLOADS.forget()
+
+
 @pytest.fixture(scope="session")
 def photos() -> Path:
     return PHOTOS

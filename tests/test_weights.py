@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 
+import huggingface_hub
 import pytest
 import timm
 import torch
@@ -19,7 +20,7 @@ from safetensors.torch import save_file
 
 import resnet_core
 from resnet_core import WEIGHTS, WeightsUnavailableError, create_model, eval_size, get_weights, list_weights
-from resnet_core.settings import ENV_DOWNLOAD_TIMEOUT, ENV_WEIGHTS_DIR
+from resnet_core.settings import ENV_DOWNLOAD_RETRY, ENV_DOWNLOAD_TIMEOUT, ENV_WEIGHTS_DIR
 from resnet_core.zoo.architectures import build
 from resnet_core.zoo.weights import load_state_dict
 
@@ -289,6 +290,60 @@ def silent_host():
     server.close()
     for connection in accepted:
         connection.close()
+
+
+def test_a_failed_download_is_not_tried_again_for_a_while(torch_home, tmp_path, monkeypatch):
+    """Refused at once here, but on a slow network every Analyze and live frame would wait again: each download that
+    failed is remembered for $RESNET_EXPLORER_DOWNLOAD_RETRY seconds, the reason kept; a local copy is still found
+    at once, and after the wait the download is tried again."""
+    from huggingface_hub import constants
+
+    with socket.socket() as closed:  # a port nobody listens on: connections are refused at once
+        closed.bind(("127.0.0.1", 0))
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}"
+    monkeypatch.setenv(ENV_DOWNLOAD_TIMEOUT, "2")  # the hub retries a refused host with back-off until then
+    monkeypatch.delenv(ENV_WEIGHTS_DIR, raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", refused)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", refused + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    entry = dataclasses.replace(WEIGHTS["resnet18.tv_in1k"], url=f"{refused}/models/resnet18-f37072fd.pth")
+    tries = {"url": 0, "hub": 0}
+    real_url, real_hub = torch.hub.load_state_dict_from_url, huggingface_hub.hf_hub_download
+
+    def count(kind, real):
+        def counted(*args, **kwargs):
+            tries[kind] += 1
+            return real(*args, **kwargs)
+
+        return counted
+
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", count("url", real_url))
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", count("hub", real_hub))
+
+    def reasons() -> dict[str, str]:
+        with pytest.raises(WeightsUnavailableError) as failure:
+            load_state_dict(build("resnet18"), entry, progress=False)
+        return dict(failure.value.attempts)
+
+    first = reasons()
+    assert tries == {"url": 1, "hub": 1} and "unreachable" in first["published URL (torch.hub download)"]
+    for _ in range(3):  # three more clicks: nothing is tried, and each says why with the first reason
+        again = reasons()
+    assert tries == {"url": 1, "hub": 1}
+    assert again["published URL (torch.hub download)"].startswith(first["published URL (torch.hub download)"])
+    assert (
+        "not tried again for another" in again["Hugging Face hub"] and ENV_DOWNLOAD_RETRY in again["Hugging Face hub"]
+    )
+    folder = tmp_path / "weights"  # a copy put in a local folder meanwhile: found at once
+    folder.mkdir()
+    torch.save(build("resnet18").state_dict(), folder / "resnet18.tv_in1k.pth")
+    monkeypatch.setenv(ENV_WEIGHTS_DIR, str(folder))
+    assert load_state_dict(build("resnet18"), entry, progress=False).startswith("local folder")
+    monkeypatch.delenv(ENV_WEIGHTS_DIR)
+    monkeypatch.setenv(ENV_DOWNLOAD_RETRY, "0")  # the wait is over: tried again
+    reasons()
+    assert tries == {"url": 2, "hub": 2}
 
 
 @pytest.mark.parametrize("answer", ["refused", pytest.param("silence", marks=pytest.mark.slow)])

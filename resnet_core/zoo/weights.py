@@ -23,6 +23,7 @@ import pickle
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,7 +34,7 @@ import torchvision.models as tvm
 from torch import nn
 
 from ..assets import ASSETS_DIR
-from ..settings import ENV_WEIGHTS_DIR, download_timeout, weights_dir
+from ..settings import ENV_DOWNLOAD_RETRY, ENV_WEIGHTS_DIR, download_retry, download_timeout, weights_dir
 from .architectures import ARCHITECTURES, ArchSpec, get_arch
 from .preprocess import Preprocess
 from .recognition import normalised
@@ -398,25 +399,63 @@ class _TorchHub:
                 return load_checkpoint_file(cached), str(cached)
         elif self.offline:
             raise _SourceFailed(f"no {cached}")
-        try:
-            with _socket_timeout(download_timeout()):
-                state = torch.hub.load_state_dict_from_url(
-                    entry.url, progress=progress, check_hash=True, weights_only=True, map_location="cpu"
-                )
-        except pickle.UnpicklingError as error:
-            raise _SourceFailed(f"{cached} refused: not a plain tensor checkpoint ({error})") from None
-        except RuntimeError as error:
-            if "invalid hash value" in str(error):
-                raise _SourceFailed(f"{entry.url} failed the sha256 check: {error}") from None
-            raise _SourceFailed(f"{cached} is corrupt or truncated ({error})") from None
-        except OSError as error:  # URLError, HTTPError, timeouts, permission problems
-            reason = getattr(error, "reason", error)
-            if isinstance(reason, TimeoutError):
-                raise _SourceFailed(f"{entry.url} sent nothing for {download_timeout():g} s (timed out)") from None
-            raise _SourceFailed(f"{entry.url} unreachable ({reason})") from None
+        with FAILED_DOWNLOADS.attempt(entry.url):
+            try:
+                with _socket_timeout(download_timeout()):
+                    state = torch.hub.load_state_dict_from_url(
+                        entry.url, progress=progress, check_hash=True, weights_only=True, map_location="cpu"
+                    )
+            except pickle.UnpicklingError as error:
+                raise _SourceFailed(f"{cached} refused: not a plain tensor checkpoint ({error})") from None
+            except RuntimeError as error:
+                if "invalid hash value" in str(error):
+                    raise _SourceFailed(f"{entry.url} failed the sha256 check: {error}") from None
+                raise _SourceFailed(f"{cached} is corrupt or truncated ({error})") from None
+            except OSError as error:  # URLError, HTTPError, timeouts, permission problems
+                reason = getattr(error, "reason", error)
+                if isinstance(reason, TimeoutError):
+                    raise _SourceFailed(f"{entry.url} sent nothing for {download_timeout():g} s (timed out)") from None
+                raise _SourceFailed(f"{entry.url} unreachable ({reason})") from None
         return _unwrap(state, cached), f"{entry.url} (cache {cached})"
 
 
+class _FailedDownloads:
+    """Downloads that failed in this process, not tried again for ``download_retry()`` seconds (default 300).
+
+    Offline each download fails at once, but on a slow or filtered network each would add its wait to every
+    Analyze and every live frame of a network whose weights cannot be had (90 tries for resnet18 in one session of
+    the app, 26 in a 25 s camera stream). Keyed by what was fetched (a URL, a hub address), not by weight name, so a
+    file put where a local source looks is still found at once.
+    """
+
+    def __init__(self) -> None:
+        self._failed: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+
+    def forget(self) -> None:
+        with self._lock:
+            self._failed.clear()
+
+    @contextlib.contextmanager
+    def attempt(self, where: str) -> Iterator[None]:
+        """Run a download of ``where`` unless it failed recently; remember it if it fails now."""
+        retry = download_retry()
+        with self._lock:
+            when, reason = self._failed.get(where, (None, ""))
+        if when is not None and time.monotonic() - when < retry:
+            left = retry - (time.monotonic() - when)
+            raise _SourceFailed(f"{reason}; not tried again for another {left:.0f} s (${ENV_DOWNLOAD_RETRY})")
+        try:
+            yield
+        except _SourceFailed as failure:
+            with self._lock:
+                self._failed[where] = (time.monotonic(), str(failure))
+            raise
+        with self._lock:
+            self._failed.pop(where, None)
+
+
+FAILED_DOWNLOADS = _FailedDownloads()
 _TIMEOUT_LOCK = threading.Lock()
 
 
@@ -491,7 +530,7 @@ class _HuggingFaceHub:
 def hub_file(repo_id: str, filename: str, offline: bool) -> str:
     """The local path of ``filename`` of a Hugging Face repository: from the cache alone (``offline``), else
     downloaded, given up after the download timeout (see :class:`_HuggingFaceHub`), never with ``HF_HUB_OFFLINE``."""
-    from huggingface_hub import constants, hf_hub_download, try_to_load_from_cache
+    from huggingface_hub import constants, try_to_load_from_cache
 
     if offline:  # the file system alone: hf_hub_download would still ask the hub for its agent registry
         cached = try_to_load_from_cache(repo_id, filename)
@@ -500,6 +539,13 @@ def hub_file(repo_id: str, filename: str, offline: bool) -> str:
         return cached
     if constants.HF_HUB_OFFLINE:
         raise _SourceFailed("offline (HF_HUB_OFFLINE is set)")
+    with FAILED_DOWNLOADS.attempt(f"{constants.ENDPOINT}/{repo_id}/{filename}"):
+        return _download_from_hub(repo_id, filename)
+
+
+def _download_from_hub(repo_id: str, filename: str) -> str:
+    from huggingface_hub import hf_hub_download
+
     seconds = download_timeout()
     outcome: dict[str, object] = {}
 
