@@ -64,3 +64,22 @@ def answer_to(page, selector: str, action: Callable[[], object], contains: str, 
         timeout=timeout,
     )
     return settled.json_value()
+
+
+def pixel_on_screen(page, selector: str, x: float, y: float) -> dict[str, float]:
+    """Where pixel (``x``, ``y``) of the image at ``selector`` is drawn, relative to the ``<img>`` element (for
+    ``locator.click(position=...)``): the picture's own geometry under its computed ``object-fit``, whatever size
+    and CSS the page gives it. Pass a pixel's centre (``x + 0.5``)."""
+    return page.locator(selector).evaluate(
+        """(img, [x, y]) => {
+            const box = img.getBoundingClientRect(), fit = getComputedStyle(img).objectFit;
+            let scale = Math.min(box.width / img.naturalWidth, box.height / img.naturalHeight);
+            if (fit === 'scale-down') scale = Math.min(scale, 1);
+            if (fit === 'none') scale = 1;
+            const [sx, sy] = fit === 'fill' ? [box.width / img.naturalWidth, box.height / img.naturalHeight]
+                                             : [scale, scale];
+            return {x: (box.width - img.naturalWidth * sx) / 2 + x * sx,
+                    y: (box.height - img.naturalHeight * sy) / 2 + y * sy};
+        }""",
+        [x, y],
+    )

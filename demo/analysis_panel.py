@@ -16,7 +16,7 @@ from resnet_core import get_arch
 from resnet_core.assets import ASSETS_DIR
 from resnet_core.data import cifar10
 from resnet_core.explain.analysis import AnalysisResult
-from resnet_core.render import cam_overlay, feature_grid
+from resnet_core.render import cam_overlay
 
 from . import catalog, settings, uploads
 from .app_state import (
@@ -37,7 +37,7 @@ from .app_state import (
     weight_choice,
 )
 from .catalog import FAMILIES, RANDOM_INIT, LoadedModel, architectures_of
-from .features_tab import block_choices, channel_update, feature_of
+from .features_tab import block_choices, channel_update, feature_of, grid_picture
 from .gpu import on_gpu
 from .gradcam_tab import cam_caption, class_choices
 from .image_outputs import png_figures, png_path, view_path
@@ -359,7 +359,7 @@ def analyze_image(
     state = _new_state(path, arch, weights, int(topk), cam_layer)
     stored, loaded = run_analysis(state)
     result = stored.result
-    grid, _ = feature_grid(feature_of(result, stage, block), int(channels), sort)
+    grid, _, _ = grid_picture(feature_of(result, stage, block), int(channels), sort)
     # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
     drawn = (residual_chart(result),) if chart else ()
     shown = view_path if view_only else png_path

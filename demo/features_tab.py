@@ -4,10 +4,11 @@ a channel wants to see."""
 from __future__ import annotations
 
 import gradio as gr
+import numpy as np
 from matplotlib.figure import Figure
 
 from resnet_core.explain.analysis import AnalysisResult
-from resnet_core.render import channel_figure, feature_grid, grid_index
+from resnet_core.render import channel_figure, enlarge, enlargement, feature_grid, grid_index
 
 from . import feature_vis_view
 from .app_state import STAGE_OUTPUT, shown_stage, stored_analysis, user_error
@@ -21,15 +22,15 @@ TITLE = "Feature maps"
 
 def build(shared: Shared, tab: gr.Tab) -> None:
     with gr.Row():
-        stage = gr.Dropdown([], value=None, label="Stage", allow_custom_value=True)
+        stage = gr.Dropdown([], value=None, label="Stage", allow_custom_value=True, elem_id="feature-stage")
         block = gr.Dropdown([STAGE_OUTPUT], value=STAGE_OUTPUT, label="Block")
-        channels = gr.Slider(1, 256, value=32, step=1, label="Channels shown")
+        channels = gr.Slider(1, 256, value=32, step=1, label="Channels shown", elem_id="feature-channels")
         sort = gr.Radio(["mean", "index"], value="mean", label="Order channels by")
     with gr.Row():
         crop = picture("What the network saw (after resize and crop)", view_only=True)
-        grid = picture("Channels, strongest mean activation first (click one)", elem_id="feature-grid")
+        grid = picture("Channels, strongest mean activation first (click one)", clickable=True, elem_id="feature-grid")
     with gr.Row():
-        channel = gr.Number(0, label="Channel", precision=0, minimum=0)
+        channel = gr.Number(0, label="Channel", precision=0, minimum=0, elem_id="feature-channel")
         channel_plot = chart("Selected channel with its value scale", elem_id="channel-plot")
     with gr.Row():
         with gr.Column(scale=1):
@@ -88,10 +89,18 @@ def show_features(state: TabState | None, stage: str, block: str, channels: int,
     choices = block_choices(stored.result, stage)
     block = block if block in choices else STAGE_OUTPUT
     feature = feature_of(stored.result, stage, block)
-    grid, _ = feature_grid(feature, _channels(channels), sort)
+    grid, _, _ = grid_picture(feature, _channels(channels), sort)
     kept = kept_channel(feature, channel)
     plot = show_channel(state, stage, block, kept)
     return png_path(grid), gr.update(choices=choices, value=block), channel_update(feature, channel), plot
+
+
+def grid_picture(feature, channels: int, sort: str) -> tuple[np.ndarray, list[int], int]:
+    """The channel grid as the page shows it: ``feature_grid`` enlarged by whole pixels to at least 320 px (a click
+    lands on the cell under it), the channel in each cell, and the enlargement."""
+    grid, order = feature_grid(feature, channels, sort)
+    factor = enlargement(max(grid.shape[:2]))
+    return enlarge(grid, factor), order, factor
 
 
 def kept_channel(feature, channel: float | None) -> int:
@@ -114,10 +123,11 @@ def _channels(channels: float | None) -> int:
 
 
 def channel_at(state: TabState | None, stage: str, block: str, channels: int, sort: str, x: int, y: int) -> int | None:
-    """The channel under pixel (x, y) of the grid that ``feature_grid`` drew with the same settings; None on a gap."""
+    """The channel under pixel (x, y) of the grid shown with the same settings (:func:`grid_picture`); None on a
+    gutter."""
     _, stored = stored_analysis(state)
-    _, order = feature_grid(feature_of(stored.result, stage, block), _channels(channels), sort)
-    index = grid_index(len(order), x, y)
+    _, order, factor = grid_picture(feature_of(stored.result, stage, block), _channels(channels), sort)
+    index = grid_index(len(order), x // factor, y // factor)
     return None if index is None else order[index]
 
 

@@ -42,7 +42,7 @@ TABS: list[Tab] = [
 # (Gradio 6 takes css at launch: demo.launch passes it).
 PIXELATED = (
     ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }\n"
-    ".pixelated-tiles img { image-rendering: pixelated; }"  # galleries size their own tiles
+    ".pixelated-tiles img { image-rendering: pixelated; }"  # galleries and clickable pictures come at their size
 )
 
 

@@ -8,13 +8,15 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import gradio as gr
+import numpy as np
 import torch
+from PIL import Image, ImageDraw
 
 from resnet_core import default_weights
 from resnet_core.diagram import NetworkMap, draw_network_map
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.explain.effective_field import UnitField, unit_field
-from resnet_core.render import cam_overlay, feature_grid, field_overlay
+from resnet_core.render import cam_overlay, enlarge, enlargement, feature_grid, field_overlay
 from resnet_core.zoo.architectures import ArchSpec, twin_of
 from resnet_core.zoo.architectures import build as build_model
 from resnet_core.zoo.models import ResNet
@@ -69,7 +71,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         row = gr.Number(0, label="Unit row", precision=0, minimum=0, elem_id="field-row")
         col = gr.Number(0, label="Unit column", precision=0, minimum=0, elem_id="field-col")
     with gr.Row():
-        units = picture("The stage's mean activation on the crop (click a unit)", elem_id="field-units")
+        units = picture("The stage's mean activation on the crop (click a unit)", clickable=True, elem_id="field-units")
         field = picture("This network: effective field in its theoretical field", elem_id="field-network")
         twin = picture("Its plain twin, same unit", elem_id="field-twin")
     field_md = gr.Markdown(elem_id="field-text")
@@ -80,7 +82,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         submitted(fields, field_inputs, field_outputs, api_name="receptive_field", **SESSION_BOUND, **NETWORK)
     tab.select(unit_views, [shared.session, stage], [stage, units], **PRIVATE)
     stage.input(unit_views, [shared.session, stage], [stage, units], **PRIVATE)
-    units.select(on_unit_click, [shared.session, stage], [row, col, *field_outputs], **PRIVATE, **NETWORK)
+    units.select(on_unit_click, [shared.session, stage], [row, col, units, *field_outputs], **PRIVATE, **NETWORK)
 
     inputs = [shared.arch, shared.weights, overlay, shared.session]
     # The named event first: a private one registered before it would take the function's name.
@@ -235,27 +237,48 @@ def unit_views(state: TabState | None, stage: str | None):
     if not state:
         return gr.skip(), gr.skip()
     _, stored = stored_analysis(state)
-    result = stored.result
-    stage = _field_stage(result, stage)
+    stage = _field_stage(stored.result, stage)
+    return gr.update(choices=list(stored.result.stages), value=stage), png_path(_units_picture(stored.result, stage))
+
+
+def _units_picture(result: AnalysisResult, stage: str, unit: tuple[int, int] | None = None) -> np.ndarray:
+    """The stage's mean activation, each unit a block of the crop's pixels (nearest), enlarged by whole pixels so a
+    click picks the unit under it; ``unit`` (row, column), where one was picked, outlined in white."""
     activation = result.stages[stage].float().mean(0)
     span = activation.max() - activation.min()
     scaled = (activation - activation.min()) / span if span > 0 else activation * 0
-    # Each unit a block of the crop's pixels (nearest), so a click on a block picks that unit.
     blocks = torch.nn.functional.interpolate(scaled[None, None], size=result.crop.size[::-1], mode="nearest")
-    picture = cam_overlay(result.crop, blocks[0, 0].numpy(), 0.6, cmap="viridis")
-    return gr.update(choices=list(result.stages), value=stage), png_path(picture)
+    factor = _units_factor(result)
+    picture = enlarge(cam_overlay(result.crop, blocks[0, 0].numpy(), 0.6, cmap="viridis"), factor)
+    if unit is not None:
+        (rows, cols), (width, height) = result.stages[stage].shape[-2:], result.crop.size
+        row, col = unit
+        box = [factor * col * width // cols, factor * row * height // rows]
+        box += [factor * (col + 1) * width // cols - 1, factor * (row + 1) * height // rows - 1]
+        image = Image.fromarray(picture)
+        ImageDraw.Draw(image).rectangle(box, outline=(255, 255, 255), width=max(1, factor // 4))
+        picture = np.asarray(image)
+    return picture
+
+
+def _units_factor(result: AnalysisResult) -> int:
+    """How much the units map is enlarged, by whole pixels (a click must land on the unit under it)."""
+    return enlargement(max(result.crop.size))
 
 
 def on_unit_click(state: TabState | None, stage: str, event: gr.SelectData):
-    """A click on the stage's map: the unit under it (the map is the crop, each unit a block of its pixels)."""
+    """A click on the stage's map: the unit under it (the map is the crop, each unit a block of its pixels),
+    outlined on the map, and how far it sees."""
     _, stored = stored_analysis(state)
     result = stored.result
     stage = _field_stage(result, stage)
     grid_rows, grid_cols = result.stages[stage].shape[-2:]
     width, height = result.crop.size
-    x, y = event.index
-    row, col = min(int(y) * grid_rows // height, grid_rows - 1), min(int(x) * grid_cols // width, grid_cols - 1)
-    return row, col, *field_views(state, stage, row, col)
+    factor = _units_factor(result)
+    x, y = (int(value) // factor for value in event.index)  # a pixel of the crop
+    row, col = min(y * grid_rows // height, grid_rows - 1), min(x * grid_cols // width, grid_cols - 1)
+    marked = png_path(_units_picture(result, stage, (row, col)))
+    return row, col, marked, *field_views(state, stage, row, col)
 
 
 def plain_twin(arch: str, weights: str) -> tuple[tuple[str, str] | None, str]:

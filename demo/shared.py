@@ -54,13 +54,16 @@ def caption(text: str = "", **options) -> gr.Markdown:
     return gr.Markdown(f"**{text}**" if text else "", elem_classes="caption", **options)
 
 
-def picture(label: str, view_only: bool = False, **options) -> gr.Image:
+def picture(label: str, view_only: bool = False, clickable: bool = False, **options) -> gr.Image:
     """An output image of the analysis: PNG, shown enlarged with sharp pixels (a 32x32 crop stays readable);
-    ``view_only``: as :data:`VIEW_ONLY`."""
+    ``view_only``: as :data:`VIEW_ONLY`. A ``clickable`` picture is not enlarged by the browser: its handlers send
+    it enlarged by whole pixels (``resnet_core.render.enlarge``), since Gradio maps a click to image pixels as if
+    a picture were never shown larger than it is."""
     with gr.Column():
         caption(label)
         kept = VIEW_ONLY if view_only else {"format": "png"}
-        options = {"height": 320, "elem_classes": "pixelated", **kept, **options}
+        sharp = "pixelated-tiles" if clickable else "pixelated"
+        options = {"height": 320, "elem_classes": sharp, **kept, **options}
         return gr.Image(label=label, show_label=False, interactive=False, **options)
 
 

@@ -36,6 +36,8 @@ __all__ = [
     "colorize",
     "colormap_lut",
     "cost_figure",
+    "enlarge",
+    "enlargement",
     "evidence_figure",
     "evidence_maps",
     "feature_grid",
@@ -105,6 +107,22 @@ def feature_grid(
     image = colorize(canvas, cmap)
     image[np.isnan(canvas)] = 255  # white gutters
     return image, order
+
+
+def enlargement(size: int, at_least: int = 320) -> int:
+    """The whole factor that brings a picture ``size`` pixels across to at least ``at_least``.
+
+    A picture a user clicks is enlarged here, by whole pixels, not by CSS in the browser: Gradio maps a click to
+    image pixels assuming a picture is never shown larger than it is, so on a picture stretched by CSS only its
+    central natural-size square answered, mapped onto the whole image.
+    """
+    return max(1, -(-at_least // max(1, size)))
+
+
+def enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    """Every pixel of an ``(H, W[, C])`` picture as a ``factor`` x ``factor`` block: sharp, and pixel (x, y) of
+    the result is pixel (x // factor, y // factor) of the original."""
+    return image.repeat(factor, axis=0).repeat(factor, axis=1) if factor > 1 else image
 
 
 def grid_index(count: int, x: float, y: float, cell: int = 56, pad: int = 2) -> int | None:

@@ -155,6 +155,14 @@ def read_png(path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
 
 
+def enlarged_from(shown: np.ndarray, original: np.ndarray) -> int:
+    """The whole factor by which a clickable picture on the page (``shown``) enlarges ``original``, pixel for pixel,
+    to at least 320 px across; 0 where it is not such an enlargement."""
+    factor = shown.shape[0] // original.shape[0]
+    exact = factor >= 1 and np.array_equal(shown, original.repeat(factor, 0).repeat(factor, 1))
+    return factor if exact and max(shown.shape[:2]) >= 320 else 0
+
+
 @pytest.fixture()
 def served_app(tmp_path, monkeypatch):
     """The whole app launched on loopback, its URL; closed after the test. Gradio caches examples under the working

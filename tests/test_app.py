@@ -28,7 +28,7 @@ from resnet_core.data import cifar10
 from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
-from .conftest import ROOT, free_port, read_png
+from .conftest import ROOT, enlarged_from, free_port, read_png
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,7 @@ def test_handlers_agree_with_the_library(cache, photos):
     assert label == {f"{name} ({i})": p for i, name, p in expected.topk}
     assert "UNTRAINED" in status and "random init" in status and "resnet18" in status
     assert np.array_equal(read_png(crop), np.asarray(expected.crop))
-    assert np.array_equal(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
+    assert enlarged_from(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
     assert np.array_equal(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.4))
     block, cam_class, _, stage, cam_layer, channel, facts, caption, stale = panel.refresh_controls(state, "layer4", 7)
     assert cam_class["value"] == gradcam_tab.class_choices(expected)[expected.topk[0][0]]
@@ -82,7 +82,7 @@ def test_handlers_agree_with_the_library(cache, photos):
     assert state["cam_class"] == 281
     assert np.array_equal(read_png(gradcam_tab.set_opacity(state, 0.0)), np.asarray(expected.crop))
     grid, block, channel, plot = features_tab.show_features(state, "layer2", "layer2.1", 16, "index", 200)
-    assert np.array_equal(read_png(grid), feature_grid(expected.blocks["layer2.1"].output, 16, "index")[0])
+    assert enlarged_from(read_png(grid), feature_grid(expected.blocks["layer2.1"].output, 16, "index")[0])
     assert block["value"] == "layer2.1" and plot.axes[0].get_title() == "layer2.1, channel 0 of 128"
     assert channel["value"] == 0 and channel["label"] == "Channel (0 to 127)"  # layer2 has no channel 200: back to 0
 
@@ -107,7 +107,7 @@ def test_the_pages_click_is_one_event_with_every_view_and_control(cache, photos,
     expected = analyze(cache.get(arch, RANDOM_INIT).model, path)
     assert label == panel.prediction_label(expected) and crop.endswith(".jpg") and cam.endswith(".jpg")
     assert "UNTRAINED" in status and residual_md == residuals_tab.residual_summary(expected)
-    assert np.array_equal(read_png(grid), feature_grid(expected.stages[list(expected.stages)[-1]], 32)[0])
+    assert enlarged_from(read_png(grid), feature_grid(expected.stages[list(expected.stages)[-1]], 32)[0])
     assert psnr(read_png(crop), np.asarray(expected.crop)) >= 40
     assert psnr(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.4)) >= 40
     assert controls[1]["choices"] == gradcam_tab.class_choices(expected)  # a new network: its class list
@@ -163,14 +163,14 @@ def test_three_stage_networks_get_their_own_pick_lists(cache, photos):
 def test_clicking_a_grid_cell_selects_its_channel(cache, photos):
     *_, state = panel.analyze_image(str(photos / "coffee.png"), "resnet18", RANDOM_INIT)
     result = app_state.results().get(state["token"]).result
-    _, order = feature_grid(result.stages["layer1"], 16, "mean")
+    grid, order = feature_grid(result.stages["layer1"], 16, "mean")
+    grid_shown, *_ = features_tab.show_features(state, "layer1", "stage output", 16, "mean", 0)
+    k = enlarged_from(read_png(grid_shown), grid)  # the page's picture: the grid enlarged by k, as it is clicked
     # 4x4 grid of 56-pixel cells with 2-pixel gutters: the centre of cell (row 2, col 3) is index 11.
-    assert (
-        features_tab.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 30, y=2 * 58 + 30) == order[11]
-    )
-    assert (
-        features_tab.channel_at(state, "layer1", "stage output", 16, "mean", x=3 * 58 + 1, y=2 * 58 + 30) is None
-    )  # gutter
+    at = {"x": k * (3 * 58 + 30), "y": k * (2 * 58 + 30)}
+    assert k > 1 and features_tab.channel_at(state, "layer1", "stage output", 16, "mean", **at) == order[11]
+    at = {"x": k * (3 * 58 + 1), "y": k * (2 * 58 + 30)}
+    assert features_tab.channel_at(state, "layer1", "stage output", 16, "mean", **at) is None  # gutter
     assert features_tab.show_channel(state, "layer1", "stage output", order[11]).axes
 
 
@@ -313,7 +313,7 @@ def test_launched_app_through_gradio_client(server, photos):
     assert label["confidences"][0]["confidence"] == pytest.approx(expected.topk[0][2], rel=1e-5)
     assert np.array_equal(read_png(crop), np.asarray(expected.crop))
     assert np.array_equal(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.5))
-    assert np.array_equal(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
+    assert enlarged_from(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
 
     # Switch the CAM class in the same session: the server re-targets without a new forward pass.
     overlay = client.predict("817: sports car, sport car", "layer4", 0.5, api_name="/cam")

@@ -18,7 +18,7 @@ from resnet_core.measure.complexity import cost_table
 from resnet_core.render import cam_overlay, colorize, feature_grid, field_overlay
 from resnet_core.zoo.architectures import build, twin_of
 
-from .conftest import ROOT, read_png
+from .conftest import ROOT, enlarged_from, read_png
 
 SCREENSHOTS = ROOT / "screenshots"
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
@@ -98,16 +98,21 @@ def test_a_units_fields_beside_its_plain_twins_are_the_librarys(cache):
     stored = app_state.results().get(state["token"])
     mean = stored.result.stages["layer1"].float().mean(0).numpy()
     scaled = (mean - mean.min()) / (mean.max() - mean.min())
-    assert np.array_equal(read_png(units), cam_overlay(stored.result.crop, scaled, 0.6, cmap="viridis"))
+    k = enlarged_from(read_png(units), cam_overlay(stored.result.crop, scaled, 0.6, cmap="viridis"))
+    assert k == 12  # 28 px enlarged to 336, by whole pixels: a click lands on the unit under it
     text, own, twin = network_map_tab.field_views(state, "layer2", 3, 4)
     for arch, picture in (("digits_resnet20", own), ("digits_plain20", twin)):
         field = unit_field(cache.get(arch, "DEFAULT").model, digit, "layer2", 3, 4)
         assert np.array_equal(read_png(picture), field_overlay(field.crop, field.gradient, field.box)), arch
         assert f"{field.half_mass_side()} px" in text
     assert "theoretical field **37 px**" in text and "digits_plain20, trained like digits_resnet20" in text
-    # A click on the map picks the unit under it: the map is the 28 px crop, layer2 a 14x14 grid.
-    row, col, *_ = network_map_tab.on_unit_click(state, "layer2", Click(9, 20))
+    # A click on the map picks the unit under it: the map is the 28 px crop (x12), layer2 a 14x14 grid.
+    row, col, marked, *_ = network_map_tab.on_unit_click(state, "layer2", Click(9 * k + 5, 20 * k + 11))
     assert (row, col) == (10, 4)
+    # The unit clicked is outlined where it is: layer2's unit (10, 4) covers crop pixels 8-9 by 20-21.
+    _, unmarked = network_map_tab.unit_views(state, "layer2")
+    changed = np.argwhere((read_png(marked) != read_png(unmarked)).any(axis=2))
+    assert changed.min(axis=0).tolist() == [20 * k, 8 * k] and changed.max(axis=0).tolist() == [22 * k - 1, 10 * k - 1]
     # No twin to compare with: said, and no picture.
     *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT", chart=False)
     text, own, twin = network_map_tab.field_views(state, "layer1", 0, 0)
