@@ -163,6 +163,18 @@ def enlarged_from(shown: np.ndarray, original: np.ndarray) -> int:
     return factor if exact and max(shown.shape[:2]) >= 320 else 0
 
 
+def pick_untrained_resnet18(page) -> None:
+    """In the page's pickers: resnet18 with random init (its published weights would be downloaded on a laptop)."""
+    from demo.catalog import RANDOM_INIT
+
+    page.get_by_label("Family").click()
+    page.get_by_role("option", name="ResNet", exact=True).click()
+    page.wait_for_function("() => document.body.innerText.includes('resnet18 ·')")
+    page.get_by_label("Weights").click()
+    page.get_by_role("option", name=RANDOM_INIT, exact=True).click()
+    page.wait_for_function("() => document.body.innerText.includes('no accuracy: random weights')")
+
+
 @pytest.fixture()
 def served_app(tmp_path, monkeypatch):
     """The whole app launched on loopback, its URL; closed after the test. Gradio caches examples under the working

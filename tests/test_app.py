@@ -28,7 +28,7 @@ from resnet_core.data import cifar10
 from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay, feature_grid
 
-from .conftest import ROOT, enlarged_from, free_port, read_png
+from .conftest import ROOT, enlarged_from, free_port, pick_untrained_resnet18, read_png
 
 
 @pytest.fixture(scope="module")
@@ -378,13 +378,7 @@ def test_mcp_tools_are_the_public_endpoints_with_their_parameters(cache):
 def test_real_browser_renders_every_view(server, photos, tmp_path):
     pytest.importorskip("playwright.sync_api")
     with chromium_page(server, height=1000) as page:
-        page.get_by_label("Family").click()
-        page.get_by_role("option", name="ResNet", exact=True).click()
-        page.wait_for_function("() => document.body.innerText.includes('resnet18 ·')")
-        # Random init: the default weights would be downloaded on a machine with internet.
-        page.get_by_label("Weights").click()
-        page.get_by_role("option", name=RANDOM_INIT, exact=True).click()
-        page.wait_for_function("() => document.body.innerText.includes('no accuracy: random weights')")
+        pick_untrained_resnet18(page)
         page.set_input_files("#photo input[type=file]", str(photos / "chelsea.png"))
         page.wait_for_selector("img[src*='chelsea'], img[src*='gradio_api/file']", timeout=30_000)
         page.get_by_role("button", name="Analyze").click()

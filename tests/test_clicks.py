@@ -8,13 +8,12 @@ import shutil
 import pytest
 
 from bench.browser import answer_to, chromium_page, pixel_on_screen
-from demo.catalog import RANDOM_INIT
 from resnet_core import create_model
 from resnet_core.data import cifar10
 from resnet_core.explain.analysis import analyze
 from resnet_core.render import feature_grid
 
-from .conftest import PHOTOS, ROOT
+from .conftest import PHOTOS, ROOT, pick_untrained_resnet18
 
 SCREENSHOTS = ROOT / "screenshots"  # git-ignored: look at them after a run
 CAT = next(iter(sorted(cifar10.GALLERY_DIR.glob("cat_*.png"))))
@@ -87,12 +86,7 @@ def test_clicks_land_on_the_unit_and_channel_under_them(served_app):
 
         # A 224 px crop: resnet18, untrained (the published weights would be downloaded on a laptop).
         page.get_by_role("tab", name="Feature maps").click()
-        page.get_by_label("Family").click()
-        page.get_by_role("option", name="ResNet", exact=True).click()
-        page.wait_for_function("() => document.body.innerText.includes('resnet18 ·')")
-        page.get_by_label("Weights").click()
-        page.get_by_role("option", name=RANDOM_INIT, exact=True).click()
-        page.wait_for_function("() => document.body.innerText.includes('no accuracy: random weights')")
+        pick_untrained_resnet18(page)
         page.set_input_files("#photo input[type=file]", str(PHOTOS / "coffee.png"))
         page.wait_for_timeout(500)
         model = create_model("resnet18", weights=None)
