@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zipfile
 
 import pytest
 import timm
@@ -179,6 +180,42 @@ def test_a_network_that_is_not_a_resnet_names_the_nearest(tmp_path):
         load_checkpoint(tmp_path / "mobilenet.pth")
 
 
+def write_files_that_are_not_checkpoints(folder) -> list[tuple]:
+    """Files people hand over in place of a checkpoint, each with the start of the sentence it must get."""
+    pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize 94365217\n".format("0" * 64)
+    (folder / "lfs.pth").write_text(pointer)
+    (folder / "lfs.safetensors").write_text(pointer)
+    (folder / "page.pth").write_text("<!DOCTYPE html>\n<html><head><title>resnet50.pth</title></head></html>")
+    (folder / "keras.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(200))
+    (folder / "notes.pth").write_text("epoch 90: top-1 76.1\n")
+    with zipfile.ZipFile(folder / "bundle.pth", "w") as archive:
+        archive.writestr("weights/model.bin", b"\x00" * 16)
+    (folder / "model.onnx").write_bytes(b"\x08\x07\x12\x07pytorch" + bytes(64))
+    return [
+        (folder / "lfs.pth", "lfs.pth is a Git LFS pointer to a 94 MB file, not the file itself: run `git lfs pull`"),
+        (folder / "lfs.safetensors", "lfs.safetensors is a Git LFS pointer to a 94 MB file"),
+        (folder / "page.pth", "page.pth is a web page"),
+        (folder / "keras.h5", "keras.h5 is an HDF5 file (Keras or TensorFlow weights)"),
+        (folder / "notes.pth", "notes.pth is a text file (21 bytes, beginning 'epoch 90: top-1 76.1')"),
+        (folder / "bundle.pth", "bundle.pth is a zip archive of 1 file (weights/model.bin), not a PyTorch checkpoint"),
+        (folder / "model.onnx", "model.onnx is an ONNX model"),
+    ]
+
+
+def test_files_that_are_not_checkpoints_are_named_for_what_they_are(tmp_path):
+    for path, sentence in write_files_that_are_not_checkpoints(tmp_path):
+        for read in (load_checkpoint, inspect_checkpoint):
+            with pytest.raises(CheckpointError) as refused:
+                read(path)
+            assert str(refused.value).startswith(sentence), (path.name, str(refused.value))
+    # A legacy (pre-zip) pickle and a real zip checkpoint still open.
+    state = torchvision_net("resnet18", 2).state_dict()
+    torch.save(state, tmp_path / "legacy.pth", _use_new_zipfile_serialization=False)
+    torch.save(state, tmp_path / "zipped.pth")
+    for name in ("legacy.pth", "zipped.pth"):
+        assert load_checkpoint(tmp_path / name).card.checkpoint.num_classes == 2
+
+
 @pytest.mark.parametrize("suffix", [".pth", ".safetensors"])
 def test_truncated_and_empty_files(tmp_path, suffix):
     state = torchvision_net("resnet18", 2).state_dict()
@@ -305,7 +342,9 @@ def bad_inputs(folder) -> list[tuple[object, object, str]]:
     torch.save(state, folder / "nan.pth")
     torch.save(torchvision_net("resnet18", 2).state_dict(), folder / "two.pth")
     (folder / "three.txt").write_text("a\nb\nc\n")
+    kinds = write_files_that_are_not_checkpoints(folder)
     return [
+        *((path, None, sentence) for path, sentence in kinds),
         (folder / "whole.pth", None, "torch.save(model.state_dict()"),
         (folder / "mobilenet.pth", None, "is not a ResNet-family checkpoint"),
         (folder / "cut.safetensors", None, "cut.safetensors is corrupt or truncated"),

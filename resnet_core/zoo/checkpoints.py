@@ -16,6 +16,7 @@ import torch
 
 from .architectures import ARCHITECTURES, ArchSpec, build
 from .create import ModelCard, ready
+from .file_kinds import not_a_checkpoint
 from .label_spaces import LabelSpace
 from .models import ResNet
 from .preprocess import Preprocess
@@ -224,8 +225,8 @@ def _safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[st
     """Shapes and metadata from the header alone: the tensors are not read."""
     from safetensors import safe_open
 
-    if not path.is_file() or path.stat().st_size == 0:
-        _read(str(path), mmap=False)  # raises the reader's own sentence (no file, empty)
+    if not path.is_file() or path.stat().st_size == 0 or not_a_checkpoint(path):
+        _read(str(path), mmap=False)  # raises the reader's own sentence (no file, empty, what the file is)
     try:
         with safe_open(str(path), framework="pt") as handle:
             shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}  # noqa: SIM118

@@ -36,6 +36,7 @@ from torch import nn
 from ..assets import ASSETS_DIR
 from ..settings import ENV_DOWNLOAD_RETRY, ENV_WEIGHTS_DIR, download_retry, download_timeout, weights_dir
 from .architectures import ARCHITECTURES, ArchSpec, get_arch
+from .file_kinds import not_a_checkpoint
 from .preprocess import Preprocess
 from .recognition import normalised
 
@@ -304,6 +305,9 @@ def load_checkpoint_file(path: str | Path, mmap: bool = False) -> dict[str, torc
         raise _SourceFailed(f"no file at {path}")
     if path.stat().st_size == 0:
         raise _SourceFailed(f"{path.name} is empty")
+    kind = not_a_checkpoint(path)
+    if kind is not None:
+        raise _SourceFailed(kind)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
