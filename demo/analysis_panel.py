@@ -303,6 +303,17 @@ def status_text(result: AnalysisResult, loaded: LoadedModel, note: str = "") -> 
     trained = "trained" if card.pretrained else "**UNTRAINED**"
     text = f"Results for **{card.label}** ({card.label_space.name}, {trained}). {loaded.status}"
     text += f" {note}" if note else ""
+    if result.overflow is not None:
+        why = (
+            f"an untrained network of {len(result.blocks)} blocks adds every block's unnormalised output to its input "
+            "until the sum passes float32's largest value"
+            if not card.pretrained
+            else "these weights make them pass float32's largest value"
+        )
+        text += (
+            f" **Its outputs are not numbers:** the activations overflowed float32 from {result.overflow} on ({why}), "
+            "so every probability shown is meaningless."
+        )
     if loaded.details:
         text += f"\n\n<details><summary>Details</summary>\n\n{loaded.details}\n\n</details>"
     return text

@@ -171,6 +171,25 @@ def test_random_init_is_seeded_so_a_photo_gets_the_same_answer_twice(photos):
     assert answers[0] == answers[1]
 
 
+def test_outputs_that_overflowed_say_so_and_where(photos):
+    """An untrained cifar10_resnet1202 gave NaN probabilities shown as 0% with no word why. Here a block made to
+    overflow float32 (its last convolution and BN scaled by 1e30 each): the result names the first block whose
+    activations are no longer numbers, and the status says so in one sentence."""
+    from demo.catalog import LoadedModel
+
+    model = create_model("cifar10_resnet20", weights=None)
+    trained = analyze(model, CAT)
+    assert trained.overflow is None and "not numbers" not in panel.status_text(trained, LoadedModel(model, "ok."))
+    with torch.no_grad():
+        model.get_submodule("layer2.1.conv2").weight.mul_(1e30)
+        model.get_submodule("layer2.1.bn2").weight.mul_(1e30)
+    result = analyze(model, CAT)
+    assert result.overflow == "layer2.1" and not torch.isfinite(result.probabilities).any()
+    status = panel.status_text(result, LoadedModel(model, "ok."))
+    assert "**Its outputs are not numbers:** the activations overflowed float32 from layer2.1 on" in status
+    assert "an untrained network of 9 blocks" in status
+
+
 def test_weights_that_fail_to_load_are_marked_in_every_output(cache, dead_weights, photos):
     chelsea = str(photos / "chelsea.png")
     _, status, *_, chart, summary, state = panel.analyze_image(chelsea, "cifar10_resnet32", dead_weights)

@@ -75,6 +75,17 @@ class AnalysisResult:
         )
 
     @property
+    def overflow(self) -> str | None:
+        """Where the activations first stop being numbers (overflowed float32 to inf or NaN): the first such block,
+        else ``"the classifier"``; None where every output is finite. An untrained network hundreds of blocks deep
+        (cifar10_resnet1202) adds each block's unnormalised branch to its input until the sum passes float32's
+        largest value, and its probabilities then mean nothing."""
+        if bool(torch.isfinite(self.probabilities).all()):
+            return None
+        return next((name for name, stats in self.blocks.items() if not bool(torch.isfinite(stats.output).all())),
+                    "the classifier")  # fmt: skip
+
+    @property
     def cam_layers(self) -> list[str]:
         """Where Grad-CAM can look: every stage the model describes (three on CIFAR nets, four on ImageNet)."""
         return list(self.stages)
