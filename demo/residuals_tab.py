@@ -122,10 +122,22 @@ def residual_chart(result: AnalysisResult) -> Figure:
     return residual_figure({name: ratios}, result.stage_of, title)
 
 
+_ZERO_BRANCH = (
+    "A branch is zero where its last batch-norm scale is zero (zero-initialised residuals, torchvision's "
+    "zero_init_residual and timm's zero_init_last, start so) or where its ReLUs let nothing through."
+)
+
+
 def residual_summary(result: AnalysisResult) -> str:
     ratios = [s.residual_ratio for s in result.blocks.values() if s.residual_ratio is not None]
     if not ratios:
         return "A plain network has no shortcuts, so there is no residual to compare: each block rewrites its input."
+    silent = [name for name, stats in result.blocks.items() if stats.residual_ratio == 0]
+    if len(silent) == len(ratios):
+        return (
+            f"Every residual branch outputs exactly zero on this photo (ratio 0 in all {len(ratios)} blocks), so each "
+            f"block passes its shortcut through unchanged and the chart's bars have no height. {_ZERO_BRANCH}"
+        )
     small = sum(r < 1 for r in ratios)
     projections = sum(s.projection for s in result.blocks.values())
     where = (
@@ -134,9 +146,15 @@ def residual_summary(result: AnalysisResult) -> str:
         if projections
         else ""
     )
+    zeros = (
+        f" In {len(silent)} block(s) the branch outputs exactly zero, so the block passes its shortcut through "
+        f"unchanged. {_ZERO_BRANCH}"
+        if silent
+        else ""
+    )
     head = (
         f"In {small} of {len(ratios)} blocks the residual branch F(x) is smaller than its shortcut "
-        f"(median ratio {np.median(ratios):.2f}).{where}"
+        f"(median ratio {np.median(ratios):.2f}).{where}{zeros}"
     )
     if not result.card.pretrained:
         return head + " These are random weights, so this shows the initialisation, not what training makes of it."

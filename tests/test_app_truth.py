@@ -78,6 +78,25 @@ def test_residual_chart_draws_one_bar_per_block_of_the_analysis(cache):
     assert pixels(figure_path(chart)).std() > 0
 
 
+def test_branches_that_output_zero_are_explained_not_shown_as_an_empty_chart():
+    """Zero-initialised residuals (every block's last BN scale and shift zero): the branches output nothing, the
+    chart's bars have no height, and the summary says why instead of 'median ratio 0.00'."""
+    from demo import residuals_tab
+
+    model = create_model("cifar10_resnet20", weights=None)
+    with torch.no_grad():
+        for name in model.block_names():
+            for part in ("bn2.weight", "bn2.bias"):
+                model.get_parameter(f"{name}.{part}").zero_()
+    summary = residuals_tab.residual_summary(analyze(model, CAT))
+    assert summary.startswith("Every residual branch outputs exactly zero on this photo (ratio 0 in all 9 blocks)")
+    assert "median ratio" not in summary and "zero_init_residual" in summary
+    with torch.no_grad():
+        model.get_parameter("layer3.2.bn2.weight").fill_(1.0)  # one branch back
+    summary = residuals_tab.residual_summary(analyze(model, CAT))
+    assert "In 8 block(s) the branch outputs exactly zero" in summary
+
+
 def test_compare_chart_draws_one_named_line_per_network(cache):
     archs = ["cifar10_resnet20", "cifar10_resnet56", "digits_plain56"]
     *_, chart, _, payload = compare_tab.compare_networks(str(CAT), archs)
