@@ -107,10 +107,13 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         gr.Markdown(
             "This app writes every network by hand. For each chosen network that torchvision (or timm) also "
             "implements, the library's own network is built with the very same weights and run on the same photo: "
-            "the largest differences of the logits and of each stage's output, and both top-5 lists."
+            "the largest differences of the logits and of each stage's output, and both top-5 lists. An untrained "
+            "network is checked with the same random weights in both: the check is of the code, not of what a "
+            "network learned, and its top-5 lists mean nothing."
         )
         verify_run = gr.Button("Check against the reference implementations")
-        verify_table = gr.Dataframe(interactive=False, wrap=True, elem_id="verify-table")
+        # Headers on one line (a dozen columns wrapped them a letter per line); the table scrolls sideways.
+        verify_table = gr.Dataframe(interactive=False, wrap=False, elem_id="verify-table")
     preset.input(on_preset, preset, [compared, preset_md], queue=False, **PRIVATE)
     shared.weights.change(offer_checkpoint, [shared.arch, shared.weights], compared, queue=False, **PRIVATE)
     request = [shared.image, compared, weights]
@@ -255,8 +258,9 @@ def residual_chart(results: list[AnalysisResult]) -> Figure:
 def verify_networks(image: str | dict | None, archs: list[str], weights: str | list[str] | None = None) -> pd.DataFrame:
     """Check this app's hand-written ResNets against torchvision's (or timm's) on one photo, with the same weights.
 
-    One row per network: the reference library, the largest absolute difference of the logits and of each stage's
-    output, and both top-5 lists. Networks without a reference implementation say so.
+    One row per network: its weights (or that it ran untrained, with the same random weights in both), the reference
+    library, the largest absolute difference of the logits and of each stage's output, and both top-5 lists.
+    Networks without a reference implementation say so.
 
     Args:
         image: the photo.
@@ -271,9 +275,11 @@ def verify_networks(image: str | dict | None, archs: list[str], weights: str | l
             continue
         with models().using(arch, weight) as loaded:
             check = verify(loaded.model, photo)
+            card = loaded.model.card
         rows.append(
             {
                 "network": arch,
+                "weights": card.label if card.pretrained else "UNTRAINED: the same random weights in both",
                 "reference": check.reference,
                 "max |diff| logits": f"{check.max_abs_diff:.3g}",
                 **{f"max |diff| {stage}": f"{value:.3g}" for stage, value in check.stage_diffs.items()},
@@ -282,4 +288,6 @@ def verify_networks(image: str | dict | None, archs: list[str], weights: str | l
                 "top-5 (reference)": ", ".join(name for _, name, _ in check.reference_topk),
             }
         )
-    return pd.DataFrame(rows).fillna("")
+    frame = pd.DataFrame(rows).fillna("")
+    first = [name for name in ("network", "weights") if name in frame.columns]
+    return frame[first + [name for name in frame.columns if name not in first]]

@@ -194,6 +194,7 @@ def test_compare_through_gradio_client_equals_analyze(cache):
                                api_name="/verify")  # fmt: skip
         rows = [dict(zip(table["headers"], row, strict=True)) for row in table["data"]]
         assert rows[0]["network"] == "resnet18" and rows[0]["reference"] == "torchvision"
+        assert rows[0]["weights"] == "UNTRAINED: the same random weights in both"
         assert float(rows[0]["max |diff| logits"]) <= 1e-5 and rows[0]["same top-5"] == "yes"
         assert rows[1]["reference"].startswith("none") and rows[1]["max |diff| logits"] == ""
         with pytest.raises(Exception, match="Pick 2 to 5 networks to compare; got 1"):
