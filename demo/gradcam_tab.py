@@ -8,6 +8,7 @@ import gradio as gr
 
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import cam_overlay
+from resnet_core.zoo.label_spaces import class_index_of
 
 from .app_state import models, network_name, results, stored_analysis, untrained_mark, user_error
 from .gpu import on_gpu
@@ -74,21 +75,12 @@ def _class_choices(categories: tuple[str, ...]) -> list[str]:
 
 def _class_index(choice: str | int | None, fallback: int, categories: tuple[str, ...]) -> int:
     if choice is None or choice == "":
-        index = fallback
-    elif isinstance(choice, int):
-        index = choice
-    else:
-        head = str(choice).split(":", 1)[0].strip()
-        if head.lstrip("-").isdigit():
-            index = int(head)
-        else:
-            names = [i for i, name in enumerate(categories) if name.lower() == str(choice).strip().lower()]
-            if not names:
-                raise user_error(f"Unknown class {choice!r}: pick one of the {len(categories)} names or a number.")
-            index = names[0]
-    if not 0 <= index < len(categories):
-        raise user_error(f"Class {index} does not exist: this network has classes 0 to {len(categories) - 1}.")
-    return index
+        return fallback
+    try:
+        return class_index_of(choice, categories)
+    except ValueError as error:
+        message = str(error)
+        raise user_error(message[0].upper() + message[1:] + ("" if message.endswith("?") else ".")) from None
 
 
 def retarget_cam(state: TabState | None, class_choice: str | int | None, cam_layer: str, opacity: float):

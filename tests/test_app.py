@@ -282,7 +282,7 @@ def test_bad_requests_give_messages(cache, tmp_path):
     for call, message in (
         (lambda: gradcam_tab.retarget_cam(state, "1000: nothing", "layer4", 0.5), "classes 0 to 999"),
         (lambda: gradcam_tab.retarget_cam(state, "-3", "layer4", 0.5), "classes 0 to 999"),
-        (lambda: gradcam_tab.retarget_cam(state, "no such class", "layer4", 0.5), "Unknown class"),
+        (lambda: gradcam_tab.retarget_cam(state, "no such class", "layer4", 0.5), "No class named 'no such class'"),
         (lambda: panel.on_family("ResNet-Z"), "Unknown family"),
         (lambda: features_tab.show_channel(state, "layer4", "stage output", None), "channel number"),
         (lambda: features_tab.show_features(state, "layer4", "stage output", None, "mean", 0), "Channels shown"),

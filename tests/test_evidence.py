@@ -87,8 +87,21 @@ def test_a_bad_class_is_refused_with_a_sentence(resnet20):
     assert class_index_of("Cat", resnet20.card.categories) == 3 and class_index_of("3", ("a",) * 10) == 3
     with pytest.raises(ValueError, match="no class named 'zebra'"):
         class_index_of("zebra", resnet20.card.categories)
-    with pytest.raises(ValueError, match=r"outside 0\.\.9"):
+    with pytest.raises(ValueError, match="class 10 does not exist: this network has classes 0 to 9"):
         class_index_of(10, resnet20.card.categories)
+
+
+def test_a_partly_typed_class_name_is_finished_or_answered_with_suggestions():
+    """'tabb' fits one ImageNet class and is taken; 'tab' fits several and they are named; a typo gets the
+    nearest names. The Grad-CAM tab says the same sentence."""
+    from resnet_core.zoo.label_spaces import IMAGENET
+
+    names = IMAGENET.categories
+    assert class_index_of("tabb", names) == names.index("tabby") and class_index_of("281: tabby", names) == 281
+    with pytest.raises(ValueError, match=r"'tab' fits 2 classes \(tabby, table lamp\): type more of the name"):
+        class_index_of("tab", names)
+    with pytest.raises(ValueError, match=r"no class named 'tabyy'.*; did you mean tabby"):
+        class_index_of("tabyy", names)
 
 
 def test_command_line_prints_every_block(resnet20, photos, capsys):

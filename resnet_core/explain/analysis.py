@@ -14,6 +14,7 @@ from torch import Tensor, nn
 from ..hooks import forward_hooks
 from ..measure.residual_stats import ResidualStats, residual_stats
 from ..zoo.create import ModelCard, card
+from ..zoo.label_spaces import check_class
 from ..zoo.models import ResNet
 from ..zoo.preprocess import load_image
 from .attribution import grad_cam
@@ -132,12 +133,6 @@ def topk_classes(probabilities: Tensor, categories: tuple[str, ...], k: int) -> 
 def topk_rows(topk: list[tuple[int, str, float]]) -> list[dict]:
     """The JSON form every command line and endpoint uses: {"index", "label", "probability"}."""
     return [{"index": index, "label": label, "probability": probability} for index, label, probability in topk]
-
-
-def check_class(class_index: int, num_classes: int) -> None:
-    """A ``ValueError`` a user understands for a class the network does not have."""
-    if not 0 <= class_index < num_classes:
-        raise ValueError(f"class index {class_index} outside 0..{num_classes - 1}")
 
 
 def analyze(

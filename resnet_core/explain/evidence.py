@@ -22,8 +22,9 @@ from torch import Tensor, nn
 
 from ..hooks import eval_mode, forward_hooks
 from ..zoo.create import ModelCard, card
+from ..zoo.label_spaces import class_index_of
 from ..zoo.models import ResNet
-from .analysis import check_class, model_input
+from .analysis import model_input
 
 __all__ = ["BlockEvidence", "EvidenceSplit", "class_index_of", "evidence_split"]
 
@@ -96,18 +97,6 @@ class EvidenceSplit:
             "logit": self.logit,
             "blocks": [entry.as_dict() for entry in self.blocks],
         }
-
-
-def class_index_of(value: int | str, categories: tuple[str, ...]) -> int:
-    """A class given as an index (``281``, ``"281"``) or a name (``"tabby"``, any case) as its index."""
-    if isinstance(value, int) or value.strip().isdigit():
-        index = int(value)
-        check_class(index, len(categories))
-        return index
-    folded = [name.casefold() for name in categories]
-    if value.strip().casefold() not in folded:
-        raise ValueError(f"no class named {value!r} among this network's {len(categories)} classes")
-    return folded.index(value.strip().casefold())
 
 
 def evidence_split(
