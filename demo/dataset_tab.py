@@ -82,9 +82,9 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         stop = gr.Button("Stop")
     status = gr.Markdown(elem_id="dataset-status")
     board = gr.Dataframe(headers=LEADERBOARD, label="Leaderboard", interactive=False, elem_id="dataset-board")
-    with gr.Row():
-        accuracy = picture("Accuracy against depth", elem_id="dataset-accuracy")
-        ratios = picture("Median residual ratio of every block", elem_id="dataset-ratios")
+    accuracy = picture("Accuracy against depth", elem_id="dataset-accuracy")
+    # The whole width: one point per block of every network, unreadable at half of it.
+    ratios = picture("Median residual ratio of every block", height=460, elem_id="dataset-ratios")
     metrics_caption = caption("Each explanation metric against depth", visible=False)
     metrics_plot = gr.Image(show_label=False, interactive=False, format="png", visible=False, elem_id="dataset-metrics")
     caption("Most confidently wrong (click one to put it in the photo box)")
@@ -227,8 +227,10 @@ def most_confidently_wrong(out: Path, source: ImageSource, networks: list[str]) 
             best = row["topk"][0]
             wrong.append((best["probability"], network, row["path"], best["label"], row["label"]))
     wrong.sort(key=lambda item: -item[0])
+    # The truth first: a tile's caption is what a person reads, and a long network name must not push it out.
     return pictures(
-        source, [(path, f"{network}: {said} ({100 * p:.0f}%), is {truth}") for p, network, path, said, truth in wrong]
+        source,
+        [(path, f"is {truth}, said {said} ({100 * p:.0f}%): {network}") for p, network, path, said, truth in wrong],
     )
 
 

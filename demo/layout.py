@@ -42,7 +42,8 @@ TABS: list[Tab] = [
 # (Gradio 6 takes css at launch: demo.launch passes it).
 PIXELATED = (
     ".pixelated img { image-rendering: pixelated; width: 100%; height: 100%; object-fit: contain; }\n"
-    ".pixelated-tiles img { image-rendering: pixelated; }"  # galleries and clickable pictures come at their size
+    ".pixelated-tiles img { image-rendering: pixelated; }\n"  # galleries and clickable pictures come at their size
+    ".pixelated-tiles .caption-label { white-space: normal; max-width: 100%; }"  # a tile's caption wraps, not cut
 )
 
 

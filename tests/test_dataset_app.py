@@ -60,7 +60,7 @@ def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
             (r["topk"][0]["probability"], name, r["topk"][0]["label"], r["label"]) for r in table if not r["correct"]
         ]
     rows.sort(key=lambda row: -row[0])
-    assert [label for _, label in worst] == [f"{n}: {said} ({100 * p:.0f}%), is {truth}" for p, n, said, truth in
+    assert [label for _, label in worst] == [f"is {truth}, said {said} ({100 * p:.0f}%): {n}" for p, n, said, truth in
                                              rows[: dataset_tab.WORST]]  # fmt: skip
     assert len(files) == len(worst) == dataset_tab.WORST
     # Asked again, the run is read back from disk: the same board, no speed to report.
@@ -146,6 +146,11 @@ def test_through_gradio_client_and_in_chromium(served_app):
         expect(page.locator("#dataset-worst img").first).to_be_visible(timeout=60_000)
         SCREENSHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "dataset_leaderboard.png"), full_page=True)
+        # Every caption shows whole (they were cut before the true label): nothing overflows its box.
+        captions = page.locator("#dataset-worst .caption-label")
+        assert captions.count() > 0 and captions.first.inner_text().startswith("is ")
+        cut = captions.evaluate_all("labels => labels.filter(label => label.scrollWidth > label.clientWidth).length")
+        assert cut == 0
         page.locator("#dataset-worst img").first.click()
         expect(page.locator("#photo img")).to_have_count(1, timeout=60_000)
         assert "Error" not in page.locator("body").inner_text()
