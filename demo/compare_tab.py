@@ -115,6 +115,12 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         # Headers on one line (a dozen columns wrapped them a letter per line); the table scrolls sideways.
         verify_table = gr.Dataframe(interactive=False, wrap=False, elem_id="verify-table")
     preset.input(on_preset, preset, [compared, preset_md], queue=False, **PRIVATE)
+    # Results belong to the networks and weights they were made with: a new pick clears them (a preset's too), and
+    # a list edited by hand is no longer the preset, whose caption goes.
+    results = [cams, table, plot, summary, numbers, verify_table]
+    for changed in (compared.change, weights.change):
+        changed(cleared, None, results, queue=False, **PRIVATE)
+    compared.input(lambda: (None, ""), None, [preset, preset_md], queue=False, **PRIVATE)
     shared.weights.change(offer_checkpoint, [shared.arch, shared.weights], compared, queue=False, **PRIVATE)
     request = [shared.image, compared, weights]
     run.click(
@@ -133,6 +139,11 @@ def build(shared: Shared, tab: gr.Tab) -> None:
 def choices() -> list[str]:
     """Every network the app offers, in picker order."""
     return [arch for family in FAMILIES for arch in architectures_of(family)]
+
+
+def cleared():
+    """What the results show once the networks or weights changed: nothing of the previous comparison."""
+    return [], None, None, "Press **Compare** for the networks now picked.", None, None
 
 
 def on_preset(preset: str) -> tuple[list[str], str]:

@@ -234,5 +234,15 @@ def test_compare_in_a_real_browser(cache, tmp_path, monkeypatch):
             page.screenshot(path=str(shot), full_page=True)
             assert Image.open(shot).size[0] == 1400
             assert "Error" not in page.locator("body").inner_text()
+            # Another preset: nothing of the digits' comparison stays under its caption.
+            page.get_by_label("Preset").click()
+            page.get_by_role("option", name="depth (CIFAR-10, trained)", exact=True).click()
+            page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('Press')")
+            assert page.locator("#compare-cams img").count() == 0 and "Table 6" in page.locator("body").inner_text()
+            assert "digits_plain56" not in page.locator("#compare-chart").inner_text()
+            # A list edited by hand is no longer the preset: its caption goes, and so does the preset's name.
+            page.locator("#compare-networks .token", has_text="cifar10_resnet20").locator(".token-remove").click()
+            page.wait_for_function("() => !document.body.innerText.includes('Table 6')")
+            assert page.get_by_label("Preset").input_value() == ""
     finally:
         demo.close()
