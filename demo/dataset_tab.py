@@ -107,7 +107,10 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         concurrency_limit=1,
         **SESSION_BOUND,
     )
-    stop.click(None, None, None, cancels=[job], **PRIVATE)
+    # Stop says so, and a new choice clears what the last run showed: it belongs to the choices it was run with.
+    stop.click(stopped, None, outputs, cancels=[job], **PRIVATE)
+    for changed in (networks.change, data.change, measured.change):
+        changed(choices_changed, None, outputs, queue=False, **PRIVATE)
     worst.select(pick_worst, worst_files, shared.image, **PRIVATE)
     explained.select(pick_worst, explained_files, shared.image, **PRIVATE)
 
@@ -166,6 +169,12 @@ def dataset_run(
     text = f"**{len(summaries)} network(s) over {data}** ({len(source):,} images)" + (
         f". Untrained (no published weights): {', '.join(untrained)}." if untrained else "."
     )
+    read_back = [s.network for s in summaries.values() if s.images_per_second is None]
+    if read_back:
+        text += (
+            f" No images/s for {', '.join(read_back)}: their rows were read back from an earlier run of the same "
+            "choices, not computed now."
+        )
     shown = metrics_plot.is_file()
     explained = f"Worst explained: {measure} (click one to put it in the photo box)" if measure else ""
     return (
@@ -181,6 +190,21 @@ def dataset_run(
         [png_path(picture) for picture, _ in badly],
         download_path(zipped(out), "resnet-explorer-dataset.zip"),
     )
+
+
+def cleared(status: str) -> tuple:
+    """The tab's outputs with nothing of a previous run: ``status`` alone."""
+    hidden_caption, hidden_gallery = caption("", visible=False), gr.Gallery([], visible=False)
+    plots = (None, None, gr.Markdown(visible=False), gr.Image(None, visible=False))
+    return (status, None, *plots, [], [], hidden_caption, hidden_gallery, [], None)
+
+
+def stopped() -> tuple:
+    return cleared("**Stopped.** The rows computed so far are kept: **Run** with the same choices resumes from them.")
+
+
+def choices_changed() -> tuple:
+    return cleared("Press **Run** for the networks, data and measures now picked.")
 
 
 def served(path: Path) -> str | None:

@@ -64,8 +64,9 @@ def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
                                              rows[: dataset_tab.WORST]]  # fmt: skip
     assert len(files) == len(worst) == dataset_tab.WORST
     # Asked again, the run is read back from disk: the same board, no speed to report.
-    again = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)[1]
+    said, again = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)[:2]
     assert again.iloc[:, :7].equals(board.iloc[:, :7]) and again["images/s"].isna().all()
+    assert f"No images/s for {', '.join(PAIR)}: their rows were read back from an earlier run" in said  # and why
 
 
 def test_a_metric_asked_for_is_a_leaderboard_column_a_chart_and_a_ranking(tmp_path):
@@ -154,3 +155,16 @@ def test_through_gradio_client_and_in_chromium(served_app):
         page.locator("#dataset-worst img").first.click()
         expect(page.locator("#photo img")).to_have_count(1, timeout=60_000)
         assert "Error" not in page.locator("body").inner_text()
+        # Another choice: nothing of that run stays under it.
+        page.get_by_label("cifar10_plain20").check()  # untrained: nothing to download
+        expect(page.locator("#dataset-status")).to_contain_text("Press Run for the networks", timeout=30_000)
+        assert (
+            page.locator("#dataset-worst img").count() == 0
+            and "cifar10_resnet44" not in page.locator("#dataset-board").inner_text()
+        )
+        # Stop during a run: it says so, and shows nothing of an earlier run.
+        page.get_by_role("button", name="Run over the data set").click()
+        page.wait_for_timeout(1500)
+        page.get_by_role("button", name="Stop").click()
+        expect(page.locator("#dataset-status")).to_contain_text("Stopped.", timeout=30_000)
+        assert page.locator("#dataset-worst img").count() == 0
