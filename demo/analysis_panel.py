@@ -53,6 +53,9 @@ MAX_CHECKPOINT = f"{MAX_CHECKPOINT_MB} MB"
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DIGIT_NET = "digits_resnet56"  # the network the digit examples carry
 CIFAR10_NET = "cifar10_resnet56"  # ... and the CIFAR-10 test images
+# After an answer, the predictions scrolled into view where they are not (a phone: the examples sit below them);
+# "nearest" leaves a page where they are already on screen as it is.
+SHOW_ANSWER = "() => document.querySelector('#predictions')?.scrollIntoView({block: 'nearest'})"
 
 
 @dataclass
@@ -80,6 +83,8 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
     start_family = get_arch(start_arch).family
     weights_pick = on_arch(start_arch)  # what a pick of the start network fills in
     session = gr.State(None)
+    # The way in on the first screen (1400x1000): the photo with Analyze under it on the left, the answer and the
+    # examples on the right; the pickers and the rest below Analyze. On a phone the columns stack in that order.
     with gr.Row():
         with gr.Column(scale=1):
             caption(f"Photo (up to {MAX_UPLOAD})")
@@ -89,9 +94,10 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                 type="filepath",
                 image_mode=None,
                 sources=["upload", "clipboard", "webcam"],
-                height=300,
+                height=240,
                 elem_id="photo",
             )
+            run = gr.Button("Analyze", variant="primary", elem_id="analyze")
             family = gr.Dropdown(FAMILIES, value=start_family, label="Family")
             arch = gr.Dropdown(
                 architectures_of(start_family),
@@ -110,7 +116,10 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                     "its architecture is recognised from its keys. It stays private to this session."
                 )
                 checkpoint = gr.File(
-                    label="Checkpoint", file_types=list(uploads.SUFFIXES), type="filepath", elem_id="checkpoint-file"
+                    label="Checkpoint",
+                    file_types=[*uploads.SUFFIXES, *uploads.NAMED_OTHERS],
+                    type="filepath",
+                    elem_id="checkpoint-file",
                 )
                 checkpoint_labels = gr.File(
                     label="Class names (optional: .txt, one per line, or .json)",
@@ -121,7 +130,6 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                 open_button = gr.Button("Open my model", elem_id="open-checkpoint")
             with gr.Accordion("Options", open=False):
                 topk = gr.Slider(1, 10, value=5, step=1, label="Top-k")
-            run = gr.Button("Analyze", variant="primary")
         with gr.Column(scale=2):
             status = gr.Markdown(
                 start_note or "Pick a photo (or an example below) and press **Analyze**.", elem_id="weights-status"
@@ -131,10 +139,11 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
             with gr.Row():
                 export = gr.Button("Download this analysis (PNGs + JSON)", size="sm")
                 report = gr.File(label="Report", interactive=False, height=80, elem_id="report-file", visible=False)
-    # Photos fill the input for whatever network is picked; digits and CIFAR-10 test images belong to a network of
-    # their own, so they carry it, run on click, and are cached per example (lazily, on first click).
-    with gr.Row() as examples:
-        gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
+            # Photos fill the input for whatever network is picked; digits and CIFAR-10 test images belong to a
+            # network of their own, so they carry it, run on click, and are cached per example (lazily, on first
+            # click).
+            with gr.Row() as examples:
+                gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
     opened = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=uploads.forget)
     shared = Shared(demo, image, family, arch, weights, session)
     uploads_box = (checkpoint, checkpoint_labels, open_button, opened)
@@ -183,7 +192,7 @@ def wire(shared: Shared, panel: Panel) -> None:
             )
         owned.cache_event.then(
             on_gpu(example_controls, "analysis"), picks, [session, *controls, shared.arch, shared.weights], **PRIVATE
-        )
+        ).then(None, js=SHOW_ANSWER, **PRIVATE)
     # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights (and
     # Analyze settles stale weights itself). The facts follow any change of network or weights.
     shared.family.input(on_family, shared.family, [shared.arch, shared.weights], queue=False, **PRIVATE)
@@ -216,7 +225,7 @@ def wire(shared: Shared, panel: Panel) -> None:
         show_progress_on=[panel.label],  # one spinner, not one per output: 22 outputs, most in hidden tabs
         **PRIVATE,
         **NETWORK,
-    )
+    ).then(None, js=SHOW_ANSWER, **PRIVATE)
     panel.open_checkpoint.click(
         open_checkpoint,
         [panel.checkpoint, panel.checkpoint_labels, panel.opened],

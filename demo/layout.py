@@ -19,25 +19,50 @@ from . import (
     network_map_tab,
     residuals_tab,
 )
-from .shared import Tab
+from .shared import PRIVATE, Tab
 
-__all__ = ["PIXELATED", "TABS", "build_demo"]
+__all__ = ["GUIDE", "PIXELATED", "TABS", "build_demo"]
 
-# In page order. A new tab is a module with TITLE and build(shared, tab), and one line here (CONTRIBUTING.md).
+# In page order: the guided path first (GUIDE), then the rest. A new tab is a module with TITLE and
+# build(shared, tab), and one line here (CONTRIBUTING.md).
 TABS: list[Tab] = [
     features_tab,
     gradcam_tab,
-    explain_tab,
-    cost_tab,
     residuals_tab,
+    degradation_tab,
     network_map_tab,
-    live_tab,
     compare_tab,
+    cost_tab,
+    explain_tab,
     cifar10_tab,
     dataset_tab,
-    degradation_tab,
+    live_tab,
     about_tab,
 ]
+# A first visit's short path through the tabs, one sentence each on what to look for (steps of tabs left out are
+# left out); a visitor who closes it does not see it again in that browser.
+GUIDE: list[tuple[Tab | None, str]] = [
+    (None, "click a **CIFAR-10 example** on the right: the paper's trained cifar10_resnet56 answers at once"),
+    (
+        features_tab,
+        "what each stage responds to: early stages keep edges and colours, the last one coarse parts (click a "
+        "channel to see it large)",
+    ),
+    (gradcam_tab, "where the network looked for its answer; pick another class to see where its evidence lies"),
+    (
+        residuals_tab,
+        "each block's residual branch against its shortcut: most are well below 1, so a block nudges its input "
+        "rather than replacing it, the paper's reason why depth does not hurt",
+    ),
+    (
+        degradation_tab,
+        "train a plain and a residual network on digits, live: the deeper plain one ends worse, the residual one "
+        "does not",
+    ),
+]
+GUIDE_CLOSED = "resnet-explorer-guide-closed"  # the browser's localStorage key
+
+
 # A 32x32 or 28x28 input is shown enlarged with its pixels kept sharp, so the user sees what the net saw
 # (Gradio 6 takes css at launch: demo.launch passes it).
 PIXELATED = (
@@ -45,6 +70,23 @@ PIXELATED = (
     ".pixelated-tiles img { image-rendering: pixelated; }\n"  # galleries and clickable pictures come at their size
     ".pixelated-tiles .caption-label { white-space: normal; max-width: 100%; }"  # a tile's caption wraps, not cut
 )
+
+
+def guide_text(pages: list[Tab]) -> str:
+    steps = [f"**{tab.TITLE}**: {text}" if tab else text for tab, text in GUIDE if tab is None or tab in pages]
+    lines = "\n".join(f"{number}. {step[0].upper()}{step[1:]}." for number, step in enumerate(steps, 1))
+    return f"**New here? A short path:**\n\n{lines}"
+
+
+def first_visit_guide(demo: gr.Blocks, pages: list[Tab]) -> gr.Group:
+    """The guide, shown once the page knows this browser has not closed it (so a returning visitor sees no flash)."""
+    closed = gr.BrowserState(False, storage_key=GUIDE_CLOSED)
+    with gr.Group(visible=False, elem_id="guide") as guide:
+        gr.Markdown(guide_text(pages), elem_id="guide-text")
+        close = gr.Button("Got it: hide this", size="sm", elem_id="guide-close")
+    close.click(lambda: (gr.Group(visible=False), True), None, [guide, closed], queue=False, **PRIVATE)
+    demo.load(lambda was_closed: gr.Group(visible=not was_closed), closed, guide, queue=False, **PRIVATE)
+    return guide
 
 
 def opened_tab(event: gr.SelectData) -> str:
@@ -58,8 +100,9 @@ def build_demo(tabs: list[Tab] | None = None) -> gr.Blocks:
             "# ResNet Explorer\nWhat a residual network sees, where it looks, and what each block costs. "
             "Upload a photo, pick a network, press **Analyze**."
         )
-        shared, panel = analysis_panel.build(demo)
         pages = TABS if tabs is None else tabs
+        first_visit_guide(demo, pages)
+        shared, panel = analysis_panel.build(demo)
         shared.open_tab = gr.State(pages[0].TITLE)
         with gr.Tabs() as tab_row:
             for tab in pages:

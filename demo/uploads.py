@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from resnet_core.zoo.checkpoints import SOURCE, CheckpointError, CheckpointInfo, inspect_checkpoint
+from resnet_core.zoo.file_kinds import not_a_checkpoint
 from resnet_core.zoo.weights import file_sha256
 
 __all__ = ["PREFIX", "Upload", "forget", "forget_session", "get", "is_upload", "open_upload"]
 
 PREFIX = "checkpoint:"  # weight choices that are a visitor's own checkpoint
 SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".th")
+# Taken too, to be told in one sentence what they are (resnet_core.zoo.file_kinds) rather than filtered silently.
+NAMED_OTHERS = (".h5", ".hdf5", ".keras", ".onnx", ".pb", ".tflite", ".npy", ".zip")
 LABEL_SUFFIXES = (".txt", ".json")
 
 
@@ -75,8 +78,9 @@ def open_upload(checkpoint: str | Path, labels: str | Path | None = None, sessio
     ResNet we know, or labels that do not fit it.
     """
     checkpoint = Path(checkpoint)
-    if checkpoint.suffix.lower() not in SUFFIXES:
-        raise ValueError(f"{checkpoint.name}: a checkpoint is one of {', '.join(SUFFIXES)}")
+    if checkpoint.suffix.lower() not in SUFFIXES:  # what the file is, where its first bytes say, else the suffixes
+        kind = not_a_checkpoint(checkpoint) if checkpoint.is_file() and checkpoint.stat().st_size else None
+        raise ValueError(kind or f"{checkpoint.name}: a checkpoint is one of {', '.join(SUFFIXES)}")
     if labels is not None and Path(labels).suffix.lower() not in LABEL_SUFFIXES:
         raise ValueError(f"{Path(labels).name}: class names come as .txt (one per line) or .json")
     key = secrets.token_hex(12)

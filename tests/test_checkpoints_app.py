@@ -94,8 +94,12 @@ def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache
 
 def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path):
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
-    wrong_kind = (tmp_path / "three.txt", None, "a checkpoint is one of")
-    cases = [*bad_inputs(tmp_path), wrong_kind]
+    (tmp_path / "model.tar").write_bytes(bytes(range(256)) * 4)  # no suffix we take, no signature we know
+    wrong_kinds = [
+        (tmp_path / "three.txt", None, "three.txt is a text file (6 bytes, beginning 'a'), not a checkpoint"),
+        (tmp_path / "model.tar", None, "model.tar: a checkpoint is one of .safetensors, .pth"),
+    ]
+    cases = [*bad_inputs(tmp_path), *wrong_kinds]
     for path, labels, message in cases:
         with pytest.raises(gr.Error) as info:
             panel.open_checkpoint(str(path), str(labels) if labels else None, [], None)

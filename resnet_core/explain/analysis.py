@@ -83,8 +83,8 @@ class AnalysisResult:
         largest value, and its probabilities then mean nothing."""
         if bool(torch.isfinite(self.probabilities).all()):
             return None
-        return next((name for name, stats in self.blocks.items() if not bool(torch.isfinite(stats.output).all())),
-                    "the classifier")  # fmt: skip
+        broken = (name for name, stats in self.blocks.items() if not bool(torch.isfinite(stats.output).all()))
+        return next(broken, "the classifier")
 
     @property
     def cam_layers(self) -> list[str]:
