@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import gradio as gr
+from PIL import Image
 
 from resnet_core import get_arch
 from resnet_core.assets import ASSETS_DIR
@@ -53,6 +54,7 @@ MAX_CHECKPOINT = f"{MAX_CHECKPOINT_MB} MB"
 EXAMPLES = ["chelsea.png", "coffee.png", "rocket.jpg", "grace_hopper.jpg", "astronaut.png", "camera.png"]
 DIGIT_NET = "digits_resnet56"  # the network the digit examples carry
 CIFAR10_NET = "cifar10_resnet56"  # ... and the CIFAR-10 test images
+FEW_CLASSES = 10  # a network this narrow calls any photo one of its classes, often with near-certainty
 # After an answer, the predictions scrolled into view where they are not (a phone: the examples sit below them);
 # "nearest" leaves a page where they are already on screen as it is.
 SHOW_ANSWER = "() => document.querySelector('#predictions')?.scrollIntoView({block: 'nearest'})"
@@ -306,12 +308,22 @@ def on_arch(arch: str):
     return gr.update(choices=catalog.weight_choices(arch), value=catalog.default_choice(arch))
 
 
-def status_text(result: AnalysisResult, loaded: LoadedModel, note: str = "") -> str:
-    """One line on what ran and from where (plus ``note``); the operator's detail collapsed below it."""
+def status_text(
+    result: AnalysisResult, loaded: LoadedModel, note: str = "", photo_size: tuple[int, int] | None = None
+) -> str:
+    """One line on what ran and from where (plus ``note``); the operator's detail collapsed below it. A network of
+    a few classes shown a photo of another size than its training images (``photo_size``, the photo's own) is
+    said not to be certain, whatever its top probability."""
     card = result.card
     trained = "trained" if card.pretrained else "**UNTRAINED**"
     text = f"Results for **{card.label}** ({card.label_space.name}, {trained}). {loaded.status}"
     text += f" {note}" if note else ""
+    classes, native = len(card.categories), card.preprocess.crop_size
+    if photo_size is not None and classes <= FEW_CLASSES and photo_size != (native, native):
+        text += (
+            f" **{card.name} knows only its {classes} classes** and must call every image one of them: on a photo "
+            f"unlike its {native}x{native} training images, even 100% is not certainty."
+        )
     if result.overflow is not None:
         why = (
             f"an untrained network of {len(result.blocks)} blocks adds every block's unnormalised output to its input "
@@ -385,7 +397,7 @@ def analyze_image(
     shown = view_path if view_only else png_path
     return (
         prediction_label(result),
-        status_text(result, loaded, note),
+        status_text(result, loaded, note, photo_size(path)),
         shown(result.crop),
         png_path(grid),  # flat cells: as small and fast in PNG, and exact
         shown(cam_overlay(result.crop, stored.cam, opacity)),
@@ -462,6 +474,15 @@ def example_controls(image: str, family: str, arch: str, weights: str):
     state = _new_state(image_path(image), arch, weight_choice(arch, weights))
     stored_analysis(state)  # nothing stored under the new token yet: runs the analysis, and records its class
     return (state, *refresh_controls(state, None, None), *on_example(family, arch))
+
+
+def photo_size(path: str) -> tuple[int, int] | None:
+    """The photo's own width and height, from its header (None where it cannot be read: the analysis says why)."""
+    try:
+        with Image.open(path) as photo:
+            return photo.size
+    except (OSError, ValueError):
+        return None
 
 
 def _new_state(path: str, arch: str, weights: str, topk: int = 5, cam_layer: str | None = None) -> TabState:

@@ -209,6 +209,18 @@ def test_outputs_that_overflowed_say_so_and_where(photos):
     assert "an untrained network of 9 blocks" in status
 
 
+def test_a_ten_class_network_on_a_photo_unlike_its_data_says_100_percent_is_not_certainty(cache, photos):
+    """A cat photo on the digit net: the answer is one of ten digits, said with near-certainty; the status says what
+    that is worth. A CIFAR-10 test image on the CIFAR-10 net, and any photo on an ImageNet net: no such sentence."""
+    label, status, *_ = panel.analyze_image(str(photos / "chelsea.png"), "digits_resnet56", "DEFAULT")
+    assert "**digits_resnet56 knows only its 10 classes** and must call every image one of them" in status
+    assert "unlike its 28x28 training images, even 100% is not certainty" in status
+    _, status, *_ = panel.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
+    assert "knows only" not in status
+    _, status, *_ = panel.analyze_image(str(photos / "chelsea.png"), "resnet18", RANDOM_INIT)
+    assert "knows only" not in status
+
+
 def test_weights_that_fail_to_load_are_marked_in_every_output(cache, dead_weights, photos):
     chelsea = str(photos / "chelsea.png")
     _, status, *_, chart, summary, state = panel.analyze_image(chelsea, "cifar10_resnet32", dead_weights)
