@@ -45,7 +45,9 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         gr.Markdown(
             "**Run it yourself.** Trains plain and residual nets of two depths with the same seed and batch order, "
             "streaming the curves. One run at a time: others wait in the queue, their position shown. 200 steps of "
-            "the 20- and 56-layer pairs take about three minutes on two cores."
+            "the 20- and 56-layer pairs take about three minutes on two cores. A run much shorter, or of depths "
+            "closer together, may end before the deeper plain net falls behind; the run says whether it shows the "
+            "effect, from its own numbers."
         )
         with gr.Row():
             shallow = gr.Dropdown(list(LIVE_DEPTHS), value=20, label="Shallow depth")
@@ -155,7 +157,39 @@ def run_live(shallow: int, deep: int, steps: int) -> Iterator[tuple[Figure, str]
     finals = {name: degradation.evaluate(model, images, labels) for name, model in models.items()}
     rows = [f"| {name} | {loss:.4f} | {error:.2%} |" for name, (loss, error) in finals.items()]
     summary = "\n".join(["| model | final training loss | training error |", "|---|---|---|", *rows])
-    yield _partial_plot(config, losses), f"done in {time.perf_counter() - start:.0f} s\n\n{summary}"
+    verdict = live_verdict(finals, shallow, deep, steps)
+    yield _partial_plot(config, losses), f"done in {time.perf_counter() - start:.0f} s\n\n{summary}\n\n{verdict}"
+
+
+def live_verdict(finals: dict[str, tuple[float, float]], shallow: int, deep: int, steps: int) -> str:
+    """What this run shows of the paper's claim, from its own final training losses, and where it does not, why
+    and what will: a short run (50 steps, 20 against 32 layers) can end with the deeper plain net ahead, because
+    both are still far from fitting their data, which is not where degradation lives."""
+    name = degradation.model_name
+    plain = finals[name(shallow, True)][0], finals[name(deep, True)][0]
+    residual = finals[name(shallow, False)][0], finals[name(deep, False)][0]
+    degraded, helped = plain[1] > plain[0], residual[1] <= residual[0]
+    if degraded and helped:
+        return (
+            f"**This run shows it:** the {deep}-layer plain net ends with a higher training loss than the "
+            f"{shallow}-layer one ({plain[1]:.4f} against {plain[0]:.4f}), while the {deep}-layer residual net does "
+            f"not ({residual[1]:.4f} against {residual[0]:.4f})."
+        )
+    missing = "the deeper plain net is not worse" if not degraded else "the deeper residual net is not better"
+    return (
+        f"**This run does not show it yet** ({missing}): after {steps} steps these networks are still far from "
+        "fitting their training data, and degradation is about how well a network can fit it. It shows with "
+        f"longer training and a larger gap in depth: the lab's reference run (500 steps, 20 against 56 layers) "
+        f"{REFERENCE_CLAIM}"
+    )
+
+
+# From the lab's seed study (BENCHMARKS.md, "Choosing 500 steps"), the figures the reference run stands on.
+REFERENCE_CLAIM = (
+    "ends with the 56-layer plain net at 18 to 31 times the 20-layer one's training loss on each of 6 seeds on the "
+    "CPU (at least 11 times on each of 14 seeds on a GPU), and the 56-layer residual net at or below the 20-layer "
+    "one on 5 of those 6 (14 of those 14)."
+)
 
 
 def _partial_plot(config: degradation.LabConfig, losses: dict[str, list[float]]) -> Figure:

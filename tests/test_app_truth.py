@@ -213,6 +213,7 @@ def test_a_ten_class_network_on_a_photo_unlike_its_data_says_100_percent_is_not_
     """A cat photo on the digit net: the answer is one of ten digits, said with near-certainty; the status says what
     that is worth. A CIFAR-10 test image on the CIFAR-10 net, and any photo on an ImageNet net: no such sentence."""
     label, status, *_ = panel.analyze_image(str(photos / "chelsea.png"), "digits_resnet56", "DEFAULT")
+    assert next(iter(label)).split()[0] in "0123456789"  # a cat, called a digit
     assert "**digits_resnet56 knows only its 10 classes** and must call every image one of them" in status
     assert "unlike its 28x28 training images, even 100% is not certainty" in status
     _, status, *_ = panel.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")

@@ -40,12 +40,26 @@ def test_gradient_view_plots_every_model():
     assert len(figure.axes[0].lines) == 4
 
 
+def test_a_live_run_says_whether_it_shows_the_degradation_and_what_will():
+    """50 steps of 20 against 32 layers once ended with plain-32 ahead of plain-20 (39.3% against 61.0% training
+    error) under a tab that promises the opposite: the run's own numbers decide the sentence."""
+    shown = {"digits_plain20": (0.01, 0.0), "digits_plain56": (0.17, 0.04),
+             "digits_resnet20": (0.004, 0.0), "digits_resnet56": (0.003, 0.0)}  # fmt: skip
+    assert degradation_tab.live_verdict(shown, 20, 56, 200).startswith("**This run shows it:** the 56-layer plain")
+    early = {"digits_plain20": (1.61, 0.61), "digits_plain32": (1.12, 0.393),
+             "digits_resnet20": (0.9, 0.3), "digits_resnet32": (0.8, 0.25)}  # fmt: skip
+    verdict = degradation_tab.live_verdict(early, 20, 32, 50)
+    assert verdict.startswith("**This run does not show it yet** (the deeper plain net is not worse): after 50 steps")
+    assert "500 steps, 20 against 56 layers" in verdict and "18 to 31 times" in verdict
+
+
 @pytest.mark.slow
 def test_live_run_streams_then_summarises(short_runs):
     updates = list(degradation_tab.run_live(20, 32, 10))
     assert len(updates) >= 4
     assert "s left" in updates[0][1]
     final = updates[-1][1]
+    assert "This run shows it" in final or "This run does not show it yet" in final
     assert final.startswith("done in") and all(
         n in final for n in ("digits_plain20", "digits_plain32", "digits_resnet20", "digits_resnet32")
     )
