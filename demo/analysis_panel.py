@@ -192,14 +192,20 @@ def wire(shared: Shared, panel: Panel) -> None:
                 elem_id=elem_id,
                 api_visibility="private",
             )
+        follow_up = [session, *controls, shared.arch, shared.weights]
+        # No spinner of its own: the example's answer shows one on the predictions, and a queued follow-up's spinner
+        # on the facts panel was what a visitor saw frozen there.
         owned.cache_event.then(
-            on_gpu(example_controls, "analysis"), picks, [session, *controls, shared.arch, shared.weights], **PRIVATE
+            on_gpu(example_controls, "analysis"), picks, follow_up, show_progress="hidden", **PRIVATE
         ).then(None, js=SHOW_ANSWER, **PRIVATE)
     # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights (and
     # Analyze settles stale weights itself). The facts follow any change of network or weights.
     shared.family.input(on_family, shared.family, [shared.arch, shared.weights], queue=False, **PRIVATE)
     shared.arch.input(on_arch, shared.arch, shared.weights, queue=False, **PRIVATE)
-    gr.on(None, picked_facts, [shared.arch, shared.weights], panel.facts, **PRIVATE)
+    # The facts answer outside the queue too, with no spinner: a queued event that waited (or was dropped while
+    # another of its kind ran) left the panel greyed under a frozen spinner for minutes.
+    facts_inputs = [shared.arch, shared.weights]
+    gr.on(None, picked_facts, facts_inputs, panel.facts, queue=False, show_progress="hidden", **PRIVATE)
     # Results that no longer belong to the photo or network on screen say so until the next analysis.
     stale_inputs = [session, shared.image, shared.arch]
     gr.on([shared.image.change, shared.arch.change], mark_stale, stale_inputs, panel.stale, queue=False, **PRIVATE)

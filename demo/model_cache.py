@@ -22,6 +22,12 @@ from .sessions import release_memory
 
 __all__ = ["ModelBusy", "ModelCache"]
 
+# A network whose input is this small (CIFAR-10's 32 px, the digits' 28) runs on one CPU thread: its layers are too
+# small to split, and a second thread costs more than it saves, alone or beside another request (BENCHMARKS.md,
+# "Two users at once": a 32 px feature visualisation 2.1x faster on one thread than on two). ImageNet-sized inputs
+# keep every thread (--threads): there two threads win, even with two users at once.
+SMALL_INPUT = 64
+
 
 class ModelBusy(RuntimeError):
     """The model is running another request, and the caller asked not to wait (a live camera frame)."""
@@ -69,9 +75,15 @@ class ModelCache:
         loaded = self.get(arch, weights)
         if not loaded._lock.acquire(blocking=wait):
             raise ModelBusy(f"{arch} is busy with another request")
+        threads = torch.get_num_threads()
+        small = self.device.type == "cpu" and loaded.model.card.preprocess.crop_size <= SMALL_INPUT
         try:
+            if small:
+                torch.set_num_threads(1)  # this request's thread only: the others keep theirs
             yield loaded
         finally:
+            if small:
+                torch.set_num_threads(threads)
             loaded._lock.release()
 
     def get(self, arch: str, weights: str) -> LoadedModel:

@@ -155,3 +155,17 @@ def test_each_part_of_the_library_says_what_it_is_for():
         docstring = ast.get_docstring(ast.parse(init.read_text()))
         lines = (docstring or "").splitlines()
         assert lines and lines[0] and (len(lines) == 1 or lines[1] == ""), init  # a one-line summary (PEP 257)
+
+
+def test_no_event_can_leave_a_spinner_on_the_facts_panel():
+    """The facts panel once stayed greyed under a frozen spinner for minutes after a pick then Analyze. Every event
+    that writes it either answers outside the queue with no progress shown, or shows its progress elsewhere (Analyze:
+    on the predictions alone)."""
+    demo = layout.build_demo()
+    (facts,) = [b for b in demo.blocks.values() if isinstance(b, gr.Markdown) and "weighted layers" in str(b.value)]
+    writers = [fn for fn in demo.fns.values() if any(output is facts for output in fn.outputs)]
+    assert len(writers) >= 3  # a pick, Analyze, the examples' follow-up
+    for fn in writers:
+        shown_elsewhere = fn.show_progress_on is not None and all(b is not facts for b in fn.show_progress_on)
+        unqueued_and_silent = fn.queue is False and fn.show_progress == "hidden"
+        assert shown_elsewhere or unqueued_and_silent or fn.show_progress == "hidden", fn.name
