@@ -164,8 +164,9 @@ def curve_verdict(report: SanityReport, mode: str, num_classes: int, network: st
 
 def randomization_verdict(report: SanityReport) -> str:
     """The randomization line: the map's rank correlation with the trained one after the head and the last stage
-    are re-initialised, as median and range over the seeds, and the spread's verdict (a pass only where every draw
-    falls below :data:`RANDOMIZED_ENOUGH`, a fail only where none does, else the draw decides)."""
+    are re-initialised, as the median over the draws with its 95% interval, and the verdict that interval gives
+    (a pass where it lies below :data:`RANDOMIZED_ENOUGH`, a fail where it lies above, else more draws would decide).
+    """
     spread = report.randomization_spread[min(1, len(report.randomization_spread) - 1)]
     draws = len(spread.seeds)
     summary = spread.spearman_range()
@@ -175,17 +176,19 @@ def randomization_verdict(report: SanityReport) -> str:
             "draws: passes."
         )
     median, low, high = summary
+    inside, outside = spread.median_interval()
     flat = draws - len(spread.ranked)
     constant = f"; {flat} of {draws} draws gave a constant map" if flat else ""
     outcome = {
-        "passes": "passes in every draw",
-        "fails": "**fails** in every draw: the map barely depends on those weights",
-        "undecided": "**the draw decides**: some draws pass, some fail",
+        "passes": "passes",
+        "fails": "**fails**: the map barely depends on those weights",
+        "undecided": f"**undecided** after {draws} draws: the median lies too close to {RANDOMIZED_ENOUGH}",
     }[spread.verdict()]
     return (
         f"- Randomization: after re-initialising the head and {spread.step}, the map's rank correlation with the "
-        f"original one is {median:.2f} (median of {draws} seeds, range {low:.2f} to {high:.2f}{constant}; "
-        f"{outcome}; a faithful map falls below {RANDOMIZED_ENOUGH})."
+        f"original one is {median:.2f} (median of {draws} draws of the new weights, 95% interval {inside:.2f} to "
+        f"{outside:.2f}, range {low:.2f} to {high:.2f}{constant}; {outcome}; a faithful map falls below "
+        f"{RANDOMIZED_ENOUGH})."
     )
 
 

@@ -422,7 +422,11 @@ def cmd_sanity(args: argparse.Namespace) -> int:
         summary = spread.spearman_range()
         ranked = "median {:+.2f}, range {:+.2f} to {:+.2f}".format(*summary) if summary else ""
         spread_text = ranked or "constant maps"
-        print(f"  up to {spread.step} over seeds {spread.seeds[0]}-{spread.seeds[-1]}: Spearman {spread_text}")
+        low, high = spread.median_interval()
+        print(
+            f"  up to {spread.step} over seeds {spread.seeds[0]}-{spread.seeds[-1]}: Spearman {spread_text} "
+            f"(median's 95% interval {low:+.2f} to {high:+.2f}: {spread.verdict()})"
+        )
     print(f"deletion AUC {report.deletion.auc:.3f} (random {report.random_deletion.auc:.3f}, lower is better)")
     print(f"insertion AUC {report.insertion.auc:.3f} (random {report.random_insertion.auc:.3f}, higher is better)")
     print(payload["protocol"])

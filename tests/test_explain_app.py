@@ -42,9 +42,9 @@ def test_the_tab_reports_the_library_checks_with_their_protocol():
 
     assert without_time(numbers["randomization"]) == without_time(expected["randomization"])
     assert [step["step"] for step in numbers["randomization"]] == ["head", "layer3", "layer2", "layer1", "stem"]
-    assert numbers["randomization_seeds"] == expected["randomization_seeds"]  # 5 draws of the first two steps
+    assert numbers["randomization_seeds"] == expected["randomization_seeds"]  # the draws of the first two steps
     spread = numbers["randomization_seeds"][1]
-    assert f"{spread['median_spearman']:.2f} (median of 5 seeds" in verdict
+    assert f"{spread['median_spearman']:.2f} (median of {len(spread['seeds'])} draws of the new weights" in verdict
     assert verdict.startswith("**Grad-CAM** of **cat**") and "gaussian-blurred copy" in verdict
     deletion_line = next(line for line in verdict.splitlines() if line.startswith("- Deletion"))
     assert f"AUC {numbers['deletion_auc']:.3f} against {numbers['random_deletion_auc']:.3f}" in deletion_line
@@ -103,24 +103,31 @@ def test_the_shipped_table_covers_every_protocol_the_tab_offers():
                     assert units in versus["protocol"] and filler in versus["protocol"]
 
 
-def test_the_randomization_verdict_reads_every_seed(cat_report):
-    """The line gives the median and range over the seeds; it passes only where every draw is below the bar, fails
-    only where none is, and otherwise says the draw decides."""
+def test_the_randomization_verdict_reads_the_medians_interval(cat_report):
+    """The line gives the median over the draws with its 95% interval and range; it passes where the interval lies
+    below the bar, fails where it lies above, and is undecided where it holds the bar."""
     spread = cat_report.randomization_spread[1]
     median, low, high = spread.spearman_range()
+    inside, outside = spread.median_interval()
     line = explain_tab.randomization_verdict(cat_report)
-    assert f"{median:.2f} (median of 5 seeds, range {low:.2f} to {high:.2f}" in line and spread.step in line
+    draws = len(spread.seeds)
+    assert (
+        f"{median:.2f} (median of {draws} draws of the new weights, 95% interval {inside:.2f} to {outside:.2f}" in line
+    )
+    assert f"range {low:.2f} to {high:.2f}" in line and spread.step in line and draws in (10, 20, 30)
 
     def with_draws(*values: float | None) -> SanityReport:
         seeds = tuple(range(len(values)))
         drawn = dataclasses.replace(spread, seeds=seeds, spearman=values, ssim=(0.0,) * len(values))
         return dataclasses.replace(cat_report, randomization_spread=[cat_report.randomization_spread[0], drawn])
 
-    assert "passes in every draw" in explain_tab.randomization_verdict(with_draws(0.1, -0.2, 0.4))
-    assert "**fails** in every draw" in explain_tab.randomization_verdict(with_draws(0.6, 0.9, 0.7))
-    assert "**the draw decides**" in explain_tab.randomization_verdict(with_draws(0.1, 0.7, 0.2))
+    ten = (0.1, -0.2, 0.4, 0.3, 0.2, 0.0, 0.1, 0.45, 0.2, 0.3)  # the interval x(2)..x(9) = [-0.0, 0.4]
+    assert "; passes;" in explain_tab.randomization_verdict(with_draws(*ten))
+    assert "**fails**" in explain_tab.randomization_verdict(with_draws(*(value + 0.6 for value in ten)))
+    close = (0.1, 0.7, 0.2, 0.6, 0.55, 0.45, 0.3, 0.8, 0.52, 0.4)
+    assert "**undecided** after 10 draws" in explain_tab.randomization_verdict(with_draws(*close))
     flat = explain_tab.randomization_verdict(with_draws(0.1, None, 0.2))
-    assert "median of 3 seeds, range 0.10 to 0.20; 1 of 3 draws gave a constant map" in flat
+    assert "median of 3 draws of the new weights" in flat and "1 of 3 draws gave a constant map" in flat
     assert "constant in all 2 draws: passes" in explain_tab.randomization_verdict(with_draws(None, None))
 
 
