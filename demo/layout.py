@@ -42,7 +42,10 @@ TABS: list[Tab] = [
 # A first visit's short path through the tabs, one sentence each on what to look for (steps of tabs left out are
 # left out); a visitor who closes it does not see it again in that browser.
 GUIDE: list[tuple[Tab | None, str]] = [
-    (None, "click a **CIFAR-10 example** on the right: the paper's trained cifar10_resnet56 answers at once"),
+    (
+        None,
+        "click a **CIFAR-10 example** (under the predictions): the paper's trained cifar10_resnet56 answers at once",
+    ),
     (
         features_tab,
         "what each stage responds to: early stages keep edges and colours, the last one coarse parts (click a "

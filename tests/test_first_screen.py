@@ -52,6 +52,8 @@ def test_the_first_screen_has_the_way_in_and_a_guide_that_stays_closed(served_ap
 def test_on_a_phone_a_tapped_examples_answer_is_scrolled_into_view(served_app):
     pytest.importorskip("playwright.sync_api")
     with chromium_page(served_app, width=390, height=844) as page:
+        page.wait_for_selector("#guide-close", state="visible", timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "first_screen_390x844.png"))
         example = page.locator(f"#cifar10-examples img[src*='{CAT.name}']")
         example.scroll_into_view_if_needed()
         answer_to(page, "#predictions", example.click, "cat (3)")
