@@ -628,7 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--seeds",
         type=_positive,
         default=RANDOMIZATION_SEEDS,
-        help="draws of the new weights for the randomization's first steps (median and range)",
+        help="at most this many draws of the new weights for the verdict's steps (in rounds of 10, until the "
+        "median's interval decides)",
     )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_sanity)
