@@ -271,7 +271,7 @@ def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str
         if upload is not None:
             uploads.forget([upload.token])
         raise user_error(f"{error}.") from None
-    status = f"Opened **{upload.name}**: {upload.info.recognition.sentence()}. Press **Analyze**."
+    status = f"Opened **{upload.name}**: {upload.info.sentence()}. Press **Analyze**."
     return get_arch(upload.arch).family, upload.arch, upload.token, status, [*opened, upload.token]
 
 

@@ -117,7 +117,7 @@ def load(arch: str, weights: str, device: torch.device) -> LoadedModel:
     if uploads.is_upload(weights):
         upload = uploads.get(weights)
         model = load_checkpoint(upload.path, labels=upload.labels, arch=upload.arch, device=device)
-        status = f"Your checkpoint: {upload.info.recognition.sentence()}. Class names: {upload.info.labels_source}."
+        status = f"Your checkpoint: {upload.info.sentence()}. Class names: {upload.info.labels_source}."
         return LoadedModel(model, status, _preprocessing(model))
     if weights == RANDOM_INIT:
         model = create_model(arch, weights=None, device=device)

@@ -513,14 +513,19 @@ def cmd_train_cifar10(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .zoo.checkpoints import inspect_checkpoint
+    from .zoo.checkpoints import CheckpointError, inspect_checkpoint
 
-    info = inspect_checkpoint(args.source, labels=args.labels, arch=args.arch)
+    try:
+        info = inspect_checkpoint(args.source, labels=args.labels, arch=args.arch, key=args.key)
+    except CheckpointError as error:
+        if args.json:  # a script reads stdout either way; the sentence goes to stderr as for every error
+            print(json.dumps({"source": args.source, "recognised": False, "sentence": str(error)}, indent=2))
+        raise
     found = info.recognition
     if args.json:
         print(json.dumps(info.as_dict(), indent=2))
     else:
-        print(found.sentence())
+        print(info.sentence())
         if found.recognised:
             print(f"labels ({info.labels_source}): {', '.join(info.categories)}")
             print(f"preprocessing: {info.preprocess.describe()}")
@@ -657,7 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("source", help="a .safetensors/.pth/.pt/.bin/.ckpt/.th file or hf-hub:OWNER/NAME")
     p.add_argument("--labels", metavar="FILE", default=None, help=LABELS_HELP)
     p.add_argument("--arch", default=None, help="which of the architectures that share its keys")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--key", default=None, help="which state dict of a file that holds several (ema, state.model)")
+    p.add_argument("--json", action="store_true", help="JSON on stdout on every exit, recognised or not")
     p.set_defaults(func=cmd_inspect)
 
     p = sub.add_parser("train-cifar10", help="train a CIFAR-10 net with the paper's recipe (section 4.2); a GPU's job")

@@ -180,6 +180,41 @@ def test_a_network_that_is_not_a_resnet_names_the_nearest(tmp_path):
         load_checkpoint(tmp_path / "mobilenet.pth")
 
 
+def test_a_trainers_dict_under_any_key_with_ema_weights_beside_them(tmp_path):
+    """{'state': ..., 'acc': ..., 'epoch': ...} was refused with "holds no state dict of tensors", which was false.
+    Any key, nested, is searched; of plain and EMA weights the plain ones are taken and the EMA named; key= picks."""
+    plain, averaged = torchvision_net("resnet18", 4, seed=0), torchvision_net("resnet18", 4, seed=1)
+    trainer = {"state": plain.state_dict(), "acc": 93.1, "epoch": 200, "ema": {"module": averaged.state_dict()}}
+    torch.save(trainer, tmp_path / "run.pth")
+    info = inspect_checkpoint(tmp_path / "run.pth")
+    assert (info.container, info.others) == ("state", ("ema.module",)) and info.recognition.arch == "resnet18"
+    assert "the weights under 'state' of the file; also in the file: ema.module (pick one with key=)" in info.sentence()
+    assert logits_gap(load_checkpoint(tmp_path / "run.pth"), plain) <= 1e-5
+    assert logits_gap(load_checkpoint(tmp_path / "run.pth", key="ema.module"), averaged) <= 1e-5
+    with pytest.raises(CheckpointError) as refused:
+        load_checkpoint(tmp_path / "run.pth", key="model")
+    assert str(refused.value) == "run.pth has no state dict under 'model'; it has: 'state', 'ema.module'"
+    torch.save({"acc": 93.1, "epoch": 200}, tmp_path / "none.pth")
+    with pytest.raises(CheckpointError, match=r"none.pth holds no state dict of tensors \(its keys: acc, epoch\)"):
+        load_checkpoint(tmp_path / "none.pth")
+    torch.save(plain.state_dict(), tmp_path / "bare.pth")  # a bare state dict: nothing to say about where
+    assert (
+        inspect_checkpoint(tmp_path / "bare.pth").container == ""
+        and "under" not in inspect_checkpoint(tmp_path / "bare.pth").sentence()
+    )
+
+
+def test_cli_inspect_prints_json_on_every_exit(capsys, tmp_path):
+    (tmp_path / "notes.pth").write_text("epoch 90: top-1 76.1\n")
+    code, out, err = in_process(capsys, "inspect", str(tmp_path / "notes.pth"), "--json")
+    payload = json.loads(out)
+    assert code == 2 and payload["recognised"] is False and payload["sentence"].startswith("notes.pth is a text file")
+    assert err.count("\n") == 1 and "notes.pth is a text file" in err  # the one line on stderr too
+    torch.save({"state": torchvision_net("resnet18", 4).state_dict()}, tmp_path / "run.pth")
+    code, out, _ = in_process(capsys, "inspect", str(tmp_path / "run.pth"), "--json", "--key", "state")
+    assert code == 0 and json.loads(out)["container"] == "state"
+
+
 def write_files_that_are_not_checkpoints(folder) -> list[tuple]:
     """Files people hand over in place of a checkpoint, each with the start of the sentence it must get."""
     pointer = "version https://git-lfs.github.com/spec/v1\noid sha256:{}\nsize 94365217\n".format("0" * 64)

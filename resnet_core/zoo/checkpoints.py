@@ -21,7 +21,7 @@ from .label_spaces import LabelSpace
 from .models import ResNet
 from .preprocess import Preprocess
 from .recognition import BN_STEPS, HUB_PREFIX, CheckpointError, Recognition, display_name, normalised, recognise
-from .weights import _check_fits, _SourceFailed, default_weights, hub_file, load_checkpoint_file
+from .weights import Contents, _check_fits, _SourceFailed, default_weights, hub_file, read_checkpoint_file
 
 __all__ = ["SOURCE", "CheckpointError", "CheckpointInfo", "inspect_checkpoint", "load_checkpoint", "read_labels"]
 
@@ -37,6 +37,13 @@ class CheckpointInfo:
     categories: tuple[str, ...] = ()
     labels_source: str = ""
     preprocess: Preprocess | None = None
+    container: str = ""  # where in a trainer's dict the weights were ("": the file is the state dict)
+    others: tuple[str, ...] = ()  # the other state dicts in the file (EMA weights, a second model)
+
+    def sentence(self) -> str:
+        """The recognition's sentence, and where in the file the weights came from when that was a choice."""
+        where = Contents({}, self.container, self.others).sentence()
+        return self.recognition.sentence() + (f" ({where})" if where else "")
 
     @property
     def spec(self) -> ArchSpec:
@@ -58,7 +65,9 @@ class CheckpointInfo:
             "arch": found.arch,
             "num_classes": found.num_classes,
             "in_chans": found.in_chans,
-            "sentence": found.sentence(),
+            "sentence": self.sentence(),
+            "container": self.container,
+            "others": list(self.others),
         }
         if found.recognised:
             extra = {"ties": list(found.ties), "prefix": found.prefix, "head": found.head}
@@ -74,13 +83,14 @@ def inspect_checkpoint(
     labels: str | Path | Sequence[str] | None = None,
     arch: str | None = None,
     preprocess: Preprocess | None = None,
+    key: str | None = None,
 ) -> CheckpointInfo:
     """What :func:`load_checkpoint` would build, from the keys and shapes alone (no tensor data is read).
 
     A checkpoint that is readable but fits no architecture is no error here: its recognition names the nearest
     architecture and the keys that differ. Arguments as for :func:`load_checkpoint`.
     """
-    return _inspect(_Found.read(source, data=False), labels, arch, preprocess)
+    return _inspect(_Found.read(source, data=False, key=key), labels, arch, preprocess)
 
 
 def load_checkpoint(
@@ -89,6 +99,7 @@ def load_checkpoint(
     arch: str | None = None,
     preprocess: Preprocess | None = None,
     device: str | torch.device | None = None,
+    key: str | None = None,
 ) -> ResNet:
     """A ready model (eval mode, frozen, weights loaded strictly) from a user's own ResNet-family checkpoint.
 
@@ -101,9 +112,10 @@ def load_checkpoint(
     safetensors metadata key ``labels`` or the hub config's label names; else the architecture's own classes
     where the count is theirs (ImageNet's 1,000, CIFAR-10's 10 on a CIFAR net); else ``class 0`` ... ``class N-1``.
     ``preprocess``: else the hub config's, else that of the architecture's published default weights.
+    ``key``: which state dict of a file that holds several (``"ema"``, ``"state.model"``); else the plain one.
     Raises :class:`CheckpointError` with one sentence for anything that cannot be opened as asked.
     """
-    found = _Found.read(source, data=True)
+    found = _Found.read(source, data=True, key=key)
     info = _inspect(found, labels, arch, preprocess)
     spec = info.spec  # raises for a checkpoint that fits no architecture
     state = found.normalised_state()
@@ -130,13 +142,14 @@ def _inspect(
     found: _Found, labels: str | Path | Sequence[str] | None, arch: str | None, preprocess: Preprocess | None
 ) -> CheckpointInfo:
     recognition = found.recognition(arch)
+    where = {"container": found.container, "others": found.others}
     if not recognition.recognised:
-        return CheckpointInfo(recognition)
+        return CheckpointInfo(recognition, **where)
     names, labels_source = _labels(labels, found, ARCHITECTURES[recognition.arch], recognition.num_classes)
     preprocess = preprocess or found.preprocess() or _default_preprocess(ARCHITECTURES[recognition.arch])
     if recognition.in_chans != len(preprocess.mean):
         preprocess = _for_channels(preprocess, recognition.in_chans)
-    return CheckpointInfo(recognition, tuple(names), labels_source, preprocess)
+    return CheckpointInfo(recognition, tuple(names), labels_source, preprocess, **where)
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -171,29 +184,31 @@ class _Found:
     state: dict[str, torch.Tensor] | None
     metadata: dict[str, str]
     config: dict
+    container: str = ""
+    others: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
         return display_name(self.source)
 
     @classmethod
-    def read(cls, source: str | Path, data: bool) -> _Found:
+    def read(cls, source: str | Path, data: bool, key: str | None = None) -> _Found:
         source = str(source)
         config: dict = {}
         path = source
         if source.startswith(HUB_PREFIX):
             path, config = _hub_files(source.removeprefix(HUB_PREFIX))
-        if Path(path).suffix == ".safetensors":
+        if Path(path).suffix == ".safetensors":  # flat by format: no container to choose from
             shapes, metadata = _safetensors_header(Path(path))
-            state = _read(path, mmap=False) if data else None
+            contents = _read(path, mmap=False) if data else Contents({})
             kind = "safetensors"
         else:
-            state = _read(path, mmap=True)
-            shapes, metadata, kind = {k: tuple(v.shape) for k, v in state.items()}, {}, "torch pickle"
-            state = state if data else None
+            contents = _read(path, mmap=True, key=key)
+            shapes, metadata, kind = {k: tuple(v.shape) for k, v in contents.state.items()}, {}, "torch pickle"
         if config:
             kind = "hf-hub (timm)"
-        return cls(source, str(path), kind, shapes, state, metadata, config)
+        state = contents.state if data else None
+        return cls(source, str(path), kind, shapes, state, metadata, config, contents.key, contents.others)
 
     def recognition(self, arch: str | None) -> Recognition:
         wanted = arch or (self.config.get("architecture") if self.config.get("architecture") in ARCHITECTURES else None)
@@ -214,9 +229,9 @@ class _Found:
         )
 
 
-def _read(path: str, mmap: bool) -> dict[str, torch.Tensor]:
+def _read(path: str, mmap: bool, key: str | None = None) -> Contents:
     try:
-        return load_checkpoint_file(path, mmap=mmap)
+        return read_checkpoint_file(path, mmap=mmap, key=key)
     except _SourceFailed as failure:
         raise CheckpointError(str(failure)) from None
 

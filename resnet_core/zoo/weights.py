@@ -292,13 +292,21 @@ class _SourceFailed(Exception):
 
 
 def load_checkpoint_file(path: str | Path, mmap: bool = False) -> dict[str, torch.Tensor]:
-    """Read a .safetensors file or a torch pickle (.pth, .pt, .bin, .ckpt, .th) and return its state dict.
+    """Read a .safetensors file or a torch pickle (.pth, .pt, .bin, .ckpt, .th) and return its state dict (see
+    :func:`read_checkpoint_file`)."""
+    return read_checkpoint_file(path, mmap).state
+
+
+def read_checkpoint_file(path: str | Path, mmap: bool = False, key: str | None = None) -> Contents:
+    """Read a .safetensors file or a torch pickle (.pth, .pt, .bin, .ckpt, .th): its state dict and where in the
+    file it was.
 
     Pickles load with ``weights_only=True``, so no code in them runs; one that needs code (a whole module saved
     with ``torch.save(model)``) is refused with a sentence saying how to save its weights instead. ``mmap`` maps
     a pickle's tensors rather than reading them (the shapes are known at once; a loader copies the data once).
-    A state dict inside the usual containers (Lightning's ``state_dict``, ``model``, ``model_state_dict``,
-    ``net``) is taken out of them.
+    A state dict under any key of a trainer's dict (Lightning's ``state_dict``, ``model``, ``state``, ...,
+    nested too) is taken out of it: ``key`` (``"ema"``, ``"state.model"``) where the file holds several, else the
+    plain weights rather than an EMA copy, the others named in :class:`Contents`.
     """
     path = Path(path)
     if not path.is_file():
@@ -320,7 +328,7 @@ def load_checkpoint_file(path: str | Path, mmap: bool = False) -> dict[str, torc
     except Exception as error:  # truncated zip, bad header, ...: all mean "this file is unusable"
         detail = " ".join(str(error).split())[:200]
         raise _SourceFailed(f"{path.name} is corrupt or truncated ({type(error).__name__}: {detail})") from None
-    return _unwrap(state, path)
+    return _unwrap(state, path, key)
 
 
 def _torch_load(path: Path, mmap: bool) -> object:
@@ -343,7 +351,8 @@ def _code_refusal(path: Path, error: str) -> str:
     )
 
 
-CONTAINERS = ("state_dict", "model_state_dict", "model", "net")  # where trainers keep the state dict
+# Where trainers keep the state dict, preferred in this order where a file has several; any other key is searched too.
+CONTAINERS = ("state_dict", "model_state_dict", "model", "net", "state", "weights", "params")
 
 
 class _Source(Protocol):
@@ -420,7 +429,7 @@ class _TorchHub:
                 if isinstance(reason, TimeoutError):
                     raise _SourceFailed(f"{entry.url} sent nothing for {download_timeout():g} s (timed out)") from None
                 raise _SourceFailed(f"{entry.url} unreachable ({reason})") from None
-        return _unwrap(state, cached), f"{entry.url} (cache {cached})"
+        return _unwrap(state, cached).state, f"{entry.url} (cache {cached})"
 
 
 class _FailedDownloads:
@@ -480,16 +489,65 @@ def _socket_timeout(seconds: float) -> Iterator[None]:
             socket.setdefaulttimeout(previous)
 
 
-def _unwrap(state: object, path: Path) -> dict[str, torch.Tensor]:
-    """The state dict inside a checkpoint that wraps it (``{"state_dict": ...}``, ``{"model": ...}``)."""
-    while isinstance(state, dict):  # nested containers (a trainer's file around another's) open in turn
-        inner = [state[key] for key in CONTAINERS if isinstance(state.get(key), dict)]
-        if not inner:
-            break
-        state = inner[0]
-    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise _SourceFailed(f"{path.name} holds no state dict of tensors")
-    return state
+@dataclass(frozen=True)
+class Contents:
+    """The state dict a checkpoint file holds, where in the file it was (``""``: the file is the state dict;
+    ``"state"``, ``"ema.module"``: under those keys of a trainer's dict) and the other state dicts beside it."""
+
+    state: dict[str, torch.Tensor]
+    key: str = ""
+    others: tuple[str, ...] = ()
+
+    def sentence(self) -> str:
+        """What a card says of where the weights came from in the file ("" for a bare state dict)."""
+        if not self.key:
+            return ""
+        also = f"; also in the file: {', '.join(self.others)} (pick one with key=)" if self.others else ""
+        return f"the weights under '{self.key}' of the file{also}"
+
+
+CONTAINER_DEPTH = 3  # a trainer's dict around another's around the state dict
+
+
+def state_dicts_in(content: object, where: str = "", depth: int = 0) -> list[tuple[str, dict[str, torch.Tensor]]]:
+    """Every state dict of tensors in a checkpoint's content: the content itself, or one under any key of a
+    trainer's dict (``{'state': ..., 'acc': ..., 'epoch': ...}``), nested up to :data:`CONTAINER_DEPTH` deep."""
+    if isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
+        return [(where, content)]
+    if not isinstance(content, dict) or depth >= CONTAINER_DEPTH:
+        return []
+    found = []
+    for name, value in content.items():
+        if isinstance(name, str) and isinstance(value, dict):
+            found += state_dicts_in(value, f"{where}.{name}" if where else name, depth + 1)
+    return found
+
+
+def _is_average(key: str) -> bool:
+    """Whether a container holds averaged weights (EMA, SWA) rather than the trained ones themselves."""
+    return any(part in key.lower() for part in ("ema", "swa", "average"))
+
+
+def _unwrap(content: object, path: Path, key: str | None = None) -> Contents:
+    """The state dict inside a checkpoint: ``key`` where given, else the plain one (not EMA or SWA weights),
+    preferring the usual containers' names, the others named on the card."""
+    found = dict(state_dicts_in(content))
+    if key is not None:
+        if key not in found:
+            offered = ", ".join(f"'{name}'" for name in found) or "none"
+            raise _SourceFailed(f"{path.name} has no state dict under '{key}'; it has: {offered}")
+        return Contents(found[key], key, tuple(name for name in found if name != key))
+    if not found:
+        keys = list(content)[:8] if isinstance(content, dict) else []
+        inside = f" (its keys: {', '.join(map(str, keys))})" if keys else ""
+        raise _SourceFailed(f"{path.name} holds no state dict of tensors{inside}")
+
+    def rank(name: str) -> tuple:
+        last = name.rsplit(".", 1)[-1]
+        return (_is_average(name), CONTAINERS.index(last) if last in CONTAINERS else len(CONTAINERS), name.count("."))
+
+    chosen = min(found, key=rank)
+    return Contents(found[chosen], chosen, tuple(name for name in found if name != chosen))
 
 
 def file_sha256(path: str | Path) -> str:
