@@ -180,6 +180,19 @@ def test_a_network_that_is_not_a_resnet_names_the_nearest(tmp_path):
         load_checkpoint(tmp_path / "mobilenet.pth")
 
 
+def test_a_sequential_linear_head_opens_and_a_two_layer_head_is_refused(tmp_path):
+    reference = torchvision_net("resnet18", 3)
+    reference.fc = nn.Sequential(reference.fc)  # fc.0: refused before
+    torch.save(reference.state_dict(), tmp_path / "seq.pth")
+    model = load_checkpoint(tmp_path / "seq.pth")
+    assert model.card.checkpoint.head == "Linear head in a Sequential (fc.0)" and logits_gap(model, reference) <= 1e-5
+    deeper = torchvision_net("resnet18", 3)
+    deeper.fc = nn.Sequential(nn.Linear(512, 64), nn.ReLU(), nn.Linear(64, 3))  # another architecture: says so
+    torch.save(deeper.state_dict(), tmp_path / "mlp.pth")
+    with pytest.raises(CheckpointError, match="is not a ResNet-family checkpoint that ResNet Explorer knows"):
+        load_checkpoint(tmp_path / "mlp.pth")
+
+
 def test_a_trainers_dict_under_any_key_with_ema_weights_beside_them(tmp_path):
     """{'state': ..., 'acc': ..., 'epoch': ...} was refused with "holds no state dict of tensors", which was false.
     Any key, nested, is searched; of plain and EMA weights the plain ones are taken and the EMA named; key= picks."""

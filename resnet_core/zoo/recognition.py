@@ -25,8 +25,13 @@ HUB_PREFIX = "hf-hub:"
 # Prefixes that wrappers put before every key: DataParallel, Lightning modules, torch.compile, trainers, detectors.
 PREFIXES = ("module.", "model.", "_orig_mod.", "net.", "backbone.")
 # Classifiers under other names: a Sequential(Dropout, Linear) head (the common fine-tuning recipe; the dropout does
-# nothing in eval mode) and the published CIFAR-10 files' ``linear``.
-HEADS = {"fc.1.": "Dropout + Linear head (fc.1)", "linear.": "classifier named linear"}
+# nothing in eval mode), a Sequential(Linear) head, and the published CIFAR-10 files' ``linear``. A head of more
+# layers keeps its other keys, which then fit nothing: it is refused with the keys that differ.
+HEADS = {
+    "fc.1.": "Dropout + Linear head (fc.1)",
+    "fc.0.": "Linear head in a Sequential (fc.0)",
+    "linear.": "classifier named linear",
+}
 OPEN = -1  # a dimension a fine-tuned network may change: the class count, the input channels
 BN_STEPS = "num_batches_tracked"  # BN's step counter: some trainers drop it, and no output depends on it
 
