@@ -193,6 +193,67 @@ def test_a_sequential_linear_head_opens_and_a_two_layer_head_is_refused(tmp_path
         load_checkpoint(tmp_path / "mlp.pth")
 
 
+class _RenamedBlock(nn.Module):
+    """The paper's CIFAR basic block (option A shortcut) under other module names."""
+
+    def __init__(self, inputs: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv_cell = nn.Sequential(
+            nn.Conv2d(inputs, planes, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(planes),
+            nn.ReLU(),
+            nn.Conv2d(planes, planes, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(planes),
+        )
+        self.pad = (planes - inputs) // 2 if stride != 1 or inputs != planes else None
+
+    def forward(self, x):
+        shortcut = x if self.pad is None else nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad))
+        return nn.functional.relu(self.conv_cell(x) + shortcut)
+
+
+class _RenamedResNet20(nn.Module):
+    """A ResNet-20 for CIFAR-10 that is exactly cifar10_resnet20 in its tensors, in order, under other names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pre_conv = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
+        self.pre_bn = nn.BatchNorm2d(16)
+        widths, inputs, stages = (16, 32, 64), 16, []
+        for index, planes in enumerate(widths):
+            blocks = [
+                _RenamedBlock(inputs if b == 0 else planes, planes, 2 if index and b == 0 else 1) for b in range(3)
+            ]
+            stages.append(nn.Sequential(*blocks))
+            inputs = planes
+        self.res_layer1, self.res_layer2, self.res_layer3 = stages
+        self.classifier = nn.Linear(64, 10)
+
+    def forward(self, x):
+        x = nn.functional.relu(self.pre_bn(self.pre_conv(x)))
+        x = self.res_layer3(self.res_layer2(self.res_layer1(x)))
+        return self.classifier(x.mean((2, 3)))
+
+
+def test_renamed_modules_are_matched_by_position_in_a_pickle_only(tmp_path):
+    torch.manual_seed(0)
+    reference = randomize_batchnorm(_RenamedResNet20()).eval()
+    torch.save(reference.state_dict(), tmp_path / "renamed.pth")
+    model = load_checkpoint(tmp_path / "renamed.pth")
+    found = model.card.checkpoint
+    assert model.card.arch.name == "cifar10_resnet20" and found.renamed[0] == ("pre_conv.weight", "conv1.weight")
+    assert "modules matched by position, every tensor in order: pre_conv.weight -> conv1.weight" in found.sentence()
+    assert logits_gap(model, reference, size=32) <= 1e-5
+    # safetensors sorts its keys: the order is gone, so no match by position is claimed.
+    save_file(reference.state_dict(), str(tmp_path / "renamed.safetensors"))
+    assert not inspect_checkpoint(tmp_path / "renamed.safetensors").recognition.recognised
+    # One tensor of another shape: no partial match.
+    state = reference.state_dict()
+    state["res_layer3.2.conv_cell.3.weight"] = torch.zeros(64, 64, 1, 1)
+    torch.save(state, tmp_path / "almost.pth")
+    assert not inspect_checkpoint(tmp_path / "almost.pth").recognition.recognised
+
+
 def test_a_trainers_dict_under_any_key_with_ema_weights_beside_them(tmp_path):
     """{'state': ..., 'acc': ..., 'epoch': ...} was refused with "holds no state dict of tensors", which was false.
     Any key, nested, is searched; of plain and EMA weights the plain ones are taken and the EMA named; key= picks."""

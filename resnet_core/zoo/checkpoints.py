@@ -119,6 +119,9 @@ def load_checkpoint(
     info = _inspect(found, labels, arch, preprocess)
     spec = info.spec  # raises for a checkpoint that fits no architecture
     state = found.normalised_state()
+    if info.recognition.renamed:  # matched by position: our names; the file's BN step counters feed no output
+        renaming = dict(info.recognition.renamed)
+        state = {renaming[key]: value for key, value in state.items() if key in renaming}
     bad = [key for key, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
     if bad:
         raise CheckpointError(

@@ -53,6 +53,7 @@ class Recognition:
     prefix: str = ""  # stripped from every key
     head: str = "fc"  # the classifier as found
     ties: tuple[str, ...] = ()  # other architectures with the very same keys and shapes
+    renamed: tuple[tuple[str, str], ...] = ()  # (the file's key, ours) where modules were matched by position
     nearest: str | None = None
     missing: tuple[str, ...] = ()
     unexpected: tuple[str, ...] = ()
@@ -81,6 +82,9 @@ class Recognition:
             notes.append(f"key prefix {self.prefix!r} stripped")
         if self.head != "fc":
             notes.append(self.head)
+        if self.renamed:
+            shown = ", ".join(f"{theirs} -> {ours}" for theirs, ours in self.renamed[:2])
+            notes.append(f"modules matched by position, every tensor in order: {shown}, ... ({len(self.renamed)} keys)")
         if self.ties:
             notes.append(f"{', '.join(self.ties)} {'has' if len(self.ties) == 1 else 'have'} the same keys and shapes")
         return f"{name} recognised as {self.arch} from its keys and shapes ({self.format}; {'; '.join(notes)})"
@@ -98,6 +102,15 @@ def recognise(
     differences = {arch: _differences(_signature(arch), shapes) for arch in _candidates(shapes, wanted)}
     fits = [arch for arch, diff in differences.items() if not any(diff)]
     base = dict(source=source, format=format, prefix=prefix, head=HEADS.get(head, "fc"))
+    if not fits and format == "torch pickle":  # a pickle keeps its tensors in the order the modules wrote them
+        matched = _by_position(shapes, wanted)
+        if matched is not None:
+            arch, renamed = matched
+            in_chans = shapes[_first_conv(shapes)][1]
+            ours = dict(zip(renamed.values(), renamed.keys(), strict=True))
+            classes = shapes[ours["fc.weight"]][0]
+            pairs = tuple(renamed.items())
+            return Recognition(**base, arch=arch, num_classes=classes, in_chans=in_chans, renamed=pairs)
     if not fits or (wanted is not None and wanted not in fits):
         nearest = wanted or min(differences, key=lambda arch: sum(map(len, differences[arch])))
         missing, unexpected, mismatch = differences[nearest]
@@ -113,6 +126,23 @@ def recognise(
     chosen = wanted or fits[0]
     ties = tuple(arch for arch in fits if arch != chosen)
     return Recognition(**base, arch=chosen, num_classes=shapes["fc.weight"][0], in_chans=in_chans, ties=ties)
+
+
+def _by_position(shapes: Mapping[str, tuple[int, ...]], wanted: str | None) -> tuple[str, dict[str, str]] | None:
+    """An architecture whose tensors, parameters and buffers alike, have the file's shapes one for one in the file's
+    order, where no name fits (a ResNet written with other module names): the architecture and the renaming (the
+    file's key -> ours). Only a complete match counts. The candidates are the architectures whose depth is near
+    the file's count of convolutions, so few signatures are built."""
+    present = [(key, shape) for key, shape in shapes.items() if not key.endswith(BN_STEPS)]
+    convolutions = sum(len(shape) == 4 for _, shape in present)
+    candidates = [wanted] if wanted else [a for a, spec in ARCHITECTURES.items() if abs(spec.depth - convolutions) <= 8]
+    for arch in sorted(candidates, key=lambda name: _preference(ARCHITECTURES[name], 3)):
+        signature = list(_signature(arch).items())
+        if len(signature) == len(present) and all(
+            _fits(expected, found) for (_, expected), (_, found) in zip(signature, present, strict=True)
+        ):
+            return arch, {theirs: ours for (theirs, _), (ours, _) in zip(present, signature, strict=True)}
+    return None
 
 
 def display_name(source: str) -> str:
