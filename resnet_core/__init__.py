@@ -1,5 +1,6 @@
 """ResNet Explorer's library: the ResNet family, its pretrained weights, and what happens inside it."""
 
+from . import moved
 from .measure.complexity import CostTable, cost_table
 from .zoo.architectures import ARCHITECTURES, ArchSpec, cifar_spec, get_arch, list_models
 from .zoo.checkpoints import CheckpointError, inspect_checkpoint, load_checkpoint
@@ -49,10 +50,16 @@ __all__ = [
 __version__ = "0.1.0"
 
 
+moved.install()  # the modules' old import paths, for a release (resnet_core.moved)
+
+
 def __getattr__(name: str):
-    """``evaluate_dataset`` on first use: it brings pyarrow, which would add 0.4 s to every ``import resnet_core``."""
+    """``evaluate_dataset`` on first use: it brings pyarrow, which would add 0.4 s to every ``import resnet_core``.
+    A module's old name (``resnet_core.analysis``) gives the module at its new path, with a ``FutureWarning``."""
     if name == "evaluate_dataset":
         from .evaluate.run import evaluate_dataset
 
         return evaluate_dataset
+    if name in moved.MOVED:
+        return moved.moved_module(name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import gradio as gr
+import pytest
 
 from demo import analysis_panel as panel
 from demo import app_state, layout
@@ -169,3 +170,20 @@ def test_no_event_can_leave_a_spinner_on_the_facts_panel():
         shown_elsewhere = fn.show_progress_on is not None and all(b is not facts for b in fn.show_progress_on)
         unqueued_and_silent = fn.queue is False and fn.show_progress == "hidden"
         assert shown_elsewhere or unqueued_and_silent or fn.show_progress == "hidden", fn.name
+
+
+@pytest.mark.parametrize("old", sorted(__import__("resnet_core.moved", fromlist=["MOVED"]).MOVED))
+def test_a_moved_modules_old_path_still_imports_with_a_warning_naming_the_new(old):
+    """Scripts written against the README of a month ago: ``import resnet_core.analysis`` and ``from
+    resnet_core.analysis import analyze`` run, give the module at its new path (imported once), and warn."""
+    import importlib
+    import sys
+
+    from resnet_core.moved import MOVED
+
+    new = importlib.import_module(MOVED[old])
+    sys.modules.pop(f"resnet_core.{old}", None)
+    vars(sys.modules["resnet_core"]).pop(old, None)
+    with pytest.warns(FutureWarning, match=f"resnet_core.{old} moved to {MOVED[old]}"):
+        module = importlib.import_module(f"resnet_core.{old}")
+    assert module is new and sys.modules[f"resnet_core.{old}"] is new
