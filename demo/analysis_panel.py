@@ -24,6 +24,7 @@ from .app_state import (
     MAX_CHECKPOINT_MB,
     MAX_PHOTO_MB,
     STAGE_OUTPUT,
+    forget_uploads,
     image_path,
     model_facts,
     models,
@@ -146,7 +147,7 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
             # click).
             with gr.Row() as examples:
                 gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
-    opened = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=uploads.forget)
+    opened = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=forget_uploads)
     shared = Shared(demo, image, family, arch, weights, session)
     uploads_box = (checkpoint, checkpoint_labels, open_button, opened)
     return shared, Panel(facts, topk, run, status, stale, label, export, report, examples, *uploads_box)
@@ -269,7 +270,7 @@ def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str
         models().get(upload.arch, upload.token)  # loaded now, so NaNs or a cut-off body are said here, not later
     except (ValueError, LookupError) as error:
         if upload is not None:
-            uploads.forget([upload.token])
+            forget_uploads([upload.token])
         raise user_error(f"{error}.") from None
     status = f"Opened **{upload.name}**: {upload.info.sentence()}. Press **Analyze**."
     return get_arch(upload.arch).family, upload.arch, upload.token, status, [*opened, upload.token]
@@ -277,7 +278,7 @@ def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str
 
 def close_session(request: gr.Request) -> None:
     """The browser tab closed: its checkpoints go now (models, analyses, files)."""
-    uploads.forget_session(request.session_hash)
+    forget_uploads(uploads.session_tokens(request.session_hash))
 
 
 def checkpoint_pickers(arch: str, token: str):

@@ -19,6 +19,7 @@ from resnet_core import ARCHITECTURES, default_weights
 from resnet_core.explain.analysis import AnalysisResult, analyze
 from resnet_core.explain.evidence import EvidenceSplit
 from resnet_core.measure.complexity import CostTable
+from resnet_core.zoo.checkpoints import SOURCE
 from resnet_core.zoo.preprocess import load_image
 from resnet_core.zoo.weights import locally_available
 
@@ -208,3 +209,12 @@ def untrained_mark(result: AnalysisResult | EvidenceSplit) -> str:
 def shown_stage(result: AnalysisResult, stage: str | None) -> str:
     """The requested stage; the deepest one when none is given (or the tab still shows another model's)."""
     return stage if stage in result.stages else list(result.stages)[-1]
+
+
+def forget_uploads(tokens: list[str] | None) -> None:
+    """Let go of a session's checkpoints: the registry's entries and files (:func:`uploads.forget`), the models
+    holding them and the analyses made with them. Gradio calls this when the session's state is deleted; closing
+    the browser tab calls it for the session's tokens (``demo.unload``)."""
+    for upload in uploads.forget(tokens):
+        models().forget(upload.token)
+        results().discard(f"{SOURCE}{upload.path}")

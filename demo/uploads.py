@@ -3,8 +3,9 @@
 An opened checkpoint becomes a weight choice of its recognised architecture, named by a random token that only
 the opening session is given (so it is never listed to, nor reachable by, another visitor). Its model lives in the
 model cache like any other, within the same bound. When the browser tab closes, ``demo.unload`` calls
-:func:`forget_session`; a session left open past ``RESNET_EXPLORER_UPLOADS_TTL`` loses them through its state's
-``delete_callback`` (:func:`forget`). Either drops the models and analyses and deletes the files.
+:func:`demo.app_state.forget_uploads` with the session's tokens; a session left open past
+``RESNET_EXPLORER_UPLOADS_TTL`` reaches it through its state's ``delete_callback``. Either drops the models and
+analyses (the kernel's) and the registry's entries and files (:func:`forget`, here).
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from resnet_core.zoo.checkpoints import SOURCE, CheckpointError, CheckpointInfo, inspect_checkpoint
+from resnet_core.zoo.checkpoints import CheckpointError, CheckpointInfo, inspect_checkpoint
 from resnet_core.zoo.file_kinds import not_a_checkpoint
 from resnet_core.zoo.weights import file_sha256
 
-__all__ = ["PREFIX", "Upload", "forget", "forget_session", "get", "is_upload", "open_upload"]
+__all__ = ["PREFIX", "Upload", "forget", "get", "is_upload", "open_upload", "session_tokens"]
 
 PREFIX = "checkpoint:"  # weight choices that are a visitor's own checkpoint
 SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".th")
@@ -103,25 +104,20 @@ def open_upload(checkpoint: str | Path, labels: str | Path | None = None, sessio
     return upload
 
 
-def forget(tokens: list[str] | None) -> None:
-    """Drop a session's checkpoints: their models leave the cache, their analyses the store, their files the
-    disk. Gradio calls this when the session's state is deleted."""
-    from .app_state import models, results  # the kernel imports this module: resolved at call time
-
+def forget(tokens: list[str] | None) -> list[Upload]:
+    """Drop checkpoints from the registry and their files from the disk; the uploads dropped, for the kernel to let
+    go of what it holds of them (:func:`demo.app_state.forget_uploads`: their models, their analyses)."""
     with _guard:
         gone = [_uploads.pop(token) for token in tokens or [] if token in _uploads]
     for upload in gone:
-        models().forget(upload.token)
-        results().discard(f"{SOURCE}{upload.path}")
         shutil.rmtree(upload.path.parent, ignore_errors=True)
+    return gone
 
 
-def forget_session(session: str) -> None:
-    """Drop every checkpoint a session opened: called when its browser tab closes (``demo.unload``), so nothing
-    waits for Gradio's hour of grace for closed sessions."""
+def session_tokens(session: str) -> list[str]:
+    """Every checkpoint token a session opened."""
     with _guard:
-        tokens = [token for token, upload in _uploads.items() if upload.session == session]
-    forget(tokens)
+        return [token for token, upload in _uploads.items() if upload.session == session]
 
 
 def _folder() -> Path:

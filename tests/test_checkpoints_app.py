@@ -86,7 +86,7 @@ def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache
     # Another visitor cannot reach it by name, and once the session ends it is gone: model, file and choice.
     assert token in held(cache) and app_state.results().get(state["token"]) is not None
     folder = uploads.get(token).path.parent
-    uploads.forget(opened)
+    app_state.forget_uploads(opened)
     assert token not in held(cache) and not folder.exists() and app_state.results().get(state["token"]) is None
     with pytest.raises(gr.Error, match="closed when its session ended"):
         panel.analyze_image(str(photos / "chelsea.png"), "resnet18", token)
