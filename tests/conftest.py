@@ -114,12 +114,15 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
 def deep_ones_slow(values: list) -> list:
     """``values`` (architecture names, or tuples that start with one) as pytest parameters, the networks of 101 or
     more layers or 60 M or more parameters (the wide ones) marked slow: the fast lane skips them."""
-    from resnet_core import cost_table, get_arch
+    from resnet_core import default_weights, get_arch
 
     params = []
     for value in values:
         name = value[0] if isinstance(value, tuple) else value
-        big = get_arch(name).depth >= 101 or cost_table(name).total_params >= 60e6
+        # From the registry's data alone (depth, published parameter count): counting costs at collection took
+        # seconds of every run, even `pytest -k one_test`. Every wide net has published weights.
+        published = default_weights(name)
+        big = get_arch(name).depth >= 101 or (published is not None and (published.num_params or 0) >= 60e6)
         marks = [pytest.mark.slow] if big else []
         params.append(
             pytest.param(*value, marks=marks) if isinstance(value, tuple) else pytest.param(value, marks=marks)
