@@ -225,3 +225,15 @@ def test_a_moved_modules_old_path_still_imports_with_a_warning_naming_the_new(ol
     with pytest.warns(FutureWarning, match=f"resnet_core.{old} moved to {MOVED[old]}"):
         module = importlib.import_module(f"resnet_core.{old}")
     assert module is new and sys.modules[f"resnet_core.{old}"] is new
+
+
+def test_registries_refuse_a_name_given_twice():
+    """A second line of data with a taken name fails at import, instead of silently replacing the first."""
+    from resnet_core.registry import registry
+    from resnet_core.zoo import architectures, label_spaces, weights
+
+    with pytest.raises(ValueError, match="two architectures are named 'resnet50'"):
+        registry([*architectures._specs(), architectures.ARCHITECTURES["resnet50"]], lambda s: s.name, "architectures")
+    assert list(architectures.ARCHITECTURES) == [spec.name for spec in architectures._specs()]  # nothing dropped
+    assert list(weights.WEIGHTS) == [entry.name for entry in weights._ENTRIES]
+    assert list(label_spaces.LABEL_SPACES) == ["imagenet", "cifar10", "digits"]

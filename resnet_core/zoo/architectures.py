@@ -7,6 +7,7 @@ import warnings
 from dataclasses import dataclass, fields
 from typing import Literal
 
+from ..registry import registry
 from .label_spaces import LabelSpace, label_space
 from .models import BasicBlock, Bottleneck, DownsampleType, PadPosition, ResNestBottleneck, ResNet, StemType
 
@@ -178,7 +179,7 @@ def cifar_spec(
     )
 
 
-ARCHITECTURES: dict[str, ArchSpec] = {spec.name: spec for spec in _specs()}
+ARCHITECTURES: dict[str, ArchSpec] = registry(_specs(), lambda spec: spec.name, "architectures")
 
 
 def list_models(family: str | None = None) -> list[str]:

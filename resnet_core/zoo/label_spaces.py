@@ -14,6 +14,7 @@ import torchvision.models as tvm
 from torchvision.transforms import InterpolationMode
 
 from ..assets import ASSETS_DIR
+from ..registry import registry
 from .preprocess import Preprocess
 
 __all__ = [
@@ -66,7 +67,7 @@ DIGITS = LabelSpace(
     tuple(str(digit) for digit in range(10)),
     Preprocess(crop_size=28, resize_size=28, mean=(MNIST_MEAN,), std=(MNIST_STD,), grayscale=True),
 )
-LABEL_SPACES: dict[str, LabelSpace] = {space.key: space for space in (IMAGENET, CIFAR10, DIGITS)}
+LABEL_SPACES: dict[str, LabelSpace] = registry((IMAGENET, CIFAR10, DIGITS), lambda space: space.key, "label spaces")
 
 
 def label_space(key: str) -> LabelSpace:

@@ -34,6 +34,7 @@ import torchvision.models as tvm
 from torch import nn
 
 from ..assets import ASSETS_DIR
+from ..registry import registry
 from ..settings import ENV_DOWNLOAD_RETRY, ENV_WEIGHTS_DIR, download_retry, download_timeout, weights_dir
 from .architectures import ARCHITECTURES, ArchSpec, get_arch
 from .file_kinds import not_a_checkpoint
@@ -219,9 +220,8 @@ def _digits_entries() -> list[WeightEntry]:
     ]
 
 
-WEIGHTS: dict[str, WeightEntry] = {
-    entry.name: entry for entry in _torchvision_entries() + _timm_entries() + _cifar10_entries() + _digits_entries()
-}
+_ENTRIES = _torchvision_entries() + _timm_entries() + _cifar10_entries() + _digits_entries()
+WEIGHTS: dict[str, WeightEntry] = registry(_ENTRIES, lambda entry: entry.name, "weight entries")
 
 
 def list_weights(arch: str | None = None) -> list[WeightEntry]:
