@@ -254,6 +254,28 @@ def test_renamed_modules_are_matched_by_position_in_a_pickle_only(tmp_path):
     assert not inspect_checkpoint(tmp_path / "almost.pth").recognition.recognised
 
 
+def test_a_one_output_head_is_a_binary_classifier(tmp_path):
+    """A one-output head opened as "1 classes" that always said 100%. It is a binary classifier: p(positive) is the
+    sigmoid of its output, each answer has its Grad-CAM, and a labels file names both answers."""
+    reference = torchvision_net("resnet18", 1)
+    torch.save(reference.state_dict(), tmp_path / "defect_or_not.pth")
+    model = load_checkpoint(tmp_path / "defect_or_not.pth")
+    assert model.card.categories == ("negative", "positive") and model.fc.out_features == 2
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = torch.sigmoid(reference(x)[:, 0])
+        assert torch.allclose(model(x).softmax(-1)[:, 1], expected, atol=1e-6)
+    info = inspect_checkpoint(tmp_path / "defect_or_not.pth")
+    assert "one output, read as a binary classifier: p(positive) = sigmoid(output)" in info.sentence()
+    (tmp_path / "names.txt").write_text("sound\ncracked\n")
+    assert load_checkpoint(tmp_path / "defect_or_not.pth", labels=tmp_path / "names.txt").card.categories == (
+        "sound",
+        "cracked",
+    )
+    with pytest.raises(CheckpointError, match="one output, a binary classifier: name its 2 answers"):
+        load_checkpoint(tmp_path / "defect_or_not.pth", labels=["cracked"])
+
+
 def test_a_trainers_dict_under_any_key_with_ema_weights_beside_them(tmp_path):
     """{'state': ..., 'acc': ..., 'epoch': ...} was refused with "holds no state dict of tensors", which was false.
     Any key, nested, is searched; of plain and EMA weights the plain ones are taken and the EMA named; key= picks."""

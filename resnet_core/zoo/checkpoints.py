@@ -26,6 +26,7 @@ from .weights import Contents, _check_fits, _SourceFailed, default_weights, hub_
 __all__ = ["SOURCE", "CheckpointError", "CheckpointInfo", "inspect_checkpoint", "load_checkpoint", "read_labels"]
 
 SOURCE = "checkpoint: "  # how a model card's source names the file a checkpoint was read from
+BINARY = 2  # a one-output head's classes: its sigmoid read as two answers
 
 
 @dataclass(frozen=True)
@@ -40,10 +41,20 @@ class CheckpointInfo:
     container: str = ""  # where in a trainer's dict the weights were ("": the file is the state dict)
     others: tuple[str, ...] = ()  # the other state dicts in the file (EMA weights, a second model)
 
+    @property
+    def binary(self) -> bool:
+        """One output: a binary classifier, read as two classes (its sigmoid and one minus it)."""
+        return self.recognition.num_classes == 1
+
     def sentence(self) -> str:
         """The recognition's sentence, and where in the file the weights came from when that was a choice."""
         where = Contents({}, self.container, self.others).sentence()
-        return self.recognition.sentence() + (f" ({where})" if where else "")
+        binary = (
+            f"; one output, read as a binary classifier: p({self.categories[1]}) = sigmoid(output)"
+            if self.binary and self.categories
+            else ""
+        )
+        return self.recognition.sentence() + (f" ({where})" if where else "") + binary
 
     @property
     def spec(self) -> ArchSpec:
@@ -51,7 +62,7 @@ class CheckpointInfo:
         found = self.recognition
         if not found.recognised:
             raise CheckpointError(found.sentence())
-        title = f"{found.num_classes} classes of {found.name}"
+        title = f"{len(self.categories)} classes of {found.name}"
         space = LabelSpace("checkpoint", title, self.categories, self.preprocess)
         return replace(ARCHITECTURES[found.arch], labels=space, in_chans=found.in_chans)
 
@@ -122,6 +133,8 @@ def load_checkpoint(
     if info.recognition.renamed:  # matched by position: our names; the file's BN step counters feed no output
         renaming = dict(info.recognition.renamed)
         state = {renaming[key]: value for key, value in state.items() if key in renaming}
+    if info.binary:  # logits (-z/2, +z/2): their softmax is (1 - sigmoid(z), sigmoid(z)), and each class has a map
+        state = {**state, **{key: torch.cat([-state[key] / 2, state[key] / 2]) for key in ("fc.weight", "fc.bias")}}
     bad = [key for key, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
     if bad:
         raise CheckpointError(
@@ -148,7 +161,10 @@ def _inspect(
     where = {"container": found.container, "others": found.others}
     if not recognition.recognised:
         return CheckpointInfo(recognition, **where)
-    names, labels_source = _labels(labels, found, ARCHITECTURES[recognition.arch], recognition.num_classes)
+    classes = BINARY if recognition.num_classes == 1 else recognition.num_classes  # one output: a binary classifier
+    names, labels_source = _labels(
+        labels, found, ARCHITECTURES[recognition.arch], classes, recognition.num_classes == 1
+    )
     preprocess = preprocess or found.preprocess() or _default_preprocess(ARCHITECTURES[recognition.arch])
     if recognition.in_chans != len(preprocess.mean):
         preprocess = _for_channels(preprocess, recognition.in_chans)
@@ -273,7 +289,7 @@ def _hub_files(repo: str) -> tuple[str, dict]:
 
 
 def _labels(
-    given: str | Path | Sequence[str] | None, found: _Found, arch: ArchSpec, num_classes: int
+    given: str | Path | Sequence[str] | None, found: _Found, arch: ArchSpec, num_classes: int, binary: bool = False
 ) -> tuple[list[str], str]:
     """The class names and where they came from (see :func:`load_checkpoint`); a count that disagrees with the
     classifier is an error."""
@@ -289,11 +305,14 @@ def _labels(
         origin = "the hub config"
     elif own.num_classes == num_classes:  # the published CIFAR-10 files, a saved copy of ImageNet weights
         return list(own.categories), f"{own.name}, the architecture's own classes (same count; no labels given)"
+    elif binary:
+        return ["negative", "positive"], "a binary classifier's two answers (no labels given)"
     else:
         return [f"class {index}" for index in range(num_classes)], "numbered (no labels given)"
     if len(names) != num_classes:
+        has = "one output, a binary classifier: name its 2 answers, the negative first" if binary else None
         raise CheckpointError(
-            f"{origin} names {len(names)} classes, but {found.name}'s classifier has {num_classes} outputs"
+            f"{origin} names {len(names)} classes, but {found.name}'s classifier has {has or f'{num_classes} outputs'}"
         )
     return list(names), origin
 
