@@ -77,7 +77,8 @@ class Recognition:
                 f"{self.nearest}, differs in {differ} keys ({len(self.missing)} missing, {len(self.unexpected)} "
                 f"unexpected, {len(self.shape_mismatch)} of another shape)"
             )
-        notes = [f"{self.num_classes} classes", f"{self.in_chans} input channel{'s' * (self.in_chans != 1)}"]
+        classes = "one output" if self.num_classes == 1 else f"{self.num_classes} classes"
+        notes = [classes, f"{self.in_chans} input channel{'s' * (self.in_chans != 1)}"]
         if self.prefix:
             notes.append(f"key prefix {self.prefix!r} stripped")
         if self.head != "fc":
