@@ -76,6 +76,7 @@ class Panel:
     examples: gr.Row
     checkpoint: gr.File
     checkpoint_labels: gr.File
+    feeding: tuple  # crop, resize, mean, std, normalised: how the visitor's network was fed
     open_checkpoint: gr.Button
     opened: gr.State  # the session's own checkpoints (their tokens), dropped with the session
 
@@ -130,6 +131,14 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                     type="filepath",
                     elem_id="checkpoint-labels",
                 )
+                gr.Markdown("How it was fed in training, where not as its architecture's published weights:")
+                with gr.Row():
+                    crop = gr.Number(None, label="Crop (px)", precision=0, minimum=1, elem_id="checkpoint-crop")
+                    resize = gr.Number(None, label="Resize (px)", precision=0, minimum=1, elem_id="checkpoint-resize")
+                    normalize = gr.Checkbox(True, label="Normalised", elem_id="checkpoint-normalize")
+                with gr.Row():
+                    mean = gr.Textbox(label="Mean (one per channel)", placeholder="0.4914, 0.4822, 0.4465")
+                    std = gr.Textbox(label="Std (one per channel)", placeholder="0.2470, 0.2435, 0.2616")
                 open_button = gr.Button("Open my model", elem_id="open-checkpoint")
             with gr.Accordion("Options", open=False):
                 topk = gr.Slider(1, 10, value=5, step=1, label="Top-k")
@@ -149,7 +158,7 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                 gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
     opened = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=forget_uploads)
     shared = Shared(demo, image, family, arch, weights, session)
-    uploads_box = (checkpoint, checkpoint_labels, open_button, opened)
+    uploads_box = (checkpoint, checkpoint_labels, (crop, resize, mean, std, normalize), open_button, opened)
     return shared, Panel(facts, topk, run, status, stale, label, export, report, examples, *uploads_box)
 
 
@@ -237,7 +246,7 @@ def wire(shared: Shared, panel: Panel) -> None:
     ).then(None, js=SHOW_ANSWER, **PRIVATE)
     panel.open_checkpoint.click(
         open_checkpoint,
-        [panel.checkpoint, panel.checkpoint_labels, panel.opened],
+        [panel.checkpoint, panel.checkpoint_labels, panel.opened, *panel.feeding],
         [shared.family, shared.arch, shared.weights, panel.status, panel.opened],
         api_name="open_checkpoint",
         **SESSION_BOUND,
@@ -255,18 +264,44 @@ def picked_facts(arch: str, weights: str) -> str:
     return model_facts(arch, settled_weights(arch, weights)[0])
 
 
-def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str], request: gr.Request):
+def open_checkpoint(
+    checkpoint: str | None,
+    labels: str | None,
+    opened: list[str],
+    crop: float | None = None,
+    resize: float | None = None,
+    mean: str = "",
+    std: str = "",
+    normalized: bool = True,
+    request: gr.Request = None,
+):
     """Open a checkpoint of your own: recognise its architecture, load it, and pick it for Analyze.
 
     Returns its family and architecture, its weights value (a token that only this session is given: pass it as
     ``weights`` to /analyze), a status line that says what it was recognised as, and the session's list of opened
     checkpoints (a state).
+
+    Args:
+        checkpoint: the file.
+        labels: optional class names (.txt, one per line, or .json).
+        opened: the session's opened checkpoints.
+        crop: optional, the crop its network was trained on (px); else its architecture's.
+        resize: optional, the shorter side before the crop (px).
+        mean: optional, the per-channel mean it was normalised with, e.g. "0.4914, 0.4822, 0.4465".
+        std: optional, the per-channel std.
+        normalized: False where it was fed pixels in [0, 1] as they are.
     """
     if not checkpoint:
         raise user_error("Upload a checkpoint file first (.safetensors, .pth, .pt, .bin, .ckpt or .th).")
     upload = None
     try:
-        upload = uploads.open_upload(checkpoint, labels, request.session_hash if request else "")
+        feeding = {"crop": int(crop) if crop else None, "resize": int(resize) if resize else None}
+        feeding.update({name: _numbers(text, name) for name, text in (("mean", mean), ("std", std))})
+        feeding = {name: value for name, value in feeding.items() if value is not None}
+        if not normalized:
+            feeding["normalize"] = False
+        session = request.session_hash if request else ""
+        upload = uploads.open_upload(checkpoint, labels, session, feeding)
         models().get(upload.arch, upload.token)  # loaded now, so NaNs or a cut-off body are said here, not later
     except (ValueError, LookupError) as error:
         if upload is not None:
@@ -274,6 +309,16 @@ def open_checkpoint(checkpoint: str | None, labels: str | None, opened: list[str
         raise user_error(f"{error}.") from None
     status = f"Opened **{upload.name}**: {upload.info.sentence()}. Press **Analyze**."
     return get_arch(upload.arch).family, upload.arch, upload.token, status, [*opened, upload.token]
+
+
+def _numbers(text: str | None, name: str) -> list[float] | None:
+    """A comma-separated list of numbers from a field ("" for none)."""
+    if not text or not text.strip():
+        return None
+    try:
+        return [float(part) for part in text.replace(",", " ").split()]
+    except ValueError:
+        raise ValueError(f"the {name} is numbers separated by commas, e.g. 0.5, 0.5, 0.5; got {text!r}") from None
 
 
 def close_session(request: gr.Request) -> None:

@@ -116,8 +116,14 @@ def load(arch: str, weights: str, device: torch.device) -> LoadedModel:
     visitor's checkpoint that cannot be loaded raises ``CheckpointError``: there is nothing else to show)."""
     if uploads.is_upload(weights):
         upload = uploads.get(weights)
-        model = load_checkpoint(upload.path, labels=upload.labels, arch=upload.arch, device=device)
-        status = f"Your checkpoint: {upload.info.sentence()}. Class names: {upload.info.labels_source}."
+        info = upload.info
+        model = load_checkpoint(
+            upload.path, labels=upload.labels, arch=upload.arch, preprocess=info.preprocess, device=device
+        )
+        status = (
+            f"Your checkpoint: {info.sentence()}. Class names: {info.labels_source}. "
+            f"Preprocessing: {info.preprocess.describe()}."
+        )
         return LoadedModel(model, status, _preprocessing(model))
     if weights == RANDOM_INIT:
         model = create_model(arch, weights=None, device=device)

@@ -72,8 +72,11 @@ def get(token: str) -> Upload:
     return found
 
 
-def open_upload(checkpoint: str | Path, labels: str | Path | None = None, session: str = "") -> Upload:
+def open_upload(
+    checkpoint: str | Path, labels: str | Path | None = None, session: str = "", preprocess: dict | None = None
+) -> Upload:
     """Recognise ``checkpoint`` (shapes only, no tensor read), keep a private copy, and register a new token.
+    ``preprocess``: what the visitor said of how their network was fed (``Preprocess.changed``'s arguments).
 
     Raises ``ValueError`` (``CheckpointError`` included) with one sentence for a file that is not a checkpoint of a
     ResNet we know, or labels that do not fit it.
@@ -95,6 +98,8 @@ def open_upload(checkpoint: str | Path, labels: str | Path | None = None, sessio
         info = inspect_checkpoint(path, labels=kept_labels)
         if not info.recognition.recognised:
             raise CheckpointError(info.recognition.sentence())
+        if preprocess and info.preprocess is not None:
+            info = inspect_checkpoint(path, labels=kept_labels, preprocess=info.preprocess.changed(**preprocess))
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise

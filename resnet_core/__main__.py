@@ -196,19 +196,44 @@ def _add_model_options(
     _add_weights_option(parser)
     parser.add_argument("--checkpoint", metavar="SOURCE", default=None, help=CHECKPOINT_HELP)
     parser.add_argument("--labels", metavar="FILE", default=None, help=LABELS_HELP)
+    _add_preprocess_options(parser)
+
+
+def _add_preprocess_options(parser: argparse.ArgumentParser) -> None:
+    """How a --checkpoint's network was fed in training, where the architecture's default is not it."""
+    what = "of the images the --checkpoint's network was trained on"
+    parser.add_argument("--crop", type=_positive, default=None, help=f"the crop {what} (px)")
+    parser.add_argument("--resize", type=_positive, default=None, help="the shorter side before the crop (px)")
+    parser.add_argument("--mean", type=float, nargs="+", default=None, help=f"the per-channel mean {what}")
+    parser.add_argument("--std", type=float, nargs="+", default=None, help=f"the per-channel std {what}")
+    parser.add_argument("--no-normalize", action="store_true", help="it was fed pixels in [0, 1] as they are")
+
+
+def _preprocess_changes(args: argparse.Namespace) -> dict:
+    """The preprocessing flags given, as :meth:`~resnet_core.zoo.preprocess.Preprocess.changed` takes them."""
+    changes = {"crop": args.crop, "resize": args.resize, "mean": args.mean, "std": args.std}
+    given = {name: value for name, value in changes.items() if value is not None}
+    return {**given, "normalize": False} if args.no_normalize else given
 
 
 def _model(args: argparse.Namespace):
     """The network a single-network command runs: a user's checkpoint, or an architecture with its weights."""
-    from .zoo.checkpoints import load_checkpoint
+    from .zoo.checkpoints import inspect_checkpoint, load_checkpoint
     from .zoo.create import create_model
 
+    changes = _preprocess_changes(args)
     if args.checkpoint:
         if args.weights is not None:
             raise ValueError("--checkpoint brings its own weights: give --checkpoint or --weights, not both")
-        return load_checkpoint(args.checkpoint, labels=args.labels, arch=args.arch)
+        preprocess = None
+        if changes:  # the checkpoint's own default (its architecture's weights' or its hub config's), changed
+            info = inspect_checkpoint(args.checkpoint, labels=args.labels, arch=args.arch)
+            preprocess = info.preprocess.changed(**changes) if info.preprocess else None
+        return load_checkpoint(args.checkpoint, labels=args.labels, arch=args.arch, preprocess=preprocess)
     if args.labels:
         raise ValueError("--labels names the classes of a --checkpoint: give the checkpoint too")
+    if changes:
+        raise ValueError("--crop, --resize, --mean, --std and --no-normalize describe a --checkpoint's training images")
     arch = args.arch or args.default_arch
     if arch is None:
         raise ValueError("name an architecture or give --checkpoint")

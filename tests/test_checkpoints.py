@@ -276,6 +276,33 @@ def test_a_one_output_head_is_a_binary_classifier(tmp_path):
         load_checkpoint(tmp_path / "defect_or_not.pth", labels=["cracked"])
 
 
+def test_the_preprocessing_a_network_was_trained_with_can_be_given(capsys, tmp_path):
+    """A network trained on pixels in [0, 1] opened with ImageNet's mean and std and lost most of its accuracy
+    without a word. --no-normalize, --crop, --resize, --mean and --std say how it was fed; the answer is then the
+    reference network's on exactly that input."""
+    import torchvision.transforms.functional as TF
+    from PIL import Image
+
+    reference = torchvision_net("resnet18", 4)
+    torch.save(reference.state_dict(), tmp_path / "raw.pth")
+    photo = ROOT / "assets" / "photos" / "chelsea.png"
+    code, out, err = in_process(capsys, "predict", str(photo), "--checkpoint", str(tmp_path / "raw.pth"),
+                                "--no-normalize", "--crop", "64", "--json")  # fmt: skip
+    assert code == 0, err
+    crop = TF.center_crop(TF.resize(Image.open(photo).convert("RGB"), [73], antialias=True), [64])  # 64 * 256 / 224
+    with torch.no_grad():
+        expected = reference(TF.to_tensor(crop)[None]).softmax(-1)[0]
+    top = json.loads(out)["topk"][0]
+    assert abs(top["probability"] - float(expected[top["index"]])) <= 1e-5 and top["index"] == int(expected.argmax())
+    base = inspect_checkpoint(tmp_path / "raw.pth").preprocess
+    changed = base.changed(crop=32, mean=[0.5, 0.5, 0.5], std=[0.25, 0.25, 0.25])
+    assert (changed.crop_size, changed.resize_size, changed.mean, changed.std) == (32, 37, (0.5,) * 3, (0.25,) * 3)
+    with pytest.raises(ValueError, match="the std needs 3 value"):
+        base.changed(std=[0.5])
+    code, _, err = in_process(capsys, "predict", str(photo), "--arch", "resnet18", "--weights", "none", "--crop", "64")
+    assert code == 2 and "describe a --checkpoint's training images" in err
+
+
 def test_a_trainers_dict_under_any_key_with_ema_weights_beside_them(tmp_path):
     """{'state': ..., 'acc': ..., 'epoch': ...} was refused with "holds no state dict of tensors", which was false.
     Any key, nested, is searched; of plain and EMA weights the plain ones are taken and the EMA named; key= picks."""

@@ -92,6 +92,23 @@ def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache
         panel.analyze_image(str(photos / "chelsea.png"), "resnet18", token)
 
 
+def test_your_model_takes_how_the_network_was_fed(cache, tmp_path):
+    """The app's fields say how a visitor's network was trained (crop, normalisation): the model runs on exactly that
+    input, and the status says it."""
+    reference = randomize_batchnorm(torchvision.models.resnet18(num_classes=3)).eval()
+    torch.save(reference.state_dict(), tmp_path / "raw.pth")
+    *_, token, status, _ = panel.open_checkpoint(str(tmp_path / "raw.pth"), None, [], 64, None, "", "", False)
+    assert status.startswith("Opened **raw.pth**")
+    with app_state.models().using("resnet18", token) as loaded:
+        fed = loaded.model.card.preprocess
+    assert (fed.crop_size, fed.resize_size, fed.mean, fed.std) == (64, 73, (0.0,) * 3, (1.0,) * 3)
+    assert "Preprocessing: resize 73" in catalog.load("resnet18", token, torch.device("cpu")).status
+    with pytest.raises(gr.Error, match="the mean is numbers separated by commas"):
+        panel.open_checkpoint(str(tmp_path / "raw.pth"), None, [], None, None, "half", "", True)
+    with pytest.raises(gr.Error, match="the std needs 3 value"):
+        panel.open_checkpoint(str(tmp_path / "raw.pth"), None, [], None, None, "", "0.5", True)
+
+
 def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path):
     (tmp_path / "three.txt").write_text("a\nb\nc\n")
     (tmp_path / "model.tar").write_bytes(bytes(range(256)) * 4)  # no suffix we take, no signature we know

@@ -8,7 +8,8 @@ shorter side, centre crop) and ``normalize`` the numeric part. Together they equ
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -64,6 +65,41 @@ class Preprocess:
     ) -> Preprocess:
         """timm's convention: the crop is ``crop_pct`` of the resized image, so resize to ``floor(size / pct)``."""
         return cls(input_size, math.floor(input_size / crop_pct), InterpolationMode(interpolation), mean, std)
+
+    def changed(
+        self,
+        crop: int | None = None,
+        resize: int | None = None,
+        mean: Sequence[float] | None = None,
+        std: Sequence[float] | None = None,
+        normalize: bool = True,
+    ) -> Preprocess:
+        """This preprocessing with what a user knows of their own network's training set (the command line's
+        ``--crop --resize --mean --std --no-normalize``, the app's fields): a crop alone keeps the resize to crop
+        ratio; ``normalize=False`` feeds pixels in [0, 1] as they are (mean 0, std 1)."""
+        if (crop is not None and crop < 1) or (resize is not None and resize < 1):
+            raise ValueError("crop and resize are sizes in pixels, at least 1")
+        crop_size = crop or self.crop_size
+        resize_size = resize or (round(crop * self.resize_size / self.crop_size) if crop else self.resize_size)
+        if crop_size > resize_size:
+            raise ValueError(f"a crop of {crop_size} px cannot come from an image resized to {resize_size} px")
+        channels = len(self.mean)
+        if not normalize:
+            if mean is not None or std is not None:
+                raise ValueError("no normalisation takes no mean or std")
+            mean, std = (0.0,) * channels, (1.0,) * channels
+        for name, values in (("mean", mean), ("std", std)):
+            if values is not None and len(values) != channels:
+                raise ValueError(f"the {name} needs {channels} value(s), one per input channel; got {len(values)}")
+        if std is not None and any(value <= 0 for value in std):
+            raise ValueError("every std must be positive")
+        return replace(
+            self,
+            crop_size=crop_size,
+            resize_size=resize_size,
+            mean=tuple(mean) if mean is not None else self.mean,
+            std=tuple(std) if std is not None else self.std,
+        )
 
     def crop(self, image: Image.Image) -> Image.Image:
         """The crop the network sees, before normalisation (what the app overlays Grad-CAM on)."""
