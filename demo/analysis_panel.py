@@ -131,11 +131,15 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                     type="filepath",
                     elem_id="checkpoint-labels",
                 )
-                gr.Markdown("How it was fed in training, where not as its architecture's published weights:")
+                gr.Markdown(
+                    "How it was fed in training, where not as its architecture's published weights (0 or empty: "
+                    "as those):"
+                )
+                # No minimum on the boxes: Gradio would refuse the empty box's 0 before the handler could read it.
                 with gr.Row():
-                    crop = gr.Number(None, label="Crop (px)", precision=0, minimum=1, elem_id="checkpoint-crop")
-                    resize = gr.Number(None, label="Resize (px)", precision=0, minimum=1, elem_id="checkpoint-resize")
-                    normalize = gr.Checkbox(True, label="Normalised", elem_id="checkpoint-normalize")
+                    crop = gr.Number(0, label="Crop (px)", precision=0, elem_id="checkpoint-crop")
+                    resize = gr.Number(0, label="Resize (px)", precision=0, elem_id="checkpoint-resize")
+                normalize = gr.Checkbox(True, label="Normalised (uncheck: pixels in [0, 1] as they are)")
                 with gr.Row():
                     mean = gr.Textbox(label="Mean (one per channel)", placeholder="0.4914, 0.4822, 0.4465")
                     std = gr.Textbox(label="Std (one per channel)", placeholder="0.2470, 0.2435, 0.2616")
