@@ -248,14 +248,22 @@ def wire(shared: Shared, panel: Panel) -> None:
         **PRIVATE,
         **NETWORK,
     ).then(None, js=SHOW_ANSWER, **PRIVATE)
-    panel.open_checkpoint.click(
-        open_checkpoint,
-        [panel.checkpoint, panel.checkpoint_labels, panel.opened, *panel.feeding],
-        [shared.family, shared.arch, shared.weights, panel.status, panel.opened],
-        api_name="open_checkpoint",
-        **SESSION_BOUND,
-        **NETWORK,
-    ).success(checkpoint_pickers, [shared.arch, shared.weights], [shared.arch, shared.weights], queue=False, **PRIVATE)
+    # The endpoint keeps its inputs (a checkpoint and its labels: clients written for it still call it); the page's
+    # button sends the feeding fields too. Both then fill the pickers.
+    opening = [shared.family, shared.arch, shared.weights, panel.status, panel.opened]
+    picked = [shared.arch, shared.weights]
+    api_open = gr.Button(visible=False)
+    for button, inputs, visibility in (
+        (
+            api_open,
+            [panel.checkpoint, panel.checkpoint_labels, panel.opened],
+            {"api_name": "open_checkpoint", **SESSION_BOUND},
+        ),
+        (panel.open_checkpoint, [panel.checkpoint, panel.checkpoint_labels, panel.opened, *panel.feeding], PRIVATE),
+    ):
+        button.click(open_checkpoint, inputs, opening, **visibility, **NETWORK).success(
+            checkpoint_pickers, picked, picked, queue=False, **PRIVATE
+        )
     shared.demo.unload(close_session)
     panel.export.click(analysis_report, session, panel.report, api_name="report", **SESSION_BOUND).success(
         lambda: gr.update(visible=True), None, panel.report, queue=False, **PRIVATE
