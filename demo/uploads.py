@@ -14,7 +14,7 @@ import secrets
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from resnet_core.zoo.checkpoints import CheckpointError, CheckpointInfo, inspect_checkpoint
@@ -98,8 +98,8 @@ def open_upload(
         info = inspect_checkpoint(path, labels=kept_labels)
         if not info.recognition.recognised:
             raise CheckpointError(info.recognition.sentence())
-        if preprocess and info.preprocess is not None:
-            info = inspect_checkpoint(path, labels=kept_labels, preprocess=info.preprocess.changed(**preprocess))
+        if preprocess and info.preprocess is not None:  # the recognised default, changed: no second read of the file
+            info = replace(info, preprocess=info.preprocess.changed(**preprocess))
     except Exception:
         shutil.rmtree(folder, ignore_errors=True)
         raise

@@ -15,7 +15,7 @@ from dataclasses import replace
 from .data.sources import SOURCES
 from .degradation.cli import configure_parser, run_cli
 from .evaluate.metrics import METRICS
-from .explain.saliency import FILLS, METHODS
+from .explain.saliency import FILLS, METHODS, positive_int
 from .explain.sanity import PROTOCOLS, RANDOMIZATION_SEEDS, as_protocol
 from .measure.complexity import cost_table
 from .zoo.architectures import ARCHITECTURES, get_arch
@@ -563,10 +563,12 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _positive(text: str) -> int:
+    """:func:`~resnet_core.explain.saliency.positive_int`, its sentence shown by argparse as it stands."""
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {value}")
-    return value
+    try:
+        return positive_int(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

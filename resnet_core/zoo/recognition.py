@@ -136,8 +136,9 @@ def _by_position(shapes: Mapping[str, tuple[int, ...]], wanted: str | None) -> t
     the file's count of convolutions, so few signatures are built."""
     present = [(key, shape) for key, shape in shapes.items() if not key.endswith(BN_STEPS)]
     convolutions = sum(len(shape) == 4 for _, shape in present)
+    in_chans = shapes[_first_conv(shapes)][1]
     candidates = [wanted] if wanted else [a for a, spec in ARCHITECTURES.items() if abs(spec.depth - convolutions) <= 8]
-    for arch in sorted(candidates, key=lambda name: _preference(ARCHITECTURES[name], 3)):
+    for arch in sorted(candidates, key=lambda name: _preference(ARCHITECTURES[name], in_chans)):
         signature = list(_signature(arch).items())
         if len(signature) == len(present) and all(
             _fits(expected, found) for (_, expected), (_, found) in zip(signature, present, strict=True)
