@@ -17,7 +17,7 @@ from PIL import Image
 
 from resnet_core import ARCHITECTURES, default_weights
 from resnet_core.explain.analysis import AnalysisResult, analyze
-from resnet_core.explain.evidence import EvidenceSplit
+from resnet_core.explain.evidence import EvidenceSplit, evidence_split
 from resnet_core.measure.complexity import CostTable
 from resnet_core.zoo.checkpoints import SOURCE
 from resnet_core.zoo.preprocess import load_image
@@ -189,6 +189,18 @@ def stored_analysis(state: TabState | None) -> tuple[TabState, Stored]:
         raise user_error("Run an analysis first.")
     stored = results().get(state["token"])
     return state, stored if stored is not None else run_analysis(state)[0]
+
+
+def stored_evidence(state: TabState) -> EvidenceSplit:
+    """The evidence split for the session's class (the one Grad-CAM explains), computed once per analysis and
+    class (one forward and one backward)."""
+    state, stored = stored_analysis(state)
+    class_index = state["cam_class"]
+    if class_index not in stored.evidence:
+        photo = load_photo(state["image"])
+        with models().using(state["arch"], state["weights"]) as loaded:
+            stored.evidence[class_index] = evidence_split(loaded.model, photo, class_index)
+    return stored.evidence[class_index]
 
 
 def prediction_label(result: AnalysisResult) -> dict[str, float]:

@@ -11,25 +11,22 @@ from __future__ import annotations
 
 import threading
 import weakref
-from functools import cache
 
 import gradio as gr
 import numpy as np
 import torch
 
-from resnet_core import WeightsUnavailableError, create_model
 from resnet_core.cache import cache_dir
 from resnet_core.data import cifar10
-from resnet_core.degradation.data import load_mnist_5k
 from resnet_core.measure.dataset_probe import DatasetProbe, probe_dataset
-from resnet_core.measure.layer_responses import ResponseStd, response_std
-from resnet_core.measure.lesion import LesionStudy, lesion_study
+from resnet_core.measure.lesion import lesion_study
 from resnet_core.render import lesion_figure, residual_figure, response_figure
 
 from . import feature_vis_view
 from .app_state import models, stored_analysis, user_error
 from .gpu import on_gpu
 from .image_outputs import png_figures, png_path
+from .lab_results import FIG7_CIFAR, FIG7_DIGIT_STEP, FIG7_DIGITS, fig7_curves, record_lesion, test_images
 from .sessions import TabState
 from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, caption, chart, picture
 
@@ -124,12 +121,6 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     )
     browse_button.click(browse, [browse_class, browse_page], [gallery, browse_md], **PRIVATE)
     gallery.select(pick_test_image, [browse_class, browse_page], shared.image, **PRIVATE)
-
-
-@cache
-def test_images() -> tuple[np.ndarray, np.ndarray, str]:
-    """Images, labels and a description: the full test set where one is configured, else the shipped subset."""
-    return cifar10.available_test_images()
 
 
 def _cifar_analysis(state: TabState | None):
@@ -227,10 +218,7 @@ def lesion_view(state: TabState | None, progress: gr.Progress = gr.Progress()): 
     progress(0.0, desc=f"{state['arch']}: deleting each block in turn")
     with models().using(state["arch"], state["weights"]) as loaded:
         study = lesion_study(loaded.model, _inputs(loaded.model), torch.from_numpy(labels))
-    with _lesions_guard:
-        _lesions[(state["arch"], state["weights"])] = study  # the Network map colours blocks by it
-        while len(_lesions) > 16:
-            _lesions.pop(next(iter(_lesions)))
+    record_lesion(state["arch"], state["weights"], study)  # the Network map colours blocks by it
     intact = f"{result.card.label} (intact {study.baseline:.1%})"
     figure = lesion_figure({intact: study}, f"{len(images):,} test images")
     ranked = sorted(study.accuracy.items(), key=lambda item: item[1])
@@ -243,48 +231,6 @@ def lesion_view(state: TabState | None, progress: gr.Progress = gr.Progress()): 
         "on a few hundred images, neighbours in this ranking can swap places."
     )
     return figure, text
-
-
-_lesions: dict[tuple[str, str], LesionStudy] = {}  # the last lesion studies, by (arch, weights), oldest first
-_lesions_guard = threading.Lock()
-
-
-def recent_lesion(arch: str, weights: str) -> LesionStudy | None:
-    """The lesion study this tab last ran for the network, if any."""
-    with _lesions_guard:
-        return _lesions.get((arch, weights))
-
-
-FIG7_CIFAR = ("cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", "cifar10_resnet56")
-FIG7_DIGITS = ("digits_plain20", "digits_resnet20", "digits_plain56", "digits_resnet56")
-FIG7_DIGIT_STEP = 5  # every 5th of the 5,000 shipped digits (the file is not shuffled: a prefix is a few classes)
-
-
-@cache
-def fig7_curves() -> tuple[dict[str, ResponseStd], list[str]]:
-    """Fig. 7's curves of every trained network this machine has (computed once per process), and the ones
-    missing with why. Private models: eight small nets must not push visitors' networks out of the model cache."""
-    images, _, _ = test_images()
-    digits, _ = load_mnist_5k()
-    curves, missing = {}, []
-    for name in (*FIG7_CIFAR, *FIG7_DIGITS):
-        try:
-            model = create_model(name, weights="DEFAULT", progress=False)
-        except WeightsUnavailableError as error:
-            missing.append(f"{name} ({error.summary})")
-            continue
-        if name in FIG7_CIFAR:
-            mean, std = model.card.preprocess.mean, model.card.preprocess.std
-            batches = cifar10.to_batches(images, mean, std, 250)
-        else:
-            batches = digits[::FIG7_DIGIT_STEP].split(250)
-        curves[name] = response_std(model, batches, network=name)
-    return curves, missing
-
-
-def computed_fig7() -> dict[str, ResponseStd]:
-    """Fig. 7's curves where this tab has computed them already (empty before): other views only read them."""
-    return fig7_curves()[0] if fig7_curves.cache_info().currsize else {}
 
 
 def fig7_view():

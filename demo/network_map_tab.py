@@ -4,48 +4,28 @@ of a stage sees on the photo: its theoretical receptive field and its effective 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from functools import lru_cache
-
 import gradio as gr
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
 from resnet_core import default_weights
-from resnet_core.diagram import NetworkMap, draw_network_map
+from resnet_core.diagram import draw_network_map
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.explain.effective_field import UnitField, unit_field
 from resnet_core.render import cam_overlay, enlarge, enlargement, feature_grid, field_overlay
-from resnet_core.zoo.architectures import ArchSpec, twin_of
-from resnet_core.zoo.architectures import build as build_model
-from resnet_core.zoo.models import ResNet
+from resnet_core.zoo.architectures import twin_of
 
-from . import catalog, cifar10_tab, uploads
-from .app_state import costs, load_photo, models, results, settled_weights, stored_analysis, user_error
+from . import catalog, uploads
+from .app_state import costs, load_photo, models, settled_weights, stored_analysis, user_error
 from .catalog import RANDOM_INIT
 from .gpu import on_gpu
 from .image_outputs import png_path
-from .residuals_tab import stored_evidence
-from .sessions import Stored, TabState
+from .network_map import OVERLAYS, drawn_map, stored_analysis_of, structure
+from .sessions import TabState
 from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, picture
 
 TITLE = "Network map"
-
-RESIDUAL_RATIO = "residual ratio ||F(x)|| / ||shortcut(x)|| (photo)"
-EVIDENCE_SHARE = "evidence through the shortcut (photo)"
-LESION = "accuracy lost without the block (CIFAR-10 tab's lesion study)"
-FIG7 = "std of the block's last 3x3 response (CIFAR-10 tab's Fig. 7)"
-# Per-block numbers a map can be coloured by: where they come from, and whether to colour on a log scale.
-OVERLAYS: dict[str, tuple[str, bool]] = {
-    "multiply-adds": ("costs", True),
-    "parameters": ("costs", True),
-    "receptive field (px)": ("costs", False),
-    RESIDUAL_RATIO: ("analysis", True),
-    EVIDENCE_SHARE: ("analysis", False),
-    LESION: ("cifar10 tab", False),
-    FIG7: ("cifar10 tab", False),
-}
 
 
 def build(shared: Shared, tab: gr.Tab) -> None:
@@ -92,77 +72,6 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     diagram.select(on_map_click, inputs, [details, features], **PRIVATE)
 
 
-@lru_cache(maxsize=64)
-def _structure(spec: ArchSpec) -> ResNet:
-    """The network's modules on the meta device: its layout without a byte of weights."""
-    with torch.device("meta"):
-        return build_model(spec)
-
-
-def _analysis(arch: str, weights: str, state: TabState | None) -> Stored | None:
-    """The tab's stored analysis where it is of the network on the map."""
-    if not state or (state["arch"], state["weights"]) != (arch, weights):
-        return None
-    return results().get(state["token"])
-
-
-def _values(name: str, arch: str, weights: str, state: TabState | None) -> dict[str, float | None]:
-    source, _ = OVERLAYS[name]
-    if source == "costs":
-        read: Callable = {
-            "multiply-adds": lambda row: row.macs,
-            "parameters": lambda row: row.params,
-            "receptive field (px)": lambda row: row.receptive_field,
-        }[name]
-        return {row.name: read(row) for row in costs(arch, weights).rows}
-    if name == LESION:
-        study = cifar10_tab.recent_lesion(arch, weights)
-        return {} if study is None else {block: study.baseline - kept for block, kept in study.accuracy.items()}
-    if name == FIG7:
-        curve = cifar10_tab.computed_fig7().get(arch) if weights == catalog.default_choice(arch) else None
-        if curve is None:
-            return {}
-        names = _structure(catalog.spec(arch, weights)).block_names()
-        blocks: dict[str, float | None] = {}
-        for layer, std in zip(curve.layers, curve.std, strict=True):  # forward order: a block's last 3x3 wins
-            row = next((block for block in names if layer.startswith(f"{block}.")), "stem")  # else the stem's
-            blocks[row] = std
-        return blocks
-    stored = _analysis(arch, weights, state)
-    if stored is None:
-        return {}
-    if name == RESIDUAL_RATIO:
-        return {block: stats.residual_ratio for block, stats in stored.result.blocks.items()}
-    return {entry.block: entry.shortcut_share for entry in stored_evidence(state).blocks}
-
-
-def drawn_map(arch: str, weights: str, overlay: str, state: TabState | None) -> tuple[NetworkMap, str]:
-    """The map of the picked network coloured by ``overlay``, and a note on what the colours show."""
-    if overlay not in OVERLAYS:
-        raise gr.Error(f"Unknown overlay {overlay!r}; expected one of {list(OVERLAYS)}.")
-    weights, _ = settled_weights(arch, weights)
-    values = _values(overlay, arch, weights, state)
-    source, log_scale = OVERLAYS[overlay]
-    title = f"{arch}: {overlay}"
-    drawn = draw_network_map(_structure(catalog.spec(arch, weights)), values, overlay, title, log_scale)
-    if source == "analysis":
-        note = (
-            f"On the photo analysed with {arch} ({weights}); plain blocks (no shortcut) are grey."
-            if values
-            else f"Analyze a photo with {arch} ({weights}) to colour its blocks by this; the map shows its layout."
-        )
-    elif source == "cifar10 tab":
-        where = "Delete each block in turn" if overlay == LESION else "The paper's Fig. 7"
-        note = (
-            f"From the CIFAR-10 test set tab's last run for {arch} ({weights})."
-            if values
-            else f"For the trained CIFAR-10 and digit nets: press **{where}** in the CIFAR-10 test set tab first."
-        )
-    else:
-        note = f"Counted for {arch} at the size its weights expect; the head's average pool sees the whole input."
-    return drawn, note
-
-
 def network_map(arch: str, weights: str, overlay: str, state: TabState | None = None) -> tuple[str, str]:
     """A diagram of a network (stem, every block of every stage, the head; shortcut arcs, thick where the block
     changes shape) with each block coloured by a number, as a PNG.
@@ -187,7 +96,7 @@ def map_if_open(arch: str, weights: str, overlay: str, state: TabState | None, o
 def on_map_click(arch: str, weights: str, overlay: str, state: TabState | None, event: gr.SelectData):
     weights, _ = settled_weights(arch, weights)
     # The boxes depend on the network alone, not on the colours: hit-test its layout, no overlay recomputed.
-    name = draw_network_map(_structure(catalog.spec(arch, weights))).at(*event.index)
+    name = draw_network_map(structure(catalog.spec(arch, weights))).at(*event.index)
     if name is None:  # a click between boxes
         return gr.skip(), gr.skip()
     return block_details(arch, weights, name, state)
@@ -203,7 +112,7 @@ def block_details(arch: str, weights: str, name: str, state: TabState | None) ->
         f"**{name}** ({row.stage}) of {arch}: {row.params:,} parameters, {row.macs:,} multiply-adds, output "
         f"{shape}, receptive field {field}."
     ]
-    stored = _analysis(arch, weights, state)
+    stored = stored_analysis_of(arch, weights, state)
     if stored is None:
         lines.append("Analyze a photo with this network to see this block's output and statistics.")
         return "\n\n".join(lines), None

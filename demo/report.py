@@ -20,7 +20,7 @@ from resnet_core.render import cam_overlay, feature_grid
 
 from .app_state import stored_analysis
 from .image_outputs import download_path, encode_png
-from .network_map_tab import RESIDUAL_RATIO, drawn_map
+from .network_map import RESIDUAL_RATIO, drawn_map
 from .public_text import without_paths
 from .sessions import Stored, TabState
 

@@ -8,10 +8,10 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from resnet_core.explain.analysis import AnalysisResult
-from resnet_core.explain.evidence import EvidenceSplit, evidence_split
+from resnet_core.explain.evidence import EvidenceSplit
 from resnet_core.render import evidence_figure, evidence_maps, residual_figure
 
-from .app_state import load_photo, models, network_name, stored_analysis, untrained_mark
+from .app_state import network_name, stored_analysis, stored_evidence, untrained_mark
 from .gpu import on_gpu
 from .image_outputs import png_figures, png_path
 from .sessions import TabState
@@ -75,17 +75,6 @@ def evidence_views(state: TabState | None, block: str | None):
     branch, shortcut = evidence_maps(split, block)
     picker = gr.update(choices=names, value=block)
     return evidence_summary(split), evidence_chart(split), picker, png_path(branch), png_path(shortcut)
-
-
-def stored_evidence(state: TabState) -> EvidenceSplit:
-    """The split for the tab's class, computed once per analysis and class (one forward and one backward)."""
-    state, stored = stored_analysis(state)
-    class_index = state["cam_class"]
-    if class_index not in stored.evidence:
-        photo = load_photo(state["image"])
-        with models().using(state["arch"], state["weights"]) as loaded:
-            stored.evidence[class_index] = evidence_split(loaded.model, photo, class_index)
-    return stored.evidence[class_index]
 
 
 def evidence_chart(split: EvidenceSplit):

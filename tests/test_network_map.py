@@ -8,7 +8,7 @@ from gradio_client import Client, handle_file
 
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
-from demo import app_state, network_map_tab
+from demo import app_state, lab_results, network_map, network_map_tab
 from demo.model_cache import ModelCache
 from resnet_core.data import cifar10
 from resnet_core.diagram import MISSING, draw_network_map
@@ -182,10 +182,10 @@ def test_the_cifar10_tabs_studies_colour_the_map(cache):
     from resnet_core.measure.layer_responses import response_std
 
     *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT", chart=False)
-    _, note = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map_tab.FIG7, state)
+    _, note = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map.FIG7, state)
     assert "press **The paper's Fig. 7**" in note  # nothing computed yet: said, not computed behind the user's back
     figure, text = cifar10_tab.fig7_view()
-    curves, _ = cifar10_tab.fig7_curves()
+    curves, _ = lab_results.fig7_curves()
     model = create_model("cifar10_resnet20", weights="DEFAULT")
     images, _, _ = cifar10.load_subset()
     direct = response_std(model, [cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std)])
@@ -193,17 +193,17 @@ def test_the_cifar10_tabs_studies_colour_the_map(cache):
     top = figure.axes[0]
     drawn = {line.get_label().split(" (")[0]: list(line.get_ydata()) for line in top.get_lines()}
     assert drawn["cifar10_resnet20"] == pytest.approx(list(direct.std)) and "cifar10_resnet20 0.732" in text
-    path, note = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map_tab.FIG7, state)
+    path, note = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map.FIG7, state)
     last = {"stem": direct.std[0], **{f"layer{s}.{b}": direct.std[2 + 6 * (s - 1) + 2 * b] for s in (1, 2, 3)
                                       for b in range(3)}}  # fmt: skip
-    expected = draw_network_map(build("cifar10_resnet20"), last, network_map_tab.FIG7,
-                                f"cifar10_resnet20: {network_map_tab.FIG7}")  # fmt: skip
+    expected = draw_network_map(build("cifar10_resnet20"), last, network_map.FIG7,
+                                f"cifar10_resnet20: {network_map.FIG7}")  # fmt: skip
     assert np.array_equal(read_png(path), expected.image) and "last run" in note
 
     figure, _ = cifar10_tab.lesion_view(state)
-    study = cifar10_tab.recent_lesion("cifar10_resnet20", state["weights"])
-    path, _ = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map_tab.LESION, state)
+    study = lab_results.recent_lesion("cifar10_resnet20", state["weights"])
+    path, _ = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map.LESION, state)
     lost = {block: study.baseline - kept for block, kept in study.accuracy.items()}
-    expected = draw_network_map(build("cifar10_resnet20"), lost, network_map_tab.LESION,
-                                f"cifar10_resnet20: {network_map_tab.LESION}")  # fmt: skip
+    expected = draw_network_map(build("cifar10_resnet20"), lost, network_map.LESION,
+                                f"cifar10_resnet20: {network_map.LESION}")  # fmt: skip
     assert np.array_equal(read_png(path), expected.image) and lost["layer2.0"] > 0

@@ -13,7 +13,7 @@ from PIL import Image
 from demo import analysis_panel as panel
 from demo import app_state, gradcam_tab, report
 from demo.model_cache import ModelCache
-from demo.network_map_tab import RESIDUAL_RATIO
+from demo.network_map import RESIDUAL_RATIO
 from resnet_core.data import cifar10
 from resnet_core.diagram import draw_network_map
 from resnet_core.render import cam_overlay, feature_grid
