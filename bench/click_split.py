@@ -32,13 +32,13 @@ from bench.browser_latency import click, pick, pick_network
 PIECES = [
     ("demo.app_state", "load_photo"),
     ("demo.app_state", "analyze"),
-    ("demo.analysis_panel", "feature_grid"),
-    ("demo.analysis_panel", "cam_overlay"),
-    ("demo.analysis_panel", "png_path"),
-    ("demo.analysis_panel", "view_path"),
-    ("demo.analysis_panel", "residual_summary"),
-    ("demo.analysis_panel", "refresh_controls"),
-    ("demo.analysis_panel", "chart_if_open"),
+    ("demo.analysis_views", "feature_grid"),
+    ("demo.analysis_views", "cam_overlay"),
+    ("demo.features_tab", "png_path"),
+    ("demo.features_tab", "view_path"),
+    ("demo.gradcam_tab", "view_path"),  # the same name, timed together
+    ("demo.residuals_tab", "residual_summary"),
+    ("demo.analysis_panel", "after_analysis"),
 ]
 HANDLER = ("demo.analysis_panel", "analyze_page")  # wired at build time: wrapped before the app is built
 
@@ -117,7 +117,7 @@ def main() -> None:
                     rows["click -> every output shown"].append(shown - clicked)
                     rows["click -> handler starts (request, queue, preprocess)"].append(start - clicked)
                     rows["handler"].append(end - start)
-                    for _, name in pieces:
+                    for name in dict.fromkeys(name for _, name in pieces):
                         calls = timeline.between(name, start, end)
                         rows[f"  {name} (x{len(calls)})"].append(sum(b - a for a, b in calls))
                     rows["handler ends -> shown (postprocess, stream, downloads, page)"].append(shown - end)

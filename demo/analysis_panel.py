@@ -1,8 +1,9 @@
 """The analysis panel above the tabs: the photo, the network picked, its predictions, the examples, and Analyze.
 
-One forward pass (``/analyze``) fills the predictions here and the views of several tabs (the crop and feature grid,
-the Grad-CAM, the residual chart), which those tabs put in ``shared.views``; every control that describes the
-analysis on screen (stage, layer, block, channel, class) follows it, not the pickers.
+One forward pass fills the predictions here and the views the tabs registered in ``shared.views``
+(:mod:`demo.analysis_views`): the panel imports no tab. Every control that describes the analysis on screen (stage,
+layer, block, channel, class) follows it, not the pickers. The ``/analyze`` API returns the same pictures whichever
+tabs the page shows.
 """
 
 from __future__ import annotations
@@ -17,9 +18,18 @@ from resnet_core import get_arch
 from resnet_core.assets import ASSETS_DIR
 from resnet_core.data import cifar10
 from resnet_core.explain.analysis import AnalysisResult
-from resnet_core.render import cam_overlay
 
 from . import catalog, settings, uploads
+from .analysis_views import (
+    RETURNS,
+    SETTINGS,
+    Drawing,
+    cam_picture,
+    grid_picture,
+    residual_chart,
+    residual_summary,
+    shown_feature,
+)
 from .app_state import (
     MAX_CHECKPOINT_MB,
     MAX_PHOTO_MB,
@@ -32,19 +42,15 @@ from .app_state import (
     prediction_label,
     run_analysis,
     settled_weights,
-    shown_stage,
     start_network,
     stored_analysis,
     user_error,
     weight_choice,
 )
 from .catalog import FAMILIES, RANDOM_INIT, LoadedModel, architectures_of
-from .features_tab import block_choices, channel_update, feature_of, grid_picture
 from .gpu import on_gpu
-from .gradcam_tab import cam_caption, class_choices
 from .image_outputs import png_figures, png_path, view_path
 from .report import analysis_report
-from .residuals_tab import chart_if_open, residual_chart, residual_summary
 from .sessions import TabState, new_token
 from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, caption
 
@@ -59,6 +65,8 @@ FEW_CLASSES = 10  # a network this narrow calls any photo one of its classes, of
 # After an answer, the predictions scrolled into view where they are not (a phone: the examples sit below them);
 # "nearest" leaves a page where they are already on screen as it is.
 SHOW_ANSWER = "() => document.querySelector('#predictions')?.scrollIntoView({block: 'nearest'})"
+# /analyze's parameters after top-k, in order (names of analysis_views.SETTINGS).
+API_SETTINGS = ("cam_layer", "stage", "block", "channels", "sort", "opacity")
 
 
 @dataclass
@@ -168,15 +176,15 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
 
 def wire(shared: Shared, panel: Panel) -> None:
     """Analyze, the examples that run on click, the pickers, the stale notice and the report."""
-    views, session = shared.views, shared.session
-    shown = ("crop", "grid", "cam", "residual_chart", "residual_md")
-    outputs = [panel.label, panel.status, *(views[name] for name in shown), session]
-    controls = [
-        *(views[name] for name in ("block", "cam_class", "example_block", "stage", "cam_layer", "channel")),
-        panel.facts,
-        views["cam_caption"],
-        panel.stale,
+    registry, session = shared.views, shared.session
+    # /analyze takes and returns the tabs' components where the app shows them; a tab left out leaves its setting
+    # at its default and its picture unreturned (a State is neither an API parameter nor an API output).
+    api_settings = [
+        registry.settings[name] if name in registry.settings else gr.State(SETTINGS[name]) for name in API_SETTINGS
     ]
+    returned = [name for name in RETURNS if name in registry.returns]
+    api_outputs = [registry.returns[name] if name in registry.returns else gr.State() for name in RETURNS]
+    outputs = [panel.label, panel.status, *api_outputs, session]
     picks = [shared.image, shared.family, shared.arch, shared.weights]
     owned_examples = [
         (f"Digits: run on click with {DIGIT_NET} ({catalog.LAB_FAMILY})", catalog.LAB_FAMILY, DIGIT_NET, "digit"),
@@ -188,6 +196,15 @@ def wire(shared: Shared, panel: Panel) -> None:
         ),
     ]
     example_files = {"digit": sorted(DIGITS.glob("*.png")), "cifar10": cifar10.gallery()}
+
+    def example_answer(image: str, family: str, arch: str, weights: str):
+        label, status, *pictures = analyze_example(image, family, arch, weights)
+        return label, status, *(picture for name, picture in zip(RETURNS, pictures, strict=True) if name in returned)
+
+    def example_follow_up(image: str, family: str, arch: str, weights: str, open_tab: str):
+        return example_controls(shared, panel, image, family, arch, weights, open_tab)
+
+    follow_up = [session, panel.facts, panel.stale, shared.arch, shared.weights, *registry.outputs()]
     for title, owner_family, owner, kind in owned_examples:
         paths, elem_id = example_files[kind], f"{kind}-examples"
         if not paths:
@@ -196,8 +213,8 @@ def wire(shared: Shared, panel: Panel) -> None:
             owned = gr.Examples(
                 [[str(path), owner_family, owner, "DEFAULT"] for path in paths],
                 inputs=picks,
-                outputs=outputs[:-1],  # not the session: Gradio caches no state
-                fn=png_figures(on_gpu(analyze_example, "analysis")),
+                outputs=[panel.label, panel.status, *(registry.returns[name] for name in returned)],
+                fn=png_figures(on_gpu(example_answer, "analysis")),
                 cache_examples=True,
                 cache_mode="lazy",
                 visible_columns=[0],
@@ -206,11 +223,14 @@ def wire(shared: Shared, panel: Panel) -> None:
                 elem_id=elem_id,
                 api_visibility="private",
             )
-        follow_up = [session, *controls, shared.arch, shared.weights]
         # No spinner of its own: the example's answer shows one on the predictions, and a queued follow-up's spinner
         # on the facts panel was what a visitor saw frozen there.
         owned.cache_event.then(
-            on_gpu(example_controls, "analysis"), picks, follow_up, show_progress="hidden", **PRIVATE
+            png_figures(on_gpu(example_follow_up, "analysis")),
+            [*picks, shared.open_tab],
+            follow_up,
+            show_progress="hidden",
+            **PRIVATE,
         ).then(None, js=SHOW_ANSWER, **PRIVATE)
     # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights (and
     # Analyze settles stale weights itself). The facts follow any change of network or weights.
@@ -223,25 +243,25 @@ def wire(shared: Shared, panel: Panel) -> None:
     # Results that no longer belong to the photo or network on screen say so until the next analysis.
     stale_inputs = [session, shared.image, shared.arch]
     gr.on([shared.image.change, shared.arch.change], mark_stale, stale_inputs, panel.stale, queue=False, **PRIVATE)
-    analysis_inputs = [views[name] for name in ("cam_layer", "stage", "block", "channels", "sort", "opacity")]
-    inputs = [shared.image, shared.arch, shared.weights, panel.topk, *analysis_inputs, session]
+    inputs = [shared.image, shared.arch, shared.weights, panel.topk, *api_settings, session]
     # Raw values in (preprocess=False): Gradio would decode the upload itself and fail with a server error on a
     # broken file; resnet_core.load_image does the decoding, with its limits and one clear message.
     # The API's /analyze returns its 7 outputs, the residual chart drawn. The page's own click is one event (no
-    # follow-up request the click would wait for): the views on screen, the controls that follow the analysis, and
-    # the Residuals tab's chart and evidence only where that tab is open (else drawn when it is opened).
+    # follow-up request the click would wait for) whose inputs come as one dict: the panel's and the settings the
+    # tabs registered; it returns every registered view's values (those of a tab that waits to be on screen only
+    # where it is).
     api = gr.Button(visible=False)
     api_call = png_figures(on_gpu(analyze_image, "analysis"))
     api.click(api_call, inputs, outputs, api_name="analyze", preprocess=False, **NETWORK)
-    page_outputs = [
-        *(output for output in outputs if output is not views["residual_chart"]),
-        *controls,
-        views["residual_chart"],
-        *views["evidence_outputs"],
-    ]
+
+    def page_click(values: dict, progress: gr.Progress = gr.Progress()):  # noqa: B008 - Gradio's own idiom
+        return analyze_page(shared, panel, values, progress)
+
+    page_inputs = {shared.image, shared.arch, shared.weights, panel.topk, session, shared.open_tab}
+    page_outputs = [panel.label, panel.status, *follow_up[:3], *registry.outputs()]
     panel.run.click(
-        png_figures(on_gpu(analyze_page, "analysis")),
-        [*inputs, shared.open_tab, views["channel"]],
+        png_figures(on_gpu(page_click, "analysis")),
+        page_inputs | set(registry.settings.values()),
         page_outputs,
         preprocess=False,
         show_progress_on=[panel.label],  # one spinner, not one per output: 22 outputs, most in hidden tabs
@@ -440,104 +460,104 @@ def analyze_image(
         opacity: the heat map's opacity over the crop, 0 to 1.
         previous: the tab's last analysis (a session state, not an API parameter): where it was of another
             network, its stage and layer picks are that network's, so the new one starts at its own last stage.
-        chart: whether to draw the residual chart (not an API parameter: the page's own click leaves it to the
-            Residuals tab, which draws it when it is on screen).
+        chart: whether to draw the residual chart (not an API parameter: a test that does not look at it skips it).
         view_only: the crop and the overlay as JPEGs for the page's view-only pictures (not an API parameter: the
             API's images are exact PNGs).
     """
-    cam_layer, stage, block = picks_for(arch, previous, cam_layer, stage, block)
-    path = image_path(image)
-    weights, note = settled_weights(arch, weights)
-    if not 1 <= int(topk) <= 100:
-        raise user_error(f"Top-k must lie between 1 and 100, got {topk}.")
-    if (arch, weights) not in models():  # a message to the page only while a model loads: seconds, not ms
-        progress(0.1, desc=f"loading {arch} ({weights})")
-    state = _new_state(path, arch, weights, int(topk), cam_layer)
-    stored, loaded = run_analysis(state)
-    result = stored.result
-    grid, _, _ = grid_picture(feature_of(result, stage, block), int(channels), sort)
+    chosen = {"cam_layer": cam_layer, "stage": stage, "block": block, "channels": channels, "sort": sort}
+    drawing, status = analysis(image, arch, weights, topk, picks_for(arch, previous, chosen, opacity=opacity), progress)
+    result = drawing.result
+    _, _, feature = shown_feature(drawing)
+    grid, _, _ = grid_picture(feature, int(channels), sort)
     # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
     drawn = (residual_chart(result),) if chart else ()
     shown = view_path if view_only else png_path
     return (
         prediction_label(result),
-        status_text(result, loaded, note, photo_size(path)),
+        status,
         shown(result.crop),
         png_path(grid),  # flat cells: as small and fast in PNG, and exact
-        shown(cam_overlay(result.crop, stored.cam, opacity)),
+        shown(cam_picture(drawing)),
         *drawn,
         residual_summary(result),
-        state,
+        drawing.state,
     )
 
 
-def analyze_page(
+def analysis(
     image: str | dict | None,
     arch: str,
     weights: str,
     topk: int,
-    cam_layer: str | None,
-    stage: str | None,
-    block: str,
-    channels: int,
-    sort: str,
-    opacity: float,
-    previous: TabState | None,
-    open_tab: str,
-    channel: float | None,
-    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
-):
-    """The page's Analyze click: :func:`analyze_image`'s outputs (no chart), then :func:`refresh_controls`', then
-    the Residuals tab's chart and evidence (skipped unless ``open_tab`` is that tab)."""
-    cam_layer, stage, block = picks_for(arch, previous, cam_layer, stage, block)
-    views = analyze_image(
-        image,
-        arch,
-        weights,
-        topk,
-        cam_layer,
-        stage,
-        block,
-        channels,
-        sort,
-        opacity,
-        previous,
-        progress,
-        chart=False,
-        view_only=True,
-    )
-    state = views[-1]
-    return (*views, *refresh_controls(state, stage, channel, previous), *chart_if_open(state, open_tab))
+    settings: dict,
+    progress: gr.Progress | None = None,
+    previous: TabState | None = None,
+) -> tuple[Drawing, str]:
+    """Run the analysis (or find it stored): what the views draw from, and the status line."""
+    path = image_path(image)
+    weights, note = settled_weights(arch, weights)
+    if not 1 <= int(topk) <= 100:
+        raise user_error(f"Top-k must lie between 1 and 100, got {topk}.")
+    if progress is not None and (arch, weights) not in models():  # a message while a model loads: seconds, not ms
+        progress(0.1, desc=f"loading {arch} ({weights})")
+    state = _new_state(path, arch, weights, int(topk), settings["cam_layer"])
+    stored, loaded = run_analysis(state)
+    status = status_text(stored.result, loaded, note, photo_size(path))
+    return Drawing(state, stored, settings, previous), status
 
 
-def picks_for(
-    arch: str, previous: TabState | None, cam_layer: str | None, stage: str | None, block: str
-) -> tuple[str | None, str | None, str]:
-    """The layer, stage and block picks an analysis of ``arch`` starts from: the tab's own, unless they are of
-    another network (``previous`` was), where it starts at its own last stage."""
+def analyze_page(shared: Shared, panel: Panel, values: dict, progress: gr.Progress | None = None) -> dict:
+    """The page's Analyze click: ``values`` by component (the panel's, and the settings the tabs registered); the
+    predictions, the status and every registered view's values, by component."""
+    previous, arch = values[shared.session], values[shared.arch]
+    chosen = {name: values[component] for name, component in shared.views.settings.items()}
+    settings = picks_for(arch, previous, chosen)
+    image, weights, topk = values[shared.image], values[shared.weights], values[panel.topk]
+    drawing, status = analysis(image, arch, weights, topk, settings, progress, previous)
+    answer = {panel.label: prediction_label(drawing.result), panel.status: status}
+    return {**answer, **after_analysis(shared, panel, drawing, values[shared.open_tab])}
+
+
+def after_analysis(shared: Shared, panel: Panel, drawing: Drawing, open_tab: str | None) -> dict:
+    """UI plumbing after an analysis, by component: the session's new state, the facts of the network that ran
+    (now that it is known whether its weights loaded), no stale notice, and every registered view's values."""
+    facts = analysis_facts(drawing.state, drawing.result)
+    own = {shared.session: drawing.state, panel.facts: facts, panel.stale: ""}
+    return {**own, **shared.views.drawn(drawing, open_tab)}
+
+
+def picks_for(arch: str, previous: TabState | None, chosen: dict, **more) -> dict:
+    """The analysis's settings (:data:`SETTINGS`, with those ``chosen`` and ``more``): a network's own, unless
+    ``previous`` was of another network, where it starts at its own last stage and layer."""
+    settings = {**SETTINGS, **chosen, **more}
     if previous and previous["arch"] != arch:
-        return None, None, STAGE_OUTPUT
-    return cam_layer, stage, block
+        settings.update(cam_layer=None, stage=None, block=SETTINGS["block"])
+    return settings
 
 
 def analyze_example(image: str, family: str, arch: str, weights: str):
     """An example that belongs to one network (a digit, a CIFAR-10 test image), analysed with that network.
 
     Gradio caches these outputs per example, so a cached result is always the example's own network and weights.
-    The session is not among them (Gradio does not cache state): :func:`example_controls` gives the tab its own.
+    The session is not among them (Gradio does not cache state): :func:`example_controls` gives the visitor one.
     """
     return analyze_image(image, arch, weights, view_only=True)[:-1]
 
 
-def example_controls(image: str, family: str, arch: str, weights: str):
-    """After an example ran or came from the cache: a session of this tab's own, and the pickers of its network.
+def example_controls(
+    shared: Shared, panel: Panel, image: str, family: str, arch: str, weights: str, open_tab: str | None
+) -> dict:
+    """After an example ran or came from the cache, by component: a session of the visitor's own, what follows
+    its analysis (:func:`after_analysis`), and the pickers of its network.
 
     The session's analysis is run once here (these nets take milliseconds), so Grad-CAM re-targeting and the
     CIFAR-10 tab work on a cached example as on any other analysis.
     """
     state = _new_state(image_path(image), arch, weight_choice(arch, weights))
-    stored_analysis(state)  # nothing stored under the new token yet: runs the analysis, and records its class
-    return (state, *refresh_controls(state, None, None), *on_example(family, arch))
+    state, stored = stored_analysis(state)  # nothing stored under the new token yet: runs the analysis
+    arch_pick, weights_pick = on_example(family, arch)
+    pickers = {shared.arch: arch_pick, shared.weights: weights_pick}
+    return {**after_analysis(shared, panel, Drawing(state, stored), open_tab), **pickers}
 
 
 def photo_size(path: str) -> tuple[int, int] | None:
@@ -552,36 +572,6 @@ def photo_size(path: str) -> tuple[int, int] | None:
 def _new_state(path: str, arch: str, weights: str, topk: int = 5, cam_layer: str | None = None) -> TabState:
     return TabState(
         token=new_token(), arch=arch, weights=weights, image=path, topk=topk, cam_class=-1, cam_layer=cam_layer or ""
-    )
-
-
-def refresh_controls(
-    state: TabState | None, stage: str | None, channel: float | None, previous: TabState | None = None
-):
-    """UI plumbing after an analysis: every control follows the network on screen, not the pickers.
-
-    The stage, layer, block, channel and class lists of the model that ran; the facts panel, now that it is known
-    whether the weights loaded; the Grad-CAM caption with its class (and the untrained mark); no stale notice.
-    The class list (a thousand names on ImageNet) is sent only where ``previous``, the analysis it replaces, was
-    of another network or weights.
-    """
-    state, stored = stored_analysis(state)
-    result = stored.result
-    classes = class_choices(result)
-    same_classes = previous is not None and (previous["arch"], previous["weights"]) == (state["arch"], state["weights"])
-    class_list = {} if same_classes else {"choices": classes}
-    stage = shown_stage(result, stage)
-    blocks = list(result.blocks) if result.card.label_space.key == "cifar10" else []  # the CIFAR-10 tab's picker
-    return (
-        gr.update(choices=block_choices(result, stage), value=STAGE_OUTPUT),
-        gr.update(**class_list, value=classes[state["cam_class"]]),
-        gr.update(choices=blocks, value=blocks[-1] if blocks else None),
-        gr.update(choices=list(result.stages), value=stage),
-        gr.update(choices=list(result.stages), value=state["cam_layer"]),
-        channel_update(result.stages[stage], channel),
-        analysis_facts(state, result),
-        cam_caption(result, state["cam_class"], state["cam_layer"]),
-        "",  # the results on screen are this analysis's: nothing is stale
     )
 
 

@@ -23,6 +23,7 @@ from resnet_core.measure.lesion import lesion_study
 from resnet_core.render import lesion_figure, residual_figure, response_figure
 
 from . import feature_vis_view
+from .analysis_views import Drawing, View
 from .app_state import models, stored_analysis, user_error
 from .gpu import on_gpu
 from .image_outputs import png_figures, png_path
@@ -75,7 +76,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         allow_preview=False,
         elem_classes="pixelated",
     )
-    shared.views["example_block"] = block  # the analysis fills it with the blocks of the network it ran
+    shared.views.register(View({"example_block": block}, analysis_view))
 
     session = shared.session
     residual_stats.click(
@@ -121,6 +122,13 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     )
     browse_button.click(browse, [browse_class, browse_page], [gallery, browse_md], **PRIVATE)
     gallery.select(pick_test_image, [browse_class, browse_page], shared.image, **PRIVATE)
+
+
+def analysis_view(drawing: Drawing) -> dict:
+    """After an analysis: the block picker holds the blocks of a CIFAR-10 network (the last picked), else none."""
+    result = drawing.result
+    blocks = list(result.blocks) if result.card.label_space.key == "cifar10" else []
+    return {"example_block": gr.update(choices=blocks, value=blocks[-1] if blocks else None)}
 
 
 def _cifar_analysis(state: TabState | None):

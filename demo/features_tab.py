@@ -4,16 +4,15 @@ a channel wants to see."""
 from __future__ import annotations
 
 import gradio as gr
-import numpy as np
 from matplotlib.figure import Figure
 
-from resnet_core.explain.analysis import AnalysisResult
-from resnet_core.render import channel_figure, enlarge, enlargement, feature_grid, grid_index
+from resnet_core.render import channel_figure, grid_index
 
 from . import feature_vis_view
+from .analysis_views import Drawing, View, block_choices, feature_of, grid_picture, shown_feature
 from .app_state import STAGE_OUTPUT, shown_stage, stored_analysis, user_error
 from .gpu import on_gpu
-from .image_outputs import png_figures, png_path
+from .image_outputs import png_figures, png_path, view_path
 from .sessions import TabState
 from .shared import NETWORK, PRIVATE, Shared, chart, picture
 
@@ -45,7 +44,16 @@ def build(shared: Shared, tab: gr.Tab) -> None:
             vis_layer = gr.Textbox(visible=False)  # the /visualize endpoint's layer parameter
             vis_api = gr.Button(visible=False)
         vis_image = picture("What the channel wants to see", elem_id="feature-vis")
-    shared.views.update(crop=crop, grid=grid, stage=stage, block=block, channels=channels, sort=sort, channel=channel)
+    shown = {
+        "crop": crop,
+        "grid": grid,
+        "stage": stage,
+        "block": block,
+        "channel": channel,
+        "channel_plot": channel_plot,
+    }
+    settings = {"stage": stage, "block": block, "channels": channels, "sort": sort, "channel": channel}
+    shared.views.register(View(shown, analysis_view), settings)
 
     session = shared.session
     inputs = [session, stage, block, channels, sort]
@@ -71,15 +79,19 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     )
 
 
-def block_choices(result: AnalysisResult, stage: str | None) -> list[str]:
-    stage = shown_stage(result, stage)
-    return [STAGE_OUTPUT] + [name for name in result.blocks if result.stage_of[name] == stage]
-
-
-def feature_of(result: AnalysisResult, stage: str | None, block: str | None):
-    if block in (None, STAGE_OUTPUT) or block not in result.blocks:
-        return result.stages[shown_stage(result, stage)]
-    return result.blocks[block].output
+def analysis_view(drawing: Drawing) -> dict:
+    """After an analysis: the crop, the grid of the stage or block picked (the block kept where the stage has it),
+    the pickers of the network that ran, and no channel plot of an analysis no longer on screen."""
+    stage, block, feature = shown_feature(drawing)
+    grid, _, _ = grid_picture(feature, _channels(drawing.settings["channels"]), drawing.settings["sort"])
+    return {
+        "crop": view_path(drawing.result.crop),
+        "grid": png_path(grid),
+        "stage": gr.update(choices=list(drawing.result.stages), value=stage),
+        "block": gr.update(choices=block_choices(drawing.result, stage), value=block),
+        "channel": channel_update(feature, drawing.settings["channel"]),
+        "channel_plot": None,
+    }
 
 
 def show_features(state: TabState | None, stage: str, block: str, channels: int, sort: str, channel: float | None):
@@ -93,14 +105,6 @@ def show_features(state: TabState | None, stage: str, block: str, channels: int,
     kept = kept_channel(feature, channel)
     plot = show_channel(state, stage, block, kept)
     return png_path(grid), gr.update(choices=choices, value=block), channel_update(feature, channel), plot
-
-
-def grid_picture(feature, channels: int, sort: str) -> tuple[np.ndarray, list[int], int]:
-    """The channel grid as the page shows it: ``feature_grid`` enlarged by whole pixels to at least 320 px (a click
-    lands on the cell under it), the channel in each cell, and the enlargement."""
-    grid, order = feature_grid(feature, channels, sort)
-    factor = enlargement(max(grid.shape[:2]))
-    return enlarge(grid, factor), order, factor
 
 
 def kept_channel(feature, channel: float | None) -> int:

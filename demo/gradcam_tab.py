@@ -10,9 +10,10 @@ from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.render import cam_overlay
 from resnet_core.zoo.label_spaces import class_index_of
 
+from .analysis_views import Drawing, View, cam_picture
 from .app_state import models, network_name, results, stored_analysis, untrained_mark, user_error
 from .gpu import on_gpu
-from .image_outputs import png_path
+from .image_outputs import png_path, view_path
 from .sessions import TabState
 from .shared import NETWORK, PRIVATE, SESSION_BOUND, VIEW_ONLY, Shared
 
@@ -36,7 +37,8 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         elem_classes="pixelated",
         elem_id="cam",
     )
-    shared.views.update(cam=cam, cam_class=cam_class, cam_layer=cam_layer, opacity=opacity, cam_caption=cam_caption)
+    shown = {"cam": cam, "cam_class": cam_class, "cam_layer": cam_layer, "cam_caption": cam_caption}
+    shared.views.register(View(shown, analysis_view), {"cam_layer": cam_layer, "opacity": opacity})
 
     retarget = on_gpu(retarget_cam, "analysis")
     inputs, outputs = [shared.session, cam_class, cam_layer, opacity], [cam, shared.session]
@@ -46,6 +48,20 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     ):
         retargeted.success(current_cam_caption, shared.session, cam_caption, queue=False, **PRIVATE)
     opacity.input(set_opacity, [shared.session, opacity], cam, **PRIVATE)
+
+
+def analysis_view(drawing: Drawing) -> dict:
+    """After an analysis: its Grad-CAM, the class and layer it explains (the class list only for a new network:
+    a thousand names on ImageNet), and the caption saying so."""
+    result, state = drawing.result, drawing.state
+    classes = class_choices(result)
+    class_list = {} if drawing.same_network else {"choices": classes}
+    return {
+        "cam": view_path(cam_picture(drawing)),
+        "cam_class": gr.update(**class_list, value=classes[state["cam_class"]]),
+        "cam_layer": gr.update(choices=list(result.stages), value=state["cam_layer"]),
+        "cam_caption": cam_caption(result, state["cam_class"], state["cam_layer"]),
+    }
 
 
 def cam_caption(result: AnalysisResult, class_index: int, layer: str) -> str:

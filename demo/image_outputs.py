@@ -73,7 +73,8 @@ def view_path(image: np.ndarray | Image.Image) -> str:
 
 
 def png_figures(handler: Callable) -> Callable:
-    """``handler`` with every matplotlib figure it returns (or yields) replaced by :func:`figure_path`.
+    """``handler`` with every matplotlib figure it returns (or yields), alone, in a tuple or as a dict's value,
+    replaced by :func:`figure_path`.
 
     The handlers stay testable with real figures; the UI and the API get PNG files, shown by ``gr.Image`` with a
     download button. ``functools.wraps`` keeps the name, docstring and signature Gradio reads (``gr.Progress``,
@@ -85,6 +86,8 @@ def png_figures(handler: Callable) -> Callable:
             return figure_path(outputs)
         if isinstance(outputs, tuple):
             return tuple(figure_path(item) if isinstance(item, Figure) else item for item in outputs)
+        if isinstance(outputs, dict):  # values by output component
+            return {key: figure_path(item) if isinstance(item, Figure) else item for key, item in outputs.items()}
         return outputs
 
     if inspect.isgeneratorfunction(handler):

@@ -14,6 +14,7 @@ from . import settings
 from .app_state import MAX_CHECKPOINT_MB, configure, models, start_network, weight_choice
 from .layout import PIXELATED, build_demo
 from .model_cache import ModelCache
+from .shared import Tab
 
 # Uploads above this are refused by Gradio before they are stored: the checkpoints' limit, the largest; photos have a
 # smaller one of their own (app_state.load_photo). Both are in the README.
@@ -47,8 +48,9 @@ def main() -> None:
     serve()
 
 
-def serve(argv: list[str] | None = None, block: bool = True):
-    """Build and launch; with ``block=False`` return the running Blocks (tests drive it with gradio_client)."""
+def serve(argv: list[str] | None = None, block: bool = True, tabs: list[Tab] | None = None):
+    """Build and launch (the tabs of ``tabs``, default every one); with ``block=False`` return the running Blocks
+    (tests drive it with gradio_client)."""
     args = parse_args(argv)
     # Deliberate: one computation alone (the common case on a demo) gets every core; two at once share them.
     torch.set_num_threads(args.threads or os.cpu_count() or 1)
@@ -56,7 +58,7 @@ def serve(argv: list[str] | None = None, block: bool = True):
     if settings.on_space():  # on a Space the first visitor should not wait for the default model to load
         arch, _ = start_network()
         models().get(arch, weight_choice(arch, "DEFAULT"))
-    demo = build_demo()
+    demo = build_demo(tabs)
     # Events that run a network share one limit of two (demo.layout.NETWORK_CONCURRENCY); the lab's training and
     # lesions run one at a time beside them; everything else only redraws stored results.
     demo.queue(default_concurrency_limit=2, max_size=64)

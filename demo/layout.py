@@ -19,9 +19,9 @@ from . import (
     network_map_tab,
     residuals_tab,
 )
-from .shared import PRIVATE, Tab
+from .shared import PRIVATE, Shared, Tab
 
-__all__ = ["GUIDE", "PIXELATED", "TABS", "build_demo"]
+__all__ = ["GUIDE", "PIXELATED", "TABS", "assemble", "build_demo"]
 
 # In page order: the guided path first (GUIDE), then the rest. A new tab is a module with TITLE and
 # build(shared, tab), and one line here (CONTRIBUTING.md).
@@ -96,8 +96,9 @@ def opened_tab(event: gr.SelectData) -> str:
     return event.value
 
 
-def build_demo(tabs: list[Tab] | None = None) -> gr.Blocks:
-    """The whole app: the header, the analysis panel, then every tab of ``tabs`` (default: :data:`TABS`)."""
+def assemble(tabs: list[Tab] | None = None) -> tuple[gr.Blocks, Shared, analysis_panel.Panel]:
+    """The whole app (the header, the analysis panel, then every tab of ``tabs``, default :data:`TABS`), with what
+    the tabs plug into and the panel's components, for a test that calls the page's handlers."""
     with gr.Blocks(title="ResNet Explorer") as demo:
         gr.Markdown(
             "# ResNet Explorer\nWhat a residual network sees, where it looks, and what each block costs. "
@@ -106,11 +107,16 @@ def build_demo(tabs: list[Tab] | None = None) -> gr.Blocks:
         pages = TABS if tabs is None else tabs
         first_visit_guide(demo, pages)
         shared, panel = analysis_panel.build(demo)
-        shared.open_tab = gr.State(pages[0].TITLE)
+        shared.open_tab = gr.State(pages[0].TITLE if pages else None)
         with gr.Tabs() as tab_row:
             for tab in pages:
                 with gr.Tab(tab.TITLE) as page:
                     tab.build(shared, page)
         tab_row.select(opened_tab, None, shared.open_tab, queue=False, api_visibility="private")
         analysis_panel.wire(shared, panel)  # the analysis fills views of several tabs: wired once they exist
-    return demo
+    return demo, shared, panel
+
+
+def build_demo(tabs: list[Tab] | None = None) -> gr.Blocks:
+    """The whole app: the header, the analysis panel, then every tab of ``tabs`` (default: :data:`TABS`)."""
+    return assemble(tabs)[0]

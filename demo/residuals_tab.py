@@ -4,13 +4,11 @@ evidence each block passes on through the shortcut, on the photo analysed."""
 from __future__ import annotations
 
 import gradio as gr
-import numpy as np
-from matplotlib.figure import Figure
 
-from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.explain.evidence import EvidenceSplit
-from resnet_core.render import evidence_figure, evidence_maps, residual_figure
+from resnet_core.render import evidence_figure, evidence_maps
 
+from .analysis_views import Drawing, View, residual_chart, residual_summary
 from .app_state import network_name, stored_analysis, stored_evidence, untrained_mark
 from .gpu import on_gpu
 from .image_outputs import png_figures, png_path
@@ -18,6 +16,7 @@ from .sessions import TabState
 from .shared import NETWORK, PRIVATE, SESSION_BOUND, Shared, chart, picture
 
 TITLE = "Residuals"
+EVIDENCE = ("evidence_md", "evidence_chart", "evidence_block", "branch_map", "shortcut_map")  # evidence_views' outputs
 
 
 def build(shared: Shared, tab: gr.Tab) -> None:
@@ -34,7 +33,10 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         branch_map = picture("Added by the branch F(x) (red: for the class, blue: against)", elem_id="evidence-branch")
         shortcut_map = picture("Carried by the shortcut (same scale)", elem_id="evidence-shortcut")
     evidence_outputs = [evidence_md, evidence_plot, block, branch_map, shortcut_map]
-    shared.views.update(residual_chart=residual_plot, residual_md=residual_md, evidence_outputs=evidence_outputs)
+    shared.views.register(View({"residual_md": residual_md}, summary_view))
+    shared.views.register(
+        View({"residual_chart": residual_plot, **dict(zip(EVIDENCE, evidence_outputs, strict=True))}, open_view, TITLE)
+    )
     # Both cost a forward (the evidence) or a quarter of a second (the chart): a click on Analyze does not wait for
     # them unless this tab is on screen (the /analyze API returns the chart, drawn, as before).
     tab.select(png_figures(shown_chart), shared.session, residual_plot, **PRIVATE)
@@ -48,12 +50,15 @@ def shown_chart(state: TabState | None):
     return residual_chart(stored_analysis(state)[1].result) if state else gr.skip()
 
 
-def chart_if_open(state: TabState | None, open_tab: str):
-    """After an analysis: the chart and the evidence split, where this tab is the one on screen (else they are
-    drawn when it is opened)."""
-    if open_tab != TITLE:
-        return (gr.skip(),) * 6
-    return shown_chart(state), *evidence_views(state, None)
+def summary_view(drawing: Drawing) -> dict:
+    """After an analysis: the residual ratios in a sentence or two."""
+    return {"residual_md": residual_summary(drawing.result)}
+
+
+def open_view(drawing: Drawing) -> dict:
+    """After an analysis, where this tab is on screen (else drawn when it is opened): the chart and the evidence."""
+    evidence = dict(zip(EVIDENCE, evidence_views(drawing.state, None), strict=True))
+    return {"residual_chart": residual_chart(drawing.result), **evidence}
 
 
 def evidence_views(state: TabState | None, block: str | None):
@@ -100,55 +105,3 @@ def evidence_summary(split: EvidenceSplit) -> str:
     if not split.card.pretrained:
         text += " These are random weights: this shows the initialisation, not what training makes of it."
     return text
-
-
-def residual_chart(result: AnalysisResult) -> Figure:
-    """||F(x)|| / ||shortcut(x)|| of every block of the analysis: one bar per block, coloured by stage."""
-    ratios = {name: stats.residual_ratio for name, stats in result.blocks.items()}
-    mark = untrained_mark(result)
-    name = network_name(result)
-    title = f"{name}{f' ({mark})' if mark else ''}: each block's residual branch against its shortcut"
-    return residual_figure({name: ratios}, result.stage_of, title)
-
-
-_ZERO_BRANCH = (
-    "A branch is zero where its last batch-norm scale is zero (zero-initialised residuals, torchvision's "
-    "zero_init_residual and timm's zero_init_last, start so) or where its ReLUs let nothing through."
-)
-
-
-def residual_summary(result: AnalysisResult) -> str:
-    ratios = [s.residual_ratio for s in result.blocks.values() if s.residual_ratio is not None]
-    if not ratios:
-        return "A plain network has no shortcuts, so there is no residual to compare: each block rewrites its input."
-    silent = [name for name, stats in result.blocks.items() if stats.residual_ratio == 0]
-    if len(silent) == len(ratios):
-        return (
-            f"Every residual branch outputs exactly zero on this photo (ratio 0 in all {len(ratios)} blocks), so each "
-            f"block passes its shortcut through unchanged and the chart's bars have no height. {_ZERO_BRANCH}"
-        )
-    small = sum(r < 1 for r in ratios)
-    projections = sum(s.projection for s in result.blocks.values())
-    where = (
-        f" In the {projections} block(s) that change shape the shortcut is not x itself but x brought to the new "
-        "shape (the projection W_s·x, or option A's subsampled, zero-padded x)."
-        if projections
-        else ""
-    )
-    zeros = (
-        f" In {len(silent)} block(s) the branch outputs exactly zero, so the block passes its shortcut through "
-        f"unchanged. {_ZERO_BRANCH}"
-        if silent
-        else ""
-    )
-    head = (
-        f"In {small} of {len(ratios)} blocks the residual branch F(x) is smaller than its shortcut "
-        f"(median ratio {np.median(ratios):.2f}).{where}{zeros}"
-    )
-    if not result.card.pretrained:
-        return head + " These are random weights, so this shows the initialisation, not what training makes of it."
-    return head + (
-        " A block whose ratio is well below 1 nudges its input rather than replacing it, which is the paper's "
-        "reason why adding layers to a residual network does not hurt; where it is above 1 the branch does more "
-        "than nudge."
-    )

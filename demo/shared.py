@@ -2,7 +2,8 @@
 
 A tab is a module with a ``TITLE`` and a ``build(shared, tab)`` that creates its components and wires its own
 events, as gradio's own demos do. The analysis panel at the top runs one forward pass whose outputs land in several
-tabs, so the tabs that show them put those components in ``shared.views`` under a name the panel looks up.
+tabs: a tab that shows some registers them in ``shared.views`` (:class:`demo.analysis_views.AnalysisViews`) with the
+function that draws them, so the panel knows no tab and any tab can be left out.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import gradio as gr
+
+from .analysis_views import AnalysisViews
 
 __all__ = ["NETWORK", "PRIVATE", "SESSION_BOUND", "VIEW_ONLY", "Shared", "Tab", "caption", "chart", "picture"]
 
@@ -29,7 +32,7 @@ VIEW_ONLY: dict[str, Any] = {"format": "jpeg", "buttons": ["fullscreen"]}
 
 @dataclass
 class Shared:
-    """The components every tab may read, and the views an analysis fills (``views``: name -> component)."""
+    """The components every tab may read, and the registry of the views an analysis fills."""
 
     demo: gr.Blocks
     image: gr.Image
@@ -37,7 +40,7 @@ class Shared:
     arch: gr.Dropdown
     weights: gr.Dropdown
     session: gr.State  # the tab's plain state (demo.sessions.TabState), None before an analysis
-    views: dict[str, Any] = field(default_factory=dict)
+    views: AnalysisViews = field(default_factory=AnalysisViews)
     open_tab: gr.State | None = None  # the TITLE of the tab on screen: views only it shows are drawn when opened
 
 

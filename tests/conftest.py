@@ -90,6 +90,14 @@ def photos() -> Path:
     return PHOTOS
 
 
+@pytest.fixture(scope="session")
+def page():
+    """The whole app, built once, for tests that call the page's own handlers (tests.app_page.Page)."""
+    from .app_page import Page
+
+    return Page()
+
+
 @pytest.fixture()
 def torch_home(tmp_path, monkeypatch) -> Path:
     """An empty TORCH_HOME, so the hub cache is the test's own."""

@@ -18,7 +18,7 @@ from PIL import Image
 
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
-from demo import app_state, catalog, cost_tab, features_tab, gradcam_tab, layout
+from demo import analysis_views, app_state, catalog, cost_tab, features_tab, gradcam_tab, layout
 from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
@@ -38,7 +38,7 @@ def cache():
     return models
 
 
-def test_handlers_agree_with_the_library(cache, photos):
+def test_handlers_agree_with_the_library(cache, photos, page):
     outputs = panel.analyze_image(str(photos / "chelsea.png"), "resnet18", RANDOM_INIT, opacity=0.4)
     label, status, crop, grid, cam, residual_chart, residual_md, state = outputs
     model = cache.get("resnet18", RANDOM_INIT).model
@@ -48,7 +48,11 @@ def test_handlers_agree_with_the_library(cache, photos):
     assert np.array_equal(read_png(crop), np.asarray(expected.crop))
     assert enlarged_from(read_png(grid), feature_grid(expected.stages["layer4"], 32)[0])
     assert np.array_equal(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.4))
-    block, cam_class, _, stage, cam_layer, channel, facts, caption, stale = panel.refresh_controls(state, "layer4", 7)
+    after = page.after(state, stage="layer4", channel=7)
+    block, cam_class, stage, cam_layer, channel = (
+        after[name] for name in ("block", "cam_class", "stage", "cam_layer", "channel")
+    )
+    facts, caption, stale = after["facts"], after["cam_caption"], after["stale"]
     assert cam_class["value"] == gradcam_tab.class_choices(expected)[expected.topk[0][0]]
     assert block["choices"] == ["stage output", "layer4.0", "layer4.1"]
     assert stage["choices"] == cam_layer["choices"] == ["stem", "layer1", "layer2", "layer3", "layer4"]
@@ -93,30 +97,33 @@ def psnr(shown: np.ndarray, exact: np.ndarray) -> float:
 
 
 @pytest.mark.parametrize(("arch", "photo"), [("resnet18", "chelsea.png"), ("cifar10_resnet20", "coffee.png")])
-def test_the_pages_click_is_one_event_with_every_view_and_control(cache, photos, arch, photo):
+def test_the_pages_click_is_one_event_with_every_view_and_control(cache, photos, page, arch, photo):
     """The page's Analyze returns the views on screen (the grid exact, the crop and overlay as JPEGs within 40 dB
     of the library's rendering), the controls that follow the analysis, and the Residuals tab's chart and evidence
     only where that tab is open; a second analysis of the same network sends the class list no more."""
     from demo import residuals_tab
 
     path = str(photos / photo)
-    args = (path, arch, RANDOM_INIT, 5, None, None, "stage output", 32, "mean", 0.4)
-    outputs = panel.analyze_page(*args, None, "Feature maps", 3)
-    label, status, crop, grid, cam, residual_md, state, *rest = outputs
-    controls, residuals = rest[:9], rest[9:]
+    outputs = page.click(path, arch, RANDOM_INIT, None, "Feature maps", opacity=0.4, channel=3)
+    label, status, crop, grid, cam = (outputs[name] for name in ("label", "status", "crop", "grid", "cam"))
+    residual_md, state = outputs["residual_md"], outputs["session"]
     expected = analyze(cache.get(arch, RANDOM_INIT).model, path)
     assert label == panel.prediction_label(expected) and crop.endswith(".jpg") and cam.endswith(".jpg")
-    assert "UNTRAINED" in status and residual_md == residuals_tab.residual_summary(expected)
+    assert "UNTRAINED" in status and residual_md == analysis_views.residual_summary(expected)
     assert enlarged_from(read_png(grid), feature_grid(expected.stages[list(expected.stages)[-1]], 32)[0])
     assert psnr(read_png(crop), np.asarray(expected.crop)) >= 40
     assert psnr(read_png(cam), cam_overlay(expected.crop, expected.cam, 0.4)) >= 40
-    assert controls[1]["choices"] == gradcam_tab.class_choices(expected)  # a new network: its class list
-    assert controls[5]["value"] == 3 and controls[-1] == ""  # the channel kept, nothing stale
-    assert all(output is gr.skip() or output == gr.skip() for output in residuals)  # Residuals not on screen
+    assert outputs["cam_class"]["choices"] == gradcam_tab.class_choices(expected)  # a new network: its class list
+    assert outputs["channel"]["value"] == 3 and outputs["stale"] == ""  # the channel kept, nothing stale
+    assert outputs["channel_plot"] is None  # no plot of the analysis it replaced
+    residuals = {"residual_chart", *residuals_tab.EVIDENCE}
+    assert not residuals & set(outputs)  # the Residuals tab is not on screen: its chart and evidence wait for it
 
-    again = panel.analyze_page(*args, state, residuals_tab.TITLE, 3)
-    assert "choices" not in again[7 + 1] and again[7 + 1]["value"] == controls[1]["value"]
-    chart, summary, evidence_chart, picker, branch, shortcut = again[7 + 9 :]
+    again = page.click(path, arch, RANDOM_INIT, state, residuals_tab.TITLE, opacity=0.4, channel=3)
+    assert "choices" not in again["cam_class"] and again["cam_class"]["value"] == outputs["cam_class"]["value"]
+    chart, summary, evidence_chart, picker, branch, shortcut = (
+        again[name] for name in ("residual_chart", *residuals_tab.EVIDENCE)
+    )
     (axes,) = chart.axes  # one bar per block, as tall as its ratio on this photo
     ratios = [stats.residual_ratio for stats in expected.blocks.values()]
     assert [bar.get_height() for bar in axes.patches] == pytest.approx(ratios, rel=1e-5)
@@ -147,12 +154,13 @@ def test_the_store_is_bounded_in_count_and_time(photos):
     assert expiring.get("a") is None and len(expiring) == 0
 
 
-def test_three_stage_networks_get_their_own_pick_lists(cache, photos):
+def test_three_stage_networks_get_their_own_pick_lists(cache, photos, page):
     # A tab that still asks for layer4 (it analysed an ImageNet net before) gets the deepest stage, no error.
     outputs = panel.analyze_image(str(photos / "chelsea.png"), "cifar10_resnet56", "DEFAULT", 5, "layer4", "layer4")
     state = outputs[-1]
     assert state["cam_layer"] == "layer3"
-    block, classes, _, stage, cam_layer, *_ = panel.refresh_controls(state, "layer4", None)
+    after = page.after(state, stage="layer4")
+    block, classes, stage, cam_layer = (after[name] for name in ("block", "cam_class", "stage", "cam_layer"))
     assert stage["choices"] == cam_layer["choices"] == ["stem", "layer1", "layer2", "layer3"]
     assert stage["value"] == cam_layer["value"] == "layer3"
     assert block["choices"][1:] == [f"layer3.{i}" for i in range(9)] and len(classes["choices"]) == 10

@@ -20,7 +20,17 @@ from PIL import Image
 
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
-from demo import app_state, compare_tab, cost_tab, degradation_tab, explain_tab, gradcam_tab, live_tab, report
+from demo import (
+    analysis_views,
+    app_state,
+    compare_tab,
+    cost_tab,
+    degradation_tab,
+    explain_tab,
+    gradcam_tab,
+    live_tab,
+    report,
+)
 from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.image_outputs import figure_path
@@ -81,19 +91,18 @@ def test_residual_chart_draws_one_bar_per_block_of_the_analysis(cache):
 def test_branches_that_output_zero_are_explained_not_shown_as_an_empty_chart():
     """Zero-initialised residuals (every block's last BN scale and shift zero): the branches output nothing, the
     chart's bars have no height, and the summary says why instead of 'median ratio 0.00'."""
-    from demo import residuals_tab
 
     model = create_model("cifar10_resnet20", weights=None)
     with torch.no_grad():
         for name in model.block_names():
             for part in ("bn2.weight", "bn2.bias"):
                 model.get_parameter(f"{name}.{part}").zero_()
-    summary = residuals_tab.residual_summary(analyze(model, CAT))
+    summary = analysis_views.residual_summary(analyze(model, CAT))
     assert summary.startswith("Every residual branch outputs exactly zero on this photo (ratio 0 in all 9 blocks)")
     assert "median ratio" not in summary and "zero_init_residual" in summary
     with torch.no_grad():
         model.get_parameter("layer3.2.bn2.weight").fill_(1.0)  # one branch back
-    summary = residuals_tab.residual_summary(analyze(model, CAT))
+    summary = analysis_views.residual_summary(analyze(model, CAT))
     assert "In 8 block(s) the branch outputs exactly zero" in summary
 
 
@@ -235,13 +244,13 @@ def test_a_ten_class_network_on_a_photo_unlike_its_data_says_100_percent_is_not_
     assert "knows only" not in status
 
 
-def test_weights_that_fail_to_load_are_marked_in_every_output(cache, dead_weights, photos):
+def test_weights_that_fail_to_load_are_marked_in_every_output(cache, dead_weights, photos, page):
     chelsea = str(photos / "chelsea.png")
     _, status, *_, chart, summary, state = panel.analyze_image(chelsea, "cifar10_resnet32", dead_weights)
     assert "UNTRAINED" in status and "could not be loaded" in status
     assert "<details>" in status and "To fix" in status.split("<details>")[1]  # the operator's part, collapsed
-    controls = panel.refresh_controls(state, None, None)
-    facts, caption = controls[6], controls[7]
+    after = page.after(state)
+    facts, caption = after["facts"], after["cam_caption"]
     assert facts.startswith(f"**{dead_weights} could not be loaded: this network runs untrained.**")
     assert "UNTRAINED" in caption and "the map means nothing" in caption
     assert "UNTRAINED" in chart.axes[0].get_title() and "random weights" in summary
@@ -283,26 +292,26 @@ def test_analyze_settles_weights_left_over_from_the_previous_network(cache):
         panel.analyze_image(str(CAT), "cifar10_resnet20", "v9")  # a name no network has is still an error
 
 
-def test_a_new_network_starts_at_its_own_last_stage(cache, photos):
+def test_a_new_network_starts_at_its_own_last_stage(cache, photos, page):
     *_, cifar = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
     assert cifar["cam_layer"] == "layer3"
     # The pickers still show the CIFAR net's last stage: for resnet18 that is not the last one, nor was it chosen.
     outputs = panel.analyze_image(str(CAT), "resnet18", RANDOM_INIT, 5, "layer3", "layer3", previous=cifar)
     assert outputs[-1]["cam_layer"] == "layer4"
-    block, *_ = panel.refresh_controls(outputs[-1], None, None)
+    block = page.after(outputs[-1])["block"]
     assert block["choices"][1:] == ["layer4.0", "layer4.1"]
     same = panel.analyze_image(str(CAT), "resnet18", RANDOM_INIT, 5, "layer2", "layer2", previous=outputs[-1])
     assert same[-1]["cam_layer"] == "layer2"  # the same network: the picks are the user's
 
 
-def test_results_are_marked_stale_once_the_photo_or_network_changes(cache, photos):
+def test_results_are_marked_stale_once_the_photo_or_network_changes(cache, photos, page):
     *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
     assert panel.mark_stale(None, str(CAT), "resnet50") == ""  # nothing on screen yet
     assert panel.mark_stale(state, state["image"], "cifar10_resnet20") == ""
     photo = panel.mark_stale(state, {"path": str(photos / "coffee.png")}, "cifar10_resnet20")
     assert "The photo changed" in photo and CAT.name in photo and "Analyze" in photo
     assert "The photo and network changed" in panel.mark_stale(state, str(photos / "coffee.png"), "resnet50")
-    assert panel.refresh_controls(state, None, None)[-1] == ""  # a finished analysis clears the notice
+    assert page.after(state)["stale"] == ""  # a finished analysis clears the notice
 
 
 # ---- the app starts on a network that works -------------------------------------------------------------------------
@@ -334,7 +343,7 @@ def texts(value) -> list[str]:
     return []
 
 
-def test_no_text_output_names_a_server_path(cache, dead_weights, tmp_path, monkeypatch, photos):
+def test_no_text_output_names_a_server_path(cache, dead_weights, tmp_path, monkeypatch, photos, page):
     folder = tmp_path / "my weights"
     folder.mkdir()
     torch.save(create_model("resnet34").state_dict(), folder / "resnet34.tv_in1k.pth")
@@ -345,7 +354,7 @@ def test_no_text_output_names_a_server_path(cache, dead_weights, tmp_path, monke
         shown += [
             status,
             summary,
-            *texts(panel.refresh_controls(state, None, None)),
+            *texts(page.words(page.after(state))),
             cost_tab.cost_views(arch, weights)[0],
         ]
         with zipfile.ZipFile(report.analysis_report(state)) as archive:

@@ -42,14 +42,15 @@ def test_trained_net_loads_offline_and_sees_a_cat(photos, torch_home):
     assert result.topk[0][1] == "cat" and result.crop.size == (32, 32)
 
 
-def test_every_view_for_a_cat_example():
+def test_every_view_for_a_cat_example(page):
     label, status, crop, grid, cam, chart, summary, state = panel.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
     assert max(label, key=label.get).startswith("cat") and "UNTRAINED" not in status
     assert read_png(crop).shape == (32, 32, 3) and read_png(cam).shape == (32, 32, 3) and read_png(grid).size
     assert len(chart.axes[0].patches) == 27 and "27 blocks" in summary  # 3 stages of 9 residual blocks: 27 bars
     cost_md, _, cost_rows = cost_tab.cost_views("cifar10_resnet56", "DEFAULT")
     assert "32x32" in cost_md and len(cost_rows) == 29  # stem, 27 blocks, head
-    block, classes, examples, *_ = panel.refresh_controls(state, None, None)
+    after = page.after(state)
+    block, classes, examples = after["block"], after["cam_class"], after["example_block"]
     assert classes["value"] == "3: cat" and block["choices"][-1] == "layer3.8" and examples["value"] == "layer3.8"
 
 
@@ -100,11 +101,11 @@ def test_lesion_view_measures_accuracy_with_each_block_deleted():
     assert min(accuracy.values()) < 0.9 * max(accuracy.values())
 
 
-def test_imagenet_analysis_is_refused_with_a_sentence(photos):
+def test_imagenet_analysis_is_refused_with_a_sentence(photos, page):
     *_, state = panel.analyze_image(str(photos / "coffee.png"), "resnet18", "random init")
     with pytest.raises(gr.Error, match="CIFAR-10 family"):
         cifar10_tab.residual_view(state)
-    assert panel.refresh_controls(state, None, None)[2]["choices"] == []  # no CIFAR-10 blocks to pick
+    assert page.after(state)["example_block"]["choices"] == []  # no CIFAR-10 blocks to pick
 
 
 @pytest.mark.slow
@@ -207,19 +208,21 @@ def test_browsing_the_test_set_by_class():
         cifar10_tab.browse("unicorn", 1)
 
 
-def test_an_example_that_carries_its_network_switches_to_it_and_runs():
+def test_an_example_that_carries_its_network_switches_to_it_and_runs(page):
     outputs = panel.analyze_example(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
     label, status = outputs[:2]
     assert len(outputs) == 7 and next(iter(label)) == "cat (3)" and "cifar10_resnet56.akamaster" in status
-    controls = panel.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
-    state, block, cam_class, _, stage, _, _, facts, caption, stale, arch, weights = controls
+    controls = page.example(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")
+    state, block, cam_class, stage = (controls[name] for name in ("session", "block", "cam_class", "stage"))
+    facts, caption, stale = controls["facts"], controls["cam_caption"], controls["stale"]
+    arch, weights = controls["arch"], controls["weights"]
     assert state["arch"] == "cifar10_resnet56" and state["weights"] == "cifar10_resnet56.akamaster"
     assert arch["value"] == "cifar10_resnet56" and "cifar10_resnet20" in arch["choices"]
     assert weights["value"] == "cifar10_resnet56.akamaster" and "cifar10_resnet56" in facts
     assert cam_class["value"] == "3: cat" and "layer3.8" in block["choices"] and stage["value"] == "layer3"
     assert '"cat"' in caption and stale == ""
     # Every visitor of a cached example gets a session of their own: re-targeting one leaves the other alone.
-    other = panel.example_controls(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")[0]
+    other = page.example(str(CAT), "CIFAR-10", "cifar10_resnet56", "DEFAULT")["session"]
     assert state["token"] != other["token"]
     gradcam_tab.retarget_cam(state, "5: dog", "layer3", 0.5)
     assert app_state.results().get(other["token"]).cam is not app_state.results().get(state["token"]).cam

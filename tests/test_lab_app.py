@@ -69,12 +69,13 @@ def test_live_run_streams_then_summarises(short_runs):
         next(degradation_tab.run_live(20, 56, 5000))
 
 
-def test_digit_nets_open_in_the_feature_and_cam_views():
+def test_digit_nets_open_in_the_feature_and_cam_views(page):
     outputs = panel.analyze_image(
         str(DIGITS / "digit_7.png"), "digits_resnet56", "digits_resnet56.lab", stage="layer4", cam_layer="layer4"
     )
     label, status, crop, _, cam, *_, state = outputs
-    block, cam_class, _, stage, *_ = panel.refresh_controls(state, "layer4", None)
+    after = page.after(state, stage="layer4")
+    block, cam_class, stage = after["block"], after["cam_class"], after["stage"]
     cost_md = cost_tab.cost_views("digits_resnet56", "digits_resnet56.lab")[0]
     assert next(iter(label)) == "7 (7)" and "UNTRAINED" not in status
     assert "MNIST digits, trained" in status and "shipped with ResNet Explorer: digits_resnet56.safetensors" in status

@@ -7,6 +7,7 @@ import gc
 import graphlib
 import inspect
 import itertools
+import urllib.request
 import weakref
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,7 +22,7 @@ from demo.sessions import AnalysisStore
 from resnet_core import create_model
 from resnet_core.data import cifar10
 
-from .conftest import ROOT
+from .conftest import ROOT, free_port
 
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
 
@@ -37,7 +38,68 @@ def test_a_new_tab_is_one_module_and_one_line():
     assert titles == [tab.TITLE for tab in layout.TABS] + ["Throwaway"]
     texts = [block.value for block in demo.blocks.values() if getattr(block, "elem_id", None) == "throwaway-text"]
     assert texts == ["A throwaway tab, here to prove that a tab plugs in."]
-    assert len(inspect.getsource(layout.build_demo).splitlines()) <= 60
+    assert len(inspect.getsource(layout.assemble).splitlines()) <= 60
+
+
+TAB_MODULES = {f"demo.{tab.__name__.split('.')[-1]}" for tab in layout.TABS}
+
+
+def test_no_tab_imports_another_and_neither_the_panel_nor_the_report_imports_a_tab():
+    """Results several tabs show are services of the app's kernel (demo.analysis_views, demo.network_map,
+    demo.lab_results, app_state), so any tab can be left out."""
+    graph = import_graph("demo")
+    leaning = {
+        module: sorted(targets & TAB_MODULES - {module})
+        for module, targets in graph.items()
+        if module in TAB_MODULES or module.split(".")[-1] in ("analysis_panel", "report")
+    }
+    assert {module: tabs for module, tabs in leaning.items() if tabs} == {}
+    assert len(leaning) == len(layout.TABS) + 2
+
+
+@pytest.mark.parametrize("tab", layout.TABS, ids=lambda tab: tab.TITLE)
+def test_each_tab_alone_builds_and_analyze_fills_what_it_registered(tab):
+    """The app with one tab: it builds, and the page's Analyze returns the panel's answer and that tab's views."""
+    from .app_page import Page
+
+    page = Page([tab])
+    titles = [block.label for block in page.demo.blocks.values() if isinstance(block, gr.Tab)]
+    assert titles == [tab.TITLE]
+    outputs = page.click(str(CAT), "cifar10_resnet20", "DEFAULT", open_tab=tab.TITLE)
+    assert next(iter(outputs["label"])).startswith("cat") and outputs["stale"] == ""
+    registered = {name for view in page.shared.views.views for name in view.outputs}
+    assert set(outputs) == {"label", "status", "session", "facts", "stale", *registered}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("left_out", layout.TABS, ids=lambda tab: tab.TITLE)
+def test_every_tab_but_one_builds_and_analyzes(left_out):
+    from .app_page import Page
+
+    page = Page([tab for tab in layout.TABS if tab is not left_out])
+    outputs = page.click(str(CAT), "cifar10_resnet20", "DEFAULT", open_tab=layout.TABS[0].TITLE)
+    assert next(iter(outputs["label"])).startswith("cat")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("tab", layout.TABS, ids=lambda tab: tab.TITLE)
+def test_each_tab_alone_serves_the_page_and_the_analyze_api(tab, tmp_path, monkeypatch):
+    from gradio_client import Client, handle_file
+
+    from demo import launch
+
+    monkeypatch.chdir(tmp_path)  # Gradio caches examples under the working directory
+    port = free_port()
+    demo = launch.serve(["--port", str(port), "--device", "cpu"], block=False, tabs=[tab])
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            assert response.status == 200
+        client = Client(url, verbose=False)
+        label, *_ = client.predict(handle_file(str(CAT)), "cifar10_resnet20", api_name="/analyze")
+        assert label["label"].startswith("cat")
+    finally:
+        demo.close()
 
 
 def test_no_module_but_the_model_cache_takes_a_models_lock():
