@@ -47,7 +47,7 @@ from .app_state import (
     user_error,
     weight_choice,
 )
-from .catalog import FAMILIES, RANDOM_INIT, LoadedModel, architectures_of
+from .catalog import FAMILIES, LoadedModel, architectures_of
 from .gpu import on_gpu
 from .image_outputs import png_figures, png_path, view_path
 from .report import analysis_report
@@ -578,7 +578,7 @@ def _new_state(path: str, arch: str, weights: str, topk: int = 5, cam_layer: str
 def analysis_facts(state: TabState, result: AnalysisResult) -> str:
     """The facts of the network that ran, headed by a warning where its weights could not be loaded."""
     facts = model_facts(state["arch"], state["weights"])
-    if result.card.pretrained or state["weights"] == RANDOM_INIT:
+    if result.card.pretrained or catalog.choice(state["arch"], state["weights"]).untrained:
         return facts
     return f"**{state['weights']} could not be loaded: this network runs untrained.** Published figures:  \n{facts}"
 

@@ -20,6 +20,7 @@ from resnet_core.explain.analysis import AnalysisResult, analyze
 from resnet_core.explain.evidence import EvidenceSplit, evidence_split
 from resnet_core.measure.complexity import CostTable
 from resnet_core.zoo.checkpoints import SOURCE
+from resnet_core.zoo.create import UNTRAINED
 from resnet_core.zoo.preprocess import load_image
 from resnet_core.zoo.weights import locally_available
 
@@ -215,7 +216,7 @@ def network_name(result: AnalysisResult | EvidenceSplit) -> str:
 
 def untrained_mark(result: AnalysisResult | EvidenceSplit) -> str:
     """What every output of an untrained network carries ("" for a trained one)."""
-    return "" if result.card.pretrained else "UNTRAINED (random weights): predictions are meaningless"
+    return "" if result.card.pretrained else UNTRAINED.replace("untrained", "UNTRAINED (random weights)", 1)
 
 
 def shown_stage(result: AnalysisResult, stage: str | None) -> str:

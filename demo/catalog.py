@@ -36,19 +36,63 @@ __all__ = [
     "FAMILIES",
     "LAB_FAMILY",
     "RANDOM_INIT",
+    "Choice",
     "LoadedModel",
     "architectures_of",
+    "choice",
     "costs",
     "default_choice",
     "facts",
     "load",
     "offers",
-    "published",
     "weight_choices",
 ]
 
-RANDOM_INIT = "random init"
+RANDOM_INIT = "random init"  # the weight choice of an untrained network (the library's weights=None)
 FAMILIES = list(dict.fromkeys(spec.family for spec in ARCHITECTURES.values()))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A weight choice of ``arch``, resolved once: published weights (``entry``), a visitor's checkpoint
+    (``upload``), or neither: untrained. ``name`` is what the pickers, the session and the API carry."""
+
+    arch: str
+    name: str
+    entry: WeightEntry | None = None
+    upload: uploads.Upload | None = None
+
+    @property
+    def untrained(self) -> bool:
+        return self.entry is None and self.upload is None
+
+    @property
+    def published(self) -> WeightEntry | None:
+        """The published entry whose figures (parameters, GMACs at 224) describe this network: its own, or, where
+        untrained, the default weights' (the same architecture); none for a visitor's checkpoint."""
+        return self.entry or (default_weights(self.arch) if self.untrained else None)
+
+    @property
+    def spec(self) -> ArchSpec:
+        """The architecture the choice builds: a visitor's checkpoint has its own classifier and input channels."""
+        return self.upload.info.spec if self.upload else ARCHITECTURES[self.arch]
+
+    @property
+    def input_size(self) -> int:
+        """The size the weights are evaluated at (their preprocessing's crop; untrained: the default weights')."""
+        if self.upload:
+            return self.upload.info.preprocess.crop_size
+        return eval_size(self.arch, self.entry.name if self.entry else None)
+
+
+def choice(arch: str, weights: str) -> Choice:
+    """``weights`` of ``arch`` resolved: a published name, :data:`RANDOM_INIT`, or a checkpoint's token (a
+    ``LookupError`` once its session has ended; an unknown name raises the library's ``ValueError``)."""
+    if uploads.is_upload(weights):
+        return Choice(arch, weights, upload=uploads.get(weights))
+    if weights == RANDOM_INIT:
+        return Choice(arch, weights)
+    return Choice(arch, weights, entry=get_weights(arch, weights))
 
 
 @dataclass
@@ -86,36 +130,18 @@ def default_choice(arch: str) -> str:
     return entry.name if entry is not None else RANDOM_INIT
 
 
-def published(arch: str, weights: str) -> WeightEntry | None:
-    """The published entry behind ``weights``; for random init, the default one (its evaluation size); none for a
-    visitor's own checkpoint."""
-    if uploads.is_upload(weights):
-        return None
-    return get_weights(arch, weights) if weights != RANDOM_INIT else default_weights(arch)
-
-
-def input_size(arch: str, weights: str) -> int:
-    """The size the chosen weights are evaluated at (their preprocessing's crop)."""
-    if uploads.is_upload(weights):
-        return uploads.get(weights).info.preprocess.crop_size
-    return eval_size(arch, None if weights == RANDOM_INIT else weights)
-
-
-def spec(arch: str, weights: str) -> ArchSpec:
-    """The architecture the choice builds: a visitor's checkpoint has its own classifier and input channels."""
-    return uploads.get(weights).info.spec if uploads.is_upload(weights) else ARCHITECTURES[arch]
-
-
 def costs(arch: str, weights: str) -> CostTable:
     """Per-block parameters and FLOPs at the size the chosen weights are evaluated at."""
-    return cost_table(spec(arch, weights), input_size(arch, weights))
+    chosen = choice(arch, weights)
+    return cost_table(chosen.spec, chosen.input_size)
 
 
 def load(arch: str, weights: str, device: torch.device) -> LoadedModel:
     """Build ``arch`` with ``weights`` on ``device``; never raises for missing weights, says so instead (a
     visitor's checkpoint that cannot be loaded raises ``CheckpointError``: there is nothing else to show)."""
-    if uploads.is_upload(weights):
-        upload = uploads.get(weights)
+    chosen = choice(arch, weights)
+    if chosen.upload:
+        upload = chosen.upload
         info = upload.info
         model = load_checkpoint(
             upload.path, labels=upload.labels, arch=upload.arch, preprocess=info.preprocess, device=device
@@ -125,7 +151,7 @@ def load(arch: str, weights: str, device: torch.device) -> LoadedModel:
             f"Preprocessing: {info.preprocess.describe()}."
         )
         return LoadedModel(model, status, _preprocessing(model))
-    if weights == RANDOM_INIT:
+    if chosen.untrained:
         model = create_model(arch, weights=None, device=device)
         return LoadedModel(model, f"Random init (kaiming, seeded), as asked: {UNTRAINED}.", _preprocessing(model))
     try:
@@ -149,9 +175,10 @@ def facts(arch: str, weights: str) -> str:
     """A few Markdown lines for the picker: what was trained on what, how well, and what it costs."""
     spec = ARCHITECTURES[arch]
     lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
-    entry = published(arch, weights) if weights != RANDOM_INIT else None
-    if uploads.is_upload(weights):
-        upload = uploads.get(weights)
+    chosen = choice(arch, weights)
+    entry = chosen.entry
+    if chosen.upload:
+        upload = chosen.upload
         classes = ", ".join(upload.info.categories[:6]) + (" ..." if len(upload.info.categories) > 6 else "")
         lines.append(
             f"**your checkpoint** {upload.name} (sha256 {upload.sha256[:12]}) · {len(upload.info.categories)} "
@@ -170,7 +197,7 @@ def facts(arch: str, weights: str) -> str:
         top5 = f" · acc@5 {entry.acc5:.2f}%" if entry.acc5 is not None else ""
         where = f"{entry.dataset} val at {entry.preprocess.crop_size} px ({entry.origin})"
         lines.append(f"acc@1 **{entry.acc1:.2f}%**{top5} on {where}")
-    size = input_size(arch, weights)
+    size = chosen.input_size
     table = costs(arch, weights)
     unit = f"{table.gmacs:.3f} GMACs ({2 * table.gmacs:.3f} GFLOPs)"
     if table.gmacs < 0.01:  # a 28x28 digit: millions read better

@@ -79,13 +79,13 @@ def cost_summary(arch: str, weights: str) -> str:
         f"{table.total_macs / 1e9:.3f} GMACs = {table.total_flops / 1e9:.3f} GFLOPs "
         "(one multiply-add is two FLOPs; the paper's 'FLOPs' are multiply-adds)."
     ]
-    entry = catalog.published(arch, weights)
+    entry = catalog.choice(arch, weights).published
     if entry is not None and entry.num_params:
         lines.append(
             f"**Published** ({entry.origin}, 224x224): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs."
         )
     elif size != 224 and get_arch(arch).labels == "imagenet":
-        at_224 = cost_table(catalog.spec(arch, weights), 224)  # not the weights' own size, whatever they are
+        at_224 = cost_table(catalog.choice(arch, weights).spec, 224)  # not the weights' own size, whatever they are
         lines.append(f"At the usual 224x224: {at_224.total_macs / 1e9:.3f} GMACs.")
     stages = table.stages()
     lines.append(

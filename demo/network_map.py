@@ -77,7 +77,7 @@ def _values(name: str, arch: str, weights: str, state: TabState | None) -> dict[
         curve = computed_fig7().get(arch) if weights == catalog.default_choice(arch) else None
         if curve is None:
             return {}
-        names = structure(catalog.spec(arch, weights)).block_names()
+        names = structure(catalog.choice(arch, weights).spec).block_names()
         blocks: dict[str, float | None] = {}
         for layer, std in zip(curve.layers, curve.std, strict=True):  # forward order: a block's last 3x3 wins
             row = next((block for block in names if layer.startswith(f"{block}.")), "stem")  # else the stem's
@@ -99,7 +99,7 @@ def drawn_map(arch: str, weights: str, overlay: str, state: TabState | None) -> 
     values = _values(overlay, arch, weights, state)
     source, log_scale = OVERLAYS[overlay]
     title = f"{arch}: {overlay}"
-    drawn = draw_network_map(structure(catalog.spec(arch, weights)), values, overlay, title, log_scale)
+    drawn = draw_network_map(structure(catalog.choice(arch, weights).spec), values, overlay, title, log_scale)
     if source == "analysis":
         note = (
             f"On the photo analysed with {arch} ({weights}); plain blocks (no shortcut) are grey."

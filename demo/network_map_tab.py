@@ -16,7 +16,7 @@ from resnet_core.explain.effective_field import UnitField, unit_field
 from resnet_core.render import cam_overlay, enlarge, enlargement, feature_grid, field_overlay
 from resnet_core.zoo.architectures import twin_of
 
-from . import catalog, uploads
+from . import catalog
 from .app_state import costs, load_photo, models, settled_weights, stored_analysis, user_error
 from .catalog import RANDOM_INIT
 from .gpu import on_gpu
@@ -96,7 +96,7 @@ def map_if_open(arch: str, weights: str, overlay: str, state: TabState | None, o
 def on_map_click(arch: str, weights: str, overlay: str, state: TabState | None, event: gr.SelectData):
     weights, _ = settled_weights(arch, weights)
     # The boxes depend on the network alone, not on the colours: hit-test its layout, no overlay recomputed.
-    name = draw_network_map(structure(catalog.spec(arch, weights))).at(*event.index)
+    name = draw_network_map(structure(catalog.choice(arch, weights).spec)).at(*event.index)
     if name is None:  # a click between boxes
         return gr.skip(), gr.skip()
     return block_details(arch, weights, name, state)
@@ -193,10 +193,11 @@ def on_unit_click(state: TabState | None, stage: str, event: gr.SelectData):
 def plain_twin(arch: str, weights: str) -> tuple[tuple[str, str] | None, str]:
     """The twin to set beside ``arch`` (its architecture and weights), or None and why not: twins are compared when
     both are trained (the digit nets) or both untrained, never a trained net against a random one."""
-    twin = None if uploads.is_upload(weights) else twin_of(arch)
+    chosen = catalog.choice(arch, weights)
+    twin = None if chosen.upload else twin_of(arch)
     if twin is None:
         return None, f"{arch} has no registered plain twin (or residual twin) to compare with."
-    if weights == RANDOM_INIT:
+    if chosen.untrained:
         return (twin, RANDOM_INIT), f"{twin}, untrained like {arch}"
     if default_weights(twin) is None:
         return None, (

@@ -19,6 +19,7 @@ from .explain.saliency import FILLS, METHODS, positive_int
 from .explain.sanity import PROTOCOLS, RANDOMIZATION_SEEDS, as_protocol
 from .measure.complexity import cost_table
 from .zoo.architectures import ARCHITECTURES, get_arch
+from .zoo.create import UNTRAINED
 from .zoo.weights import WeightsUnavailableError, eval_size, list_weights, weights_or_default
 
 EXIT_USER_ERROR = 2
@@ -314,7 +315,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         return 0
     for network in payload["networks"]:
         best = network["topk"][0]
-        trained = "" if network["pretrained"] else "  [untrained: predictions are meaningless]"
+        trained = "" if network["pretrained"] else f"  [{UNTRAINED}]"
         print(
             f"{network['arch']:<22} {best['label']:<28} {100 * best['probability']:6.2f}%  "
             f"{network['weights']}{trained}"
@@ -358,7 +359,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     for summary in summaries.values():
         rate = summary.images_per_second
         speed = f"{rate:,.0f} images/s" if rate is not None else "every row was already there"
-        untrained = "  [untrained: predictions are meaningless]" if not summary.pretrained else ""
+        untrained = f"  [{UNTRAINED}]" if not summary.pretrained else ""
         print(
             f"{summary.network:<22} {summary.images:>7,} images {summary.errors:>5,} errors  acc@1 "
             f"{percent(summary.accuracy)}  acc@{summary.topk} {percent(summary.topk_accuracy)}  {speed}{untrained}"
@@ -434,7 +435,7 @@ def cmd_sanity(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
-    trained = "" if model.card.pretrained else "  [untrained: predictions are meaningless]"
+    trained = "" if model.card.pretrained else f"  [{UNTRAINED}]"
     print(
         f"{model.card.arch.name} ({model.card.label}){trained}: {args.method} map of '{report.class_name}' "
         f"({100 * report.probability:.1f}%), {report.forward_passes} image(s) through the net per map"
