@@ -11,6 +11,7 @@ import json
 import sys
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Any
 
 from .data.sources import SOURCES
 from .degradation.cli import configure_parser, run_cli
@@ -38,11 +39,12 @@ def architecture_rows() -> list[dict]:
     rows = []
     for name, spec in ARCHITECTURES.items():
         entries = list_weights(name)
-        for entry in entries or [None]:
+        for entry in entries or (None,):
             size = eval_size(name, entry)
             table = cost_table(name, size)
             imagenet = spec.labels == "imagenet"
-            published = entry is not None and entry.gmacs is not None
+            published_gmacs = entry.gmacs if entry is not None else None
+            published = published_gmacs is not None
             rows.append(
                 {
                     "arch": name,
@@ -54,7 +56,7 @@ def architecture_rows() -> list[dict]:
                     "acc5": entry.acc5 if entry else None,
                     "eval_size": size,
                     "params": entry.num_params if entry and entry.num_params else table.total_params,
-                    "gmacs_224": entry.gmacs
+                    "gmacs_224": published_gmacs
                     if published
                     else round(cost_table(name, 224).gmacs, 3)
                     if imagenet
@@ -110,7 +112,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         if args.arch_name:
             raise ValueError("give an architecture or --checkpoint, not both")
         info = inspect_checkpoint(args.checkpoint, labels=args.labels)
-        spec, size, name = info.spec, args.size or info.preprocess.crop_size, info.recognition.name
+        spec = info.spec  # raises for a checkpoint that fits no architecture
+        assert info.preprocess is not None  # every recognised checkpoint's info has one
+        size, name = args.size or info.preprocess.crop_size, info.recognition.name
     elif args.arch_name:
         spec, size, name = get_arch(args.arch_name), args.size, args.arch_name
     else:
@@ -271,14 +275,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
 class _Checkpoint(argparse.Action):
     """``--checkpoint`` that may repeat: each is one network, as ``[source, labels]``."""
 
-    def __call__(self, parser, namespace, value, option_string=None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        value: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
         setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), [value, None]])
 
 
 class _LabelsOf(argparse.Action):
     """``--labels`` belongs to the ``--checkpoint`` just before it."""
 
-    def __call__(self, parser, namespace, value, option_string=None) -> None:
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        value: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
         checkpoints = getattr(namespace, "checkpoint", None)
         if not checkpoints or checkpoints[-1][1] is not None:
             parser.error("--labels follows the --checkpoint whose classes it names")
@@ -553,6 +569,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     else:
         print(info.sentence())
         if found.recognised:
+            assert info.preprocess is not None  # every recognised checkpoint's info has one
             print(f"labels ({info.labels_source}): {', '.join(info.categories)}")
             print(f"preprocessing: {info.preprocess.describe()}")
         else:

@@ -9,7 +9,7 @@ boxes it returns are exactly where a click on the image lands.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
@@ -69,7 +69,7 @@ def _shortcut(block) -> Shortcut:
     return "zeropad" if isinstance(block.downsample, ZeroPadShortcut) else "projection"
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=size)
 
 
@@ -93,15 +93,19 @@ def draw_network_map(
     draw.text((10, 10), title, fill="black", font=_font(15))
 
     shown = [v for v in values.values() if v is not None and np.isfinite(v) and (v > 0 or not log_scale)]
-    scale = (np.log10 if log_scale else float) if shown else None
-    low, high = (min(map(scale, shown)), max(map(scale, shown))) if shown else (0.0, 1.0)
+    scale: Callable[[float], float] | None = None
+    low, high = 0.0, 1.0
+    if shown:
+        scale = np.log10 if log_scale else float
+        low, high = min(map(scale, shown)), max(map(scale, shown))
 
     def colour(name: str) -> tuple[int, int, int]:
         value = values.get(name)
         if scale is None or value is None or not np.isfinite(value) or (log_scale and value <= 0):
             return MISSING
         share = (scale(value) - low) / (high - low) if high > low else 0.5
-        return tuple(int(c) for c in colorize(np.array([share]), "viridis")[0])
+        red, green, blue = colorize(np.array([share]), "viridis")[0]
+        return int(red), int(green), int(blue)
 
     def box(name: str, stage: str, left: int, top: int, right: int, shortcut: Shortcut = "none") -> MapBox:
         fill = colour(name)

@@ -92,10 +92,10 @@ def feature_grid(
     maps = feature[order].float()
     if maps.shape[-1] != cell:
         maps = torch.nn.functional.interpolate(maps[None], size=(cell, cell), mode="nearest")[0]
-    maps = maps.cpu().numpy()
-    low = maps.min(axis=(1, 2), keepdims=True)
-    span = maps.max(axis=(1, 2), keepdims=True) - low
-    maps = np.where(span > 0, (maps - low) / np.where(span > 0, span, 1), 0.0)
+    values = maps.cpu().numpy()
+    low = values.min(axis=(1, 2), keepdims=True)
+    span = values.max(axis=(1, 2), keepdims=True) - low
+    values = np.where(span > 0, (values - low) / np.where(span > 0, span, 1), 0.0)
     count = len(order)
     cols = int(np.ceil(np.sqrt(count)))
     rows = int(np.ceil(count / cols))
@@ -103,7 +103,7 @@ def feature_grid(
     for index in range(count):
         r, c = divmod(index, cols)
         top, left = pad + r * (cell + pad), pad + c * (cell + pad)
-        canvas[top : top + cell, left : left + cell] = maps[index]
+        canvas[top : top + cell, left : left + cell] = values[index]
     image = colorize(canvas, cmap)
     image[np.isnan(canvas)] = 255  # white gutters
     return image, order
@@ -221,14 +221,14 @@ def residual_figure(
     blocks from the input, so a 20- and a 56-layer net read left to right. Blocks without a shortcut (plain nets,
     ``None``) are not drawn.
     """
-    series = {name: {block: r for block, r in ratios.items() if r is not None} for name, ratios in series.items()}
-    series = {name: ratios for name, ratios in series.items() if ratios} or series
-    values = [r for ratios in series.values() for r in ratios.values() if np.isfinite(r) and r > 0]
+    drawn = {name: {block: r for block, r in ratios.items() if r is not None} for name, ratios in series.items()}
+    drawn = {name: ratios for name, ratios in drawn.items() if ratios} or drawn
+    values = [r for ratios in drawn.values() for r in ratios.values() if np.isfinite(r) and r > 0]
     figure = Figure(figsize=(10, 3.8), layout="constrained")
     axes = figure.subplots()
     axes.set_yscale("log")
-    if len(series) == 1:
-        (ratios,) = series.values()
+    if len(drawn) == 1:
+        (ratios,) = drawn.values()
         groups = list(dict.fromkeys((stages or {}).get(block, "") for block in ratios))
         palette = matplotlib.colormaps["tab10"]
         colors = [palette(groups.index((stages or {}).get(block, "")) % 10) for block in ratios]
@@ -241,7 +241,7 @@ def residual_figure(
         if stages:
             axes.legend(handles=handles, fontsize=8, title="stage", title_fontsize=8)
     else:
-        blockwise_lines(axes, series)
+        blockwise_lines(axes, drawn)
     if values:
         axes.set_ylim(min(values) / 1.6, max(max(values) * 1.6, 1.3))
     axes.axhline(1.0, color="grey", linewidth=0.8, linestyle="--")
@@ -336,6 +336,8 @@ def randomization_figure(report: SanityReport) -> Figure:
     spreads = {spread.step: spread for spread in report.randomization_spread}
     figure = Figure(figsize=(2.3 * len(maps), 2.7), layout="constrained")
     for axes, (title, saliency, step) in zip(figure.subplots(1, len(maps), squeeze=False)[0], maps, strict=True):
+        if report.crop is None or saliency is None:
+            raise ValueError(f"the report has no crop or no {title!r} map to draw")
         axes.imshow(cam_overlay(report.crop, saliency, 0.6), interpolation="nearest")
         axes.set_axis_off()
         if step is not None:

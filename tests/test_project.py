@@ -60,6 +60,17 @@ def test_requirements_accept_the_tested_versions_and_agree_with_pyproject():
     }
 
 
+@pytest.mark.slow  # a cold mypy run takes about 20 s
+def test_library_type_checks():
+    """``mypy`` with no arguments, as pyproject.toml's ``[tool.mypy]`` configures it (resnet_core), finds nothing."""
+    pytest.importorskip("mypy")
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "mypy"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, f"mypy failed:\n{result.stdout}{result.stderr}"
+
+
 def test_the_network_guard_refuses_outside_addresses():
     import socket
 

@@ -47,6 +47,8 @@ class ImageSource:
         missing or no image raises ``ValueError``."""
         if self.pixels is not None:
             return load_image(Image.fromarray(self.pixels[index]))
+        if self.root is None:
+            raise ValueError(f"{self.description} has neither pixels nor a root folder to read image {index} from")
         return load_image(self.root / self.keys[index])
 
     def head(self, count: int) -> ImageSource:
@@ -157,7 +159,8 @@ def match_labels(
         for index, name in enumerate(names):
             lookup.setdefault(_key(name), set()).add(index)
     resolved: dict[Label, int | None] = {None: None}
-    unmatched, ambiguous = [], []
+    unmatched: list[str] = []
+    ambiguous: list[str] = []
     for label in dict.fromkeys(labels):
         if label is None:
             continue

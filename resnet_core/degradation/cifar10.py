@@ -56,6 +56,7 @@ class PaperRecipe:
 def augment(images: np.ndarray, generator: np.random.Generator, padding: int = 4) -> np.ndarray:
     """Each (32, 32, 3) uint8 image padded with ``padding`` black pixels on every side, a random crop of its own
     size, mirrored left to right with probability 1/2: the paper's augmentation."""
+    count: int  # typed, so that numpy's stubs give an array (not a scalar) of ``count`` draws below
     count, height, width, _ = images.shape
     padded = np.pad(images, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     tops = generator.integers(0, 2 * padding + 1, count)

@@ -8,9 +8,11 @@ same rows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypedDict
 
+import numpy as np
 import torch
 
 from ..explain.analysis import topk_classes, topk_rows
@@ -23,7 +25,7 @@ from ..zoo.models import ResNet
 from ..zoo.weights import weights_or_default
 from .metrics import METRICS, MetricBatch, image_seed, metric_columns
 
-__all__ = ["BatchEvaluator", "Network"]
+__all__ = ["Batch", "BatchEvaluator", "Network"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,16 @@ class Network:
         get_arch(self.arch)
         weights = weights_or_default(self.arch, self.weights)
         return create_model(self.arch, weights=weights, progress=progress, device=device)
+
+
+class Batch(TypedDict):
+    """The columns :class:`BatchEvaluator` takes: lists and a tensor from the local loop
+    (:class:`~resnet_core.evaluate.loader.Collate`), numpy arrays from Ray Data."""
+
+    path: Sequence[str] | np.ndarray
+    label_index: Sequence[int | None] | np.ndarray
+    error: Sequence[str | None] | np.ndarray
+    inputs: torch.Tensor | np.ndarray
 
 
 class BatchEvaluator:
@@ -80,7 +92,7 @@ class BatchEvaluator:
         self.topk = topk
         self.device = next(self.model.parameters()).device
 
-    def __call__(self, batch: Mapping[str, Sequence]) -> dict[str, list]:
+    def __call__(self, batch: Batch) -> dict[str, list]:
         count = len(batch["path"])
         good = [row for row in range(count) if batch["error"][row] is None]
         categories = self.card.categories

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from ..data.sources import ImageSource
 from ..zoo.models import ResNet
-from .batch import BatchEvaluator, Network
+from .batch import Batch, BatchEvaluator, Network
 from .loader import Collate, PreprocessedImages
 from .store import row_schema
 
@@ -114,10 +114,10 @@ class _Rows(BatchEvaluator):
     """The evaluator as Ray's actor: the rows as an Arrow table of the local run's schema, so parts written by
     either agree column for column."""
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> pa.Table:
+    def __call__(self, batch: Batch) -> pa.Table:
         # Ray's blocks carry a missing label or error as NaN: back to None, as the local loop has them.
         missing = [value is None or (isinstance(value, float) and np.isnan(value)) for value in batch["label_index"]]
-        columns = {
+        columns: Batch = {
             "path": [str(path) for path in batch["path"]],
             "label_index": [
                 None if gone else int(value) for gone, value in zip(missing, batch["label_index"], strict=True)

@@ -206,6 +206,8 @@ def accuracy_figure(summaries: Sequence[Summary]) -> Figure:
     figure = Figure(figsize=(6, 4), layout="constrained")
     axes = figure.subplots()
     for summary in summaries:
+        if summary.accuracy is None:
+            raise ValueError(f"{summary.network} has no accuracy (no labelled images): leave it out of the figure")
         accuracy = 100 * summary.accuracy
         axes.plot(summary.depth, accuracy, marker="o", linestyle="", color="C0" if summary.pretrained else "C3")
         axes.annotate(summary.network, (summary.depth, accuracy), xytext=(4, 4), textcoords="offset points", fontsize=8)

@@ -63,7 +63,7 @@ class AnalysisResult:
     crop: Image.Image
     card: ModelCard
     stage_of: dict[str, str] = field(default_factory=dict)  # block -> its stage, from the model's feature_info
-    _model: ResNet = field(repr=False, default=None)
+    _model: ResNet | None = field(repr=False, default=None)
 
     def cpu(self) -> AnalysisResult:
         """The same result with every tensor in host memory: what may outlive a request when the GPU is only lent

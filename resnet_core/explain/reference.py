@@ -64,7 +64,9 @@ def reference_model(model: ResNet) -> nn.Module:
     if check_reference(name) == "torchvision":
         reference = torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     else:
-        reference = _timm().create_model(name, pretrained=False, num_classes=num_classes)
+        timm = _timm()
+        assert timm is not None  # check_reference names timm only where it imports
+        reference = timm.create_model(name, pretrained=False, num_classes=num_classes)
     parameter = next(model.parameters())
     reference.to(device=parameter.device, dtype=parameter.dtype)
     reference.load_state_dict(model.state_dict(), strict=True)

@@ -168,7 +168,8 @@ def gradcam_maps(model: ResNet, inputs: Tensor, classes: Tensor, layer: str | No
 
     with torch.inference_mode(False):  # an inference tensor cannot enter a graph; a clone made here can
         inputs, classes = inputs.detach().clone(), classes.clone().view(-1, 1)
-    maps = grad_cams(score, model.get_submodule(stage.module), inputs, tuple(inputs.shape[-2:]))
+    height, width = inputs.shape[-2:]
+    maps = grad_cams(score, model.get_submodule(stage.module), inputs, (height, width))
     return maps[:count], logits[0][:count]
 
 
@@ -199,7 +200,8 @@ def _occlusion(
 ) -> np.ndarray:
     """captum's Occlusion: each pixel gets the mean drop in the class log-odds of the windows that cover it,
     min-max scaled (a rise, below zero, ranks last)."""
-    window, stride = occlusion_window(tuple(inputs.shape[-2:]), window, stride)
+    height, width = inputs.shape[-2:]
+    window, stride = occlusion_window((height, width), window, stride)
     channels = inputs.shape[1]
     with torch.inference_mode():
         drop = Occlusion(lambda x: log_odds(model(x), class_index)).attribute(

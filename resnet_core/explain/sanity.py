@@ -30,7 +30,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -274,14 +274,15 @@ def perturbation_curves(
     ``seeds`` (default: all 0). Each curve is the one its image alone would get; the perturbed images go through the
     model ``chunk`` at a time (default: all at once).
     """
-    count, size = inputs.shape[0], tuple(inputs.shape[-2:])
+    count, (height, width) = inputs.shape[0], inputs.shape[-2:]
+    size = (height, width)
     seeds = [0] * count if seeds is None else list(seeds)
     if saliency is not None and tuple(saliency.shape) != (count, *size):
         raise ValueError(f"saliency maps are {tuple(saliency.shape)}, the inputs {(count, *size)}")
     if len(seeds) != count or len(classes) != count:
         raise ValueError(f"{count} images, {len(classes)} classes and {len(seeds)} seeds: give one of each per image")
-    ranks = [_ranks(None if saliency is None else saliency[i], size, protocol, seed) for i, seed in enumerate(seeds)]
-    ranks = torch.stack(ranks).to(inputs.device)
+    orders = [_ranks(None if saliency is None else saliency[i], size, protocol, seed) for i, seed in enumerate(seeds)]
+    ranks = torch.stack(orders).to(inputs.device)
     counts = torch.tensor(protocol.counts(int(ranks[0].max()) + 1), device=inputs.device)
     masks = ranks[:, None] < counts[:, None, None]  # (N, points, H, W): True = filled
     if protocol.mode == "insertion":
@@ -345,7 +346,7 @@ def void_reason(probability: float, num_classes: int, mode: Mode) -> str | None:
 SEPARATES_SHARE = 0.75  # of a data set's valid images on which the map must beat random
 
 
-def separates(versus: Mapping[str, object]) -> bool:
+def separates(versus: Mapping[str, Any]) -> bool:
     """Whether a protocol tells a map from a random ranking over a data set (a summary's ``against_random`` entry):
     the map beats random on at least :data:`SEPARATES_SHARE` of the valid images, and the 95% interval of the mean
     gap lies wholly on the better side of 0. Only then does one image's pass or fail mean something."""
@@ -632,6 +633,7 @@ def sanity_check(
         check_class(class_index, len(probabilities))
 
     original, passes, _ = measured_map(model, inputs, class_index, method, **options)
+    height, width = inputs.shape[-2:]
     deletion, insertion = replace(protocol, mode="deletion"), replace(protocol, mode="insertion")
     curves = [
         perturbation_curve(model, inputs, class_index, saliency, chosen, seed)
@@ -653,7 +655,7 @@ def sanity_check(
         insertion=curves[2],
         random_insertion=curves[3],
         forward_passes=passes,
-        options=_resolved(model, method, tuple(inputs.shape[-2:]), options),
+        options=_resolved(model, method, (height, width), options),
         pretrained=model_card.pretrained,
         saliency=original,
         crop=crop,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from functools import cache
+from typing import TypedDict
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -19,7 +20,7 @@ from ..zoo.models import BasicBlock, Bottleneck, ResNet
 from ..zoo.weights import eval_size
 from .receptive_field import receptive_fields
 
-__all__ = ["CostRow", "CostTable", "bottleneck_arithmetic", "cost_table", "count_costs"]
+__all__ = ["CostRow", "CostTable", "StageCosts", "bottleneck_arithmetic", "cost_table", "count_costs"]
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,18 @@ class CostRow:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "macs": self.macs}
+
+
+class StageCosts(TypedDict, total=False):
+    """One stage's subtotals in :meth:`CostTable.stages` (every key is set by the time it is returned)."""
+
+    params: int
+    macs: int
+    flops: int
+    blocks: int
+    receptive_field: int | None  # of the stage's output; None for the head
+    params_share: float
+    flops_share: float
 
 
 @dataclass(frozen=True)
@@ -63,9 +76,9 @@ class CostTable:
     def gmacs(self) -> float:
         return self.total_macs / 1e9
 
-    def stages(self) -> dict[str, dict[str, float | None]]:
+    def stages(self) -> dict[str, StageCosts]:
         """Per-stage subtotals (stem, layer1..., head), and the receptive field of the stage's output."""
-        totals: dict[str, dict[str, float | None]] = {}
+        totals: dict[str, StageCosts] = {}
         for row in self.rows:
             entry = totals.setdefault(row.stage, {"params": 0, "macs": 0, "flops": 0, "blocks": 0})
             entry["params"] += row.params

@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from torch import nn
 from torch.nn.modules.utils import _pair
 
-from ..zoo.models import ResNet, SplitAttn, ZeroPadShortcut
+from ..zoo.models import ResNet, SplitAttn, ZeroPadShortcut, _ResidualBlock
 
 __all__ = ["ReceptiveField", "receptive_fields"]
 
@@ -85,6 +85,8 @@ def receptive_fields(model: ResNet) -> dict[str, ReceptiveField]:
     fields = {"stem": field}
     for block in model.block_names():
         module = model.get_submodule(block)
+        if not isinstance(module, _ResidualBlock):
+            raise TypeError(f"{block!r} is a {type(module).__name__}, not a residual block")
         branch = field.through(module, skip="downsample")
         if module.shortcut and module.downsample is not None:  # an identity shortcut sees what the input saw
             shortcut = field.through(module.downsample)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import warnings
 from dataclasses import dataclass, fields
-from typing import Literal
+from typing import Literal, TypedDict
 
 from ..registry import registry
 from .label_spaces import LabelSpace, label_space
@@ -85,7 +85,27 @@ _DEPTHS: dict[int, tuple[BlockName, tuple[int, ...]]] = {
 }
 _PAPER_DEPTHS = (18, 34, 50, 101, 152)
 LAB_FAMILY = "Digits (degradation lab)"
-_DEEP = dict(stem_type="deep", stem_width=32, reference="timm")
+
+
+class _DeepStem(TypedDict):
+    """The :class:`ArchSpec` options of timm's deep-stem variants (ResNet-C, -D, ResNeSt)."""
+
+    stem_type: StemType
+    stem_width: int
+    reference: Literal["torchvision", "timm"] | None
+
+
+class _LabNet(TypedDict):
+    """The :func:`cifar_spec` options the lab's digit networks share."""
+
+    widths: tuple[int, int, int]
+    labels: str
+    in_chans: int
+    zero_pad: PadPosition
+    family: str
+
+
+_DEEP = _DeepStem(stem_type="deep", stem_width=32, reference="timm")
 
 
 def _specs() -> list[ArchSpec]:
@@ -138,7 +158,7 @@ def _specs() -> list[ArchSpec]:
 
 # The lab's nets: 1-channel 28x28 digits, widths 8/16/32, option A with its zero channels after the old ones, as
 # they were trained (resnet_core.degradation.LabConfig; a test checks these against the shipped files' metadata).
-_DIGITS = dict(widths=(8, 16, 32), labels="digits", in_chans=1, zero_pad="after", family=LAB_FAMILY)
+_DIGITS = _LabNet(widths=(8, 16, 32), labels="digits", in_chans=1, zero_pad="after", family=LAB_FAMILY)
 # Their names before they were registered; accepted by get_arch, with a warning, for one release.
 _RENAMED = {f"{kind}-{depth}": f"digits_{kind}{depth}" for kind in ("plain", "resnet") for depth in (20, 56)}
 

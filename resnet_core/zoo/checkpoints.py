@@ -62,6 +62,8 @@ class CheckpointInfo:
         found = self.recognition
         if not found.recognised:
             raise CheckpointError(found.sentence())
+        # recognise() gives every checkpoint it recognises an architecture and input channels; _inspect a preprocess
+        assert found.arch is not None and found.in_chans is not None and self.preprocess is not None
         title = f"{len(self.categories)} classes of {found.name}"
         space = LabelSpace("checkpoint", title, self.categories, self.preprocess)
         return replace(ARCHITECTURES[found.arch], labels=space, in_chans=found.in_chans)
@@ -150,6 +152,7 @@ def load_checkpoint(
     except _SourceFailed as failure:
         raise CheckpointError(f"{found.name}: {failure}") from None
     source_line = f"{SOURCE}{found.where}"
+    assert info.preprocess is not None  # recognised (info.spec raised otherwise): _inspect chose one
     model_card = ModelCard(spec, None, source_line, info.preprocess, info.recognition, info.labels_source)
     return ready(model, model_card, device)
 
@@ -158,9 +161,10 @@ def _inspect(
     found: _Found, labels: str | Path | Sequence[str] | None, arch: str | None, preprocess: Preprocess | None
 ) -> CheckpointInfo:
     recognition = found.recognition(arch)
-    where = {"container": found.container, "others": found.others}
     if not recognition.recognised:
-        return CheckpointInfo(recognition, **where)
+        return CheckpointInfo(recognition, container=found.container, others=found.others)
+    # recognise() gives every checkpoint it recognises an architecture, a class count and input channels
+    assert recognition.arch is not None and recognition.num_classes is not None and recognition.in_chans is not None
     classes = BINARY if recognition.num_classes == 1 else recognition.num_classes  # one output: a binary classifier
     names, labels_source = _labels(
         labels, found, ARCHITECTURES[recognition.arch], classes, recognition.num_classes == 1
@@ -168,7 +172,9 @@ def _inspect(
     preprocess = preprocess or found.preprocess() or _default_preprocess(ARCHITECTURES[recognition.arch])
     if recognition.in_chans != len(preprocess.mean):
         preprocess = _for_channels(preprocess, recognition.in_chans)
-    return CheckpointInfo(recognition, tuple(names), labels_source, preprocess, **where)
+    return CheckpointInfo(
+        recognition, tuple(names), labels_source, preprocess, container=found.container, others=found.others
+    )
 
 
 def read_labels(path: str | Path) -> list[str]:
@@ -234,6 +240,7 @@ class _Found:
         return recognise(self.shapes, self.source, self.format, wanted)
 
     def normalised_state(self) -> dict[str, torch.Tensor]:
+        assert self.state is not None, "read(data=True) keeps the tensors"
         state, _, _ = normalised(self.state)
         return state
 

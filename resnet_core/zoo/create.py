@@ -93,7 +93,8 @@ def create_model(
     else:
         entry = get_weights(spec.name, str(weights))
         source = load_state_dict(model, entry, progress=progress)
-    preprocess = (entry or fallback).preprocess if (entry or fallback) else spec.label_space.preprocess
+    published = entry or fallback
+    preprocess = published.preprocess if published else spec.label_space.preprocess
     return ready(model, ModelCard(spec, entry, source, preprocess), device)
 
 

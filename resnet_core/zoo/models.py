@@ -352,7 +352,7 @@ class ResNet(nn.Module):
 
         if stem_type == "deep":
             self.inplanes = stem_width * 2
-            self.conv1 = nn.Sequential(
+            self.conv1: nn.Module = nn.Sequential(
                 conv3x3(in_chans, stem_width, stride=2),
                 nn.BatchNorm2d(stem_width),
                 nn.ReLU(inplace=True),

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 import torch
@@ -32,6 +32,16 @@ MAX_ASPECT = 8
 WORKING_PIXELS = 16_000_000
 
 
+class _ClassificationPreset(Protocol):
+    """What :meth:`Preprocess.from_torchvision` reads off torchvision's ``ImageClassification`` preset."""
+
+    crop_size: Sequence[int]
+    resize_size: Sequence[int]
+    interpolation: InterpolationMode
+    mean: Sequence[float]
+    std: Sequence[float]
+
+
 @dataclass(frozen=True)
 class Preprocess:
     """Resize the shorter side to ``resize_size``, centre-crop ``crop_size``, scale to [0, 1], normalise."""
@@ -44,7 +54,7 @@ class Preprocess:
     grayscale: bool = False  # one input channel (the degradation lab's digit networks)
 
     @classmethod
-    def from_torchvision(cls, transforms: torch.nn.Module) -> Preprocess:
+    def from_torchvision(cls, transforms: _ClassificationPreset) -> Preprocess:
         """Read the numbers off torchvision's ``ImageClassification`` preset (``weights.transforms()``)."""
         return cls(
             crop_size=transforms.crop_size[0],

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TypedDict
 
 import torch
 
@@ -91,6 +92,24 @@ class Recognition:
         return f"{name} recognised as {self.arch} from its keys and shapes ({self.format}; {'; '.join(notes)})"
 
 
+class _Origin(TypedDict):
+    """The :class:`Recognition` fields every answer has: where the checkpoint came from and how its keys were read."""
+
+    source: str
+    format: str
+    prefix: str
+    head: str
+
+
+class _Differences(TypedDict):
+    """The :class:`Recognition` fields of a checkpoint that fits no architecture."""
+
+    nearest: str
+    missing: tuple[str, ...]
+    unexpected: tuple[str, ...]
+    shape_mismatch: tuple[str, ...]
+
+
 def recognise(
     shapes: Mapping[str, tuple[int, ...]], source: str, format: str, wanted: str | None = None
 ) -> Recognition:
@@ -102,7 +121,7 @@ def recognise(
     shapes, prefix, head = normalised(shapes)
     differences = {arch: _differences(_signature(arch), shapes) for arch in _candidates(shapes, wanted)}
     fits = [arch for arch, diff in differences.items() if not any(diff)]
-    base = dict(source=source, format=format, prefix=prefix, head=HEADS.get(head, "fc"))
+    base = _Origin(source=source, format=format, prefix=prefix, head=HEADS.get(head, "fc"))
     if not fits and format == "torch pickle":  # a pickle keeps its tensors in the order the modules wrote them
         matched = _by_position(shapes, wanted)
         if matched is not None:
@@ -120,7 +139,7 @@ def recognise(
                 f"{display_name(source)} does not fit {wanted} (its keys and shapes are those of {', '.join(fits)}): "
                 f"{len(missing)} missing, {len(unexpected)} unexpected, {len(mismatch)} of another shape"
             )
-        differ = dict(nearest=nearest, missing=missing, unexpected=unexpected, shape_mismatch=mismatch)
+        differ = _Differences(nearest=nearest, missing=missing, unexpected=unexpected, shape_mismatch=mismatch)
         return Recognition(**base, arch=None, num_classes=None, in_chans=None, **differ)
     in_chans = shapes[_first_conv(_signature(fits[0]))][1]
     fits.sort(key=lambda arch: _preference(ARCHITECTURES[arch], in_chans))

@@ -316,6 +316,7 @@ def read_checkpoint_file(path: str | Path, mmap: bool = False, key: str | None =
     kind = not_a_checkpoint(path)
     if kind is not None:
         raise _SourceFailed(kind)
+    state: object  # a state dict, or a trainer's dict holding one (_unwrap finds it)
     try:
         if path.suffix == ".safetensors":
             from safetensors.torch import load_file
@@ -404,6 +405,7 @@ class _TorchHub:
     def fetch(self, entry: WeightEntry, progress: bool) -> tuple[dict[str, torch.Tensor], str]:
         if not entry.url:
             raise _SourceFailed("no published file for this weight")
+        assert entry.file_name is not None  # the last part of its url
         cached = Path(torch.hub.get_dir()) / "checkpoints" / entry.file_name
         if cached.is_file():
             # torch.hub checks the hash only while downloading; a cache file edited later would load silently.
