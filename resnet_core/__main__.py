@@ -272,8 +272,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-class _Checkpoint(argparse.Action):
-    """``--checkpoint`` that may repeat: each is one network, as ``[source, labels]``."""
+class _Action(argparse.Action):
+    """An option whose value is placed by :meth:`act` (argparse's ``__call__``, typed once)."""
 
     def __call__(
         self,
@@ -282,19 +282,23 @@ class _Checkpoint(argparse.Action):
         value: str | Sequence[Any] | None,
         option_string: str | None = None,
     ) -> None:
+        self.act(parser, namespace, value)
+
+    def act(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any) -> None:
+        raise NotImplementedError
+
+
+class _Checkpoint(_Action):
+    """``--checkpoint`` that may repeat: each is one network, as ``[source, labels]``."""
+
+    def act(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any) -> None:
         setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), [value, None]])
 
 
-class _LabelsOf(argparse.Action):
+class _LabelsOf(_Action):
     """``--labels`` belongs to the ``--checkpoint`` just before it."""
 
-    def __call__(
-        self,
-        parser: argparse.ArgumentParser,
-        namespace: argparse.Namespace,
-        value: str | Sequence[Any] | None,
-        option_string: str | None = None,
-    ) -> None:
+    def act(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any) -> None:
         checkpoints = getattr(namespace, "checkpoint", None)
         if not checkpoints or checkpoints[-1][1] is not None:
             parser.error("--labels follows the --checkpoint whose classes it names")
