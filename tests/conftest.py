@@ -13,6 +13,7 @@ os.environ.pop("RESNET_EXPLORER_CIFAR10", None)
 
 import socket
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -32,12 +33,19 @@ PHOTOS = ROOT / "assets" / "photos"
 # the code under test swallows the error), and the session if it came later. The guard is an audit hook
 # (tests/netguard/sitecustomize.py) in this process and, through the PYTHONPATH they inherit, in every Python process
 # the suite starts: a CLI subprocess, a local Ray's dashboard, agents and workers. They all append to one log.
-NET_LOG = Path(os.environ["RESNET_EXPLORER_CACHE"]) / "outside-attempts.jsonl"
+# One log per process of the suite, in a folder its pytest-xdist workers share with the process that started them.
+NET_LOGS = Path(os.environ.setdefault("RESNET_EXPLORER_TEST_NET_LOGS", os.environ["RESNET_EXPLORER_CACHE"]))
+NET_LOG = NET_LOGS / f"outside-attempts-{os.getpid()}.jsonl"
 os.environ[netguard.LOG] = str(NET_LOG)
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(Path(netguard.__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
 )
 netguard.install()
+
+# Under pytest-xdist (-n 2) each worker computes on one thread: two workers of two threads each on two cores would
+# oversubscribe them, and torch slows down many times over.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
 
 
 def outside_attempts() -> list[dict]:
@@ -70,8 +78,11 @@ def _stays_on_this_machine():
 
 
 def pytest_sessionfinish(session):
-    """An attempt that came after its test ended (a Ray process probes on its own clock) fails the session."""
-    attempts = outside_attempts()
+    """An attempt that came after its test ended (a Ray process probes on its own clock) fails the session, that of
+    any worker included."""
+    attempts = [
+        attempt for log in sorted(NET_LOGS.glob("outside-attempts-*.jsonl")) for attempt in netguard.read_attempts(log)
+    ]
     if attempts:
         print(f"\nthe suite's processes tried to reach beyond this machine:\n{describe(attempts)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -119,23 +130,65 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
     return model
 
 
-def deep_ones_slow(values: list) -> list:
-    """``values`` (architecture names, or tuples that start with one) as pytest parameters, the networks of 101 or
-    more layers or 60 M or more parameters (the wide ones) marked slow: the fast lane skips them."""
+def _big(name: str) -> bool:
+    """101 or more layers, or 60 M or more parameters (the wide ones): from the registry's data alone (depth,
+    published parameter count), since counting costs at collection took seconds of every run. Every wide net has
+    published weights."""
     from resnet_core import default_weights, get_arch
 
+    published = default_weights(name)
+    return get_arch(name).depth >= 101 or (published is not None and (published.num_params or 0) >= 60e6)
+
+
+def structural_kind(name: str) -> tuple:
+    """What a network's code path depends on, its depth and width aside: two networks of one kind run the same
+    modules, only more or fewer of them."""
+    from resnet_core import get_arch
+
+    spec = get_arch(name)
+    return (
+        spec.block,
+        spec.groups > 1,
+        spec.width_per_group,
+        spec.stem_type,
+        spec.downsample,
+        spec.zero_pad,
+        spec.stride_in_1x1,
+        spec.shortcut,
+        len(spec.layers),
+        spec.label_space.key,
+        spec.block_kwargs,
+        spec.in_chans,
+    )
+
+
+def _as_params(values: list, slow: Callable[[str], bool]) -> list:
     params = []
     for value in values:
         name = value[0] if isinstance(value, tuple) else value
-        # From the registry's data alone (depth, published parameter count): counting costs at collection took
-        # seconds of every run, even `pytest -k one_test`. Every wide net has published weights.
-        published = default_weights(name)
-        big = get_arch(name).depth >= 101 or (published is not None and (published.num_params or 0) >= 60e6)
-        marks = [pytest.mark.slow] if big else []
+        marks = [pytest.mark.slow] if slow(name) else []
         params.append(
             pytest.param(*value, marks=marks) if isinstance(value, tuple) else pytest.param(value, marks=marks)
         )
     return params
+
+
+def deep_ones_slow(values: list) -> list:
+    """``values`` (architecture names, or tuples that start with one) as pytest parameters, the deep and the wide
+    networks marked slow: the fast lane skips them."""
+    return _as_params(values, _big)
+
+
+def one_of_each_kind(values: list) -> list:
+    """As :func:`deep_ones_slow`, and of the networks of one structural kind (:func:`structural_kind`) only the
+    first that is neither deep nor wide stays in the fast lane: the full sweep runs in the slow lane."""
+    names = [value[0] if isinstance(value, tuple) else value for value in values]
+    shown: dict[tuple, str] = {}
+    for name in names:
+        if not _big(name):
+            shown.setdefault(structural_kind(name), name)
+    fast = set(shown.values())
+    return _as_params(values, lambda name: name not in fast)
 
 
 def pytest_collection_modifyitems(items):

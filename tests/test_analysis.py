@@ -14,7 +14,7 @@ from resnet_core.explain.attribution import normalize_cam
 from resnet_core.measure.residual_stats import ResidualStats
 from resnet_core.render import cam_overlay, channel_figure, cost_figure, feature_grid, grid_index
 
-from .conftest import deep_ones_slow, hooks_left, randomize_batchnorm, rss_mb
+from .conftest import hooks_left, one_of_each_kind, randomize_batchnorm, rss_mb
 
 
 @pytest.fixture(scope="module")
@@ -169,7 +169,7 @@ def test_bad_arguments(resnet18, photos):
 
 # At random init, 600 unnormalised residual additions overflow float32 (inf/nan activations): a true property of
 # kaiming init without zero-init residuals, not of the analysis; its published weights are not shipped.
-@pytest.mark.parametrize("name", deep_ones_slow([name for name in list_models() if name != "cifar10_resnet1202"]))
+@pytest.mark.parametrize("name", one_of_each_kind([name for name in list_models() if name != "cifar10_resnet1202"]))
 def test_every_architecture(name, photos):
     model = create_model(name)
     result = analyze(model, photos / "coffee.png", cam_layer="layer3")

@@ -340,14 +340,21 @@ def test_launched_app_through_gradio_client(server, photos):
     assert endpoints == public
 
 
+SLOW = pytest.mark.slow  # the fast lane sends the first two through the launched app, the slow lane all five
+
+
 @pytest.mark.parametrize(
     ("call", "message"),
     [
         ((RANDOM_INIT, "resnet999", RANDOM_INIT), "Unknown architecture 'resnet999'"),
         ((RANDOM_INIT, "resnet18", "v9"), "resnet18 has no weights named 'v9'"),
-        ((RANDOM_INIT, "resnet18", RANDOM_INIT, 0), "Top-k must lie between 1 and 100, got 0"),
-        (("1000: nothing", "layer4", 0.5), "Class 1000 does not exist: this network has classes 0 to 999"),
-        (("3", "layer9", 0.5), "resnet18 has no stage 'layer9'; choose one of ['stem', 'layer1'"),
+        pytest.param((RANDOM_INIT, "resnet18", RANDOM_INIT, 0), "Top-k must lie between 1 and 100, got 0", marks=SLOW),
+        pytest.param(
+            ("1000: nothing", "layer4", 0.5), "Class 1000 does not exist: this network has classes 0 to 999", marks=SLOW
+        ),
+        pytest.param(
+            ("3", "layer9", 0.5), "resnet18 has no stage 'layer9'; choose one of ['stem', 'layer1'", marks=SLOW
+        ),
     ],
 )
 def test_user_errors_through_the_launched_app_are_one_sentence(server, photos, call, message):

@@ -75,6 +75,7 @@ def pixels(path: str) -> np.ndarray:
 # ---- charts draw their data ---------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_residual_chart_draws_one_bar_per_block_of_the_analysis(cache):
     *_, chart, summary, state = panel.analyze_image(str(CAT), "cifar10_resnet56", "DEFAULT")
     result = app_state.results().get(state["token"]).result
@@ -106,6 +107,7 @@ def test_branches_that_output_zero_are_explained_not_shown_as_an_empty_chart():
     assert "In 8 block(s) the branch outputs exactly zero" in summary
 
 
+@pytest.mark.slow
 def test_compare_chart_draws_one_named_line_per_network(cache):
     archs = ["cifar10_resnet20", "cifar10_resnet56", "digits_plain56"]
     *_, chart, _, payload = compare_tab.compare_networks(str(CAT), archs)
@@ -120,6 +122,7 @@ def test_compare_chart_draws_one_named_line_per_network(cache):
     assert pixels(figure_path(chart)).std() > 0
 
 
+@pytest.mark.slow
 def test_png_charts_are_not_blank():
     charts = [degradation_tab.reference_view()[0], degradation_tab.gradient_view()]
     *charts_of_checks, _, _ = explain_tab.check_explanation(str(CAT), "cifar10_resnet20", "DEFAULT")
@@ -130,6 +133,7 @@ def test_png_charts_are_not_blank():
 # ---- one request never sees another's tensors ---------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_retargeting_waits_for_an_analysis_of_the_same_model(cache, photos):
     """Thread A analyses a photo and is held inside its forward pass, hooks registered; thread B re-targets the
     Grad-CAM of another analysis of the same model meanwhile. B must wait for A: each gets what it gets alone."""
@@ -195,6 +199,7 @@ def test_stored_analyses_do_not_keep_their_model(cache, photos):
 # ---- untrained is said everywhere, and the same photo gets the same answer -----------------------------------------
 
 
+@pytest.mark.slow
 def test_random_init_is_seeded_so_a_photo_gets_the_same_answer_twice(photos):
     first, second = create_model("resnet18"), create_model("resnet18")
     assert all(
@@ -244,6 +249,7 @@ def test_a_ten_class_network_on_a_photo_unlike_its_data_says_100_percent_is_not_
     assert "knows only" not in status
 
 
+@pytest.mark.slow
 def test_weights_that_fail_to_load_are_marked_in_every_output(cache, dead_weights, photos, page):
     chelsea = str(photos / "chelsea.png")
     _, status, *_, chart, summary, state = panel.analyze_image(chelsea, "cifar10_resnet32", dead_weights)
@@ -343,6 +349,7 @@ def texts(value) -> list[str]:
     return []
 
 
+@pytest.mark.slow
 def test_no_text_output_names_a_server_path(cache, dead_weights, tmp_path, monkeypatch, photos, page):
     folder = tmp_path / "my weights"
     folder.mkdir()
@@ -376,6 +383,7 @@ def test_no_text_output_names_a_server_path(cache, dead_weights, tmp_path, monke
 # ---- what the layout shows before anything is computed -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_no_label_covers_a_picture_and_no_empty_box_waits(cache):
     from demo.layout import build_demo
 

@@ -54,6 +54,7 @@ def test_a_fine_tuned_torchvision_resnet18_with_seven_classes(tmp_path):
     assert not any(p.requires_grad for p in model.parameters()) and not model.training
 
 
+@pytest.mark.slow
 def test_a_lightning_container_around_resnet50_keeps_b_and_names_the_tie(tmp_path):
     reference = torchvision_net("resnet50", 4)
     state = {f"model.{key}": value for key, value in reference.state_dict().items()}
@@ -88,6 +89,7 @@ def test_a_data_parallel_wide_resnet50_2(tmp_path):
     assert logits_gap(model, reference) <= 1e-5
 
 
+@pytest.mark.slow
 def test_a_dropout_and_linear_head_and_a_grayscale_first_convolution(tmp_path):
     reference = torchvision_net("resnet34", 5)
     reference.fc = nn.Sequential(nn.Dropout(0.3), nn.Linear(512, 5))
@@ -180,6 +182,7 @@ def test_a_network_that_is_not_a_resnet_names_the_nearest(tmp_path):
         load_checkpoint(tmp_path / "mobilenet.pth")
 
 
+@pytest.mark.slow
 def test_a_sequential_linear_head_opens_and_a_two_layer_head_is_refused(tmp_path):
     reference = torchvision_net("resnet18", 3)
     reference.fc = nn.Sequential(reference.fc)  # fc.0: refused before
@@ -446,6 +449,7 @@ def test_cli_predict_info_and_verify_run_the_users_network(capsys, defects):
     assert code == 0 and payload["reference"] == "torchvision" and payload["max_abs_diff"] <= 1e-5
 
 
+@pytest.mark.slow
 def test_cli_compare_takes_several_checkpoints_each_with_its_labels(capsys, defects, tmp_path):
     _, path, labels = defects
     other = torchvision_net("resnet34", 3, seed=4)
@@ -512,6 +516,7 @@ def bad_inputs(folder) -> list[tuple[object, object, str]]:
     ]
 
 
+@pytest.mark.slow
 def test_cli_bad_checkpoints_are_one_line_each(capsys, tmp_path):
     for path, labels, message in bad_inputs(tmp_path):
         extra = ("--labels", str(labels)) if labels else ()

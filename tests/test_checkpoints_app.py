@@ -49,6 +49,7 @@ def leaves(tmp_path):
     return tmp_path / "leaves.ckpt", tmp_path / "leaves.txt"
 
 
+@pytest.mark.slow
 def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache, leaves, photos):
     checkpoint, labels = leaves
     family, arch, token, status, opened = panel.open_checkpoint(str(checkpoint), str(labels), [], None)

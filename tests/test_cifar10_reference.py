@@ -38,6 +38,8 @@ from resnet_core.zoo.preprocess import IMAGENET_MEAN, IMAGENET_STD
 from resnet_core.zoo.weights import SHIPPED_WEIGHTS_DIR
 
 SHIPPED_DEPTHS = (20, 32, 44, 56)
+# The fast lane checks the shallowest shipped network; the slow lane all four.
+EACH_DEPTH = [pytest.param(depth, marks=[] if depth == 20 else [pytest.mark.slow]) for depth in SHIPPED_DEPTHS]
 
 
 class ReferenceBlock(nn.Module):
@@ -111,7 +113,7 @@ def reference_logits(depth: int) -> torch.Tensor:
 # --- the shipped files ---------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("depth", SHIPPED_DEPTHS)
+@pytest.mark.parametrize("depth", EACH_DEPTH)
 def test_shipped_checkpoints_are_named_by_their_sha256(depth: int) -> None:
     path = checkpoint_path(depth)
     assert hashlib.sha256(path.read_bytes()).hexdigest().startswith(path.stem.split("-")[1])
@@ -194,7 +196,7 @@ def test_to_batch_is_the_label_spaces_preprocessing() -> None:
 # --- the networks ---------------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("depth", SHIPPED_DEPTHS)
+@pytest.mark.parametrize("depth", EACH_DEPTH)
 def test_reference_gives_the_pinned_error_count_on_the_subset(depth: int) -> None:
     _, labels, _ = subset()
     errors = int((reference_logits(depth).argmax(1).numpy() != labels).sum())
@@ -202,7 +204,7 @@ def test_reference_gives_the_pinned_error_count_on_the_subset(depth: int) -> Non
     assert errors < 0.12 * len(labels)  # the published errors are 8.27% and 6.61% on all 10,000
 
 
-@pytest.mark.parametrize("depth", SHIPPED_DEPTHS)
+@pytest.mark.parametrize("depth", EACH_DEPTH)
 def test_create_model_is_the_published_net(depth: int, torch_home, monkeypatch) -> None:
     monkeypatch.delenv(ENV_WEIGHTS_DIR, raising=False)  # the shipped copy, not a user's folder
     model = create_model(f"cifar10_resnet{depth}", weights="DEFAULT")

@@ -69,6 +69,7 @@ def test_info_prints_the_cost_table(capsys):
     assert "GMACs" in text and "layer4.1" in text and "per stage" in text and "field   435 px" in text
 
 
+@pytest.mark.slow
 def test_predict_with_a_local_checkpoint_matches_the_library(tmp_path, photos):
     torch.manual_seed(0)
     model = randomize_batchnorm(create_model("resnet18"))

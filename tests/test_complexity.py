@@ -10,7 +10,7 @@ from resnet_core import ARCHITECTURES, cost_table
 from resnet_core.measure.complexity import count_costs
 from resnet_core.zoo.architectures import build
 
-from .conftest import deep_ones_slow
+from .conftest import one_of_each_kind
 
 TORCHVISION_ENTRIES = [
     (arch, member) for arch, spec in ARCHITECTURES.items() if spec.reference == "torchvision"
@@ -20,7 +20,7 @@ TORCHVISION_ENTRIES = [
 
 @pytest.mark.parametrize(
     ("arch", "member"),
-    deep_ones_slow(TORCHVISION_ENTRIES),
+    one_of_each_kind(TORCHVISION_ENTRIES),
     ids=lambda v: getattr(v, "name", v),
 )
 def test_params_and_macs_equal_torchvision_metadata(arch, member):
@@ -78,6 +78,7 @@ def test_costs_are_counted_at_the_weights_evaluation_size():
     assert cost_table("cifar10_resnet20").total_macs == pytest.approx(40.8e6, rel=0.01)
 
 
+@pytest.mark.slow
 def test_counting_beside_a_running_analysis_attributes_flops_to_the_right_blocks():
     """FlopCounterMode's module tracking uses process-global hooks; another thread's forward must not leak in."""
     import threading

@@ -69,6 +69,7 @@ def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
     assert f"No images/s for {', '.join(PAIR)}: their rows were read back from an earlier run" in said  # and why
 
 
+@pytest.mark.slow
 def test_a_metric_asked_for_is_a_leaderboard_column_a_chart_and_a_ranking(tmp_path):
     """Average Drop: its column with its interval, the metrics chart shown, and the worst-explained gallery the
     images of highest Average Drop in the library's rows."""
@@ -94,6 +95,7 @@ def test_a_metric_asked_for_is_a_leaderboard_column_a_chart_and_a_ranking(tmp_pa
     assert len(explained_files) == dataset_tab.WORST
 
 
+@pytest.mark.slow
 def test_the_worst_explained_images_are_insertions_furthest_below_random(tmp_path):
     """With insertion in the run (the curve that separates Grad-CAM from random here), the ranking is the map's
     insertion area below its random ranking's, over the images where the protocol is valid, across networks."""

@@ -187,6 +187,7 @@ def test_gradient_explodes_towards_the_input_of_the_plain_net_only(digits: tuple
     assert flows[True]["stem"] > flows[False]["stem"]
 
 
+@pytest.mark.slow
 def test_cli_writes_curves_weights_and_plot_that_load_back(
     tmp_path: Path, digits: tuple[torch.Tensor, torch.Tensor]
 ) -> None:

@@ -91,6 +91,7 @@ def test_rows_equal_single_photo_analyze(model, folder, tmp_path):
     assert sum(map(sum, summary.confusion)) == 13 and summary.confusion_classes == list(cifar10.CLASSES)
 
 
+@pytest.mark.slow
 def test_the_shipped_test_images_give_the_pinned_accuracy(model, shipped, tmp_path):
     """The 500 shipped images (uint8 arrays, no files) through the same loop, in a DataLoader worker."""
     out = tmp_path / "out"
@@ -133,6 +134,7 @@ def test_a_batch_of_pixels_in_memory_equals_each_image_through_pillow(model, mon
     assert all(item["error"] == "division by zero" for item in resized.__getitems__(positions))
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_to_the_same_rows(model, tmp_path, monkeypatch):
     options = dict(limit=64, batch_size=16, workers=0, rows_per_part=32, progress=False)
     evaluate_dataset("cifar10", [model], tmp_path / "whole", **options)
@@ -173,6 +175,7 @@ def test_predictions_only_is_a_bare_forward(model, tmp_path, monkeypatch):
     assert {p.name for p in (tmp_path / "bare" / "plots").iterdir()} == {"accuracy_vs_depth.png"}
 
 
+@pytest.mark.slow
 def test_a_new_metric_is_one_entry_and_an_unknown_one_is_refused(model, shipped, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"unknown metric 'sharpness'; available: .*average_drop"):
         evaluate_dataset("cifar10", [model], tmp_path / "out", metrics=["sharpness"])
@@ -262,3 +265,21 @@ def test_the_command_line(folder, tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and expected in err and len(err.strip().splitlines()) == 1, (args, err)
     assert not (tmp_path / "refused").exists()
+
+
+def test_a_local_ray_gets_an_environment_that_keeps_it_on_this_machine():
+    """Without starting Ray (the slow lane runs one): its statistics off, single-machine mode, and a proxy on
+    loopback that refuses at once, loopback itself exempt."""
+    import socket
+
+    from resnet_core.evaluate.on_ray import local_ray_environment
+
+    environment = local_ray_environment()
+    assert environment["RAY_USAGE_STATS_ENABLED"] == "0" and environment["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] == "0"
+    proxy = environment["http_proxy"]
+    assert proxy == environment["https_proxy"] and "127.0.0.1" in environment["no_proxy"]
+    host, port = proxy.removeprefix("http://").split(":")
+    assert host == "127.0.0.1"
+    with socket.socket() as client, pytest.raises(ConnectionRefusedError):
+        client.settimeout(5)
+        client.connect((host, int(port)))

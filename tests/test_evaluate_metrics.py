@@ -114,6 +114,7 @@ def test_average_drop_and_increase_in_confidence_equal_torchcams(model, inputs):
     assert 0 < ours["average_drop"].mean() < 1 and ours["average_drop"].std() > 0.05
 
 
+@pytest.mark.slow
 def test_deletion_and_insertion_equal_torchcams_under_its_protocol(model, inputs):
     """TorchCAM's DeletionInsertionMetric on our maps (zero baseline on the normalised input, ties in raster
     order, 20 steps of ceil(1024 / 20) pixels): the batch of 16, and each image alone."""
@@ -139,6 +140,7 @@ def test_deletion_and_insertion_equal_torchcams_under_its_protocol(model, inputs
     assert np.abs(default["deletion_auc"] - ours["deletion_auc"]).max() > 0.01
 
 
+@pytest.mark.slow
 def test_rows_equal_single_image_sanity(model, tmp_path):
     """Eight shipped images in batches of three: each row's areas and head randomization are what ``sanity`` says
     of that image with the row's seed, and the protocol is void exactly where its fully blurred image keeps the
@@ -263,6 +265,7 @@ def test_the_protocol_is_chosen_by_name(model, tmp_path):
         evaluate_dataset("cifar10", [model], tmp_path / "out", **options)
 
 
+@pytest.mark.slow
 def test_a_protocol_of_ones_own_gives_sanitys_areas_and_resumes_by_its_fields(model, tmp_path):
     """A protocol given as itself (4x4 patches, zero fill: what the Explanation checks tab offers): each row's
     areas are ``sanity``'s under that protocol and the row's seed; ``run.json`` records its fields, and the command

@@ -131,6 +131,7 @@ def test_the_randomization_verdict_reads_the_medians_interval(cat_report):
     assert "constant in all 2 draws: passes" in explain_tab.randomization_verdict(with_draws(None, None))
 
 
+@pytest.mark.slow
 def test_untrained_networks_are_said_to_explain_nothing():
     *_, verdict, numbers = explain_tab.check_explanation(str(CAT), "cifar10_resnet20", "random init", "gradcam")
     first = verdict.splitlines()[0]

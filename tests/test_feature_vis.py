@@ -174,6 +174,7 @@ def test_bad_layer_or_channel_raises_one_clear_value_error(resnet20, layer, chan
     assert hooks_left(resnet20) == 0
 
 
+@pytest.mark.slow
 def test_grayscale_digit_net_even_from_a_channel_that_starts_dead():
     """The lab's 1-channel digit net gets an L image; channel 31 of its last block is zero on grey and on noise,
     so it has no gradient at the start: the optimiser must raise it through its pre-ReLU input."""

@@ -35,6 +35,7 @@ def test_reference_run_is_shown_at_once():
     assert "| 2 | digits_plain56 |" in text  # three seeds
 
 
+@pytest.mark.slow
 def test_gradient_view_plots_every_model():
     figure = degradation_tab.gradient_view()
     assert len(figure.axes[0].lines) == 4
@@ -69,6 +70,7 @@ def test_live_run_streams_then_summarises(short_runs):
         next(degradation_tab.run_live(20, 56, 5000))
 
 
+@pytest.mark.slow
 def test_digit_nets_open_in_the_feature_and_cam_views(page):
     outputs = panel.analyze_image(
         str(DIGITS / "digit_7.png"), "digits_resnet56", "digits_resnet56.lab", stage="layer4", cam_layer="layer4"

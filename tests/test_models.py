@@ -12,7 +12,7 @@ from resnet_core.hooks import forward_hooks
 from resnet_core.zoo.architectures import build
 from resnet_core.zoo.models import BasicBlock, ResNet
 
-from .conftest import deep_ones_slow, randomize_batchnorm
+from .conftest import one_of_each_kind, randomize_batchnorm
 
 REFERENCED = [name for name, spec in ARCHITECTURES.items() if spec.reference]
 
@@ -23,7 +23,7 @@ def reference_model(name: str) -> torch.nn.Module:
     return timm.create_model(name, pretrained=False)
 
 
-@pytest.mark.parametrize("name", deep_ones_slow(REFERENCED))
+@pytest.mark.parametrize("name", one_of_each_kind(REFERENCED))
 def test_matches_reference_both_ways(name):
     torch.manual_seed(0)
     reference = randomize_batchnorm(reference_model(name)).eval()

@@ -41,7 +41,9 @@ def test_without_timm_only_torchvision_is_a_reference(monkeypatch):
         check_reference("resnet50d")
 
 
-@pytest.mark.parametrize(("arch", "library"), [("resnet18", "torchvision"), ("resnet50d", "timm")])
+@pytest.mark.parametrize(
+    ("arch", "library"), [("resnet18", "torchvision"), pytest.param("resnet50d", "timm", marks=pytest.mark.slow)]
+)
 def test_same_weights_give_the_same_outputs(arch, library):
     torch.manual_seed(0)
     model = randomize_batchnorm(create_model(arch, weights=None))
@@ -84,6 +86,7 @@ def test_a_changed_weight_on_either_side_shows_where_it_is(monkeypatch, side):
     assert result.max_abs_diff > 0
 
 
+@pytest.mark.slow
 def test_cli_json_reports_the_image_the_model_saw(capsys, photos):
     image = photos / "chelsea.png"
     torch.manual_seed(0)

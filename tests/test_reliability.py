@@ -42,11 +42,13 @@ def server():
     demo.close()
 
 
+@pytest.mark.slow
 def test_corpus_is_large_enough():
     cases = build_cases()
     assert len(cases) >= 25 and len({case.name for case in cases}) == len(cases)
 
 
+@pytest.mark.slow
 def test_every_hostile_file_through_the_cli(corpus, capsys):
     for case, path in corpus:
         code = cli(["predict", str(path), "--arch", "resnet18", "--weights", "none", "--json", "--topk", "3"])
@@ -102,6 +104,7 @@ def test_every_hostile_file_through_the_app_then_a_normal_request(server, corpus
     assert outputs[0]["label"] == f"{expected.topk[0][1]} ({expected.topk[0][0]})"
 
 
+@pytest.mark.slow
 def test_photos_above_their_cap_are_refused_before_decoding(server, tmp_path):
     """Gradio's upload cap is the checkpoints' (250 MB); a photo's 20 MB is ours, said in one sentence."""
     big = tmp_path / "big.png"
@@ -197,6 +200,7 @@ def broken_weights(tmp_path, monkeypatch):
     }
 
 
+@pytest.mark.slow
 def test_weight_faults_in_the_cli(broken_weights, photos, capsys):
     for arch, (tag, reason) in broken_weights.items():
         code = cli(["predict", str(photos / "chelsea.png"), "--arch", arch, "--weights", tag])

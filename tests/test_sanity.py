@@ -162,6 +162,7 @@ def test_the_medians_interval_is_the_sign_test_one():
     assert spread.median_interval() == (0.0, 0.7)  # x(2), x(9); a constant map counts as -1
 
 
+@pytest.mark.slow
 def test_two_disjoint_seed_sets_do_not_contradict_each_other(resnet20, samples):
     """Five draws under "every draw below / none" gave the same verdict from seeds 0-4 and 5-9 on 17 of 30 CIFAR-10
     test images (cifar10_resnet56). With the median's interval, in rounds of 10 up to 30 draws, seeds 0-29 and 30-59
@@ -367,6 +368,7 @@ def test_cli_sanity_json(capsys):
     assert len(payload["curves"]["deletion"]["probabilities"]) == 17
 
 
+@pytest.mark.slow
 def test_cli_sanity_text_and_user_errors(capsys):
     code = cli(["sanity", str(CAT), "--arch", "cifar10_resnet20", "--method", "occlusion", "--window", "8"])
     out, err = capsys.readouterr()

@@ -57,7 +57,14 @@ def test_no_tab_imports_another_and_neither_the_panel_nor_the_report_imports_a_t
     assert len(leaning) == len(layout.TABS) + 2
 
 
-@pytest.mark.parametrize("tab", layout.TABS, ids=lambda tab: tab.TITLE)
+# The fast lane builds alone the tabs that fill part of an Analyze click, and one that fills none; the slow lane all.
+ALONE_FAST = {"Feature maps", "Grad-CAM", "Residuals", "CIFAR-10 test set", "About"}
+EACH_TAB_ALONE = [
+    pytest.param(tab, id=tab.TITLE, marks=[] if tab.TITLE in ALONE_FAST else [pytest.mark.slow]) for tab in layout.TABS
+]
+
+
+@pytest.mark.parametrize("tab", EACH_TAB_ALONE)
 def test_each_tab_alone_builds_and_analyze_fills_what_it_registered(tab):
     """The app with one tab: it builds, and the page's Analyze returns the panel's answer and that tab's views."""
     from .app_page import Page
@@ -118,6 +125,7 @@ def test_no_module_but_the_model_cache_takes_a_models_lock():
         assert not [p for p in (ROOT / folder).rglob("*.py") if "fmt: skip" in Path(p).read_text()]
 
 
+@pytest.mark.slow
 def test_stored_analyses_keep_no_network_alive(photos):
     """Cache size 3, six networks analysed, eight analyses stored: at most three networks stay in memory."""
     models = ModelCache(capacity=3, device="cpu")

@@ -187,6 +187,7 @@ def test_offline_error_names_every_source_and_where_to_put_the_file(torch_home, 
     assert "timm/resnet50.tv2_in1k" in message
 
 
+@pytest.mark.slow
 def test_a_stalled_download_times_out_instead_of_hanging(torch_home, monkeypatch):
     """A server on loopback that accepts the connection and says nothing: the loader gives up and says why.
 
@@ -292,6 +293,7 @@ def silent_host():
         connection.close()
 
 
+@pytest.mark.slow
 def test_a_failed_download_is_not_tried_again_for_a_while(torch_home, tmp_path, monkeypatch):
     """Refused at once here, but on a slow network every Analyze and live frame would wait again: each download that
     failed is remembered for $RESNET_EXPLORER_DOWNLOAD_RETRY seconds, the reason kept; a local copy is still found
@@ -301,7 +303,7 @@ def test_a_failed_download_is_not_tried_again_for_a_while(torch_home, tmp_path, 
     with socket.socket() as closed:  # a port nobody listens on: connections are refused at once
         closed.bind(("127.0.0.1", 0))
         refused = f"http://127.0.0.1:{closed.getsockname()[1]}"
-    monkeypatch.setenv(ENV_DOWNLOAD_TIMEOUT, "2")  # the hub retries a refused host with back-off until then
+    monkeypatch.setenv(ENV_DOWNLOAD_TIMEOUT, "1")  # the hub retries a refused host with back-off until then
     monkeypatch.delenv(ENV_WEIGHTS_DIR, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(constants, "ENDPOINT", refused)
@@ -346,7 +348,7 @@ def test_a_failed_download_is_not_tried_again_for_a_while(torch_home, tmp_path, 
     assert tries == {"url": 2, "hub": 2}
 
 
-@pytest.mark.parametrize("answer", ["refused", pytest.param("silence", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("answer", [pytest.param(answer, marks=pytest.mark.slow) for answer in ("refused", "silence")])
 def test_offline_an_uncached_weight_fails_within_twice_the_timeout(
     answer, silent_host, torch_home, tmp_path, monkeypatch
 ):
