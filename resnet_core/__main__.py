@@ -503,6 +503,55 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_paths(args: argparse.Namespace) -> int:
+    from .explain.paths import EFFECTIVE_SHARE, deletion_curve, labelled_test_images, path_gradients, reordering_curve
+
+    model = _model(args)
+    images, labels, shown = labelled_test_images(model, args.limit)
+    deletions = deletion_curve(model, images, labels, draws=args.draws, seed=args.seed)
+    swaps = reordering_curve(model, images, labels, draws=args.draws, seed=args.seed) if model.shortcut else None
+    gradients = (
+        path_gradients(model, images[: args.gradient_images], labels[: args.gradient_images], args.samples, args.seed)
+        if model.shortcut
+        else None
+    )
+    curves = {"deleted_blocks": deletions, "swapped_pairs": swaps}
+    payload: dict = {"network": model.card.arch.name, "weights": model.card.label, "pretrained": model.card.pretrained}
+    payload["images"] = shown
+    for name, curve in curves.items():
+        payload[name] = curve and [
+            {"k": k, "mean": mean, "std": curve.std()[k], "draws": len(curve.errors[k])}
+            for k, mean in curve.mean().items()
+        ]
+    payload["path_gradients"] = gradients and {
+        "per_path": gradients.per_path,
+        "paths": gradients.counts,
+        "total": gradients.total,
+        "effective": gradients.effective(),
+        "share": EFFECTIVE_SHARE,
+    }
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    trained = "" if model.card.pretrained else f"  [{UNTRAINED}]"
+    print(f"{model.card.arch.name} ({model.card.label}){trained} on {shown}: error with k blocks deleted (mean, std)")
+    for k, mean in deletions.mean().items():
+        print(f"  k={k:<3} {100 * mean:6.2f}%  +- {100 * deletions.std()[k]:5.2f}  ({len(deletions.errors[k])} draws)")
+    if swaps is not None:
+        print("error after k swaps of two blocks of the same shape:")
+        for k, mean in swaps.mean().items():
+            print(f"  k={k:<3} {100 * mean:6.2f}%  +- {100 * swaps.std()[k]:5.2f}")
+    if gradients is None:
+        print("a plain network: a single path, so no path lengths")
+        return 0
+    first, last = gradients.effective()
+    print(
+        f"gradient at the input per path length (of {gradients.blocks} blocks): {100 * EFFECTIVE_SHARE:.0f}% of it "
+        f"flows through paths of {first} to {last} blocks"
+    )
+    return 0
+
+
 def cmd_train_cifar10(args: argparse.Namespace) -> int:
     import time
     from pathlib import Path
@@ -694,6 +743,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="class_", default=None, help="an index or a name (default: the top-1 class)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_evidence)
+
+    p = sub.add_parser(
+        "paths", help="the ensemble of short paths (Veit et al. 2016): deletions, re-orderings, gradients"
+    )
+    _add_model_options(p, default_arch="cifar10_resnet56")
+    p.add_argument("--limit", type=_positive, default=1000, help="the first N test images (default 1000)")
+    p.add_argument("--draws", type=_positive, default=10, help="random draws of k blocks (or pairs) per k")
+    p.add_argument("--samples", type=_positive, default=8, help="random paths measured per length")
+    p.add_argument("--gradient-images", type=_positive, default=64, help="images the path gradients average over")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_paths)
 
     p = sub.add_parser("visualize", help="the image a channel responds to most (feature visualization), as a PNG")
     _add_model_options(p, default_arch=None)
