@@ -25,7 +25,7 @@ from resnet_core import (
     list_weights,
 )
 from resnet_core.measure.complexity import cost_table
-from resnet_core.zoo.architectures import LAB_FAMILY
+from resnet_core.zoo.architectures import LAB_FAMILY, twin_of
 from resnet_core.zoo.checkpoints import load_checkpoint
 from resnet_core.zoo.create import UNTRAINED, card
 
@@ -45,6 +45,7 @@ __all__ = [
     "facts",
     "load",
     "offers",
+    "plain_twin",
     "weight_choices",
 ]
 
@@ -128,6 +129,23 @@ def weight_choices(arch: str) -> list[str]:
 def default_choice(arch: str) -> str:
     entry = default_weights(arch)
     return entry.name if entry is not None else RANDOM_INIT
+
+
+def plain_twin(arch: str, weights: str) -> tuple[tuple[str, str] | None, str]:
+    """The twin to set beside ``arch`` (its architecture and weights), or None and why not: twins are compared when
+    both are trained (the digit nets) or both untrained, never a trained net against a random one."""
+    chosen = choice(arch, weights)
+    twin = None if chosen.upload else twin_of(arch)
+    if twin is None:
+        return None, f"{arch} has no registered plain twin (or residual twin) to compare with."
+    if chosen.untrained:
+        return (twin, RANDOM_INIT), f"{twin}, untrained like {arch}"
+    if default_weights(twin) is None:
+        return None, (
+            f"{twin} has no trained weights, and a trained {arch} against a random {twin} says nothing about "
+            f"the shortcuts; pick random init to compare the two untrained, or a digit net to compare them trained."
+        )
+    return (twin, default_choice(twin)), f"{twin}, trained like {arch}"
 
 
 def costs(arch: str, weights: str) -> CostTable:

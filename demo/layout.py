@@ -17,6 +17,7 @@ from . import (
     gradcam_tab,
     live_tab,
     network_map_tab,
+    paths_tab,
     residuals_tab,
 )
 from .shared import PRIVATE, Shared, Tab
@@ -29,6 +30,7 @@ TABS: list[Tab] = [
     features_tab,
     gradcam_tab,
     residuals_tab,
+    paths_tab,
     degradation_tab,
     network_map_tab,
     compare_tab,

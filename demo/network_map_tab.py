@@ -9,16 +9,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from resnet_core import default_weights
 from resnet_core.diagram import draw_network_map
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.explain.effective_field import UnitField, unit_field
 from resnet_core.render import cam_overlay, enlarge, enlargement, feature_grid, field_overlay
-from resnet_core.zoo.architectures import twin_of
 
 from . import catalog
 from .app_state import costs, load_photo, models, settled_weights, stored_analysis, user_error
-from .catalog import RANDOM_INIT
 from .gpu import on_gpu
 from .image_outputs import png_path
 from .network_map import OVERLAYS, drawn_map, stored_analysis_of, structure
@@ -190,23 +187,6 @@ def on_unit_click(state: TabState | None, stage: str, event: gr.SelectData):
     return row, col, marked, *field_views(state, stage, row, col)
 
 
-def plain_twin(arch: str, weights: str) -> tuple[tuple[str, str] | None, str]:
-    """The twin to set beside ``arch`` (its architecture and weights), or None and why not: twins are compared when
-    both are trained (the digit nets) or both untrained, never a trained net against a random one."""
-    chosen = catalog.choice(arch, weights)
-    twin = None if chosen.upload else twin_of(arch)
-    if twin is None:
-        return None, f"{arch} has no registered plain twin (or residual twin) to compare with."
-    if chosen.untrained:
-        return (twin, RANDOM_INIT), f"{twin}, untrained like {arch}"
-    if default_weights(twin) is None:
-        return None, (
-            f"{twin} has no trained weights, and a trained {arch} against a random {twin} says nothing about "
-            f"the shortcuts; pick random init to compare the two untrained, or a digit net to compare them trained."
-        )
-    return (twin, catalog.default_choice(twin)), f"{twin}, trained like {arch}"
-
-
 def field_views(state: TabState | None, stage: str, row: float, col: float):
     """How far unit (row, col) of ``stage`` sees on the analysed photo: its theoretical receptive field (a square)
     and its effective field (the unit's input gradient), for the network and its plain twin where comparable.
@@ -229,7 +209,7 @@ def field_views(state: TabState | None, stage: str, row: float, col: float):
                 raise user_error(str(error)) from None
 
     own = measured(state["arch"], state["weights"])
-    twin, why = plain_twin(state["arch"], state["weights"])
+    twin, why = catalog.plain_twin(state["arch"], state["weights"])
     other = measured(*twin) if twin is not None else None
     lines = [
         f"**{stage} unit ({row}, {col})** of {state['arch']} (a {own.grid[0]}x{own.grid[1]} grid): theoretical field "

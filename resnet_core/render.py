@@ -25,6 +25,7 @@ from .measure.lesion import LesionStudy
 
 if TYPE_CHECKING:
     from .explain.evidence import EvidenceSplit
+    from .explain.paths import Curve, PathGradients
     from .explain.sanity import SanityReport
     from .measure.layer_responses import ResponseStd
 
@@ -44,6 +45,7 @@ __all__ = [
     "field_overlay",
     "grid_index",
     "lesion_figure",
+    "paths_figure",
     "perturbation_figure",
     "randomization_figure",
     "residual_figure",
@@ -371,6 +373,44 @@ def perturbation_figure(report: SanityReport) -> Figure:
         axes.set_ylabel(f"p({report.class_name})")
         axes.set_ylim(-0.02, 1.02)
         axes.legend(fontsize=8)
+    return figure
+
+
+def paths_figure(networks: Mapping[str, tuple[Curve, Curve | None, PathGradients | None]], measured_on: str) -> Figure:
+    """The ensemble of short paths (Veit et al. 2016), one colour per network: its error with k blocks deleted and
+    after k swaps (mean, the band one standard deviation over the draws), and the gradient that all its paths of each
+    length carry, as a share of the total, its effective lengths shaded."""
+    figure = Figure(figsize=(13, 3.8), layout="constrained")
+    deleted, swapped, lengths = figure.subplots(1, 3)
+    for color, (name, (deletions, swaps, gradients)) in enumerate(networks.items()):
+        for ax, curve in ((deleted, deletions), (swapped, swaps)):
+            if curve is None:
+                continue
+            ks, mean, std = (
+                list(curve.mean()),
+                np.array(list(curve.mean().values())),
+                np.array(list(curve.std().values())),
+            )
+            ax.plot(ks, 100 * mean, marker="o", markersize=3, color=f"C{color}", label=name)
+            ax.fill_between(ks, 100 * (mean - std), 100 * (mean + std), color=f"C{color}", alpha=0.2, linewidth=0)
+        if gradients is not None:
+            total = np.asarray(gradients.total, dtype=np.float64)
+            first, last = gradients.effective()
+            lengths.plot(range(gradients.blocks + 1), 100 * total / total.sum(), color=f"C{color}", label=name)
+            lengths.axvspan(first, last, color=f"C{color}", alpha=0.12)
+    for ax, title, xlabel in (
+        (deleted, "deleting k random blocks", "blocks deleted"),
+        (swapped, "swapping k random pairs of blocks of one shape", "pairs swapped"),
+        (lengths, "gradient carried by all paths of each length (shaded: 90%)", "path length (blocks)"),
+    ):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel(xlabel)
+        ax.grid(True, alpha=0.3)
+        if ax.has_data():
+            ax.legend(fontsize=8)
+    deleted.set_ylabel("error (%)")
+    figure.suptitle(f"Measured on {measured_on}", fontsize=10)
+    lengths.set_ylabel("share of the input gradient (%)")
     return figure
 
 
