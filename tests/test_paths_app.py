@@ -10,8 +10,6 @@ from demo.model_cache import ModelCache
 from resnet_core import create_model
 from resnet_core.explain.paths import deletion_curve, labelled_test_images, path_gradients
 
-pytestmark = pytest.mark.slow  # each view measures a network hundreds of times over its test images
-
 
 @pytest.fixture(autouse=True)
 def cache():
@@ -22,6 +20,7 @@ def lines(axes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {line.get_label(): line.get_data() for line in axes.get_lines()}
 
 
+@pytest.mark.slow  # each view measures a network hundreds of times over its test images
 def test_the_curves_are_the_librarys_for_a_cifar10_network():
     figure, summary = paths_tab.paths_views("cifar10_resnet20", "DEFAULT")
     deleted, swapped, lengths = figure.axes
@@ -41,6 +40,7 @@ def test_the_curves_are_the_librarys_for_a_cifar10_network():
     assert "500 CIFAR-10 test images" in figure.get_suptitle() and "cifar10_resnet20" in lines(swapped)
 
 
+@pytest.mark.slow
 def test_a_digit_network_is_drawn_beside_its_trained_plain_twin():
     figure, summary = paths_tab.paths_views("digits_resnet20", "DEFAULT")
     deleted, swapped, lengths = figure.axes
@@ -49,6 +49,10 @@ def test_a_digit_network_is_drawn_beside_its_trained_plain_twin():
     plain = lines(deleted)["digits_plain20"][1]
     assert plain[1] > 5 * plain[0]  # one block deleted breaks the plain net's single path
     assert "**digits_plain20**" in summary and "plain network has one path" in summary
+
+
+def test_the_deleted_block_counts_cover_the_curve_in_a_handful_of_points():
+    assert paths_tab._ks(27) == [0, 1, 2, 3, 6, 12, 24, 27] and paths_tab._ks(1) == [0, 1]
 
 
 def test_a_network_without_shipped_test_images_is_one_sentence():
