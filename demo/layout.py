@@ -30,7 +30,6 @@ TABS: list[Tab] = [
     features_tab,
     gradcam_tab,
     residuals_tab,
-    paths_tab,
     degradation_tab,
     network_map_tab,
     compare_tab,
@@ -39,6 +38,7 @@ TABS: list[Tab] = [
     cifar10_tab,
     dataset_tab,
     live_tab,
+    paths_tab,  # the row shows eleven tabs at 1400 px; the rest are under its "..." menu
     about_tab,
 ]
 # A first visit's short path through the tabs, one sentence each on what to look for (steps of tabs left out are
