@@ -12,8 +12,11 @@ from resnet_core.explain.paths import deletion_curve, labelled_test_images, path
 
 
 @pytest.fixture(autouse=True)
-def cache():
+def cache(monkeypatch):
     app_state.configure(ModelCache(capacity=3, device="cpu"))
+    # A fifth of the tab's images and paths: the test compares the drawing with the library, not the figures.
+    monkeypatch.setattr(paths_tab, "IMAGES", 100)
+    monkeypatch.setattr(paths_tab, "GRADIENT_IMAGES", 8)
 
 
 def lines(axes) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -37,7 +40,8 @@ def test_the_curves_are_the_librarys_for_a_cifar10_network():
     assert shares == pytest.approx(100 * np.asarray(gradients.total) / sum(gradients.total))
     first, last = gradients.effective()
     assert f"{errors[0]:.1f}% error intact" in summary and f"paths of {first} to {last} of its 9 blocks" in summary
-    assert "500 CIFAR-10 test images" in figure.get_suptitle() and "cifar10_resnet20" in lines(swapped)
+    assert "the first 100 of the 500 CIFAR-10 test images" in figure.get_suptitle()
+    assert "cifar10_resnet20" in lines(swapped)
 
 
 @pytest.mark.slow
@@ -46,8 +50,9 @@ def test_a_digit_network_is_drawn_beside_its_trained_plain_twin():
     deleted, swapped, lengths = figure.axes
     assert set(lines(deleted)) == {"digits_resnet20", "digits_plain20"}
     assert set(lines(swapped)) == set(lines(lengths)) == {"digits_resnet20"}  # a plain net has one path
-    plain = lines(deleted)["digits_plain20"][1]
-    assert plain[1] > 5 * plain[0]  # one block deleted breaks the plain net's single path
+    plain, residual = lines(deleted)["digits_plain20"][1], lines(deleted)["digits_resnet20"][1]
+    # One block deleted leaves the plain net at chance (90% error: its single path is cut), not its residual twin.
+    assert plain[1] >= 85 and residual[1] < plain[1] - 20
     assert "**digits_plain20**" in summary and "plain network has one path" in summary
 
 
