@@ -13,7 +13,6 @@ os.environ.pop("RESNET_EXPLORER_CIFAR10", None)
 
 import socket
 import sysconfig
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -33,19 +32,12 @@ PHOTOS = ROOT / "assets" / "photos"
 # the code under test swallows the error), and the session if it came later. The guard is an audit hook
 # (tests/netguard/sitecustomize.py) in this process and, through the PYTHONPATH they inherit, in every Python process
 # the suite starts: a CLI subprocess, a local Ray's dashboard, agents and workers. They all append to one log.
-# One log per process of the suite, in a folder its pytest-xdist workers share with the process that started them.
-NET_LOGS = Path(os.environ.setdefault("RESNET_EXPLORER_TEST_NET_LOGS", os.environ["RESNET_EXPLORER_CACHE"]))
-NET_LOG = NET_LOGS / f"outside-attempts-{os.getpid()}.jsonl"
+NET_LOG = Path(os.environ["RESNET_EXPLORER_CACHE"]) / "outside-attempts.jsonl"
 os.environ[netguard.LOG] = str(NET_LOG)
 os.environ["PYTHONPATH"] = os.pathsep.join(
     [str(Path(netguard.__file__).parent), *filter(None, [os.environ.get("PYTHONPATH")])]
 )
 netguard.install()
-
-# Under pytest-xdist (-n 2) each worker computes on one thread: two workers of two threads each on two cores would
-# oversubscribe them, and torch slows down many times over.
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    torch.set_num_threads(1)
 
 
 def outside_attempts() -> list[dict]:
@@ -78,11 +70,8 @@ def _stays_on_this_machine():
 
 
 def pytest_sessionfinish(session):
-    """An attempt that came after its test ended (a Ray process probes on its own clock) fails the session, that of
-    any worker included."""
-    attempts = [
-        attempt for log in sorted(NET_LOGS.glob("outside-attempts-*.jsonl")) for attempt in netguard.read_attempts(log)
-    ]
+    """An attempt that came after its test ended (a Ray process probes on its own clock) fails the session."""
+    attempts = outside_attempts()
     if attempts:
         print(f"\nthe suite's processes tried to reach beyond this machine:\n{describe(attempts)}")
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
@@ -130,6 +119,9 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
     return model
 
 
+SLOW = [pytest.mark.slow]
+
+
 def _big(name: str) -> bool:
     """101 or more layers, or 60 M or more parameters (the wide ones): from the registry's data alone (depth,
     published parameter count), since counting costs at collection took seconds of every run. Every wide net has
@@ -162,33 +154,19 @@ def structural_kind(name: str) -> tuple:
     )
 
 
-def _as_params(values: list, slow: Callable[[str], bool]) -> list:
-    params = []
-    for value in values:
-        name = value[0] if isinstance(value, tuple) else value
-        marks = [pytest.mark.slow] if slow(name) else []
-        params.append(
-            pytest.param(*value, marks=marks) if isinstance(value, tuple) else pytest.param(value, marks=marks)
-        )
-    return params
-
-
-def deep_ones_slow(values: list) -> list:
-    """``values`` (architecture names, or tuples that start with one) as pytest parameters, the deep and the wide
-    networks marked slow: the fast lane skips them."""
-    return _as_params(values, _big)
-
-
 def one_of_each_kind(values: list) -> list:
-    """As :func:`deep_ones_slow`, and of the networks of one structural kind (:func:`structural_kind`) only the
-    first that is neither deep nor wide stays in the fast lane: the full sweep runs in the slow lane."""
+    """``values`` (architecture names, or tuples that start with one) as pytest parameters: of the networks of one
+    structural kind (:func:`structural_kind`) only the first that is neither deep nor wide stays in the fast lane;
+    the others are marked slow, so the full sweep runs in the slow lane."""
     names = [value[0] if isinstance(value, tuple) else value for value in values]
-    shown: dict[tuple, str] = {}
+    fast: dict[tuple, str] = {}
     for name in names:
         if not _big(name):
-            shown.setdefault(structural_kind(name), name)
-    fast = set(shown.values())
-    return _as_params(values, lambda name: name not in fast)
+            fast.setdefault(structural_kind(name), name)
+    return [
+        pytest.param(*(value if isinstance(value, tuple) else (value,)), marks=[] if name in fast.values() else SLOW)
+        for name, value in zip(names, values, strict=True)
+    ]
 
 
 def pytest_collection_modifyitems(items):
