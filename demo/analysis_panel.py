@@ -204,7 +204,8 @@ def wire(shared: Shared, panel: Panel) -> None:
     def example_follow_up(image: str, family: str, arch: str, weights: str, open_tab: str):
         return example_controls(shared, panel, image, family, arch, weights, open_tab)
 
-    follow_up = [session, panel.facts, panel.stale, shared.arch, shared.weights, *registry.outputs()]
+    after = [session, panel.facts, panel.stale]  # what after_analysis fills beside the views
+    follow_up = [*after, shared.arch, shared.weights, *registry.outputs()]
     for title, owner_family, owner, kind in owned_examples:
         paths, elem_id = example_files[kind], f"{kind}-examples"
         if not paths:
@@ -258,7 +259,7 @@ def wire(shared: Shared, panel: Panel) -> None:
         return analyze_page(shared, panel, values, progress)
 
     page_inputs = {shared.image, shared.arch, shared.weights, panel.topk, session, shared.open_tab}
-    page_outputs = [panel.label, panel.status, *follow_up[:3], *registry.outputs()]
+    page_outputs = [panel.label, panel.status, *after, *registry.outputs()]
     panel.run.click(
         png_figures(on_gpu(page_click, "analysis")),
         page_inputs | set(registry.settings.values()),
@@ -467,7 +468,7 @@ def analyze_image(
     chosen = {"cam_layer": cam_layer, "stage": stage, "block": block, "channels": channels, "sort": sort}
     drawing, status = analysis(image, arch, weights, topk, picks_for(arch, previous, chosen, opacity=opacity), progress)
     result = drawing.result
-    _, _, feature = shown_feature(drawing)
+    _, _, feature = shown_feature(result, drawing.settings["stage"], drawing.settings["block"])
     grid, _, _ = grid_picture(feature, int(channels), sort)
     # Images leave as PNG files replaced atomically: identical concurrent outputs never tear each other's download.
     drawn = (residual_chart(result),) if chart else ()

@@ -135,12 +135,10 @@ def block_choices(result: AnalysisResult, stage: str | None) -> list[str]:
     return [STAGE_OUTPUT] + [name for name in result.blocks if result.stage_of[name] == stage]
 
 
-def shown_feature(drawing: Drawing) -> tuple[str, str, torch.Tensor]:
-    """The stage and block whose channels an analysis shows (the block kept where it is one of the stage's, else
-    the stage's own output), and their feature map."""
-    result = drawing.result
-    stage = shown_stage(result, drawing.settings["stage"])
-    block = drawing.settings["block"]
+def shown_feature(result: AnalysisResult, stage: str | None, block: str | None) -> tuple[str, str, torch.Tensor]:
+    """The stage and block whose channels are shown for a pick of ``stage`` and ``block`` (the block kept where it
+    is one of the stage's, else the stage's own output), and their feature map."""
+    stage = shown_stage(result, stage)
     block = block if block in block_choices(result, stage) else STAGE_OUTPUT
     return stage, block, feature_of(result, stage, block)
 

@@ -82,7 +82,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
 def analysis_view(drawing: Drawing) -> dict:
     """After an analysis: the crop, the grid of the stage or block picked (the block kept where the stage has it),
     the pickers of the network that ran, and no channel plot of an analysis no longer on screen."""
-    stage, block, feature = shown_feature(drawing)
+    stage, block, feature = shown_feature(drawing.result, drawing.settings["stage"], drawing.settings["block"])
     grid, _, _ = grid_picture(feature, _channels(drawing.settings["channels"]), drawing.settings["sort"])
     return {
         "crop": view_path(drawing.result.crop),
@@ -98,12 +98,10 @@ def show_features(state: TabState | None, stage: str, block: str, channels: int,
     """Grid for a stage or block; switching stage resets the block list, the channel stays one it has (else 0), and
     the selected channel's plot follows."""
     _, stored = stored_analysis(state)
-    choices = block_choices(stored.result, stage)
-    block = block if block in choices else STAGE_OUTPUT
-    feature = feature_of(stored.result, stage, block)
+    stage, block, feature = shown_feature(stored.result, stage, block)
     grid, _, _ = grid_picture(feature, _channels(channels), sort)
-    kept = kept_channel(feature, channel)
-    plot = show_channel(state, stage, block, kept)
+    plot = show_channel(state, stage, block, kept_channel(feature, channel))
+    choices = block_choices(stored.result, stage)
     return png_path(grid), gr.update(choices=choices, value=block), channel_update(feature, channel), plot
 
 
