@@ -18,7 +18,7 @@ from resnet_core.measure.lesion import interchangeable, lesioned, reordered
 from resnet_core.zoo.architectures import build
 from resnet_core.zoo.models import BasicBlock, ResNet
 
-from .conftest import randomize_batchnorm
+from .conftest import hooks_left, randomize_batchnorm
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +69,9 @@ def test_swapped_blocks_run_in_each_others_place_and_go_back(cifar_net, batch):
         with reordered(cifar_net, [("layer1.0", "layer1.2")]):
             assert torch.allclose(cifar_net(images), expected, atol=1e-5)
     assert cifar_net.layer1[0] is first and cifar_net.layer1[2] is second
+    with pytest.raises(RuntimeError, match="inside"), reordered(cifar_net, [("layer1.0", "layer1.2")]):
+        raise RuntimeError("inside")
+    assert cifar_net.layer1[0] is first and cifar_net.layer1[2] is second  # back, even after an error
     mismatched = [("layer1.1", "layer2.0")]
     with pytest.raises(ValueError, match="do not have the same shape"), reordered(cifar_net, mismatched):
         pass
@@ -115,6 +118,10 @@ def test_the_gradient_per_path_length_is_the_four_paths_of_a_two_block_network()
     expected = [norm[(False, False)], (norm[(True, False)] + norm[(False, True)]) / 2, norm[(True, True)]]
     assert measured.per_path == pytest.approx(expected, rel=1e-5) and measured.samples == (1, 2, 1)
     assert measured.counts == (1, 2, 1) and measured.total == pytest.approx([expected[0], 2 * expected[1], expected[2]])
+    assert hooks_left(model) == 0
+    with pytest.raises(IndexError):  # a label the head has no class for, raised inside the gated backward pass
+        path_gradients(model, images, torch.tensor([0, 1, 2, 0, 7]))
+    assert hooks_left(model) == 0 and model.training is False
     with pytest.raises(ValueError, match="single path"):
         path_gradients(build("cifar10_plain20"), images, labels)
 
