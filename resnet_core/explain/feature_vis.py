@@ -28,7 +28,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TypedDict
 
 import torch
 import torch.nn.functional as F
@@ -229,10 +228,9 @@ def visualize_channel(
     mean, std = model_card.preprocess.mean, model_card.preprocess.std
     if len(mean) != model.in_chans:
         raise ValueError(f"the model takes {model.in_chans} channels but its card normalises {len(mean)}")
-    settings = _Settings(layer=layer, channel=channel, steps=steps, size=size, seed=seed, lr=lr)
     stem = None
     if cache_dir is not None:
-        stem = Path(cache_dir) / fingerprint(model) / _cache_name(**settings)
+        stem = Path(cache_dir) / fingerprint(model) / _cache_name(layer, channel, steps, size, seed, lr)
         found = _load(stem)
         if found is not None:
             return found
@@ -268,7 +266,7 @@ def visualize_channel(
             final = forward((pixels.to(device, torch.float32).unsqueeze(0) / 255 - mean_t) / std_t)
     activation = float(final[0, channel].float().relu().mean())
     result = FeatureVisualization(
-        _to_image(pixels), activation, tuple(objective), seconds_per_step, **settings, from_cache=False
+        _to_image(pixels), activation, tuple(objective), seconds_per_step, layer, channel, steps, size, seed, lr
     )
     if stem is not None:
         _save(result, stem)
@@ -278,18 +276,6 @@ def visualize_channel(
 def _to_image(pixels: Tensor) -> Image.Image:
     array = pixels.permute(1, 2, 0).numpy()
     return Image.fromarray(array[..., 0], "L") if array.shape[-1] == 1 else Image.fromarray(array, "RGB")
-
-
-class _Settings(TypedDict):
-    """What a visualization is made with: the fields it shares with :class:`FeatureVisualization`, and its cache
-    key."""
-
-    layer: str
-    channel: int
-    steps: int
-    size: int
-    seed: int
-    lr: float
 
 
 def _cache_name(layer: str, channel: int, steps: int, size: int, seed: int, lr: float) -> str:
