@@ -21,6 +21,7 @@ from resnet_core.explain.evidence import EvidenceSplit, evidence_split
 from resnet_core.measure.complexity import CostTable
 from resnet_core.zoo.checkpoints import SOURCE
 from resnet_core.zoo.create import UNTRAINED
+from resnet_core.zoo.models import ResNet
 from resnet_core.zoo.preprocess import load_image
 from resnet_core.zoo.weights import locally_available
 
@@ -209,9 +210,14 @@ def prediction_label(result: AnalysisResult) -> dict[str, float]:
     return {f"{name} ({index})": probability for index, name, probability in result.topk}
 
 
-def network_name(result: AnalysisResult | EvidenceSplit) -> str:
+def network_name(result: AnalysisResult | EvidenceSplit | ResNet) -> str:
     """How every view names the network of an analysis (:attr:`~resnet_core.zoo.create.ModelCard.name`)."""
     return result.card.name
+
+
+def marked_name(result: AnalysisResult | EvidenceSplit | ResNet) -> str:
+    """The network's name as a column, caption or legend shows it beside others: marked where it is untrained."""
+    return network_name(result) + ("" if result.card.pretrained else " (UNTRAINED)")
 
 
 def untrained_mark(result: AnalysisResult | EvidenceSplit) -> str:

@@ -18,7 +18,7 @@ from resnet_core.explain.reference import reference_library, verify
 from resnet_core.render import cam_overlay, residual_figure
 
 from . import uploads
-from .app_state import image_path, load_photo, models, network_name, user_error, weight_choice
+from .app_state import image_path, load_photo, marked_name, models, user_error, weight_choice
 from .catalog import FAMILIES, LoadedModel, architectures_of
 from .gpu import on_gpu
 from .image_outputs import png_figures, png_path
@@ -215,7 +215,7 @@ def compare_networks(
     payload = public(comparison.as_dict())
     cams = [(png_path(cam_overlay(result.crop, result.cam, CAM_OPACITY)), _caption(result)) for result in results]
     summary = "\n\n".join([*missing, comparison.summary()])
-    table = _table(payload["networks"], [_network(result) for result in results])
+    table = _table(payload["networks"], [marked_name(result) for result in results])
     return cams, table, residual_chart(results), summary, payload
 
 
@@ -224,15 +224,9 @@ def _not_delivered(loaded: LoadedModel) -> str:
     return f"**Warning:** {loaded.status}"
 
 
-def _network(result: AnalysisResult) -> str:
-    """The network's name as its column, caption and legend show it (a checkpoint: with its file's name, so it
-    stands apart from the published network of its architecture); marked where it is untrained."""
-    return network_name(result) + ("" if result.card.pretrained else " (UNTRAINED)")
-
-
 def _caption(result: AnalysisResult) -> str:
     _, name, probability = result.topk[0]
-    return f"{_network(result)}: {name} {100 * probability:.1f}%"
+    return f"{marked_name(result)}: {name} {100 * probability:.1f}%"
 
 
 def _table(networks: list[dict], names: list[str]) -> pd.DataFrame:
@@ -261,7 +255,7 @@ def residual_chart(results: list[AnalysisResult]) -> Figure:
     Plain nets have no shortcut, so no line; untrained networks are marked in their legend entry.
     """
     series = {
-        _network(result): {name: stats.residual_ratio for name, stats in result.blocks.items()} for result in results
+        marked_name(result): {name: stats.residual_ratio for name, stats in result.blocks.items()} for result in results
     }
     return residual_figure(series, title="each block's residual branch against its shortcut, one line per network")
 

@@ -16,7 +16,7 @@ from resnet_core.explain.paths import (
 from resnet_core.render import paths_figure
 
 from . import catalog
-from .app_state import models, settled_weights, user_error
+from .app_state import marked_name, models, settled_weights, user_error
 from .gpu import on_gpu
 from .image_outputs import png_figures
 from .shared import SESSION_BOUND, Shared, chart
@@ -78,8 +78,7 @@ def paths_views(arch: str, weights: str, progress: gr.Progress = gr.Progress()):
             gradients = (
                 path_gradients(model, images[:GRADIENT_IMAGES], labels[:GRADIENT_IMAGES], SAMPLES) if residual else None
             )
-            label = name if model.card.pretrained else f"{name} (UNTRAINED)"
-            curves[label] = (deletions, swaps, gradients)
+            curves[marked_name(model)] = (deletions, swaps, gradients)
     return paths_figure(curves, described), paths_summary(curves)
 
 
