@@ -519,10 +519,7 @@ def cmd_paths(args: argparse.Namespace) -> int:
     payload: dict = {"network": model.card.arch.name, "weights": model.card.label, "pretrained": model.card.pretrained}
     payload["images"] = shown
     for name, curve in curves.items():
-        payload[name] = curve and [
-            {"k": k, "mean": mean, "std": curve.std()[k], "draws": len(curve.errors[k])}
-            for k, mean in curve.mean().items()
-        ]
+        payload[name] = curve and curve.rows()
     payload["path_gradients"] = gradients and {
         "per_path": gradients.per_path,
         "paths": gradients.counts,
@@ -535,12 +532,12 @@ def cmd_paths(args: argparse.Namespace) -> int:
         return 0
     trained = "" if model.card.pretrained else f"  [{UNTRAINED}]"
     print(f"{model.card.arch.name} ({model.card.label}){trained} on {shown}: error with k blocks deleted (mean, std)")
-    for k, mean in deletions.mean().items():
-        print(f"  k={k:<3} {100 * mean:6.2f}%  +- {100 * deletions.std()[k]:5.2f}  ({len(deletions.errors[k])} draws)")
+    for row in payload["deleted_blocks"]:
+        print(f"  k={row['k']:<3} {100 * row['mean']:6.2f}%  +- {100 * row['std']:5.2f}  ({row['draws']} draws)")
     if swaps is not None:
         print("error after k swaps of two blocks of the same shape:")
-        for k, mean in swaps.mean().items():
-            print(f"  k={k:<3} {100 * mean:6.2f}%  +- {100 * swaps.std()[k]:5.2f}")
+        for row in payload["swapped_pairs"]:
+            print(f"  k={row['k']:<3} {100 * row['mean']:6.2f}%  +- {100 * row['std']:5.2f}")
     if gradients is None:
         print("a plain network: a single path, so no path lengths")
         return 0

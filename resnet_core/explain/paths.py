@@ -60,6 +60,11 @@ class Curve:
         """The spread over draws (0 where a single choice exists)."""
         return {k: float(np.std(values)) for k, values in self.errors.items()}
 
+    def rows(self) -> list[dict[str, float]]:
+        """One row per k: its mean error, the spread and the number of draws (JSON-ready)."""
+        std = self.std()
+        return [{"k": k, "mean": mean, "std": std[k], "draws": len(self.errors[k])} for k, mean in self.mean().items()]
+
 
 @dataclass(frozen=True)
 class PathGradients:
