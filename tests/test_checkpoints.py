@@ -166,10 +166,50 @@ def test_prefixes_are_stripped_only_when_every_key_has_them():
 # Bad inputs: one sentence each, never a traceback and never a guess.
 
 
-def test_a_whole_pickled_module_is_refused_with_how_to_save_a_state_dict(tmp_path):
-    torch.save(torchvision.models.resnet18(num_classes=2), tmp_path / "whole.pth")
-    with pytest.raises(CheckpointError, match=r"pickled torchvision.models.resnet.ResNet.*state_dict\(\)"):
-        load_checkpoint(tmp_path / "whole.pth")
+def test_whole_pickled_torchvision_and_timm_resnets_open_without_running_their_code(tmp_path):
+    allowed = torch.serialization.get_safe_globals()
+    cases = [
+        (torchvision_net("resnet18", 3), "torchvision.models.resnet.ResNet", "resnet18"),
+        (randomize_batchnorm(timm.create_model("resnet26d", num_classes=5), 1).eval(), "timm.models.resnet.ResNet",
+         "resnet26d"),
+    ]  # fmt: skip
+    for reference, module, arch in cases:
+        torch.save({"model": reference, "epoch": 3, "acc": 0.9}, tmp_path / "whole.pth")  # as tutorials save it
+        model = load_checkpoint(tmp_path / "whole.pth")
+        assert model.card.arch.name == arch and logits_gap(model, reference) <= 1e-5
+        sentence = inspect_checkpoint(tmp_path / "whole.pth").sentence()
+        assert f"a whole pickled {module}, its tensors read without running its code" in sentence
+    assert torch.serialization.get_safe_globals() == allowed  # the process-wide allowlist is as it was
+
+
+class _Allocates:
+    """Pickled as a call of an allowed class with the file's own arguments: nn.Linear(8192, 8192), 256 MB."""
+
+    def __reduce__(self):
+        return nn.Linear, (8192, 8192)
+
+
+def test_a_pickle_that_calls_an_allowed_class_is_refused_and_stored_hooks_never_run(tmp_path):
+    torch.save({"model": torchvision_net("resnet18", 2), "head": _Allocates()}, tmp_path / "calls.pth")
+    with pytest.raises(CheckpointError, match=r"calls.pth asks the loader to call torch.nn.modules.linear.Linear"):
+        load_checkpoint(tmp_path / "calls.pth")
+    # Hooks a file stores run when the real module's state_dict() or forward is called: a stand-in keeps none.
+    reference = torchvision_net("resnet18", 2)
+    hooked = torchvision_net("resnet18", 2)
+    hooked._state_dict_hooks[0] = torchvision.models.resnet.ResNet  # would be called as ResNet(module, state, ...)
+    hooked.layer1[0]._forward_hooks[0] = nn.Linear  # would be called as Linear(module, input, output)
+    torch.save(hooked, tmp_path / "hooks.pth")
+    assert logits_gap(load_checkpoint(tmp_path / "hooks.pth"), reference) <= 1e-5
+
+
+def test_a_pickled_model_of_any_other_class_is_refused_with_the_classes_it_asks_for(tmp_path):
+    torch.save(_RenamedResNet20(), tmp_path / "own.pth")  # a ResNet whose forward only its own code knows
+    message = r"own.pth holds pickled objects of tests.test_checkpoints._RenamedBlock, tests.test_checkpoints._Ren"
+    with pytest.raises(CheckpointError, match=message + r".*torch.save\(model.state_dict\(\), 'model.pth'\)"):
+        load_checkpoint(tmp_path / "own.pth")
+    torch.save({"model": torchvision_net("resnet18", 2), "run": print}, tmp_path / "print.pth")
+    with pytest.raises(CheckpointError, match=r"print.pth holds pickled objects of builtins.print,"):
+        load_checkpoint(tmp_path / "print.pth")  # one unknown name is enough, whatever else the file holds
 
 
 def test_a_network_that_is_not_a_resnet_names_the_nearest(tmp_path):
@@ -494,7 +534,7 @@ def test_cli_checkpoint_misuse_is_one_line(capsys, defects, extra, message):
 def bad_inputs(folder) -> list[tuple[object, object, str]]:
     """Every kind of bad input as (checkpoint, labels, what the one sentence must say): a pickled module, a
     network that is not a ResNet, a file cut short, an empty file, NaNs, labels of another count."""
-    torch.save(torchvision.models.resnet18(num_classes=2), folder / "whole.pth")
+    torch.save(_RenamedResNet20(), folder / "whole.pth")  # a whole model of the user's own classes
     torch.save(torchvision.models.mobilenet_v3_small(num_classes=2).state_dict(), folder / "mobilenet.pth")
     save_file(torchvision_net("resnet18", 2).state_dict(), str(folder / "cut.safetensors"))
     (folder / "cut.safetensors").write_bytes((folder / "cut.safetensors").read_bytes()[:100_000])

@@ -40,6 +40,7 @@ class CheckpointInfo:
     preprocess: Preprocess | None = None
     container: str = ""  # where in a trainer's dict the weights were ("": the file is the state dict)
     others: tuple[str, ...] = ()  # the other state dicts in the file (EMA weights, a second model)
+    module: str = ""  # the class of the whole pickled module the weights were read from ("": a dict of tensors)
 
     @property
     def binary(self) -> bool:
@@ -48,7 +49,7 @@ class CheckpointInfo:
 
     def sentence(self) -> str:
         """The recognition's sentence, and where in the file the weights came from when that was a choice."""
-        where = Contents({}, self.container, self.others).sentence()
+        where = Contents({}, self.container, self.others, self.module).sentence()
         binary = (
             f"; one output, read as a binary classifier: p({self.categories[1]}) = sigmoid(output)"
             if self.binary and self.categories
@@ -81,6 +82,7 @@ class CheckpointInfo:
             "sentence": self.sentence(),
             "container": self.container,
             "others": list(self.others),
+            "pickled_module": self.module,
         }
         if found.recognised:
             extra = {"ties": list(found.ties), "prefix": found.prefix, "head": found.head}
@@ -162,7 +164,7 @@ def _inspect(
 ) -> CheckpointInfo:
     recognition = found.recognition(arch)
     if not recognition.recognised:
-        return CheckpointInfo(recognition, container=found.container, others=found.others)
+        return CheckpointInfo(recognition, container=found.container, others=found.others, module=found.module)
     # recognise() gives every checkpoint it recognises an architecture, a class count and input channels
     assert recognition.arch is not None and recognition.num_classes is not None and recognition.in_chans is not None
     classes = BINARY if recognition.num_classes == 1 else recognition.num_classes  # one output: a binary classifier
@@ -173,7 +175,13 @@ def _inspect(
     if recognition.in_chans != len(preprocess.mean):
         preprocess = _for_channels(preprocess, recognition.in_chans)
     return CheckpointInfo(
-        recognition, tuple(names), labels_source, preprocess, container=found.container, others=found.others
+        recognition,
+        tuple(names),
+        labels_source,
+        preprocess,
+        container=found.container,
+        others=found.others,
+        module=found.module,
     )
 
 
@@ -211,6 +219,7 @@ class _Found:
     config: dict
     container: str = ""
     others: tuple[str, ...] = ()
+    module: str = ""
 
     @property
     def name(self) -> str:
@@ -233,7 +242,9 @@ class _Found:
         if config:
             kind = "hf-hub (timm)"
         state = contents.state if data else None
-        return cls(source, str(path), kind, shapes, state, metadata, config, contents.key, contents.others)
+        return cls(
+            source, str(path), kind, shapes, state, metadata, config, contents.key, contents.others, contents.module
+        )
 
     def recognition(self, arch: str | None) -> Recognition:
         wanted = arch or (self.config.get("architecture") if self.config.get("architecture") in ARCHITECTURES else None)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import pickle
-import re
 import socket
 import threading
 import time
@@ -38,6 +37,7 @@ from ..registry import registry
 from ..settings import ENV_DOWNLOAD_RETRY, ENV_WEIGHTS_DIR, download_retry, download_timeout, weights_dir
 from .architectures import ARCHITECTURES, ArchSpec, get_arch
 from .file_kinds import not_a_checkpoint
+from .pickled_models import PickledModelError, read_pickled_model, state_of
 from .preprocess import Preprocess
 from .recognition import normalised
 
@@ -324,8 +324,8 @@ def read_checkpoint_file(path: str | Path, mmap: bool = False, key: str | None =
             state = load_file(str(path))
         else:
             state = _torch_load(path, mmap)
-    except pickle.UnpicklingError as error:
-        raise _SourceFailed(_code_refusal(path, str(error))) from None
+    except pickle.UnpicklingError:  # objects that need code: whole modules are read as stand-ins where known
+        state = _pickled_model(path, mmap)
     except Exception as error:  # truncated zip, bad header, ...: all mean "this file is unusable"
         detail = " ".join(str(error).split())[:200]
         raise _SourceFailed(f"{path.name} is corrupt or truncated ({type(error).__name__}: {detail})") from None
@@ -342,14 +342,16 @@ def _torch_load(path: Path, mmap: bool) -> object:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def _code_refusal(path: Path, error: str) -> str:
-    """Why a pickle was refused, in one sentence with the fix: ``weights_only`` found an object that needs code."""
-    found = re.search(r"GLOBAL ([\w.]+)", error)
-    what = f"a pickled {found.group(1)}" if found else "pickled Python objects"
-    return (
-        f"{path.name} holds {what}, which only running code from the file could rebuild, so it is not loaded; "
-        "save the weights alone instead: torch.save(model.state_dict(), 'model.pth')"
-    )
+def _pickled_model(path: Path, mmap: bool) -> object:
+    """A pickle of whole modules (``torch.save(model)``), its known ResNet classes read as stand-ins (see
+    :mod:`.pickled_models`); any other pickled object is refused with how to save the weights alone."""
+    try:
+        return read_pickled_model(path, mmap)
+    except PickledModelError as error:
+        raise _SourceFailed(
+            f"{path.name} {error}, so it is not loaded; save the weights alone instead: "
+            "torch.save(model.state_dict(), 'model.pth')"
+        ) from None
 
 
 # Where trainers keep the state dict, preferred in this order where a file has several; any other key is searched too.
@@ -499,28 +501,34 @@ class Contents:
     state: dict[str, torch.Tensor]
     key: str = ""
     others: tuple[str, ...] = ()
+    module: str = ""  # the class of the whole pickled module the weights were read from ("": a dict of tensors)
 
     def sentence(self) -> str:
         """What a card says of where the weights came from in the file ("" for a bare state dict)."""
+        whole = f"a whole pickled {self.module}, its tensors read without running its code" if self.module else ""
         if not self.key:
-            return ""
+            return whole
         also = f"; also in the file: {', '.join(self.others)} (pick one with key=)" if self.others else ""
-        return f"the weights under '{self.key}' of the file{also}"
+        return f"{whole + ', ' if whole else ''}the weights under '{self.key}' of the file{also}"
 
 
 CONTAINER_DEPTH = 3  # a trainer's dict around another's around the state dict
 
 
-def state_dicts_in(content: object, where: str = "", depth: int = 0) -> list[tuple[str, dict[str, torch.Tensor]]]:
-    """Every state dict of tensors in a checkpoint's content: the content itself, or one under any key of a
-    trainer's dict (``{'state': ..., 'acc': ..., 'epoch': ...}``), nested up to :data:`CONTAINER_DEPTH` deep."""
+def state_dicts_in(content: object, where: str = "", depth: int = 0) -> list[tuple[str, dict[str, torch.Tensor], str]]:
+    """Every state dict of tensors in a checkpoint's content, with the class of the whole pickled module it was read
+    from ("" for a dict of tensors): the content itself, or one under any key of a trainer's dict
+    (``{'state': ..., 'acc': ..., 'epoch': ...}``), nested up to :data:`CONTAINER_DEPTH` deep."""
     if isinstance(content, dict) and content and all(isinstance(v, torch.Tensor) for v in content.values()):
-        return [(where, content)]
+        return [(where, content, "")]
+    model = state_of(content)
+    if model is not None:
+        return [(where, model.state, model.stands_for)] if model.state else []
     if not isinstance(content, dict) or depth >= CONTAINER_DEPTH:
         return []
     found = []
     for name, value in content.items():
-        if isinstance(name, str) and isinstance(value, dict):
+        if isinstance(name, str):
             found += state_dicts_in(value, f"{where}.{name}" if where else name, depth + 1)
     return found
 
@@ -533,12 +541,14 @@ def _is_average(key: str) -> bool:
 def _unwrap(content: object, path: Path, key: str | None = None) -> Contents:
     """The state dict inside a checkpoint: ``key`` where given, else the plain one (not EMA or SWA weights),
     preferring the usual containers' names, the others named on the card."""
-    found = dict(state_dicts_in(content))
+    everything = state_dicts_in(content)
+    found = {where: state for where, state, _ in everything}
+    modules = {where: module for where, _, module in everything}
     if key is not None:
         if key not in found:
             offered = ", ".join(f"'{name}'" for name in found) or "none"
             raise _SourceFailed(f"{path.name} has no state dict under '{key}'; it has: {offered}")
-        return Contents(found[key], key, tuple(name for name in found if name != key))
+        return Contents(found[key], key, tuple(name for name in found if name != key), modules[key])
     if not found:
         keys = list(content)[:8] if isinstance(content, dict) else []
         inside = f" (its keys: {', '.join(map(str, keys))})" if keys else ""
@@ -549,7 +559,7 @@ def _unwrap(content: object, path: Path, key: str | None = None) -> Contents:
         return (_is_average(name), CONTAINERS.index(last) if last in CONTAINERS else len(CONTAINERS), name.count("."))
 
     chosen = min(found, key=rank)
-    return Contents(found[chosen], chosen, tuple(name for name in found if name != chosen))
+    return Contents(found[chosen], chosen, tuple(name for name in found if name != chosen), modules[chosen])
 
 
 def file_sha256(path: str | Path) -> str:
