@@ -217,16 +217,18 @@ def pick_untrained_resnet18(page) -> None:
     page.wait_for_function("() => document.body.innerText.includes('no accuracy: random weights')")
 
 
-@pytest.fixture()
-def served_app(tmp_path, monkeypatch):
-    """The whole app launched on loopback, its URL; closed after the test. Gradio caches examples under the working
-    directory, so the test runs in a temporary one."""
+@pytest.fixture(scope="session")
+def served_app(tmp_path_factory):
+    """The whole app launched once on loopback for every test that talks to it as a visitor does, its URL; closed
+    at the end of the session. Gradio caches examples under the working directory, so from the first such test on
+    the session works in a temporary one (a test that needs a server of other options launches its own)."""
     from demo import launch
 
-    monkeypatch.chdir(tmp_path)
-    port = free_port()
-    demo = launch.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(tmp_path_factory.mktemp("served_app"))
+        port = free_port()
+        demo = launch.serve(["--port", str(port), "--device", "cpu"], block=False)
+        try:
+            yield f"http://127.0.0.1:{port}/"
+        finally:
+            demo.close()

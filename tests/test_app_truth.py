@@ -31,7 +31,6 @@ from demo import (
     live_tab,
     report,
 )
-from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.image_outputs import figure_path
 from demo.model_cache import ModelCache
@@ -41,7 +40,7 @@ from resnet_core.explain.analysis import analyze
 from resnet_core.hooks import forward_hooks
 from resnet_core.render import cam_overlay, feature_grid
 
-from .conftest import ROOT, free_port, read_png
+from .conftest import ROOT, read_png
 
 SCREENSHOTS = ROOT / "screenshots"
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
@@ -417,15 +416,13 @@ def test_bar_count_counts_the_bars_of_a_residual_chart(cache):
 
 @pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_every_view_follows_the_analysis_in_a_real_browser(tmp_path, monkeypatch, photos):
+def test_every_view_follows_the_analysis_in_a_real_browser(served_app, tmp_path, monkeypatch, photos):
     """A CIFAR-10 example click: 27 bars in Residuals, the Cost tab names cifar10_resnet56. A new photo marks the
     results stale; Analyze on it: 27 bars again, the notice gone."""
     monkeypatch.chdir(tmp_path)  # Gradio caches examples under ./.gradio
     expect = pytest.importorskip("playwright.sync_api").expect
     SCREENSHOTS.mkdir(exist_ok=True)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
+    url = served_app
 
     def residual_bars(page, previous: str | None = None) -> tuple[int, str]:
         page.get_by_role("tab", name="Residuals").click()
@@ -437,28 +434,25 @@ def test_every_view_follows_the_analysis_in_a_real_browser(tmp_path, monkeypatch
         with urllib.request.urlopen(source if source.startswith("http") else url + source.lstrip("/")) as response:
             return bar_count(response.read()), source
 
-    try:
-        with chromium_page(url) as page:
-            page.locator(f"#cifar10-examples img[src*='{CAT.name}']").click()
-            expect(page.locator("#predictions")).to_contain_text("cat (3)", timeout=120_000)
-            bars, shown = residual_bars(page)
-            assert bars == 27
-            page.screenshot(path=str(SCREENSHOTS / "residuals_after_example.png"), full_page=True)
-            page.get_by_role("tab", name="Cost").click()
-            expect(page.locator("body")).to_contain_text("cifar10_resnet56, counted", timeout=60_000)
-            page.set_input_files("#photo input[type=file]", str(photos / "coffee.png"))
-            expect(page.locator("#stale-notice")).to_contain_text("The photo changed", timeout=30_000)
-            page.screenshot(path=str(SCREENSHOTS / "stale_notice.png"), full_page=True)
-            page.get_by_role("button", name="Analyze").click()
-            expect(page.locator("#stale-notice")).not_to_contain_text("changed", timeout=120_000)
-            bars, shown = residual_bars(page, previous=shown)
-            assert bars == 27
-            page.screenshot(path=str(SCREENSHOTS / "residuals_after_analyze.png"), full_page=True)
-            # With the Residuals tab on screen, Analyze redraws its chart too (it is not waited for elsewhere).
-            page.set_input_files("#photo input[type=file]", str(photos / "rocket.jpg"))
-            page.get_by_role("button", name="Analyze").click()
-            chart = page.locator("#residual-chart img")
-            expect(chart).not_to_have_attribute("src", shown, timeout=120_000)
-            assert "Error" not in page.locator("body").inner_text()
-    finally:
-        demo.close()
+    with chromium_page(url) as page:
+        page.locator(f"#cifar10-examples img[src*='{CAT.name}']").click()
+        expect(page.locator("#predictions")).to_contain_text("cat (3)", timeout=120_000)
+        bars, shown = residual_bars(page)
+        assert bars == 27
+        page.screenshot(path=str(SCREENSHOTS / "residuals_after_example.png"), full_page=True)
+        page.get_by_role("tab", name="Cost").click()
+        expect(page.locator("body")).to_contain_text("cifar10_resnet56, counted", timeout=60_000)
+        page.set_input_files("#photo input[type=file]", str(photos / "coffee.png"))
+        expect(page.locator("#stale-notice")).to_contain_text("The photo changed", timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "stale_notice.png"), full_page=True)
+        page.get_by_role("button", name="Analyze").click()
+        expect(page.locator("#stale-notice")).not_to_contain_text("changed", timeout=120_000)
+        bars, shown = residual_bars(page, previous=shown)
+        assert bars == 27
+        page.screenshot(path=str(SCREENSHOTS / "residuals_after_analyze.png"), full_page=True)
+        # With the Residuals tab on screen, Analyze redraws its chart too (it is not waited for elsewhere).
+        page.set_input_files("#photo input[type=file]", str(photos / "rocket.jpg"))
+        page.get_by_role("button", name="Analyze").click()
+        chart = page.locator("#residual-chart img")
+        expect(chart).not_to_have_attribute("src", shown, timeout=120_000)
+        assert "Error" not in page.locator("body").inner_text()

@@ -15,12 +15,11 @@ from gradio_client import Client, handle_file
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
 from demo import app_state, catalog, compare_tab, cost_tab, explain_tab, uploads
-from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import load_checkpoint
 from resnet_core.explain.analysis import analyze, topk_rows
 
-from .conftest import ROOT, free_port, randomize_batchnorm
+from .conftest import ROOT, randomize_batchnorm
 from .test_checkpoints import bad_inputs
 
 LEAVES = ["healthy", "rust", "scab", "blight", "mildew"]
@@ -129,46 +128,41 @@ def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path)
 
 
 @pytest.mark.browser
-def test_gradio_client_and_chromium_open_a_five_class_checkpoint(leaves, photos, tmp_path, monkeypatch):
+def test_gradio_client_and_chromium_open_a_five_class_checkpoint(served_app, leaves, photos, tmp_path, monkeypatch):
     """Through the launched app: /open_checkpoint then /analyze in one client session; then the same in Chromium,
     where the predictions and the Grad-CAM class picker name the user's classes."""
     monkeypatch.chdir(tmp_path)
     expect = pytest.importorskip("playwright.sync_api").expect
     checkpoint, labels = leaves
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/"
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        client = Client(url, verbose=False)
-        _, arch, weights, status = client.predict(  # the session's list of checkpoints is a state: not returned
-            handle_file(str(checkpoint)), handle_file(str(labels)), api_name="/open_checkpoint"
-        )
-        assert arch == "resnet18" and weights.startswith(uploads.PREFIX) and "recognised as resnet18" in status
-        label, *_ = client.predict(handle_file(str(photos / "chelsea.png")), arch, weights, api_name="/analyze")
-        assert {entry["label"].rsplit(" (", 1)[0] for entry in label["confidences"]} == set(LEAVES)
+    url = served_app
+    client = Client(url, verbose=False)
+    _, arch, weights, status = client.predict(  # the session's list of checkpoints is a state: not returned
+        handle_file(str(checkpoint)), handle_file(str(labels)), api_name="/open_checkpoint"
+    )
+    assert arch == "resnet18" and weights.startswith(uploads.PREFIX) and "recognised as resnet18" in status
+    label, *_ = client.predict(handle_file(str(photos / "chelsea.png")), arch, weights, api_name="/analyze")
+    assert {entry["label"].rsplit(" (", 1)[0] for entry in label["confidences"]} == set(LEAVES)
 
-        with chromium_page(url) as page:
-            page.get_by_text("Your model").click()
-            page.set_input_files("#checkpoint-file input[type=file]", str(checkpoint))
-            page.set_input_files("#checkpoint-labels input[type=file]", str(labels))
-            page.get_by_role("button", name="Open my model").click()
-            expect(page.locator("#weights-status")).to_contain_text("recognised as resnet18", timeout=60_000)
-            page.set_input_files("#photo input[type=file]", str(photos / "chelsea.png"))
-            page.get_by_role("button", name="Analyze").click()
-            expect(page.locator("#predictions")).to_contain_text("healthy", timeout=120_000)
-            shown = page.locator("#predictions").inner_text()
-            assert all(name in shown for name in LEAVES)
-            page.get_by_role("tab", name="Grad-CAM").click()
-            page.locator("#cam-class input").click()
-            expect(page.get_by_role("option", name="4: mildew")).to_be_visible(timeout=30_000)
-            SCREENSHOTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "your_model_gradcam.png"), full_page=True)
-            (browser,) = [u for u in uploads._uploads.values() if u.session != client.session_hash]
-        # The tab closed: its checkpoint goes at once (demo.unload), the client's, still open, stays.
-        deadline = time.monotonic() + 60
-        while browser.token in uploads._uploads and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert browser.token not in uploads._uploads and not browser.path.parent.exists()
-        assert uploads.get(weights).session == client.session_hash
-    finally:
-        demo.close()
+    with chromium_page(url) as page:
+        page.get_by_text("Your model").click()
+        page.set_input_files("#checkpoint-file input[type=file]", str(checkpoint))
+        page.set_input_files("#checkpoint-labels input[type=file]", str(labels))
+        page.get_by_role("button", name="Open my model").click()
+        expect(page.locator("#weights-status")).to_contain_text("recognised as resnet18", timeout=60_000)
+        page.set_input_files("#photo input[type=file]", str(photos / "chelsea.png"))
+        page.get_by_role("button", name="Analyze").click()
+        expect(page.locator("#predictions")).to_contain_text("healthy", timeout=120_000)
+        shown = page.locator("#predictions").inner_text()
+        assert all(name in shown for name in LEAVES)
+        page.get_by_role("tab", name="Grad-CAM").click()
+        page.locator("#cam-class input").click()
+        expect(page.get_by_role("option", name="4: mildew")).to_be_visible(timeout=30_000)
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "your_model_gradcam.png"), full_page=True)
+        (browser,) = [u for u in uploads._uploads.values() if u.session != client.session_hash]
+    # The tab closed: its checkpoint goes at once (demo.unload), the client's, still open, stays.
+    deadline = time.monotonic() + 60
+    while browser.token in uploads._uploads and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert browser.token not in uploads._uploads and not browser.path.parent.exists()
+    assert uploads.get(weights).session == client.session_hash

@@ -109,62 +109,54 @@ def test_imagenet_analysis_is_refused_with_a_sentence(photos, page):
 
 
 @pytest.mark.slow
-def test_cifar10_through_gradio_client():
-    port = free_port()
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        label, *_ = client.predict(handle_file(str(CAT)), "cifar10_resnet56", "DEFAULT", api_name="/analyze")
-        assert label["label"] == "cat (3)"
-        overlay = client.predict("5: dog", "layer2", 0.5, api_name="/cam")
-        assert read_png(overlay).shape == (32, 32, 3)
-        plot, text = client.predict(api_name="/cifar10_residuals")
-        assert "cifar10_resnet56" in text and Image.open(plot).format == "PNG"
-        most, _, text = client.predict("layer3.8", 0, api_name="/cifar10_examples")
-        assert Image.open(most).size == (300, 300) and "Most:" in text
-    finally:
-        demo.close()
+def test_cifar10_through_gradio_client(served_app):
+    url = served_app
+    client = Client(url, verbose=False)
+    label, *_ = client.predict(handle_file(str(CAT)), "cifar10_resnet56", "DEFAULT", api_name="/analyze")
+    assert label["label"] == "cat (3)"
+    overlay = client.predict("5: dog", "layer2", 0.5, api_name="/cam")
+    assert read_png(overlay).shape == (32, 32, 3)
+    plot, text = client.predict(api_name="/cifar10_residuals")
+    assert "cifar10_resnet56" in text and Image.open(plot).format == "PNG"
+    most, _, text = client.predict("layer3.8", 0, api_name="/cifar10_examples")
+    assert Image.open(most).size == (300, 300) and "Most:" in text
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_cifar10_in_a_real_browser(tmp_path):
+def test_cifar10_in_a_real_browser(served_app, tmp_path):
     """Pick CIFAR-10 / cifar10_resnet56, click a cat example, Analyze: top-1 cat, every tab filled, no error."""
     pytest.importorskip("playwright.sync_api")
     SCREENSHOTS.mkdir(exist_ok=True)
-    port = free_port()
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        with chromium_page(f"http://127.0.0.1:{port}/") as page:
-            for label, value in (("Family", "CIFAR-10"), ("Depth / variant", "cifar10_resnet56")):
-                box = page.get_by_label(label)
-                box.click()
-                page.get_by_role("option", name=value, exact=True).click()
-            page.wait_for_function("() => document.body.innerText.includes('cifar10_resnet56 · CIFAR-10')",
-                                   timeout=30_000)  # fmt: skip
-            example = page.locator(f"img[src*='{CAT.name}']").first  # the example in the CIFAR-10 gallery
-            answer_to(page, "#predictions", example.click, "cat (3)")
-            # The example's answer is on screen: wait for Analyze's own, read in the same step.
-            analyze = page.get_by_role("button", name="Analyze")
-            lines = answer_to(page, "#predictions", analyze.click, "cat (3)").split()
-            assert lines[:3] == ["Predictions", "cat", "(3)"] and lines[5] == "100%"  # headline, then top-1 at p = 1.00
-            page.wait_for_selector("#feature-grid img", timeout=60_000)
-            shots = []
-            for tab in ("Grad-CAM", "Cost", "Residuals", "CIFAR-10 test set"):
-                page.get_by_role("tab", name=tab).click()
-                if tab == "Grad-CAM":
-                    page.wait_for_selector("#cam img", timeout=60_000)
-                    assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 32
-                if tab == "CIFAR-10 test set":
-                    page.get_by_role("button", name="Residual ratios: test set vs your photo").click()
-                    page.wait_for_function("() => document.body.innerText.includes('Median per stage')",
-                                           timeout=120_000)  # fmt: skip
-                shots.append(SCREENSHOTS / f"cifar10_{tab.replace(' ', '_')}.png")
-                page.screenshot(path=str(shots[-1]), full_page=True)
-            assert "Error" not in page.locator("body").inner_text()
-            assert all(Image.open(shot).size[0] == 1400 for shot in shots)
-    finally:
-        demo.close()
+    url = served_app
+    with chromium_page(url) as page:
+        for label, value in (("Family", "CIFAR-10"), ("Depth / variant", "cifar10_resnet56")):
+            box = page.get_by_label(label)
+            box.click()
+            page.get_by_role("option", name=value, exact=True).click()
+        page.wait_for_function("() => document.body.innerText.includes('cifar10_resnet56 · CIFAR-10')",
+                               timeout=30_000)  # fmt: skip
+        example = page.locator(f"img[src*='{CAT.name}']").first  # the example in the CIFAR-10 gallery
+        answer_to(page, "#predictions", example.click, "cat (3)")
+        # The example's answer is on screen: wait for Analyze's own, read in the same step.
+        analyze = page.get_by_role("button", name="Analyze")
+        lines = answer_to(page, "#predictions", analyze.click, "cat (3)").split()
+        assert lines[:3] == ["Predictions", "cat", "(3)"] and lines[5] == "100%"  # headline, then top-1 at p = 1.00
+        page.wait_for_selector("#feature-grid img", timeout=60_000)
+        shots = []
+        for tab in ("Grad-CAM", "Cost", "Residuals", "CIFAR-10 test set"):
+            page.get_by_role("tab", name=tab).click()
+            if tab == "Grad-CAM":
+                page.wait_for_selector("#cam img", timeout=60_000)
+                assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 32
+            if tab == "CIFAR-10 test set":
+                page.get_by_role("button", name="Residual ratios: test set vs your photo").click()
+                page.wait_for_function("() => document.body.innerText.includes('Median per stage')",
+                                       timeout=120_000)  # fmt: skip
+            shots.append(SCREENSHOTS / f"cifar10_{tab.replace(' ', '_')}.png")
+            page.screenshot(path=str(shots[-1]), full_page=True)
+        assert "Error" not in page.locator("body").inner_text()
+        assert all(Image.open(shot).size[0] == 1400 for shot in shots)
 
 
 @pytest.mark.browser

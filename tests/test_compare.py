@@ -19,7 +19,6 @@ from PIL import Image
 
 from bench.browser import chromium_page
 from demo import app_state, compare_tab
-from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
 from demo.model_cache import ModelCache
 from resnet_core import Preprocess, create_model
@@ -29,7 +28,7 @@ from resnet_core.explain.analysis import analyze
 from resnet_core.explain.compare import compare, photo_cams
 from resnet_core.render import cam_overlay
 
-from .conftest import ROOT, free_port, read_png
+from .conftest import ROOT, read_png
 
 SCREENSHOTS = ROOT / "screenshots"
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
@@ -165,84 +164,76 @@ def test_handler_bad_input_is_one_sentence(cache, photos, archs, message):
 
 
 @pytest.mark.slow
-def test_compare_through_gradio_client_equals_analyze(cache):
-    port = free_port()
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        gallery, table, plot, summary, numbers = client.predict(
-            handle_file(str(CAT)),
-            ["cifar10_resnet20", "digits_plain56", "resnet18"],
-            f"DEFAULT, DEFAULT, {RANDOM_INIT}",
-            api_name="/compare",
-        )
-        assert [n["arch"] for n in numbers["networks"]] == ["cifar10_resnet20", "digits_plain56", "resnet18"]
-        assert "different label spaces (CIFAR-10, MNIST digits, ImageNet-1k)" in summary
-        captions = [item["caption"].split(":")[0] for item in gallery]
-        assert captions == ["cifar10_resnet20", "digits_plain56", "resnet18 (UNTRAINED)"]
-        assert table["headers"] == ["", *captions]  # one name per network: caption, column and legend
-        assert Image.open(plot).format == "PNG" and np.asarray(Image.open(plot).convert("L")).std() > 0
-        # Each column is the single analysis, pixel for pixel: the Grad-CAM tab's picture of the same network.
-        archs, choices = ["cifar10_resnet20", "digits_plain56", "resnet18"], ["DEFAULT", "DEFAULT", RANDOM_INIT]
-        for item, arch, choice in zip(gallery, archs, choices, strict=True):
-            cam = client.predict(handle_file(str(CAT)), arch, choice, api_name="/analyze")[4]
-            assert np.array_equal(read_png(item["image"]), read_png(cam)), arch
-        expected = analyze(app_state.models().get("cifar10_resnet20", "cifar10_resnet20.akamaster").model, CAT)
-        assert np.array_equal(read_png(gallery[0]["image"]), cam_overlay(expected.crop, expected.cam, 0.5))
-        # Ours against torchvision, same random weights (the app's cached resnet18), on the same photo.
-        table = client.predict(handle_file(str(CAT)), ["resnet18", "cifar10_resnet20"], f"{RANDOM_INIT}, DEFAULT",
-                               api_name="/verify")  # fmt: skip
-        rows = [dict(zip(table["headers"], row, strict=True)) for row in table["data"]]
-        assert rows[0]["network"] == "resnet18" and rows[0]["reference"] == "torchvision"
-        assert rows[0]["weights"] == "UNTRAINED: the same random weights in both"
-        assert float(rows[0]["max |diff| logits"]) <= 1e-5 and rows[0]["same top-5"] == "yes"
-        assert rows[1]["reference"].startswith("none") and rows[1]["max |diff| logits"] == ""
-        with pytest.raises(Exception, match="Pick 2 to 5 networks to compare; got 1"):
-            client.predict(handle_file(str(CAT)), ["cifar10_resnet20"], "", api_name="/compare")
-    finally:
-        demo.close()
+def test_compare_through_gradio_client_equals_analyze(served_app, cache):
+    url = served_app
+    client = Client(url, verbose=False)
+    gallery, table, plot, summary, numbers = client.predict(
+        handle_file(str(CAT)),
+        ["cifar10_resnet20", "digits_plain56", "resnet18"],
+        f"DEFAULT, DEFAULT, {RANDOM_INIT}",
+        api_name="/compare",
+    )
+    assert [n["arch"] for n in numbers["networks"]] == ["cifar10_resnet20", "digits_plain56", "resnet18"]
+    assert "different label spaces (CIFAR-10, MNIST digits, ImageNet-1k)" in summary
+    captions = [item["caption"].split(":")[0] for item in gallery]
+    assert captions == ["cifar10_resnet20", "digits_plain56", "resnet18 (UNTRAINED)"]
+    assert table["headers"] == ["", *captions]  # one name per network: caption, column and legend
+    assert Image.open(plot).format == "PNG" and np.asarray(Image.open(plot).convert("L")).std() > 0
+    # Each column is the single analysis, pixel for pixel: the Grad-CAM tab's picture of the same network.
+    archs, choices = ["cifar10_resnet20", "digits_plain56", "resnet18"], ["DEFAULT", "DEFAULT", RANDOM_INIT]
+    for item, arch, choice in zip(gallery, archs, choices, strict=True):
+        cam = client.predict(handle_file(str(CAT)), arch, choice, api_name="/analyze")[4]
+        assert np.array_equal(read_png(item["image"]), read_png(cam)), arch
+    expected = analyze(app_state.models().get("cifar10_resnet20", "cifar10_resnet20.akamaster").model, CAT)
+    assert np.array_equal(read_png(gallery[0]["image"]), cam_overlay(expected.crop, expected.cam, 0.5))
+    # Ours against torchvision, same random weights (the app's cached resnet18), on the same photo.
+    table = client.predict(handle_file(str(CAT)), ["resnet18", "cifar10_resnet20"], f"{RANDOM_INIT}, DEFAULT",
+                           api_name="/verify")  # fmt: skip
+    rows = [dict(zip(table["headers"], row, strict=True)) for row in table["data"]]
+    assert rows[0]["network"] == "resnet18" and rows[0]["reference"] == "torchvision"
+    assert rows[0]["weights"] == "UNTRAINED: the same random weights in both"
+    assert float(rows[0]["max |diff| logits"]) <= 1e-5 and rows[0]["same top-5"] == "yes"
+    assert rows[1]["reference"].startswith("none") and rows[1]["max |diff| logits"] == ""
+    with pytest.raises(Exception, match="Pick 2 to 5 networks to compare; got 1"):
+        client.predict(handle_file(str(CAT)), ["cifar10_resnet20"], "", api_name="/compare")
 
 
 @pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_compare_in_a_real_browser(cache, tmp_path, monkeypatch):
+def test_compare_in_a_real_browser(served_app, cache, tmp_path, monkeypatch):
     """Pick the digits preset, a digit example, Compare: two columns of trained nets, their sentence, no error."""
     monkeypatch.chdir(tmp_path)  # the digit example runs on click, and Gradio caches it under ./.gradio
     pytest.importorskip("playwright.sync_api")
     SCREENSHOTS.mkdir(exist_ok=True)
     digit = sorted((ROOT / "assets" / "digits").glob("*.png"))[0]
-    port = free_port()
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        with chromium_page(f"http://127.0.0.1:{port}/") as page:
-            page.get_by_role("tab", name="Compare").click()
-            page.get_by_label("Preset").click()
-            page.get_by_role("option", name="plain vs residual (digits, trained)", exact=True).click()
-            page.wait_for_function("() => document.body.innerText.includes('same depth, with and without')")
-            networks = page.locator("#compare-networks").inner_text()
-            assert "digits_plain56" in networks and "digits_resnet56" in networks and "cifar10_resnet20" not in networks
-            page.locator(f"#digit-examples img[src*='{digit.name}']").click()
-            page.wait_for_timeout(500)
-            page.get_by_role("button", name="Compare", exact=True).click()
-            page.wait_for_function(
-                "() => document.querySelector('#compare-summary')?.innerText.includes('Grad-CAMs')", timeout=120_000
-            )
-            assert page.locator("#compare-cams img").count() == 2
-            summary = page.locator("#compare-summary").inner_text()
-            assert "top-1 class" in summary and "Untrained" not in summary
-            shot = SCREENSHOTS / "compare.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert Image.open(shot).size[0] == 1400
-            assert "Error" not in page.locator("body").inner_text()
-            # Another preset: nothing of the digits' comparison stays under its caption.
-            page.get_by_label("Preset").click()
-            page.get_by_role("option", name="depth (CIFAR-10, trained)", exact=True).click()
-            page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('Press')")
-            assert page.locator("#compare-cams img").count() == 0 and "Table 6" in page.locator("body").inner_text()
-            assert "digits_plain56" not in page.locator("#compare-chart").inner_text()
-            # A list edited by hand is no longer the preset: its caption goes, and so does the preset's name.
-            page.locator("#compare-networks .token", has_text="cifar10_resnet20").locator(".token-remove").click()
-            page.wait_for_function("() => !document.body.innerText.includes('Table 6')")
-            assert page.get_by_label("Preset").input_value() == ""
-    finally:
-        demo.close()
+    url = served_app
+    with chromium_page(url) as page:
+        page.get_by_role("tab", name="Compare").click()
+        page.get_by_label("Preset").click()
+        page.get_by_role("option", name="plain vs residual (digits, trained)", exact=True).click()
+        page.wait_for_function("() => document.body.innerText.includes('same depth, with and without')")
+        networks = page.locator("#compare-networks").inner_text()
+        assert "digits_plain56" in networks and "digits_resnet56" in networks and "cifar10_resnet20" not in networks
+        page.locator(f"#digit-examples img[src*='{digit.name}']").click()
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Compare", exact=True).click()
+        page.wait_for_function(
+            "() => document.querySelector('#compare-summary')?.innerText.includes('Grad-CAMs')", timeout=120_000
+        )
+        assert page.locator("#compare-cams img").count() == 2
+        summary = page.locator("#compare-summary").inner_text()
+        assert "top-1 class" in summary and "Untrained" not in summary
+        shot = SCREENSHOTS / "compare.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert Image.open(shot).size[0] == 1400
+        assert "Error" not in page.locator("body").inner_text()
+        # Another preset: nothing of the digits' comparison stays under its caption.
+        page.get_by_label("Preset").click()
+        page.get_by_role("option", name="depth (CIFAR-10, trained)", exact=True).click()
+        page.wait_for_function("() => document.querySelector('#compare-summary').innerText.includes('Press')")
+        assert page.locator("#compare-cams img").count() == 0 and "Table 6" in page.locator("body").inner_text()
+        assert "digits_plain56" not in page.locator("#compare-chart").inner_text()
+        # A list edited by hand is no longer the preset: its caption goes, and so does the preset's name.
+        page.locator("#compare-networks .token", has_text="cifar10_resnet20").locator(".token-remove").click()
+        page.wait_for_function("() => !document.body.innerText.includes('Table 6')")
+        assert page.get_by_label("Preset").input_value() == ""

@@ -14,14 +14,13 @@ from PIL import Image
 from bench.browser import chromium_page
 from demo import analysis_panel as panel
 from demo import app_state, explain_tab, feature_vis_view
-from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import create_model
 from resnet_core.data import cifar10
 from resnet_core.explain.saliency import FILLS
 from resnet_core.explain.sanity import PATCHES, Protocol, SanityReport, sanity_check, separates
 
-from .conftest import ROOT, free_port
+from .conftest import ROOT
 
 SCREENSHOTS = ROOT / "screenshots"
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
@@ -154,53 +153,49 @@ def test_bad_requests_are_one_sentence(arguments, message):
 
 
 @pytest.mark.slow
-def test_sanity_through_gradio_client_and_in_a_browser(tmp_path, monkeypatch):
-    port = free_port()
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-        strip, curves, verdict, numbers = client.predict(
-            handle_file(str(CAT)), "cifar10_resnet20", "DEFAULT", "occlusion", 8, "blur", 4, api_name="/sanity"
+def test_sanity_through_gradio_client_and_in_a_browser(served_app, tmp_path, monkeypatch):
+    url = served_app
+    client = Client(url, verbose=False)
+    strip, curves, verdict, numbers = client.predict(
+        handle_file(str(CAT)), "cifar10_resnet20", "DEFAULT", "occlusion", 8, "blur", 4, api_name="/sanity"
+    )
+    assert numbers["method"] == "occlusion" and numbers["options"] == {"window": 8, "stride": 4}
+    assert numbers["forward_passes"] == 50  # (32 - 8) / 4 + 1 = 7 positions per side, 49 windows, and the base
+    assert "4x4 patches" in numbers["protocol"] and "**Occlusion** of **cat**" in verdict
+    assert np.asarray(Image.open(strip)).ndim == 3 and Image.open(curves).size[0] > 0
+    image, text = client.predict("cifar10_resnet20", "DEFAULT", "layer2", 3, 16, api_name="/visualize")
+    assert Image.open(image).size == (224, 224) and "Channel 3 of layer2" in text
+    if shutil.which("chromium") is None:
+        return
+    monkeypatch.chdir(tmp_path)
+    playwright = pytest.importorskip("playwright.sync_api")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with chromium_page(url) as page:
+        page.locator(f"#cifar10-examples img[src*='{CAT.name}']").click()  # switches to cifar10_resnet56
+        playwright.expect(page.get_by_label("Depth / variant")).to_have_value("cifar10_resnet56", timeout=60_000)
+        page.get_by_role("tab", name="Explanation checks").click()
+        page.get_by_role("button", name="Run the checks").click()
+        page.wait_for_function(
+            "() => document.querySelector('#sanity-verdict')?.innerText.includes('Deletion: AUC')", timeout=180_000
         )
-        assert numbers["method"] == "occlusion" and numbers["options"] == {"window": 8, "stride": 4}
-        assert numbers["forward_passes"] == 50  # (32 - 8) / 4 + 1 = 7 positions per side, 49 windows, and the base
-        assert "4x4 patches" in numbers["protocol"] and "**Occlusion** of **cat**" in verdict
-        assert np.asarray(Image.open(strip)).ndim == 3 and Image.open(curves).size[0] > 0
-        image, text = client.predict("cifar10_resnet20", "DEFAULT", "layer2", 3, 16, api_name="/visualize")
-        assert Image.open(image).size == (224, 224) and "Channel 3 of layer2" in text
-        if shutil.which("chromium") is None:
-            return
-        monkeypatch.chdir(tmp_path)
-        playwright = pytest.importorskip("playwright.sync_api")
-        SCREENSHOTS.mkdir(exist_ok=True)
-        with chromium_page(f"http://127.0.0.1:{port}/") as page:
-            page.locator(f"#cifar10-examples img[src*='{CAT.name}']").click()  # switches to cifar10_resnet56
-            playwright.expect(page.get_by_label("Depth / variant")).to_have_value("cifar10_resnet56", timeout=60_000)
-            page.get_by_role("tab", name="Explanation checks").click()
-            page.get_by_role("button", name="Run the checks").click()
-            page.wait_for_function(
-                "() => document.querySelector('#sanity-verdict')?.innerText.includes('Deletion: AUC')", timeout=180_000
-            )
-            page.wait_for_selector("#sanity-strip img", timeout=30_000)
-            assert "cifar10_resnet56" in page.locator("#sanity-verdict").inner_text()
-            page.screenshot(path=str(SCREENSHOTS / "explanation_checks.png"), full_page=True)
-            # What the selected channel wants to see, in the Feature maps tab of the same session.
-            page.get_by_role("tab", name="Feature maps").click()
-            page.get_by_role("button", name="Optimise an image for this channel").first.click()
-            page.wait_for_function(
-                "() => document.querySelector('#feature-vis-text')?.innerText.includes('mean activation')",
-                timeout=180_000,
-            )
-            page.wait_for_selector("#feature-vis img", timeout=30_000)
-            page.screenshot(path=str(SCREENSHOTS / "feature_visualization.png"), full_page=True)
-            # The analysis as a download: a zip appears in the report box.
-            page.get_by_role("button", name="Download this analysis (PNGs + JSON)").click()
-            page.wait_for_function(
-                "() => document.querySelector('#report-file')?.innerText.includes('.zip')", timeout=60_000
-            )
-            assert "Error" not in page.locator("body").inner_text()
-    finally:
-        demo.close()
+        page.wait_for_selector("#sanity-strip img", timeout=30_000)
+        assert "cifar10_resnet56" in page.locator("#sanity-verdict").inner_text()
+        page.screenshot(path=str(SCREENSHOTS / "explanation_checks.png"), full_page=True)
+        # What the selected channel wants to see, in the Feature maps tab of the same session.
+        page.get_by_role("tab", name="Feature maps").click()
+        page.get_by_role("button", name="Optimise an image for this channel").first.click()
+        page.wait_for_function(
+            "() => document.querySelector('#feature-vis-text')?.innerText.includes('mean activation')",
+            timeout=180_000,
+        )
+        page.wait_for_selector("#feature-vis img", timeout=30_000)
+        page.screenshot(path=str(SCREENSHOTS / "feature_visualization.png"), full_page=True)
+        # The analysis as a download: a zip appears in the report box.
+        page.get_by_role("button", name="Download this analysis (PNGs + JSON)").click()
+        page.wait_for_function(
+            "() => document.querySelector('#report-file')?.innerText.includes('.zip')", timeout=60_000
+        )
+        assert "Error" not in page.locator("body").inner_text()
 
 
 def test_what_a_channel_wants_to_see_is_optimised_once_then_cached():

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import functools
+
 import gradio as gr
 import pytest
+import torch
 from gradio_client import Client
 from PIL import Image
 
 from demo import analysis_panel as panel
 from demo import app_state, cost_tab, degradation_tab, settings
 from demo.model_cache import ModelCache
+from resnet_core import degradation
+from resnet_core.degradation.data import load_mnist_5k
 
 from .conftest import ROOT, read_png
 
@@ -21,10 +26,19 @@ def cache():
     app_state.configure(ModelCache(capacity=3, device="cpu"))
 
 
+@functools.cache
+def some_digits() -> tuple[torch.Tensor, torch.Tensor]:
+    """Every 10th of the 5,000 digits (they are sorted by class, so 50 of each)."""
+    images, labels = load_mnist_5k()
+    return images[::10], labels[::10]
+
+
 @pytest.fixture()
 def short_runs(monkeypatch):
-    """Live runs of 10 steps: what the tests check (streaming, the summary, refusals) does not need 50."""
+    """Live runs of 10 steps on 500 digits: what the tests check (streaming, the summary, refusals) needs neither 50
+    steps nor the final errors over all 5,000."""
     monkeypatch.setattr(degradation_tab, "MIN_STEPS", 10)
+    monkeypatch.setattr(degradation, "load_mnist_5k", some_digits)
 
 
 def test_reference_run_is_shown_at_once():

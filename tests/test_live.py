@@ -11,11 +11,10 @@ from PIL import Image
 
 from bench.browser import FAKE_CAMERA, chromium_page
 from demo import app_state, live_tab
-from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core.data import cifar10
 
-from .conftest import ROOT, free_port, hooks_left
+from .conftest import ROOT, hooks_left
 
 
 @pytest.fixture(autouse=True)
@@ -66,35 +65,31 @@ def test_no_frame_yet_changes_nothing():
 
 @pytest.mark.browser
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed")
-def test_a_fake_camera_streams_through_the_network_in_chromium(tmp_path, monkeypatch):
+def test_a_fake_camera_streams_through_the_network_in_chromium(served_app, tmp_path, monkeypatch):
     """Chromium's fake camera plays a clip of CIFAR-10 test images into the Live camera tab: answers keep coming."""
     from bench.live_fps import answered, clip_frames, start_live_stream, write_y4m
 
     monkeypatch.chdir(tmp_path)
     playwright = pytest.importorskip("playwright.sync_api")
     clip = write_y4m(clip_frames(6), tmp_path / "clip.y4m")
-    port = free_port()
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    try:
-        fake_camera = [*FAKE_CAMERA, f"--use-file-for-fake-video-capture={clip}"]
-        with chromium_page(f"http://127.0.0.1:{port}/", fake_camera) as page:
-            page.get_by_label("Family").click()
-            page.get_by_role("option", name="CIFAR-10", exact=True).click()
-            playwright.expect(page.get_by_label("Depth / variant")).to_have_value("cifar10_resnet20")
-            start_live_stream(page)
-            page.wait_for_function(
-                "() => /\\((\\d+) frames so far/.test(document.querySelector('#live-rate')?.innerText ?? '') && "
-                "Number(document.querySelector('#live-rate').innerText.match(/\\((\\d+) frames so far/)[1]) >= 3",
-                timeout=60_000,
-            )
-            rate = page.locator("#live-rate").inner_text()
-            assert answered(rate) >= 3 and "answered by cifar10_resnet20" in rate
-            predictions = page.locator("#live-predictions").inner_text()
-            assert any(name in predictions for name in cifar10.CLASSES)
-            page.wait_for_selector("#live-cam img", timeout=10_000)
-            SCREENSHOTS = ROOT / "screenshots"
-            SCREENSHOTS.mkdir(exist_ok=True)
-            page.screenshot(path=str(SCREENSHOTS / "live_camera.png"), full_page=True)
-            assert "Error" not in page.locator("body").inner_text()
-    finally:
-        demo.close()
+    url = served_app
+    fake_camera = [*FAKE_CAMERA, f"--use-file-for-fake-video-capture={clip}"]
+    with chromium_page(url, fake_camera) as page:
+        page.get_by_label("Family").click()
+        page.get_by_role("option", name="CIFAR-10", exact=True).click()
+        playwright.expect(page.get_by_label("Depth / variant")).to_have_value("cifar10_resnet20")
+        start_live_stream(page)
+        page.wait_for_function(
+            "() => /\\((\\d+) frames so far/.test(document.querySelector('#live-rate')?.innerText ?? '') && "
+            "Number(document.querySelector('#live-rate').innerText.match(/\\((\\d+) frames so far/)[1]) >= 3",
+            timeout=60_000,
+        )
+        rate = page.locator("#live-rate").inner_text()
+        assert answered(rate) >= 3 and "answered by cifar10_resnet20" in rate
+        predictions = page.locator("#live-predictions").inner_text()
+        assert any(name in predictions for name in cifar10.CLASSES)
+        page.wait_for_selector("#live-cam img", timeout=10_000)
+        SCREENSHOTS = ROOT / "screenshots"
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "live_camera.png"), full_page=True)
+        assert "Error" not in page.locator("body").inner_text()

@@ -14,9 +14,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 from demo import app_state
-from demo import launch as app_module
 from demo.catalog import RANDOM_INIT
-from demo.model_cache import ModelCache
 from demo.sessions import release_memory
 from resnet_core import WEIGHTS, create_model, load_image
 from resnet_core.__main__ import main as cli
@@ -24,7 +22,7 @@ from resnet_core.explain.analysis import analyze
 from resnet_core.render import cam_overlay
 from resnet_core.zoo.preprocess import WORKING_PIXELS
 
-from .conftest import free_port, hooks_left, read_png, rss_mb
+from .conftest import hooks_left, read_png, rss_mb
 from .hostile import PHOTO, build_cases, exif_rotated_jpeg, write_cases
 
 
@@ -34,12 +32,8 @@ def corpus(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def server():
-    app_state.configure(ModelCache(capacity=3, device="cpu"))
-    port = free_port()
-    demo = app_module.serve(["--port", str(port), "--device", "cpu"], block=False)
-    yield f"http://127.0.0.1:{port}/"
-    demo.close()
+def server(served_app):
+    return served_app
 
 
 @pytest.mark.slow
@@ -138,7 +132,7 @@ def test_sixteen_clients_at_once_get_their_own_correct_answers(server, photos):
 
     def user(index: int) -> None:
         client = Client(server, verbose=False)
-        for round_ in range(3):
+        for round_ in range(2):
             photo, arch, cam_class = jobs[(index + round_) % len(jobs)]
             result, retargeted = expected[(photo, arch)]
             outputs = client.predict(handle_file(str(photos / photo)), arch, RANDOM_INIT, api_name="/analyze")
