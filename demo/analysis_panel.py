@@ -235,8 +235,9 @@ def wire(shared: Shared, panel: Panel) -> None:
         ).then(None, js=SHOW_ANSWER, **PRIVATE)
     # Pickers answer at once, outside the queue: an Analyze click right after a pick must see the new weights (and
     # Analyze settles stale weights itself). The facts follow any change of network or weights.
-    shared.family.input(on_family, shared.family, [shared.arch, shared.weights], queue=False, **PRIVATE)
-    shared.arch.input(on_arch, shared.arch, shared.weights, queue=False, **PRIVATE)
+    family_inputs = [shared.family, panel.opened]
+    shared.family.input(on_family, family_inputs, [shared.arch, shared.weights], queue=False, **PRIVATE)
+    shared.arch.input(on_arch, [shared.arch, panel.opened], shared.weights, queue=False, **PRIVATE)
     # The facts answer outside the queue too, with no spinner: a queued event that waited (or was dropped while
     # another of its kind ran) left the panel greyed under a frozen spinner for minutes.
     facts_inputs = [shared.arch, shared.weights]
@@ -341,7 +342,7 @@ def open_checkpoint(
             forget_uploads([upload.token])
         raise user_error(f"{error}.") from None
     status = f"Opened **{upload.name}**: {upload.info.sentence()}. Press **Analyze**."
-    return get_arch(upload.arch).family, upload.arch, upload.token, status, [*opened, upload.token]
+    return catalog.picker_family(upload), upload.arch, upload.token, status, [*opened, upload.token]
 
 
 def _numbers(text: str | None, name: str) -> list[float] | None:
@@ -363,17 +364,25 @@ def checkpoint_pickers(arch: str, token: str):
     """UI plumbing after a checkpoint opened: the pick-lists of its family and its weights, the checkpoint named
     in the Weights box (the API gets the plain values from :func:`open_checkpoint`)."""
     upload = uploads.get(token)
-    family = get_arch(arch).family
+    family = catalog.picker_family(upload)
     weights = gr.update(choices=[*catalog.weight_choices(arch), upload.choice], value=token)
-    return gr.update(choices=architectures_of(family), value=arch), weights
+    return gr.update(choices=_listed(family, [token]), value=arch), weights
 
 
-def on_family(family: str):
-    """The family's networks, its first one picked, and that network's weights."""
+def _listed(family: str, opened: list[str]) -> list[str]:
+    """The family's networks and, after them, the CIFAR variants this session's checkpoints were read as."""
+    variants = [uploads.get(token).arch for token in opened if uploads.is_upload(token)]
+    return [*architectures_of(family), *dict.fromkeys(arch for arch in variants if not catalog.offers(arch))]
+
+
+def on_family(family: str, opened: list[str] | None = None):
+    """The family's networks (and the CIFAR variants this session's checkpoints were read as, after the CIFAR
+    networks), its first one picked, and that network's weights."""
     if family not in FAMILIES:
         raise user_error(f"Unknown family {family!r}; choose one of: {', '.join(FAMILIES)}.")
     arch = architectures_of(family)[0]
-    return gr.update(choices=architectures_of(family), value=arch), on_arch(arch)
+    listed = _listed(family, opened or []) if family == catalog.CIFAR_FAMILY else architectures_of(family)
+    return gr.update(choices=listed, value=arch), on_arch(arch)
 
 
 def on_example(family: str, arch: str):
@@ -383,12 +392,17 @@ def on_example(family: str, arch: str):
     return gr.update(choices=architectures_of(family), value=arch), on_arch(arch)
 
 
-def on_arch(arch: str):
-    """The weight choices of a newly picked network, its recommended one picked: at once, before its facts.
+def on_arch(arch: str, opened: list[str] | None = None):
+    """The weight choices of a newly picked network, its recommended one picked: at once, before its facts. A CIFAR
+    variant's only weights are the checkpoints of this session (``opened``) it was read from, the last one picked.
 
     The stage pick-lists do not change here: they describe the analysis on screen, and follow it
     (:func:`refresh_controls`).
     """
+    own = [uploads.get(token) for token in opened or [] if uploads.is_upload(token)]
+    own = [upload for upload in own if upload.arch == arch]
+    if own and not catalog.offers(arch):
+        return gr.update(choices=[upload.choice for upload in own], value=own[-1].token)
     offered(arch)
     return gr.update(choices=catalog.weight_choices(arch), value=catalog.default_choice(arch))
 

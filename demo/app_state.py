@@ -89,16 +89,16 @@ def start_network() -> tuple[str, str]:
     )
 
 
-def offered(arch: str) -> str:
-    """``arch`` if the app offers it, else one sentence for the user."""
-    if not catalog.offers(arch):
+def offered(arch: str, weights: str | None = None) -> str:
+    """``arch`` (with ``weights``, for a visitor's CIFAR variant) if the app offers it, else one sentence."""
+    if not catalog.offers(arch, weights):
         raise user_error(f"Unknown architecture {arch!r}: pick one from the Depth / variant list.")
     return arch
 
 
 def weight_choice(arch: str, weights: str | None) -> str:
     """A weight choice of ``arch``; ``DEFAULT`` (or nothing) means the recommended one, random init if none."""
-    offered(arch)
+    offered(arch, weights)
     if weights in (None, "", "DEFAULT"):
         return catalog.default_choice(arch)
     if uploads.is_upload(weights):
@@ -127,7 +127,7 @@ def settled_weights(arch: str, weights: str | None) -> tuple[str, str]:
     the pick a moment later). Weights that belong to another network can only mean that, so ``arch``'s recommended
     ones are used and the status says so; a name no network has is still an error.
     """
-    stale = weights not in (None, "", "DEFAULT") and weights not in catalog.weight_choices(offered(arch))
+    stale = weights not in (None, "", "DEFAULT") and weights not in catalog.weight_choices(offered(arch, weights))
     if stale and weights in _every_weight_choice():
         chosen = weight_choice(arch, "DEFAULT")
         return chosen, f"(The Weights box still showed {weights}, of another network: used {chosen}.)"

@@ -112,8 +112,12 @@ class LoadedModel:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
 
-def offers(arch: str) -> bool:
-    return arch in ARCHITECTURES
+def offers(arch: str, weights: str | None = None) -> bool:
+    """Whether the app runs ``arch``: a registered architecture, or the CIFAR layout a visitor's checkpoint
+    (``weights``, its token) was read as, which is registered nowhere."""
+    if arch in ARCHITECTURES:
+        return True
+    return weights is not None and uploads.is_upload(weights) and uploads.get(weights).arch == arch
 
 
 def architectures_of(family: str) -> list[str]:
@@ -121,8 +125,22 @@ def architectures_of(family: str) -> list[str]:
     return [name for name, spec in ARCHITECTURES.items() if spec.family == family]
 
 
+# The registered family a CIFAR layout read off a checkpoint is listed in (its own family is registered nowhere).
+CIFAR_FAMILY = ARCHITECTURES["cifar10_resnet20"].family
+
+
+def picker_family(upload: uploads.Upload) -> str:
+    """The Family list's entry under which a visitor's checkpoint is picked: its architecture's family, or for a
+    CIFAR variant (``cifar_resnet56_b``) the paper's CIFAR networks'."""
+    family = upload.info.spec.family
+    return family if family in FAMILIES else CIFAR_FAMILY
+
+
 def weight_choices(arch: str) -> list[str]:
-    """Every weight choice of ``arch``, the recommended one first, random init last."""
+    """Every weight choice of ``arch``, the recommended one first, random init last; none for a CIFAR variant,
+    whose only weights are the checkpoint it was read from."""
+    if arch not in ARCHITECTURES:
+        return []
     return [entry.name for entry in list_weights(arch)] + [RANDOM_INIT]
 
 
@@ -191,9 +209,9 @@ def _preprocessing(model: ResNet) -> str:
 
 def facts(arch: str, weights: str) -> str:
     """A few Markdown lines for the picker: what was trained on what, how well, and what it costs."""
-    spec = ARCHITECTURES[arch]
-    lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
     chosen = choice(arch, weights)
+    spec = chosen.spec
+    lines = [f"**{arch}** · {spec.family} · {spec.depth} weighted layers · {spec.num_blocks} blocks"]
     entry = chosen.entry
     if chosen.upload:
         upload = chosen.upload

@@ -6,7 +6,6 @@ from functools import lru_cache
 
 import gradio as gr
 
-from resnet_core import get_arch
 from resnet_core.measure.complexity import CostTable, bottleneck_arithmetic, cost_table
 from resnet_core.render import cost_figure
 
@@ -84,7 +83,7 @@ def cost_summary(arch: str, weights: str) -> str:
         lines.append(
             f"**Published** ({entry.origin}, 224x224): {entry.num_params:,} parameters, {entry.gmacs:.3f} GMACs."
         )
-    elif size != 224 and get_arch(arch).labels == "imagenet":
+    elif size != 224 and catalog.choice(arch, weights).spec.labels == "imagenet":
         at_224 = cost_table(catalog.choice(arch, weights).spec, 224)  # not the weights' own size, whatever they are
         lines.append(f"At the usual 224x224: {at_224.total_macs / 1e9:.3f} GMACs.")
     stages = table.stages()

@@ -116,6 +116,6 @@ class ModelCache:
         return loaded
 
     def _load(self, arch: str, weights: str) -> LoadedModel:
-        if not catalog.offers(arch):
+        if not catalog.offers(arch, weights):
             raise ValueError(f"unknown architecture {arch!r}")
         return catalog.load(arch, weights, self.device)

@@ -11,7 +11,17 @@ from ..registry import registry
 from .label_spaces import LabelSpace, label_space
 from .models import BasicBlock, Bottleneck, DownsampleType, PadPosition, ResNestBottleneck, ResNet, StemType
 
-__all__ = ["ARCHITECTURES", "LAB_FAMILY", "ArchSpec", "build", "cifar_spec", "get_arch", "list_models", "twin_of"]
+__all__ = [
+    "ARCHITECTURES",
+    "LAB_FAMILY",
+    "ArchSpec",
+    "build",
+    "cifar_spec",
+    "cifar_variant",
+    "get_arch",
+    "list_models",
+    "twin_of",
+]
 
 BlockName = Literal["basic", "bottleneck", "resnest"]
 _BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "resnest": ResNestBottleneck}
@@ -35,6 +45,7 @@ class ArchSpec:
     widths: tuple[int, ...] = (64, 128, 256, 512)
     stem_type: StemType = ""
     stem_width: int = 64
+    stem_bias: bool = False
     downsample: DownsampleType = "conv"
     zero_pad: PadPosition = "both"
     stride_in_1x1: bool = False
@@ -197,6 +208,47 @@ def cifar_spec(
         labels=labels,
         in_chans=in_chans,
     )
+
+
+CIFAR_VARIANTS = "CIFAR (from a checkpoint)"  # the family of the CIFAR layouts read off a file, not registered
+_CIFAR_WIDTHS = {3: (16, 32, 64), 4: (64, 128, 256, 512)}  # the paper's three stages; the 4-stage repositories'
+
+
+def cifar_variant(
+    block: BlockName,
+    layers: tuple[int, ...],
+    widths: tuple[int, ...],
+    shortcut: Literal["A", "B"] = "A",
+    stem_bias: bool = False,
+) -> ArchSpec:
+    """A ResNet of the CIFAR layout (one 3x3 stem conv at stride 1, no pool) as training repositories write them
+    beyond the paper's six: any blocks per stage, three or four stages, any widths, option A or B shortcuts, a stem
+    conv with or without bias. Named from its parameters (``cifar_resnet56_b``, ``cifar_resnet18_w64``), so a
+    checkpoint of this layout needs no registered architecture."""
+    depth = 2 + _BLOCKS[block].convs * sum(layers)
+    suffix = "_b" if shortcut == "B" else ""
+    if widths != _CIFAR_WIDTHS.get(len(layers)):
+        suffix += "_w" + "-".join(map(str, widths))
+    suffix += "_bias" if stem_bias else ""
+    return ArchSpec(
+        f"cifar_resnet{depth}{suffix}",
+        CIFAR_VARIANTS,
+        block,
+        layers,
+        widths=widths,
+        stem_type="cifar",
+        stem_bias=stem_bias,
+        downsample="zeropad" if shortcut == "A" else "conv",
+        labels="cifar10",
+    )
+
+
+def describe(spec: ArchSpec) -> str:
+    """What a CIFAR variant is, in words: 'a CIFAR ResNet-56 with projection shortcuts'."""
+    shortcuts = "projection shortcuts" if spec.downsample == "conv" else "zero-padding shortcuts"
+    stages = f"{len(spec.layers)} stages of widths {'/'.join(map(str, spec.widths))}"
+    bias = ", a bias on the stem conv" if spec.stem_bias else ""
+    return f"a CIFAR ResNet-{spec.depth} ({spec.block} blocks, {stages}) with {shortcuts}{bias}"
 
 
 ARCHITECTURES: dict[str, ArchSpec] = registry(_specs(), lambda spec: spec.name, "architectures")

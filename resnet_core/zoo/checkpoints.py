@@ -67,7 +67,7 @@ class CheckpointInfo:
         assert found.arch is not None and found.in_chans is not None and self.preprocess is not None
         title = f"{len(self.categories)} classes of {found.name}"
         space = LabelSpace("checkpoint", title, self.categories, self.preprocess)
-        return replace(ARCHITECTURES[found.arch], labels=space, in_chans=found.in_chans)
+        return replace(found.spec, labels=space, in_chans=found.in_chans)
 
     def as_dict(self) -> dict:
         """What ``python -m resnet_core inspect --json`` prints."""
@@ -168,10 +168,8 @@ def _inspect(
     # recognise() gives every checkpoint it recognises an architecture, a class count and input channels
     assert recognition.arch is not None and recognition.num_classes is not None and recognition.in_chans is not None
     classes = BINARY if recognition.num_classes == 1 else recognition.num_classes  # one output: a binary classifier
-    names, labels_source = _labels(
-        labels, found, ARCHITECTURES[recognition.arch], classes, recognition.num_classes == 1
-    )
-    preprocess = preprocess or found.preprocess() or _default_preprocess(ARCHITECTURES[recognition.arch])
+    names, labels_source = _labels(labels, found, recognition.spec, classes, recognition.num_classes == 1)
+    preprocess = preprocess or found.preprocess() or _default_preprocess(recognition.spec)
     if recognition.in_chans != len(preprocess.mean):
         preprocess = _for_channels(preprocess, recognition.in_chans)
     return CheckpointInfo(
@@ -336,7 +334,7 @@ def _labels(
 
 
 def _default_preprocess(spec: ArchSpec) -> Preprocess:
-    entry = default_weights(spec.name)
+    entry = default_weights(spec.name) if spec.name in ARCHITECTURES else None  # a CIFAR variant has none
     return entry.preprocess if entry is not None else spec.label_space.preprocess
 
 

@@ -307,6 +307,7 @@ class ResNet(nn.Module):
         stem_type: ``""`` 7x7 conv + max-pool; ``"deep"`` three 3x3 convs + max-pool (ResNet-C/D);
             ``"cifar"`` one 3x3 conv at stride 1 and no pool (the paper's section 4.2).
         stem_width: width of the deep stem's first two convolutions.
+        stem_bias: a bias on the CIFAR stem's convolution (some training repositories put one there).
         downsample: how the shortcut changes shape: ``"conv"`` strided 1x1 projection (option B),
             ``"avg"`` average pool then 1x1 (ResNet-D), ``"zeropad"`` subsample + zero channels (option A).
         zero_pad: where option A puts its zero channels (see :class:`ZeroPadShortcut`).
@@ -327,6 +328,7 @@ class ResNet(nn.Module):
         widths: Sequence[int] = (64, 128, 256, 512),
         stem_type: StemType = "",
         stem_width: int = 64,
+        stem_bias: bool = False,
         downsample: DownsampleType = "conv",
         zero_pad: PadPosition = "both",
         stride_in_1x1: bool = False,
@@ -337,6 +339,8 @@ class ResNet(nn.Module):
         super().__init__()
         if len(layers) != len(widths):
             raise ValueError(f"layers {list(layers)} and widths {list(widths)} must have the same length")
+        if stem_bias and stem_type != "cifar":
+            raise ValueError("stem_bias is an option of the CIFAR stem (stem_type='cifar')")
         self.groups = groups
         self.base_width = width_per_group
         self.shortcut = shortcut
@@ -363,7 +367,7 @@ class ResNet(nn.Module):
             )
         elif stem_type == "cifar":
             self.inplanes = widths[0]
-            self.conv1 = conv3x3(in_chans, self.inplanes)
+            self.conv1 = nn.Conv2d(in_chans, self.inplanes, 3, padding=1, bias=stem_bias)
         elif stem_type == "":
             self.inplanes = 64
             self.conv1 = nn.Conv2d(in_chans, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)

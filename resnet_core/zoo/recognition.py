@@ -18,7 +18,7 @@ from typing import TypedDict
 
 import torch
 
-from .architectures import ARCHITECTURES, ArchSpec, build
+from .architectures import ARCHITECTURES, ArchSpec, BlockName, build, cifar_variant, describe
 
 __all__ = ["BN_STEPS", "HUB_PREFIX", "CheckpointError", "Recognition", "display_name", "normalised", "recognise"]
 
@@ -55,6 +55,7 @@ class Recognition:
     head: str = "fc"  # the classifier as found
     ties: tuple[str, ...] = ()  # other architectures with the very same keys and shapes
     renamed: tuple[tuple[str, str], ...] = ()  # (the file's key, ours) where modules were matched by position
+    variant: ArchSpec | None = None  # a CIFAR layout read off the file (arch is its name), not a registered one
     nearest: str | None = None
     missing: tuple[str, ...] = ()
     unexpected: tuple[str, ...] = ()
@@ -63,6 +64,13 @@ class Recognition:
     @property
     def recognised(self) -> bool:
         return self.arch is not None
+
+    @property
+    def spec(self) -> ArchSpec:
+        """The architecture recognised: a registered one, or the CIFAR variant the file's shapes spell out."""
+        if self.arch is None:
+            raise CheckpointError(self.sentence())
+        return self.variant or ARCHITECTURES[self.arch]
 
     @property
     def name(self) -> str:
@@ -87,9 +95,12 @@ class Recognition:
         if self.renamed:
             shown = ", ".join(f"{theirs} -> {ours}" for theirs, ours in self.renamed[:2])
             notes.append(f"modules matched by position, every tensor in order: {shown}, ... ({len(self.renamed)} keys)")
+        if self.variant is not None and self.variant.downsample == "zeropad":
+            notes.append("option A shortcuts hold no weights: a plain network of these layers has the same keys")
         if self.ties:
             notes.append(f"{', '.join(self.ties)} {'has' if len(self.ties) == 1 else 'have'} the same keys and shapes")
-        return f"{name} recognised as {self.arch} from its keys and shapes ({self.format}; {'; '.join(notes)})"
+        what = f"{self.arch}, {describe(self.variant)}," if self.variant else self.arch
+        return f"{name} recognised as {what} from its keys and shapes ({self.format}; {'; '.join(notes)})"
 
 
 class _Origin(TypedDict):
@@ -114,14 +125,21 @@ def recognise(
     shapes: Mapping[str, tuple[int, ...]], source: str, format: str, wanted: str | None = None
 ) -> Recognition:
     """What a checkpoint of these keys and shapes is: the registered architecture (``wanted`` breaks ties) or,
-    where none fits, the nearest and how the keys differ. Raises :class:`CheckpointError` when ``wanted`` does
-    not fit a checkpoint that another architecture does."""
-    if wanted is not None and wanted not in ARCHITECTURES:
-        raise CheckpointError(f"unknown architecture {wanted!r}; choose one of: {', '.join(ARCHITECTURES)}")
+    where none fits, the CIFAR layout its shapes spell out (:func:`~.architectures.cifar_variant`), else the
+    nearest and how the keys differ. Raises :class:`CheckpointError` when ``wanted`` (a registered name, or the
+    variant's own) does not fit a checkpoint that another architecture does."""
     shapes, prefix, head = normalised(shapes)
+    base = _Origin(source=source, format=format, prefix=prefix, head=HEADS.get(head, "fc"))
+    if wanted is not None and wanted not in ARCHITECTURES:
+        variant = _cifar_variant(shapes)
+        if variant is None or variant.name != wanted:
+            raise CheckpointError(f"unknown architecture {wanted!r}; choose one of: {', '.join(ARCHITECTURES)}")
+        return _as_variant(base, variant, shapes)
     differences = {arch: _differences(_signature(arch), shapes) for arch in _candidates(shapes, wanted)}
     fits = [arch for arch, diff in differences.items() if not any(diff)]
-    base = _Origin(source=source, format=format, prefix=prefix, head=HEADS.get(head, "fc"))
+    variant = _cifar_variant(shapes) if not fits and wanted is None else None  # registered names come first
+    if variant is not None:
+        return _as_variant(base, variant, shapes)
     if not fits and format == "torch pickle":  # a pickle keeps its tensors in the order the modules wrote them
         matched = _by_position(shapes, wanted)
         if matched is not None:
@@ -166,6 +184,25 @@ def _by_position(shapes: Mapping[str, tuple[int, ...]], wanted: str | None) -> t
     return None
 
 
+def _as_variant(base: _Origin, variant: ArchSpec, shapes: Mapping[str, tuple[int, ...]]) -> Recognition:
+    in_chans, classes = shapes[_first_conv(shapes)][1], shapes["fc.weight"][0]
+    return Recognition(**base, arch=variant.name, num_classes=classes, in_chans=in_chans, variant=variant)
+
+
+def _cifar_variant(shapes: Mapping[str, tuple[int, ...]]) -> ArchSpec | None:
+    """The CIFAR layout a checkpoint spells out (a 3x3 stem conv, three or four stages; the blocks, widths,
+    shortcuts and stem bias read off its keys and shapes), where every key and shape is that layout's."""
+    stem = shapes.get("conv1.weight")
+    layout = _layout(shapes)
+    if stem is None or stem[2:] != (3, 3) or len(layout) not in (3, 4) or "fc.weight" not in shapes:
+        return None
+    block: BlockName = "bottleneck" if "layer1.0.conv3.weight" in shapes else "basic"
+    widths = tuple(shapes.get(f"layer{stage}.0.conv1.weight", (0,))[0] for stage in range(1, len(layout) + 1))
+    projection = any(".downsample." in key for key in shapes)
+    variant = cifar_variant(block, layout, widths, "B" if projection else "A", "conv1.bias" in shapes)
+    return variant if not any(_differences(_signature_of(variant), shapes)) else None
+
+
 def display_name(source: str) -> str:
     """A file's name without its folders (server paths stay private), or the hub repository as given."""
     return source if source.startswith(HUB_PREFIX) else Path(source).name
@@ -181,6 +218,8 @@ def normalised(state: Mapping[str, object]) -> tuple[dict, str, str]:
             break
         prefix += common[0]
     renamed = {key.removeprefix(prefix): value for key, value in state.items()}
+    if any(re.match(r"layer\d+\.\d+\.shortcut\.\d+\.", key) for key in renamed):  # the CIFAR repositories' name
+        renamed = {re.sub(r"^(layer\d+\.\d+\.)shortcut\.", r"\1downsample.", key): v for key, v in renamed.items()}
     head = next((h for h in HEADS if f"{h}weight" in renamed and "fc.weight" not in renamed), "fc.")
     if head != "fc.":
         renamed = {("fc." + key.removeprefix(head) if key.startswith(head) else key): v for key, v in renamed.items()}
@@ -214,12 +253,16 @@ def _layout(shapes: Mapping[str, tuple[int, ...]]) -> tuple[int, ...]:
     return tuple(len(blocks[stage]) for stage in sorted(blocks))
 
 
-@cache
 def _signature(arch: str) -> dict[str, tuple[int, ...]]:
+    return _signature_of(ARCHITECTURES[arch])
+
+
+@cache
+def _signature_of(spec: ArchSpec) -> dict[str, tuple[int, ...]]:
     """An architecture's keys and shapes, with the class count and input channels left open (built once, on the
     meta device: no memory, no initialisation)."""
     with torch.device("meta"):
-        state = build(ARCHITECTURES[arch]).state_dict()
+        state = build(spec).state_dict()
     shapes = {key: tuple(value.shape) for key, value in state.items() if not key.endswith(BN_STEPS)}
     first = _first_conv(shapes)
     shapes[first] = (shapes[first][0], OPEN, *shapes[first][2:])
