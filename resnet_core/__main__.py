@@ -200,50 +200,69 @@ def _add_model_options(
         parser.add_argument("--arch", default=None, help=f"an architecture ({default}{tie})")
     _add_weights_option(parser)
     parser.add_argument("--checkpoint", metavar="SOURCE", default=None, help=CHECKPOINT_HELP)
-    parser.add_argument("--labels", metavar="FILE", default=None, help=LABELS_HELP)
-    _add_preprocess_options(parser)
+    _add_checkpoint_options(parser)
 
 
-def _add_preprocess_options(parser: argparse.ArgumentParser) -> None:
-    """How a --checkpoint's network was fed in training, where the architecture's default is not it."""
+KEY_HELP = "which state dict of a --checkpoint that holds several (ema, state.model)"
+FEEDING = ("crop", "resize", "mean", "std", "no_normalize")  # how a checkpoint's network was fed in training
+
+
+def _add_checkpoint_options(parser: argparse.ArgumentParser, action: type[argparse.Action] | None = None) -> None:
+    """What a --checkpoint needs beside its file: its class names, which of its state dicts, and how its network
+    was fed in training where the architecture's default is not it. With ``action`` (:class:`_OfCheckpoint`),
+    each belongs to the repeatable --checkpoint just before it."""
     what = "of the images the --checkpoint's network was trained on"
-    parser.add_argument("--crop", type=_positive, default=None, help=f"the crop {what} (px)")
-    parser.add_argument("--resize", type=_positive, default=None, help="the shorter side before the crop (px)")
-    parser.add_argument("--mean", type=float, nargs="+", default=None, help=f"the per-channel mean {what}")
-    parser.add_argument("--std", type=float, nargs="+", default=None, help=f"the per-channel std {what}")
-    parser.add_argument("--no-normalize", action="store_true", help="it was fed pixels in [0, 1] as they are")
+    before = ", of the --checkpoint before it" if action else ""
+    options: list[tuple[str, dict]] = [
+        ("--labels", {"metavar": "FILE", "help": LABELS_HELP}),
+        ("--key", {"help": KEY_HELP}),
+        ("--crop", {"type": _positive, "help": f"the crop {what} (px)"}),
+        ("--resize", {"type": _positive, "help": "the shorter side before the crop (px)"}),
+        ("--mean", {"type": float, "nargs": "+", "help": f"the per-channel mean {what}"}),
+        ("--std", {"type": float, "nargs": "+", "help": f"the per-channel std {what}"}),
+        ("--no-normalize", {"nargs": 0, "help": "it was fed pixels in [0, 1] as they are"}),
+    ]
+    for flag, settings in options:
+        settings["help"] += before
+        if action is not None:
+            parser.add_argument(flag, action=action, **settings)
+        elif flag == "--no-normalize":
+            parser.add_argument(flag, action="store_true", help=settings["help"])
+        else:
+            parser.add_argument(flag, default=None, **settings)
 
 
-def _preprocess_changes(args: argparse.Namespace) -> dict:
-    """The preprocessing flags given, as :meth:`~resnet_core.zoo.preprocess.Preprocess.changed` takes them."""
-    changes = {"crop": args.crop, "resize": args.resize, "mean": args.mean, "std": args.std}
-    given = {name: value for name, value in changes.items() if value is not None}
-    return {**given, "normalize": False} if args.no_normalize else given
+def _network(args: argparse.Namespace):
+    """The network a single-network command names: a user's checkpoint (with its options), or an architecture
+    with its weights, as the :class:`~resnet_core.evaluate.batch.Network` that builds it."""
+    from .evaluate.batch import Network
 
-
-def _model(args: argparse.Namespace):
-    """The network a single-network command runs: a user's checkpoint, or an architecture with its weights."""
-    from .zoo.checkpoints import inspect_checkpoint, load_checkpoint
-    from .zoo.create import create_model
-
-    changes = _preprocess_changes(args)
+    feeding = _feeding({name: getattr(args, name) for name in FEEDING})
     if args.checkpoint:
         if args.weights is not None:
             raise ValueError("--checkpoint brings its own weights: give --checkpoint or --weights, not both")
-        preprocess = None
-        if changes:  # the checkpoint's own default (its architecture's weights' or its hub config's), changed
-            info = inspect_checkpoint(args.checkpoint, labels=args.labels, arch=args.arch)
-            preprocess = info.preprocess.changed(**changes) if info.preprocess else None
-        return load_checkpoint(args.checkpoint, labels=args.labels, arch=args.arch, preprocess=preprocess)
-    if args.labels:
-        raise ValueError("--labels names the classes of a --checkpoint: give the checkpoint too")
-    if changes:
-        raise ValueError("--crop, --resize, --mean, --std and --no-normalize describe a --checkpoint's training images")
+        return Network(args.arch, None, args.checkpoint, args.labels, args.key, feeding)
+    if args.labels or args.key or feeding:
+        raise ValueError(
+            "--labels, --key, --crop, --resize, --mean, --std and --no-normalize describe a --checkpoint: give the "
+            "checkpoint too"
+        )
     arch = args.arch or args.default_arch
     if arch is None:
         raise ValueError("name an architecture or give --checkpoint")
-    get_arch(arch)
-    return create_model(arch, weights=weights_or_default(arch, args.weights), progress=not args.json)
+    return Network(arch, weights_or_default(get_arch(arch).name, args.weights))
+
+
+def _feeding(given: dict) -> tuple[tuple[str, object], ...]:
+    """The preprocessing flags given, as :meth:`~resnet_core.zoo.preprocess.Preprocess.changed` takes them."""
+    changes = {name: value for name, value in given.items() if value is not None and name != "no_normalize"}
+    changes = {name: tuple(value) if isinstance(value, list) else value for name, value in changes.items()}
+    return tuple({**changes, "normalize": False}.items() if given.get("no_normalize") else changes.items())
+
+
+def _model(args: argparse.Namespace):
+    """The network a single-network command runs, built."""
+    return _network(args).build(progress=not args.json)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -289,20 +308,31 @@ class _Action(argparse.Action):
 
 
 class _Checkpoint(_Action):
-    """``--checkpoint`` that may repeat: each is one network, as ``[source, labels]``."""
+    """``--checkpoint`` that may repeat: each is one network, as a dict of its source and options."""
 
     def act(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any) -> None:
-        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), [value, None]])
+        setattr(namespace, self.dest, [*(getattr(namespace, self.dest) or []), {"checkpoint": value}])
 
 
-class _LabelsOf(_Action):
-    """``--labels`` belongs to the ``--checkpoint`` just before it."""
+class _OfCheckpoint(_Action):
+    """``--labels``, ``--key``, ``--crop``, ... belong to the ``--checkpoint`` just before them, once each."""
 
     def act(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, value: Any) -> None:
         checkpoints = getattr(namespace, "checkpoint", None)
-        if not checkpoints or checkpoints[-1][1] is not None:
-            parser.error("--labels follows the --checkpoint whose classes it names")
-        checkpoints[-1][1] = value
+        if not checkpoints or self.dest in checkpoints[-1]:
+            parser.error(f"{self.option_strings[0]} follows the --checkpoint it describes, once")
+        checkpoints[-1][self.dest] = True if self.dest == "no_normalize" else value
+
+
+def _checkpoints(args: argparse.Namespace) -> list:
+    """The repeatable --checkpoint options of a command that runs several networks, as Networks."""
+    from .evaluate.batch import Network
+
+    networks = []
+    for given in args.checkpoint or []:
+        feeding = _feeding({name: given.get(name) for name in FEEDING})
+        networks.append(Network(None, None, given["checkpoint"], given.get("labels"), given.get("key"), feeding))
+    return networks
 
 
 def _arch_weights(args: argparse.Namespace) -> list[tuple[str, str]]:
@@ -318,7 +348,6 @@ def _arch_weights(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from .explain.compare import MAX_NETWORKS, MIN_NETWORKS, compare
-    from .zoo.checkpoints import load_checkpoint
     from .zoo.create import create_model
 
     archs, checkpoints = args.archs or [], args.checkpoint or []
@@ -327,7 +356,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
         given = f"got {count} from --archs and --checkpoint"
         raise ValueError(f"compare takes {MIN_NETWORKS} to {MAX_NETWORKS} networks, {given}")
     models = [create_model(arch, weights=w, progress=not args.json) for arch, w in _arch_weights(args)]
-    models += [load_checkpoint(source, labels=labels) for source, labels in checkpoints]
+    models += [network.build() for network in _checkpoints(args)]
     comparison = compare(models, args.image, topk=args.topk)
     payload = comparison.as_dict()
     if args.json:
@@ -348,8 +377,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate.batch import Network
     from .evaluate.run import evaluate_dataset
 
-    networks = [Network(arch, weights) for arch, weights in _arch_weights(args)]
-    networks += [Network(checkpoint=source, labels=labels) for source, labels in args.checkpoint or []]
+    networks = [Network(arch, weights) for arch, weights in _arch_weights(args)] + _checkpoints(args)
     protocol = as_protocol(args.protocol)
     protocol = replace(protocol, fill=args.fill or protocol.fill, patch=args.patch or protocol.patch)
     if not networks:
@@ -668,7 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", nargs="+", default=None, metavar="ARCH")
     _add_weights_option(p, "one per architecture: ", nargs="+", metavar="W")
     p.add_argument("--checkpoint", action=_Checkpoint, metavar="SOURCE", help=f"repeatable: {CHECKPOINT_HELP}")
-    p.add_argument("--labels", action=_LabelsOf, metavar="FILE", help=f"{LABELS_HELP}, of the --checkpoint before it")
+    _add_checkpoint_options(p, _OfCheckpoint)
     p.add_argument("--topk", type=_positive, default=5)
     p.add_argument("--json", action="store_true", help="a JSON array, one object per network")
     p.set_defaults(func=cmd_compare)
@@ -678,7 +706,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--archs", nargs="+", default=None, metavar="ARCH")
     _add_weights_option(p, "one per architecture: ", nargs="+", metavar="W")
     p.add_argument("--checkpoint", action=_Checkpoint, metavar="SOURCE", help=f"repeatable: {CHECKPOINT_HELP}")
-    p.add_argument("--labels", action=_LabelsOf, metavar="FILE", help=f"{LABELS_HELP}, of the --checkpoint before it")
+    _add_checkpoint_options(p, _OfCheckpoint)
     p.add_argument(
         "--metrics",
         nargs="+",

@@ -21,6 +21,7 @@ from resnet_core import (
     load_checkpoint,
     load_image,
 )
+from resnet_core.explain.analysis import analyze
 from resnet_core.zoo.recognition import normalised
 
 from .conftest import ROOT, randomize_batchnorm
@@ -343,7 +344,7 @@ def test_the_preprocessing_a_network_was_trained_with_can_be_given(capsys, tmp_p
     with pytest.raises(ValueError, match="the std needs 3 value"):
         base.changed(std=[0.5])
     code, _, err = in_process(capsys, "predict", str(photo), "--arch", "resnet18", "--weights", "none", "--crop", "64")
-    assert code == 2 and "describe a --checkpoint's training images" in err
+    assert code == 2 and "describe a --checkpoint: give the checkpoint too" in err
 
 
 def test_a_trainers_dict_under_any_key_with_ema_weights_beside_them(tmp_path):
@@ -505,6 +506,34 @@ def test_cli_compare_takes_several_checkpoints_each_with_its_labels(capsys, defe
     assert [n["arch"] for n in networks] == ["resnet18", "resnet18", "resnet34"]
     assert {row["label"] for row in networks[1]["topk"]} <= {"ok", "scratch", "dent", "crack", "stain"}
     assert {row["label"] for row in networks[2]["topk"]} == {"x", "y", "z"}
+
+
+def test_each_checkpoint_of_compare_and_evaluate_takes_its_own_key_and_feeding(capsys, tmp_path):
+    """--key, --crop, --no-normalize, ... belong to the --checkpoint before them, as --labels does; evaluate's rows
+    of a network are of one preprocessing: a resume with another is refused before any image is read."""
+    plain, averaged = torchvision_net("resnet18", 3, seed=0), torchvision_net("resnet18", 3, seed=1)
+    torch.save({"model": plain.state_dict(), "model_ema": averaged.state_dict()}, tmp_path / "run.pth")
+    first = ("--checkpoint", str(tmp_path / "run.pth"), "--key", "model_ema", "--no-normalize", "--crop", "64")
+    second = ("--checkpoint", str(checkpoint_path(20)), "--labels", str(tmp_path / "ten.txt"))
+    (tmp_path / "ten.txt").write_text("\n".join(f"c{index}" for index in range(10)))
+    code, out, err = in_process(capsys, "compare", str(CHELSEA), *first, *second, "--json")
+    assert code == 0, err
+    ema, cifar = json.loads(out)
+    fed = inspect_checkpoint(tmp_path / "run.pth").preprocess.changed(crop=64, normalize=False)
+    expected = analyze(load_checkpoint(tmp_path / "run.pth", key="model_ema", preprocess=fed), CHELSEA, topk=3)
+    assert [row["index"] for row in ema["topk"][:3]] == [index for index, _, _ in expected.topk]
+    assert abs(ema["topk"][0]["probability"] - expected.topk[0][2]) <= 1e-5
+    assert cifar["topk"][0]["label"].startswith("c")  # its own labels, not the first checkpoint's
+    twice = ("--checkpoint", "x.pth", "--crop", "8", "--crop", "9")
+    for wrong, message in ((("--key", "ema"), "--key follows the --checkpoint"), (twice, "--crop follows the")):
+        code, _, err = in_process(capsys, "compare", str(CHELSEA), *wrong)
+        assert code == 2 and message in err
+    # evaluate: the rows of a network are of one preprocessing
+    run = ("evaluate", "cifar10", "--limit", "4", "--out", str(tmp_path / "eval"), "--json")
+    code, _, err = in_process(capsys, *run, "--checkpoint", str(checkpoint_path(20)), "--crop", "32")
+    assert code == 0, err
+    code, _, err = in_process(capsys, *run, "--checkpoint", str(checkpoint_path(20)), "--no-normalize")
+    assert code == 2 and "holds a run with other settings (preprocess=" in err
 
 
 def test_cli_sanity_and_visualize_take_the_published_cifar10_file(capsys, tmp_path):

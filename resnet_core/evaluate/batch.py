@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from ..explain.analysis import topk_classes, topk_rows
 from ..explain.sanity import Protocol, as_protocol
 from ..measure.residual_stats import residual_stats
 from ..zoo.architectures import get_arch
-from ..zoo.checkpoints import load_checkpoint
+from ..zoo.checkpoints import inspect_checkpoint, load_checkpoint
 from ..zoo.create import card, create_model
 from ..zoo.models import ResNet
 from ..zoo.weights import weights_or_default
@@ -36,13 +36,29 @@ class Network:
     weights: str | None = None  # None: DEFAULT where weights are published, else untrained
     checkpoint: str | None = None  # a user's own file or hf-hub:OWNER/NAME (``arch`` then only breaks ties)
     labels: str | None = None  # the checkpoint's class names (a file)
+    key: str | None = None  # which state dict of a checkpoint that holds several ("ema", "state.model")
+    # How the checkpoint's network was fed in training, as Preprocess.changed takes it (crop, resize, mean, std,
+    # normalize), where its architecture's default is not it: pairs, so a Network stays hashable.
+    feeding: tuple[tuple[str, object], ...] = ()
 
     def build(self, device: str | torch.device | None = None, progress: bool = False) -> ResNet:
         """The network, as ``create_model`` or ``load_checkpoint`` gives it."""
         if self.checkpoint:
             if self.weights is not None:
                 raise ValueError("a checkpoint brings its own weights: give a checkpoint or weights, not both")
-            return load_checkpoint(self.checkpoint, labels=self.labels, arch=self.arch, device=device)
+            preprocess = None
+            if self.feeding:  # the checkpoint's own default (its architecture's weights' or its hub config's), changed
+                info = inspect_checkpoint(self.checkpoint, labels=self.labels, arch=self.arch, key=self.key)
+                changes: dict[str, Any] = dict(self.feeding)
+                preprocess = info.preprocess.changed(**changes) if info.preprocess else None
+            return load_checkpoint(
+                self.checkpoint, self.labels, self.arch, preprocess=preprocess, device=device, key=self.key
+            )
+        if self.labels or self.key or self.feeding:
+            raise ValueError(
+                "labels, a key and how the network was fed (crop, resize, mean, std, normalisation) describe a "
+                "checkpoint: give the checkpoint too"
+            )
         if self.arch is None:
             raise ValueError("name an architecture or give a checkpoint")
         get_arch(self.arch)

@@ -20,7 +20,18 @@ from ..zoo.models import ResNet
 from .batch import BatchEvaluator, Network
 from .loader import Collate, PreprocessedImages
 from .metrics import resolve_metrics
-from .store import ROWS, ROWS_PER_PART, SUMMARY, PartWriter, claim, file_name, row_schema, write_json, written_paths
+from .store import (
+    NETWORK_RUN,
+    ROWS,
+    ROWS_PER_PART,
+    SUMMARY,
+    PartWriter,
+    claim,
+    file_name,
+    row_schema,
+    write_json,
+    written_paths,
+)
 from .summary import Summary, summarize, write_plots
 
 __all__ = ["DEFAULT_WORKERS", "evaluate_dataset"]
@@ -94,6 +105,9 @@ def evaluate_dataset(
             "protocol": setting,
         },
     )
+    for model, name in zip(models, names, strict=True):  # a network's rows are of one preprocessing, one weights
+        fed = {"network": name, "preprocess": card(model).preprocess.as_dict()}
+        claim(out / ROWS / file_name(name), fed, NETWORK_RUN)
     summaries = {}
     for network, name in zip(networks, names, strict=True):
         # Each model is freed after its run.

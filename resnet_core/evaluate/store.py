@@ -35,6 +35,7 @@ __all__ = [
 ]
 
 ROWS, SUMMARY, PLOTS, RUN = "rows", "summary", "plots", "run.json"
+NETWORK_RUN = "_network.json"  # in a network's rows folder (pyarrow's data sets skip names that begin with "_")
 ROWS_PER_PART = 5000  # what an interruption can cost, and what a part holds in memory before it is written
 COLUMN_TYPES = {
     float: pa.float32(),
@@ -70,14 +71,16 @@ def file_name(network: str) -> str:
 
 def written_paths(folder: Path) -> set[str]:
     """The paths a network's rows already hold: what a resumed run skips."""
-    if not folder.is_dir():
+    if not any(folder.glob("part-*.parquet")):  # none yet (the folder may hold its network's settings alone)
         return set()
     return set(ds.dataset(folder, format="parquet").to_table(columns=["path"]).column("path").to_pylist())
 
 
-def claim(out: Path, settings: Mapping[str, object]) -> None:
-    """Make ``out`` this run's: record ``settings`` there, or check that a run already there had the same."""
-    path = out / RUN
+def claim(out: Path, settings: Mapping[str, object], file: str = RUN) -> None:
+    """Make ``out`` this run's: record ``settings`` there (in ``file``), or check that a run already there had the
+    same."""
+    path = out / file
+    settings = json.loads(json.dumps(dict(settings)))  # as it is read back: tuples are lists there
     if path.is_file():
         before = json.loads(path.read_text())
         differ = {key: before.get(key) for key, value in settings.items() if before.get(key) != value}
