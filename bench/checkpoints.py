@@ -4,8 +4,10 @@
 
 1. Recognition: ``inspect_checkpoint`` of a resnet152 checkpoint (keys and shapes only) against
    ``torch.load(path, map_location="cpu", weights_only=True)`` of the same file, interleaved, page cache warm,
-   medians of ``--reps``; for a torch pickle and a safetensors file, and for the first call in a process (which
-   builds the matching architectures' signatures on the meta device) apart from later ones.
+   medians of ``--reps``; for a torch pickle and a safetensors file (against the pickle's load), a whole pickled
+   module (read through stand-ins; against a full ``torch.load`` of it, ``weights_only=False``, our own file), an
+   unregistered CIFAR layout (option B ResNet-56, 100 classes), and for the first call in a process (which builds
+   the matching architectures' signatures on the meta device) apart from later ones.
 2. Memory: ``python app.py`` with ``RESNET_EXPLORER_UPLOADS_TTL`` and ``RESNET_EXPLORER_RESULTS_TTL`` at ``--ttl``
    seconds; ``--sessions`` gradio_client sessions each open a different checkpoint (ResNet-18/34/50 with other
    class counts), analyse a photo and close (as a browser tab does); the server's RSS at start-up, at its peak, and
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -39,30 +42,50 @@ def recognition(reps: int) -> None:
 
 
 def _recognition(folder: Path, reps: int) -> None:
-    state = torchvision.models.resnet152(num_classes=37).state_dict()
+    model = torchvision.models.resnet152(num_classes=37)
+    state = model.state_dict()
     torch.save(state, folder / "resnet152.pth")
     save_file(state, str(folder / "resnet152.safetensors"))
+    torch.save(model, folder / "resnet152-whole.pth")  # a whole pickled module: read through stand-ins
+    torch.save(_cifar_resnet56_b().state_dict(), folder / "cifar-resnet56-b.pth")  # an unregistered CIFAR layout
     size = (folder / "resnet152.pth").stat().st_size / 2**20
     print(f"resnet152 checkpoint: {size:.0f} MB; medians of {reps}, interleaved, page cache warm")
     first = _first_call(folder / "resnet152.pth")
     print(f"first call in a fresh process (signatures built): {1000 * first:.0f} ms")
     from resnet_core import inspect_checkpoint
 
-    print("| file | inspect_checkpoint | torch.load (weights_only) | ratio |\n|---|---:|---:|---:|")
-    for path in (folder / "resnet152.pth", folder / "resnet152.safetensors"):
+    print("| file | inspect_checkpoint | torch.load of it | ratio |\n|---|---:|---:|---:|")
+    cases = [  # the file, what torch.load reads of it (a state dict alone where it can), what it is recognised as
+        ("resnet152.pth", "resnet152.pth", True, "resnet152"),
+        ("resnet152.safetensors", "resnet152.pth", True, "resnet152"),
+        ("resnet152-whole.pth", "resnet152-whole.pth", False, "resnet152"),  # our own file: its code may run
+        ("cifar-resnet56-b.pth", "cifar-resnet56-b.pth", True, "cifar_resnet56_b"),
+    ]
+    for name, loaded, weights_only, arch in cases:
+        path, baseline = folder / name, folder / loaded
         inspect_checkpoint(path)  # signatures cached; file in the page cache
-        torch.load(folder / "resnet152.pth", map_location="cpu", weights_only=True)
+        torch.load(baseline, map_location="cpu", weights_only=weights_only)
         ours, loads = [], []
         for _ in range(reps):
             start = time.perf_counter()
             found = inspect_checkpoint(path)
             ours.append(time.perf_counter() - start)
             start = time.perf_counter()
-            torch.load(folder / "resnet152.pth", map_location="cpu", weights_only=True)
+            torch.load(baseline, map_location="cpu", weights_only=weights_only)
             loads.append(time.perf_counter() - start)
-        assert found.recognition.arch == "resnet152", found.recognition.sentence()
+        assert found.recognition.arch == arch, found.recognition.sentence()
         a, b = statistics.median(ours), statistics.median(loads)
-        print(f"| {path.suffix} | {1000 * a:.0f} ms | {1000 * b:.0f} ms | {a / b:.3f}x |")
+        print(f"| {name} | {1000 * a:.1f} ms | {1000 * b:.1f} ms | {a / b:.3f}x |")
+
+
+def _cifar_resnet56_b() -> torch.nn.Module:
+    """The layout of the most used CIFAR model hub: option B ResNet-56, 100 classes (a resnet_core build of it)."""
+    from resnet_core.zoo.architectures import build, cifar_variant
+    from resnet_core.zoo.label_spaces import LabelSpace
+
+    spec = cifar_variant("basic", (9, 9, 9), (16, 32, 64), "B")
+    classes = LabelSpace("cifar100", "CIFAR-100", tuple(map(str, range(100))), spec.label_space.preprocess)
+    return build(replace(spec, labels=classes))
 
 
 def _first_call(path: Path) -> float:

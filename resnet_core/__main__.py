@@ -111,7 +111,7 @@ def cmd_info(args: argparse.Namespace) -> int:
     if args.checkpoint:  # its costs need its shapes only: no tensor is read
         if args.arch_name:
             raise ValueError("give an architecture or --checkpoint, not both")
-        info = inspect_checkpoint(args.checkpoint, labels=args.labels)
+        info = inspect_checkpoint(args.checkpoint, labels=args.labels, key=args.key)
         spec = info.spec  # raises for a checkpoint that fits no architecture
         assert info.preprocess is not None  # every recognised checkpoint's info has one
         size, name = args.size or info.preprocess.crop_size, info.recognition.name
@@ -680,6 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("arch_name", nargs="?", metavar="ARCH", help="an architecture (or give --checkpoint)")
     p.add_argument("--checkpoint", metavar="SOURCE", default=None, help=CHECKPOINT_HELP)
     p.add_argument("--labels", metavar="FILE", default=None, help=LABELS_HELP)
+    p.add_argument("--key", default=None, help=KEY_HELP)
     p.add_argument("--size", type=int, default=None, help="input height and width (default: the weights' eval size)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_info)

@@ -97,6 +97,10 @@ def _ray(address: str):
     # The workers run the evaluation with the caller's own proxy settings ('' where none was set, which Python's
     # HTTP clients read as unset), so a network's weights still download there.
     workers = {name: os.environ.get(name, "") for name in _PROXY_VARIABLES}
+    # And the very resnet_core this process runs, wherever it was started from (a checkout that is not installed,
+    # run from another folder, is on no worker's path otherwise).
+    here = str(Path(__file__).resolve().parents[2])
+    workers["PYTHONPATH"] = os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH", "")]))
     with _environment(local_ray_environment()):
         import ray
 
