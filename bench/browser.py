@@ -44,6 +44,7 @@ def answer_to(page, selector: str, action: Callable[[], object], contains: str, 
     check: a wait that what was on screen before the click already satisfies (an example's answer, then Analyze on
     the same image) returns at once, and a read after such a wait lands on whatever the answer is then doing.
     """
+    page.wait_for_selector(selector, state="attached", timeout=timeout)  # a page still loading has none yet
     page.evaluate(
         """selector => {
             window.__answerChanged = false;

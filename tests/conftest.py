@@ -25,6 +25,11 @@ from .netguard import sitecustomize as netguard
 ROOT = Path(__file__).resolve().parents[1]
 PHOTOS = ROOT / "assets" / "photos"
 
+# Under pytest-xdist (-n N) each worker takes its share of the cores: N processes of torch's default threads would
+# oversubscribe them, and every worker would slow down many times over.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
+
 
 # ---- no test may reach beyond this machine ------------------------------------------------------------------------
 # The suite must give the same result on a laptop that reaches every hub and on a machine that reaches none, so any

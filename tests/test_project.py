@@ -23,7 +23,7 @@ def test_readme_has_the_two_setup_commands_and_ci_runs_the_test_one():
     assert len(blocks) == 2
     run_app, run_tests = (block.strip() for block in blocks)
     assert run_app.endswith("python app.py") and "requirements.txt" in run_app
-    assert run_tests.endswith("python -m pytest")
+    assert run_tests.endswith("python -m pytest -n 2")  # the whole suite on two workers (CONTRIBUTING.md)
     assert f"bash -c '{run_tests}'" in (ROOT / ".ci" / "run").read_text()
 
 
