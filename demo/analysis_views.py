@@ -173,9 +173,14 @@ def residual_chart(result: AnalysisResult) -> Figure:
 
 
 _ZERO_BRANCH = (
-    "A branch is zero where its last batch-norm scale is zero (zero-initialised residuals, torchvision's "
-    "zero_init_residual and timm's zero_init_last, start so) or where its ReLUs let nothing through."
+    "A branch is zero where its last layer is zero (zero-initialised residuals start so: torchvision's "
+    "zero_init_residual zeroes the last batch-norm scale; timm's zero_init_last and the untrained pre-activation "
+    "networks here, the last convolution) or where its ReLUs let nothing through."
 )
+
+
+def _preact(result: AnalysisResult) -> bool:
+    return result.card.arch.block.startswith("preact")
 
 
 def residual_summary(result: AnalysisResult) -> str:
@@ -194,6 +199,7 @@ def residual_summary(result: AnalysisResult) -> str:
     where = (
         f" In the {projections} block(s) that change shape the shortcut is not x itself but x brought to the new "
         "shape (the projection W_s·x, or option A's subsampled, zero-padded x)."
+        + (" Here W_s reads x after the block's own BN-ReLU (pre-activation)." if _preact(result) else "")
         if projections
         else ""
     )

@@ -55,6 +55,13 @@ PRESETS: dict[str, tuple[list[str], str]] = {
         "and evaluation size (224 to 288 px), so differences are not the architecture's alone; resnet50a has no "
         "published weights and runs untrained.",
     ),
+    "original vs pre-activation block": (
+        ["resnet50", "preact_resnet50"],
+        "The same 50 layers with BN-ReLU after each convolution and a ReLU after the sum (the paper) or before each "
+        "convolution and nothing after the sum (He et al. 2016, timm's ResNetV2 weights): there the shortcut is a "
+        "clean identity from block to block. The two were trained by different recipes and are evaluated at 224 "
+        "and 288 px, so accuracy differences are not the block's alone.",
+    ),
     "wider or grouped": (
         ["resnet50", "resnext50_32x4d", "wide_resnet50_2"],
         "Same depth: more groups (ResNeXt) or twice the width (Wide ResNet).",

@@ -102,6 +102,15 @@ def evidence_summary(split: EvidenceSplit) -> str:
         f"**{len(through)} of {len(split.blocks)} blocks** pass most of their evidence on through the shortcut "
         "(the residual ratio says how big the branch is; this says how much it matters for the answer)."
     )
+    if split.card.arch.block.startswith("preact"):
+        text += " " + CLEAN_IDENTITY
     if not split.card.pretrained:
         text += " These are random weights: this shows the initialisation, not what training makes of it."
     return text
+
+
+CLEAN_IDENTITY = (
+    "This is a pre-activation network (He et al. 2016): nothing follows a block's sum, so what its identity "
+    "shortcut carries reaches the next block unchanged, a clean path from the stem to the last stage; in the "
+    "paper's block a ReLU after the sum filters it at every block."
+)

@@ -75,7 +75,7 @@ def markdown_table(rows: list[dict]) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|---:|---|",
     ]
     for row in rows:
-        weights = (row["weights"] + (" (default)" if row["default"] else "")) if row["weights"] else "none published"
+        weights = (row["weights"] + (" (default)" if row["default"] else "")) if row["weights"] else "none registered"
         acc1 = f"{row['acc1']:.3f}" if row["acc1"] is not None else "-"
         acc5 = f"{row['acc5']:.3f}" if row["acc5"] is not None else "-"
         at_224 = f"{row['gmacs_224']:.3f}" if row["gmacs_224"] is not None else "-"

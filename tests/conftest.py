@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 
 os.environ["HF_HUB_OFFLINE"] = "1"
@@ -19,6 +20,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import save_file
 
 from .netguard import sitecustomize as netguard
 
@@ -125,6 +127,19 @@ def randomize_batchnorm(model: torch.nn.Module, seed: int = 0) -> torch.nn.Modul
 
 
 SLOW = [pytest.mark.slow]
+
+
+def hub_snapshot(cache: Path, repo: str, state: dict[str, torch.Tensor], config: dict) -> None:
+    """A Hugging Face Hub repository (``model.safetensors`` + ``config.json``) laid out in ``cache`` as
+    huggingface_hub caches a download, so ``hf-hub:`` sources open without the network."""
+    revision = "1" * 40
+    folder = cache / f"models--{repo.replace('/', '--')}"
+    (folder / "refs").mkdir(parents=True)
+    (folder / "refs" / "main").write_text(revision)
+    snapshot = folder / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    save_file(state, str(snapshot / "model.safetensors"))
+    (snapshot / "config.json").write_text(json.dumps(config))
 
 
 def _big(name: str) -> bool:

@@ -24,7 +24,7 @@ from resnet_core import (
 from resnet_core.explain.analysis import analyze
 from resnet_core.zoo.recognition import normalised
 
-from .conftest import ROOT, randomize_batchnorm
+from .conftest import ROOT, hub_snapshot, randomize_batchnorm
 from .test_cifar10_reference import checkpoint_path
 from .test_cli import in_process
 
@@ -133,20 +133,14 @@ def test_a_timm_hub_repository_from_the_local_cache(tmp_path, monkeypatch):
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
     torch.manual_seed(1)
     reference = randomize_batchnorm(timm.create_model("resnet18d", num_classes=2), 1).eval()
-    revision = "1" * 40
-    repo = tmp_path / "hf" / "models--someone--cats-or-dogs"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    snapshot = repo / "snapshots" / revision
-    snapshot.mkdir(parents=True)
-    save_file(reference.state_dict(), str(snapshot / "model.safetensors"))
     config = {
         "architecture": "resnet18d",
         "num_classes": 2,
         "label_names": ["cat", "dog"],
         "pretrained_cfg": {"input_size": [3, 160, 160], "crop_pct": 0.8, "interpolation": "bicubic"},
     }
-    (snapshot / "config.json").write_text(json.dumps(config))
+    hub_snapshot(tmp_path / "hf", "someone/cats-or-dogs", reference.state_dict(), config)
+    snapshot = next((tmp_path / "hf").glob("models--someone--cats-or-dogs/snapshots/*"))
     model = load_checkpoint("hf-hub:someone/cats-or-dogs")
     assert model.card.arch.name == "resnet18d" and model.card.categories == ("cat", "dog")
     assert (model.card.preprocess.crop_size, model.card.preprocess.resize_size) == (160, 200)

@@ -24,7 +24,7 @@ from resnet_core.settings import ENV_DOWNLOAD_RETRY, ENV_DOWNLOAD_TIMEOUT, ENV_W
 from resnet_core.zoo.architectures import build
 from resnet_core.zoo.weights import load_state_dict
 
-from .conftest import randomize_batchnorm
+from .conftest import hub_snapshot, randomize_batchnorm
 
 
 def checkpoint(arch: str = "resnet18", seed: int = 0) -> dict[str, torch.Tensor]:
@@ -158,18 +158,19 @@ def test_local_folder_and_own_files_load(tmp_path, monkeypatch):
     assert same_outputs(model, own)
 
 
-def test_hugging_face_cache_delivers_timm_weights(tmp_path, monkeypatch, torch_home):
-    """A cache laid out as huggingface_hub writes it (what a Space's preload_from_hub fills)."""
+@pytest.mark.parametrize(
+    "arch, timm_name",
+    [("resnet18d", "resnet18d.ra2_in1k"), ("preact_resnet18", "resnetv2_18.ra4_e3600_r224_in1k")],
+)
+def test_hugging_face_cache_delivers_timm_weights(arch, timm_name, tmp_path, monkeypatch, torch_home):
+    """A cache laid out as huggingface_hub writes it (what a Space's preload_from_hub fills); timm's ResNetV2 files
+    keep timm's module names and load as our pre-activation ResNet."""
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
     monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "hf"))
-    reference = randomize_batchnorm(timm.create_model("resnet18d"), 4).eval()
-    revision = "0" * 40
-    repo = tmp_path / "hf" / "models--timm--resnet18d.ra2_in1k"
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text(revision)
-    (repo / "snapshots" / revision).mkdir(parents=True)
-    save_file(reference.state_dict(), str(repo / "snapshots" / revision / "model.safetensors"))
-    model = create_model("resnet18d", weights="DEFAULT")
+    reference = randomize_batchnorm(timm.create_model(timm_name.split(".")[0]), 4).eval()
+    hub_snapshot(tmp_path / "hf", f"timm/{timm_name}", reference.state_dict(), {})
+    model = create_model(arch, weights="DEFAULT")
+    assert model.card.weights.hf_hub_id == f"timm/{timm_name}"
     assert model.card.source.startswith("Hugging Face cache")
     x = torch.randn(1, 3, 64, 64)
     with torch.no_grad():
@@ -248,7 +249,7 @@ def test_entries_match_timm_pretrained_configs():
         if entry.hf_hub_id is None:  # the CIFAR-10 nets: published on GitHub only; the lab's: shipped only
             assert (entry.url and entry.dataset == "CIFAR-10") or (entry.shipped and entry.tag == "lab"), entry.name
             continue
-        config = timm.models.get_pretrained_cfg(entry.name)
+        config = timm.models.get_pretrained_cfg(entry.hf_hub_id.removeprefix("timm/"))  # timm's own name
         assert config is not None and config.hf_hub_id == entry.hf_hub_id, entry.name
         if entry.origin.startswith("timm"):
             size = (config.test_input_size or config.input_size)[-1]

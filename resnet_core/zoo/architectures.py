@@ -4,12 +4,22 @@ from __future__ import annotations
 
 import itertools
 import warnings
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Literal, TypedDict
 
 from ..registry import registry
 from .label_spaces import LabelSpace, label_space
-from .models import BasicBlock, Bottleneck, DownsampleType, PadPosition, ResNestBottleneck, ResNet, StemType
+from .models import (
+    BasicBlock,
+    Bottleneck,
+    DownsampleType,
+    PadPosition,
+    PreActBasicBlock,
+    PreActBottleneck,
+    ResNestBottleneck,
+    ResNet,
+    StemType,
+)
 
 __all__ = [
     "ARCHITECTURES",
@@ -20,11 +30,20 @@ __all__ = [
     "cifar_variant",
     "get_arch",
     "list_models",
+    "preact_cifar_spec",
+    "reading_input",
     "twin_of",
+    "wide_resnet_spec",
 ]
 
-BlockName = Literal["basic", "bottleneck", "resnest"]
-_BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck, "resnest": ResNestBottleneck}
+BlockName = Literal["basic", "bottleneck", "resnest", "preact_basic", "preact_bottleneck"]
+_BLOCKS = {
+    "basic": BasicBlock,
+    "bottleneck": Bottleneck,
+    "resnest": ResNestBottleneck,
+    "preact_basic": PreActBasicBlock,
+    "preact_bottleneck": PreActBottleneck,
+}
 
 
 @dataclass(frozen=True)
@@ -44,12 +63,13 @@ class ArchSpec:
     width_per_group: int = 64
     widths: tuple[int, ...] = (64, 128, 256, 512)
     stem_type: StemType = ""
-    stem_width: int = 64
+    stem_width: int | None = None
     stem_bias: bool = False
     downsample: DownsampleType = "conv"
     zero_pad: PadPosition = "both"
     stride_in_1x1: bool = False
     shortcut: bool = True
+    final_norm: bool = False
     block_kwargs: tuple[tuple[str, object], ...] = ()  # pairs, so a spec stays hashable (a cache key)
     reference: Literal["torchvision", "timm"] | None = None
     labels: str | LabelSpace = "imagenet"
@@ -157,10 +177,21 @@ def _specs() -> list[ArchSpec]:
     for depth in _PAPER_DEPTHS:
         block, layers = _DEPTHS[depth]
         specs.append(ArchSpec(f"plain{depth}", "Plain", block, layers, shortcut=False))
+    for depth in (18, 34, 50):  # He et al. 2016 on ImageNet, in timm's ResNetV2 layout: no BN in the stem
+        block, layers = _DEPTHS[depth]
+        specs.append(ArchSpec(f"preact_resnet{depth}", PREACT_FAMILY, _PREACT_BLOCKS[block], layers, final_norm=True))
     for depth in (20, 32, 44, 56, 110, 1202):  # the paper's section 4.2, Table 6
         specs.append(cifar_spec(depth, name=f"cifar10_resnet{depth}", family="CIFAR-10"))
     for depth in (20, 56):  # their plain twins (Fig. 6), trained by resnet_core.degradation.cifar10 where a GPU is
         specs.append(cifar_spec(depth, plain=True, name=f"cifar10_plain{depth}", family="CIFAR-10"))
+    for depth in (18, 34, 50):  # the PreActResNets of robustness research: a 3x3 stem of 64, four stages
+        block, layers = _DEPTHS[depth]
+        specs.append(preact_cifar_spec(_PREACT_BLOCKS[block], layers, (64, 128, 256, 512)))
+    for depth in (164, 1001):  # the paper's own CIFAR networks: bottlenecks, 9n + 2 layers
+        n = (depth - 2) // 9
+        specs.append(preact_cifar_spec("preact_bottleneck", (n, n, n), (16, 32, 64)))
+    for depth, factor in ((16, 8), (28, 10), (34, 10), (40, 2)):  # the Wide ResNets RobustBench and papers ship
+        specs.append(wide_resnet_spec(depth, factor))
     for plain, depth in itertools.product((True, False), (20, 56)):  # the degradation lab's shipped nets
         kind = "plain" if plain else "resnet"
         specs.append(cifar_spec(depth, plain=plain, name=f"digits_{kind}{depth}", **_DIGITS))
@@ -210,6 +241,81 @@ def cifar_spec(
     )
 
 
+PREACT_FAMILY = "Pre-activation ResNet"
+PREACT_CIFAR_FAMILY = "Pre-activation ResNet (CIFAR)"
+WRN_FAMILY = "Wide ResNet (CIFAR)"
+_PREACT_BLOCKS: dict[BlockName, BlockName] = {"basic": "preact_basic", "bottleneck": "preact_bottleneck"}
+
+
+def preact_cifar_spec(
+    block: BlockName,
+    layers: tuple[int, ...],
+    widths: tuple[int, ...],
+    stem_width: int | None = None,
+    final_norm: bool = True,
+    shortcut_from: str = "preact",
+    variant: bool = False,
+) -> ArchSpec:
+    """A pre-activation network of the CIFAR layout (He et al. 2016): a 3x3 stem conv without BN, blocks that
+    normalise before each convolution, projection shortcuts, and (``final_norm``) BN-ReLU before the pooling.
+
+    Named as papers name them: ``cifar10_wrn28_10`` where it is a Wide ResNet (a 16-wide stem, stages 16k, 32k,
+    64k), else ``cifar10_preact_resnet18``; ``_inputproj`` where projections read the raw input, ``_nofinal``
+    without the closing BN-ReLU (both as RobustBench's ``PreActBlock`` and ``PreActResNet`` define them).
+    ``variant``: a layout read off a checkpoint rather than registered, named ``cifar_...`` (as
+    :func:`cifar_variant`'s) and with any widths (``_w...``) and stem width (``_stem...``) spelled out."""
+    if block not in _PREACT_BLOCKS.values():
+        raise ValueError(f"a pre-activation network has blocks {sorted(_PREACT_BLOCKS.values())}, not {block!r}")
+    depth = 2 + _BLOCKS[block].convs * sum(layers)
+    factor = max(1, widths[0] // 16)
+    wrn_widths = tuple(width * factor for width in (16, 32, 64))
+    wide = block == "preact_basic" and len(set(layers)) == 1 and stem_width == 16 and widths == wrn_widths
+    prefix = "cifar_" if variant else "cifar10_"
+    name = f"{prefix}wrn{depth + 2}_{factor}" if wide else f"{prefix}preact_resnet{depth}"
+    if not wide and widths != _CIFAR_WIDTHS.get(len(layers)):
+        name += "_w" + "-".join(map(str, widths))
+    if not wide and stem_width not in (None, widths[0]):
+        name += f"_stem{stem_width}"
+    name += "" if final_norm else "_nofinal"
+    name += INPUT_PROJECTION if shortcut_from == "input" else ""
+    family = CIFAR_VARIANTS if variant else WRN_FAMILY if wide else PREACT_CIFAR_FAMILY
+    return ArchSpec(
+        name,
+        family,
+        block,
+        layers,
+        widths=widths,
+        stem_type="cifar",
+        stem_width=stem_width,
+        final_norm=final_norm,
+        block_kwargs=(("shortcut_from", shortcut_from),) if shortcut_from != "preact" else (),
+        labels="cifar10",
+    )
+
+
+INPUT_PROJECTION = "_inputproj"
+
+
+def reading_input(spec: ArchSpec) -> ArchSpec:
+    """``spec`` with its projections reading the block's raw input rather than its pre-activation (RobustBench's
+    ``PreActBlock``): the same keys and shapes, another function, so never chosen from a file's keys alone."""
+    options = {**dict(spec.block_kwargs), "shortcut_from": "input"}
+    name = spec.name if spec.name.endswith(INPUT_PROJECTION) else spec.name + INPUT_PROJECTION
+    return replace(spec, name=name, family=CIFAR_VARIANTS, block_kwargs=tuple(sorted(options.items())))
+
+
+def wide_resnet_spec(depth: int, factor: int) -> ArchSpec:
+    """WRN-``depth``-``factor`` (Zagoruyko and Komodakis 2016): ``(depth - 4) / 6`` pre-activation basic blocks per
+    stage, stages 16k, 32k and 64k wide after a 16-wide stem. Their dropout between the convolutions does nothing
+    at evaluation and holds no weights, so one spec serves a net trained with or without it."""
+    if depth < 10 or (depth - 4) % 6:
+        raise ValueError(f"a Wide ResNet's depth is 6n+4 (16, 22, 28, 34, 40, ...), got {depth}")
+    if factor < 1:
+        raise ValueError(f"the widening factor is a positive integer, got {factor}")
+    n = (depth - 4) // 6
+    return preact_cifar_spec("preact_basic", (n, n, n), (16 * factor, 32 * factor, 64 * factor), stem_width=16)
+
+
 CIFAR_VARIANTS = "CIFAR (from a checkpoint)"  # the family of the CIFAR layouts read off a file, not registered
 _CIFAR_WIDTHS = {3: (16, 32, 64), 4: (64, 128, 256, 512)}  # the paper's three stages; the 4-stage repositories'
 
@@ -248,7 +354,16 @@ def describe(spec: ArchSpec) -> str:
     shortcuts = "projection shortcuts" if spec.downsample == "conv" else "zero-padding shortcuts"
     stages = f"{len(spec.layers)} stages of widths {'/'.join(map(str, spec.widths))}"
     bias = ", a bias on the stem conv" if spec.stem_bias else ""
-    return f"a CIFAR ResNet-{spec.depth} ({spec.block} blocks, {stages}) with {shortcuts}{bias}"
+    if not spec.block.startswith("preact"):
+        return f"a CIFAR ResNet-{spec.depth} ({spec.block} blocks, {stages}) with {shortcuts}{bias}"
+    reads = "raw input" if dict(spec.block_kwargs).get("shortcut_from") == "input" else "pre-activation"
+    closing = "BN-ReLU before the pooling" if spec.final_norm else "no BN-ReLU before the pooling"
+    block = spec.block.removeprefix("preact_")
+    stem = f", a {spec.stem_width}-wide stem" if spec.stem_width not in (None, spec.widths[0]) else ""
+    return (
+        f"a pre-activation CIFAR ResNet-{spec.depth} ({block} blocks, {stages}{stem}) with projection shortcuts "
+        f"reading the block's {reads} and {closing}"
+    )
 
 
 ARCHITECTURES: dict[str, ArchSpec] = registry(_specs(), lambda spec: spec.name, "architectures")

@@ -20,7 +20,16 @@ from .file_kinds import not_a_checkpoint
 from .label_spaces import LabelSpace
 from .models import ResNet
 from .preprocess import Preprocess
-from .recognition import BN_STEPS, HUB_PREFIX, CheckpointError, Recognition, display_name, normalised, recognise
+from .recognition import (
+    BN_STEPS,
+    HUB_PREFIX,
+    INPUT_NORMALISATION,
+    CheckpointError,
+    Recognition,
+    display_name,
+    normalised,
+    recognise,
+)
 from .weights import Contents, _check_fits, _SourceFailed, default_weights, hub_file, read_checkpoint_file
 
 __all__ = ["SOURCE", "CheckpointError", "CheckpointInfo", "inspect_checkpoint", "load_checkpoint", "read_labels"]
@@ -169,7 +178,7 @@ def _inspect(
     assert recognition.arch is not None and recognition.num_classes is not None and recognition.in_chans is not None
     classes = BINARY if recognition.num_classes == 1 else recognition.num_classes  # one output: a binary classifier
     names, labels_source = _labels(labels, found, recognition.spec, classes, recognition.num_classes == 1)
-    preprocess = preprocess or found.preprocess() or _default_preprocess(recognition.spec)
+    preprocess = preprocess or found.preprocess() or found.normalising(_default_preprocess(recognition.spec))
     if recognition.in_chans != len(preprocess.mean):
         preprocess = _for_channels(preprocess, recognition.in_chans)
     return CheckpointInfo(
@@ -218,6 +227,7 @@ class _Found:
     container: str = ""
     others: tuple[str, ...] = ()
     module: str = ""
+    inner: tuple[torch.Tensor, torch.Tensor] | None = None  # the mean and std the network applies to its input
 
     @property
     def name(self) -> str:
@@ -240,8 +250,28 @@ class _Found:
         if config:
             kind = "hf-hub (timm)"
         state = contents.state if data else None
+        prefix = normalised(shapes)[1]
+        keys = [prefix + name for name in INPUT_NORMALISATION]
+        inner = None
+        if all(name in shapes for name in keys):  # two small tensors, read even where only shapes are asked for
+            from_header = Path(path).suffix == ".safetensors" and not data
+            inner = (
+                _safetensors_tensors(Path(path), keys)
+                if from_header
+                else (contents.state[keys[0]], contents.state[keys[1]])
+            )
         return cls(
-            source, str(path), kind, shapes, state, metadata, config, contents.key, contents.others, contents.module
+            source,
+            str(path),
+            kind,
+            shapes,
+            state,
+            metadata,
+            config,
+            contents.key,
+            contents.others,
+            contents.module,
+            inner,
         )
 
     def recognition(self, arch: str | None) -> Recognition:
@@ -250,8 +280,16 @@ class _Found:
 
     def normalised_state(self) -> dict[str, torch.Tensor]:
         assert self.state is not None, "read(data=True) keeps the tensors"
-        state, _, _ = normalised(self.state)
+        state, *_ = normalised(self.state)
         return state
+
+    def normalising(self, preprocess: Preprocess) -> Preprocess:
+        """``preprocess`` with the mean and std the network applies to its own input, where it holds them
+        (:data:`~.recognition.INPUT_NORMALISATION`): our networks leave that to the preprocessing."""
+        if self.inner is None:
+            return preprocess
+        mean, std = (tuple(float(v) for v in tensor.flatten()) for tensor in self.inner)
+        return replace(preprocess, mean=mean, std=std)
 
     def preprocess(self) -> Preprocess | None:
         """The hub config's preprocessing (timm's ``pretrained_cfg``), where there is one."""
@@ -283,6 +321,14 @@ def _safetensors_header(path: Path) -> tuple[dict[str, tuple[int, ...]], dict[st
             return shapes, dict(handle.metadata() or {})
     except Exception as error:  # a bad header: the file is cut short or is not safetensors
         raise CheckpointError(f"{path.name} is corrupt or truncated ({type(error).__name__}: {error})") from None
+
+
+def _safetensors_tensors(path: Path, keys: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        first, second = (handle.get_tensor(key) for key in keys)
+    return first, second
 
 
 def _hub_files(repo: str) -> tuple[str, dict]:

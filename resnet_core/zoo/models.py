@@ -9,7 +9,7 @@ and, for the deep-stem / average-pool / split-attention variants, timm (``conv1.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import torch
@@ -19,6 +19,8 @@ from torch import Tensor, nn
 __all__ = [
     "BasicBlock",
     "Bottleneck",
+    "PreActBasicBlock",
+    "PreActBottleneck",
     "ResNestBottleneck",
     "ResNet",
     "ResidualAdd",
@@ -29,6 +31,7 @@ __all__ = [
 
 StemType = Literal["", "deep", "cifar"]
 DownsampleType = Literal["conv", "avg", "zeropad"]
+ShortcutFrom = Literal["preact", "input"]
 
 
 def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
@@ -94,12 +97,13 @@ class ZeroPadShortcut(nn.Module):
 class _ResidualBlock(nn.Module):
     """What every block shares: the shortcut path and the merge ``F(x) + shortcut(x)`` (or ``F(x)`` when plain).
 
-    Each kind says how many weighted layers its branch holds (``convs``, the paper's depth count) and by how much
-    it widens its planes (``expansion``).
+    Each kind says how many weighted layers its branch holds (``convs``, the paper's depth count), by how much
+    it widens its planes (``expansion``) and whether it normalises before its convolutions (``preact``).
     """
 
     convs: int
     expansion: int
+    preact = False
 
     def _init_shortcut(
         self, downsample: nn.Module | None, shortcut: bool, stride: int, in_planes: int, out_planes: int
@@ -119,6 +123,12 @@ class _ResidualBlock(nn.Module):
         if self.stride == 1 and self.in_planes == self.out_planes:
             return nn.Identity()
         return ZeroPadShortcut(self.in_planes, self.out_planes, self.stride, pad="after")
+
+    def zero_init_last(self) -> None:
+        """Zero the branch's last layer (its closing BN's scale), so the block starts as its shortcut."""
+        last = self.get_submodule(f"bn{self.convs}")
+        assert isinstance(last, nn.BatchNorm2d)
+        nn.init.zeros_(last.weight)
 
     def _merge(self, x: Tensor, residual: Tensor) -> Tensor:
         if not self.shortcut:
@@ -157,6 +167,115 @@ class BasicBlock(_ResidualBlock):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(self._merge(x, out))
+
+
+class _PreActBlock(_ResidualBlock):
+    """What the pre-activation blocks share (He et al. 2016, "Identity Mappings in Deep Residual Networks"): BN and
+    ReLU come before each convolution and nothing follows the sum, so from block to block the shortcut is a clean
+    identity. A projection reads the block's pre-activated input (``shortcut_from="preact"``, as the paper's code
+    and the Wide ResNets do) or its raw input (``"input"``, RobustBench's ``PreActBlock``): the same weights, so
+    the same keys, but not the same function."""
+
+    preact = True
+    shortcut_from: ShortcutFrom
+
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        groups: int = 1,
+        base_width: int = 64,
+        shortcut: bool = True,
+        stride_in_1x1: bool = False,
+        shortcut_from: ShortcutFrom = "preact",
+        drop_rate: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if shortcut_from not in ("preact", "input"):
+            raise ValueError(f"shortcut_from must be 'preact' or 'input', got {shortcut_from!r}")
+        self.shortcut_from = shortcut_from
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self._init_branch(inplanes, planes, stride, groups, base_width, stride_in_1x1)
+        # Wide ResNets' dropout before the last convolution: no keys, and nothing at evaluation.
+        self.drop = nn.Dropout(drop_rate) if drop_rate else nn.Identity()
+        self._init_shortcut(downsample, shortcut, stride, inplanes, planes * self.expansion)
+
+    def _init_branch(
+        self, inplanes: int, planes: int, stride: int, groups: int, base_width: int, stride_in_1x1: bool
+    ) -> None:
+        raise NotImplementedError
+
+    def zero_init_last(self) -> None:
+        """Zero the branch's last convolution: a pre-activation branch ends in one, not in a BN."""
+        last = self.get_submodule(f"conv{self.convs}")
+        assert isinstance(last, nn.Conv2d)
+        nn.init.zeros_(last.weight)
+
+    def _merge_preact(self, x: Tensor, pre: Tensor, residual: Tensor) -> Tensor:
+        reads_preact = self.downsample is not None and self.shortcut_from == "preact"
+        return self._merge(pre if reads_preact else x, residual)
+
+    def shortcut_path(self) -> nn.Module:
+        """As a post-activation block's, except that a projection reading the pre-activation keeps its BN-ReLU."""
+        path = super().shortcut_path()
+        if self.downsample is not None and self.shortcut_from == "preact":
+            return nn.Sequential(self.bn1, self.relu, path)
+        return path
+
+    def extra_repr(self) -> str:
+        return f"shortcut_from={self.shortcut_from}" if self.downsample is not None else ""
+
+
+class PreActBasicBlock(_PreActBlock):
+    """Two 3x3 convolutions, each after its BN-ReLU: PreActResNet-18/34 and the Wide ResNets' block."""
+
+    expansion = 1
+    convs = 2
+
+    def _init_branch(
+        self, inplanes: int, planes: int, stride: int, groups: int, base_width: int, stride_in_1x1: bool
+    ) -> None:
+        if groups != 1 or base_width != 64:
+            raise ValueError("PreActBasicBlock supports only groups=1 and base_width=64")
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.relu(self.bn1(x))
+        out = self.conv2(self.drop(self.relu2(self.bn2(self.conv1(pre)))))
+        return self._merge_preact(x, pre, out)
+
+
+class PreActBottleneck(_PreActBlock):
+    """1x1, 3x3, 1x1, each after its BN-ReLU: PreActResNet-50 and the paper's ResNet-164 and -1001 on CIFAR.
+    The stride sits on the 3x3 (``stride_in_1x1`` moves it to the first 1x1)."""
+
+    expansion = 4
+    convs = 3
+
+    def _init_branch(
+        self, inplanes: int, planes: int, stride: int, groups: int, base_width: int, stride_in_1x1: bool
+    ) -> None:
+        width = int(planes * (base_width / 64.0)) * groups
+        stride_1x1, stride_3x3 = (stride, 1) if stride_in_1x1 else (1, stride)
+        self.conv1 = conv1x1(inplanes, width, stride_1x1)
+        self.bn2 = nn.BatchNorm2d(width)
+        self.relu2 = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(width, width, stride_3x3, groups)
+        self.bn3 = nn.BatchNorm2d(width)
+        self.relu3 = nn.ReLU(inplace=True)
+        self.conv3 = conv1x1(width, planes * self.expansion)
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.relu(self.bn1(x))
+        out = self.conv2(self.relu2(self.bn2(self.conv1(pre))))
+        out = self.conv3(self.drop(self.relu3(self.bn3(out))))
+        return self._merge_preact(x, pre, out)
 
 
 class Bottleneck(_ResidualBlock):
@@ -276,7 +395,7 @@ class ResNestBottleneck(_ResidualBlock):
         return self.act3(self._merge(x, out))
 
 
-Block = type[BasicBlock] | type[Bottleneck] | type[ResNestBottleneck]
+Block = type[BasicBlock] | type[Bottleneck] | type[ResNestBottleneck] | type[PreActBasicBlock] | type[PreActBottleneck]
 
 
 @dataclass(frozen=True)
@@ -306,14 +425,20 @@ class ResNet(nn.Module):
         widths: stage widths before expansion (``(64, 128, 256, 512)`` on ImageNet, ``(16, 32, 64)`` on CIFAR).
         stem_type: ``""`` 7x7 conv + max-pool; ``"deep"`` three 3x3 convs + max-pool (ResNet-C/D);
             ``"cifar"`` one 3x3 conv at stride 1 and no pool (the paper's section 4.2).
-        stem_width: width of the deep stem's first two convolutions.
+        stem_width: width of the deep stem's first two convolutions (default 64), or of the CIFAR stem's one
+            (default ``widths[0]``; a Wide ResNet's stem stays 16 wide while its first stage widens).
         stem_bias: a bias on the CIFAR stem's convolution (some training repositories put one there).
         downsample: how the shortcut changes shape: ``"conv"`` strided 1x1 projection (option B),
             ``"avg"`` average pool then 1x1 (ResNet-D), ``"zeropad"`` subsample + zero channels (option A).
         zero_pad: where option A puts its zero channels (see :class:`ZeroPadShortcut`).
         stride_in_1x1: put the bottleneck's stride on its first 1x1 (the paper's original, ResNet-A).
         shortcut: ``False`` builds the paper's plain twin: the same layers without any shortcut.
-        zero_init_residual: start every residual branch's last BN at zero, so each block starts as identity.
+        zero_init_residual: start every residual branch's last layer at zero, so each block starts as the identity.
+            By default a pre-activation network does (timm's ``zero_init_last``): nothing normalises its sum, so
+            at random initialisation each block would double the stream's variance, and ResNet-1001 would
+            overflow; a post-activation one does not (torchvision's default).
+        final_norm: close a pre-activation network with BN-ReLU before the pooling (its blocks end in a bare sum):
+            the last stage's output, the one every view reads, is then that activation.
         block_kwargs: extra block options (ResNeSt's ``radix``).
     """
 
@@ -327,13 +452,14 @@ class ResNet(nn.Module):
         width_per_group: int = 64,
         widths: Sequence[int] = (64, 128, 256, 512),
         stem_type: StemType = "",
-        stem_width: int = 64,
+        stem_width: int | None = None,
         stem_bias: bool = False,
         downsample: DownsampleType = "conv",
         zero_pad: PadPosition = "both",
         stride_in_1x1: bool = False,
         shortcut: bool = True,
-        zero_init_residual: bool = False,
+        zero_init_residual: bool | None = None,
+        final_norm: bool = False,
         block_kwargs: dict | None = None,
     ) -> None:
         super().__init__()
@@ -341,6 +467,9 @@ class ResNet(nn.Module):
             raise ValueError(f"layers {list(layers)} and widths {list(widths)} must have the same length")
         if stem_bias and stem_type != "cifar":
             raise ValueError("stem_bias is an option of the CIFAR stem (stem_type='cifar')")
+        preact = self._preact = block.preact
+        if final_norm and not preact:
+            raise ValueError("final_norm closes a pre-activation network; a post-activation block ends in its own ReLU")
         self.groups = groups
         self.base_width = width_per_group
         self.shortcut = shortcut
@@ -355,26 +484,28 @@ class ResNet(nn.Module):
         self._block_kwargs = dict(block_kwargs or {})
 
         if stem_type == "deep":
-            self.inplanes = stem_width * 2
+            deep_width = stem_width or 64
+            self.inplanes = deep_width * 2
             self.conv1: nn.Module = nn.Sequential(
-                conv3x3(in_chans, stem_width, stride=2),
-                nn.BatchNorm2d(stem_width),
+                conv3x3(in_chans, deep_width, stride=2),
+                nn.BatchNorm2d(deep_width),
                 nn.ReLU(inplace=True),
-                conv3x3(stem_width, stem_width),
-                nn.BatchNorm2d(stem_width),
+                conv3x3(deep_width, deep_width),
+                nn.BatchNorm2d(deep_width),
                 nn.ReLU(inplace=True),
-                conv3x3(stem_width, self.inplanes),
+                conv3x3(deep_width, self.inplanes),
             )
         elif stem_type == "cifar":
-            self.inplanes = widths[0]
+            self.inplanes = stem_width or widths[0]
             self.conv1 = nn.Conv2d(in_chans, self.inplanes, 3, padding=1, bias=stem_bias)
         elif stem_type == "":
             self.inplanes = 64
             self.conv1 = nn.Conv2d(in_chans, self.inplanes, kernel_size=7, stride=2, padding=3, bias=False)
         else:
             raise ValueError(f"unknown stem_type {stem_type!r}; expected '', 'deep' or 'cifar'")
-        self.bn1 = nn.BatchNorm2d(self.inplanes)
-        self.relu = nn.ReLU(inplace=True)
+        # A pre-activation network's first block normalises the stem's convolution itself.
+        self.bn1: nn.Module = nn.Identity() if preact else nn.BatchNorm2d(self.inplanes)
+        self.relu: nn.Module = nn.Identity() if preact else nn.ReLU(inplace=True)
         self.maxpool = nn.Identity() if stem_type == "cifar" else nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
 
         reduction = 1 if stem_type == "cifar" else 4
@@ -386,6 +517,12 @@ class ResNet(nn.Module):
             reduction *= stride
             blocks = tuple(f"{name}.{i}" for i in range(depth))
             info.append(StageInfo(name, name, self.inplanes, reduction, blocks, (name,)))
+        # The closing BN-ReLU belongs to the head's costs, and its output is the last stage's: what Grad-CAM reads.
+        self.final_bn: nn.Module = nn.BatchNorm2d(self.inplanes) if final_norm else nn.Identity()
+        self.final_relu: nn.Module = nn.ReLU() if final_norm else nn.Identity()
+        if final_norm:
+            info[-1] = replace(info[-1], module="final_relu")
+            self.head_parts = ("final_bn", "final_relu", *self.head_parts)
         self.feature_info: tuple[StageInfo, ...] = tuple(info)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.num_features = self.inplanes
@@ -397,11 +534,10 @@ class ResNet(nn.Module):
             elif isinstance(module, nn.BatchNorm2d):
                 nn.init.constant_(module.weight, 1)
                 nn.init.constant_(module.bias, 0)
-        if zero_init_residual:
+        if preact if zero_init_residual is None else zero_init_residual:
             for module in self.modules():
-                last_bn = getattr(module, "bn3", None) or getattr(module, "bn2", None)
-                if isinstance(module, _ResidualBlock) and last_bn is not None:
-                    nn.init.constant_(last_bn.weight, 0)
+                if isinstance(module, _ResidualBlock):
+                    module.zero_init_last()
 
     def _make_layer(self, block: Block, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
         out_planes = planes * block.expansion
@@ -423,11 +559,13 @@ class ResNet(nn.Module):
     def _make_downsample(self, in_planes: int, out_planes: int, stride: int) -> nn.Module:
         if self._downsample_type == "zeropad":
             return ZeroPadShortcut(in_planes, out_planes, stride, self._zero_pad)
+        # A pre-activation projection reads a normalised input and feeds a bare sum: it has no BN of its own.
+        norm = [] if self._preact else [nn.BatchNorm2d(out_planes)]
         if self._downsample_type == "avg":
             pool = nn.AvgPool2d(2, stride, ceil_mode=True, count_include_pad=False) if stride > 1 else nn.Identity()
-            return nn.Sequential(pool, conv1x1(in_planes, out_planes), nn.BatchNorm2d(out_planes))
+            return nn.Sequential(pool, conv1x1(in_planes, out_planes), *norm)
         if self._downsample_type == "conv":
-            return nn.Sequential(conv1x1(in_planes, out_planes, stride), nn.BatchNorm2d(out_planes))
+            return nn.Sequential(conv1x1(in_planes, out_planes, stride), *norm)
         raise ValueError(f"unknown downsample {self._downsample_type!r}; expected 'conv', 'avg' or 'zeropad'")
 
     head_parts: tuple[str, ...] = ("avgpool", "fc")
@@ -465,7 +603,7 @@ class ResNet(nn.Module):
         x = self.stem(x)
         for name in self.stage_names:
             x = self.get_submodule(name)(x)
-        return x
+        return self.final_relu(self.final_bn(x))
 
     def forward_head(self, x: Tensor) -> Tensor:
         return self.fc(torch.flatten(self.avgpool(x), 1))
@@ -479,4 +617,6 @@ class ResNet(nn.Module):
         self.stage(stage)
         for name in names[names.index(stage) + 1 :]:
             x = self.get_submodule(name)(x)
+        if stage != names[-1]:  # the last stage's output already passed the closing BN-ReLU, where there is one
+            x = self.final_relu(self.final_bn(x))
         return self.forward_head(x)

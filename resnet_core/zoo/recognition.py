@@ -11,16 +11,35 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
 from typing import TypedDict
 
 import torch
 
-from .architectures import ARCHITECTURES, ArchSpec, BlockName, build, cifar_variant, describe
+from .architectures import (
+    ARCHITECTURES,
+    INPUT_PROJECTION,
+    ArchSpec,
+    BlockName,
+    build,
+    cifar_variant,
+    describe,
+    preact_cifar_spec,
+    reading_input,
+)
 
-__all__ = ["BN_STEPS", "HUB_PREFIX", "CheckpointError", "Recognition", "display_name", "normalised", "recognise"]
+__all__ = [
+    "BN_STEPS",
+    "HUB_PREFIX",
+    "INPUT_NORMALISATION",
+    "CheckpointError",
+    "Recognition",
+    "display_name",
+    "normalised",
+    "recognise",
+]
 
 HUB_PREFIX = "hf-hub:"
 # Prefixes that wrappers put before every key: DataParallel, Lightning modules, torch.compile, trainers, detectors.
@@ -33,6 +52,30 @@ HEADS = {
     "fc.0.": "Linear head in a Sequential (fc.0)",
     "linear.": "classifier named linear",
 }
+# Another author's module names for the tensors of a pre-activation network, as (pattern, ours) rewrites of the keys:
+# the RobustBench / TRADES Wide ResNet (``block1.layer.0.bn1``, ``convShortcut``, ``bn1`` closing the network) and
+# the PreActResNets' closing ``bn``. TRADES' ``sub_block1`` is built by its constructor and never run by its forward.
+WRN_LAYOUT = "RobustBench's WideResNet layout (blockN.layer.M, convShortcut)"
+_WRN_KEYS = (
+    (r"^block(\d+)\.layer\.(\d+)\.convShortcut\.", r"layer\1.\2.downsample.0."),
+    (r"^block(\d+)\.layer\.(\d+)\.", r"layer\1.\2."),
+    (r"^bn1\.", "final_bn."),
+)
+UNUSED = "sub_block1."
+# A network that normalises its own input keeps the mean and std as buffers (RobustBench's wrappers: ``mu``, ``sigma``
+# of shape (1, C, 1, 1)): no layer of ours, but the preprocessing its photos must get.
+INPUT_NORMALISATION = ("mu", "sigma")
+INNER_NORMALISATION = "the network's own input normalisation (mu, sigma) taken as its preprocessing"
+NO_BIAS = "a classifier without bias, opened with a zero bias (the same function)"
+TIMM_V2_LAYOUT = "timm's ResNetV2 layout (stages.N.blocks.M, norm, a 1x1-conv head)"
+_TIMM_V2_KEYS = (
+    (r"^stem\.conv\.", "conv1."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.downsample\.conv\.", "layer{1}.{2}.downsample.0."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.norm(\d)\.", "layer{1}.{2}.bn{3}."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.", "layer{1}.{2}."),
+    (r"^norm\.", "final_bn."),
+    (r"^head\.fc\.", "fc."),
+)
 OPEN = -1  # a dimension a fine-tuned network may change: the class count, the input channels
 BN_STEPS = "num_batches_tracked"  # BN's step counter: some trainers drop it, and no output depends on it
 
@@ -55,6 +98,8 @@ class Recognition:
     head: str = "fc"  # the classifier as found
     ties: tuple[str, ...] = ()  # other architectures with the very same keys and shapes
     renamed: tuple[tuple[str, str], ...] = ()  # (the file's key, ours) where modules were matched by position
+    layout: str = ""  # another author's module names, translated to ours
+    unused: int = 0  # keys of modules the file's network builds but never runs (TRADES' sub_block1)
     variant: ArchSpec | None = None  # a CIFAR layout read off the file (arch is its name), not a registered one
     nearest: str | None = None
     missing: tuple[str, ...] = ()
@@ -95,8 +140,22 @@ class Recognition:
         if self.renamed:
             shown = ", ".join(f"{theirs} -> {ours}" for theirs, ours in self.renamed[:2])
             notes.append(f"modules matched by position, every tensor in order: {shown}, ... ({len(self.renamed)} keys)")
+        if self.layout:
+            notes.append(self.layout)
+        if self.unused:
+            unused = UNUSED.rstrip(".")
+            notes.append(f"{self.unused} keys of {unused} left out: its network builds it and never runs it")
         if self.variant is not None and self.variant.downsample == "zeropad":
             notes.append("option A shortcuts hold no weights: a plain network of these layers has the same keys")
+        name_of_arch = self.spec.name
+        translated = self.layout.split("; ")[0] in (WRN_LAYOUT, TIMM_V2_LAYOUT)  # their code fixes what is read
+        if _has_projections(self.spec) and self.spec.block.startswith("preact") and not translated:
+            notes.append(
+                "opened with projections reading the raw input, as asked"
+                if name_of_arch.endswith(INPUT_PROJECTION)
+                else "projections reading the raw input instead of the pre-activation (RobustBench's PreActBlock) "
+                f"have the same keys: ask for {name_of_arch}{INPUT_PROJECTION} for those"
+            )
         if self.ties:
             notes.append(f"{', '.join(self.ties)} {'has' if len(self.ties) == 1 else 'have'} the same keys and shapes")
         what = f"{self.arch}, {describe(self.variant)}," if self.variant else self.arch
@@ -110,6 +169,8 @@ class _Origin(TypedDict):
     format: str
     prefix: str
     head: str
+    layout: str
+    unused: int
 
 
 class _Differences(TypedDict):
@@ -128,8 +189,13 @@ def recognise(
     where none fits, the CIFAR layout its shapes spell out (:func:`~.architectures.cifar_variant`), else the
     nearest and how the keys differ. Raises :class:`CheckpointError` when ``wanted`` (a registered name, or the
     variant's own) does not fit a checkpoint that another architecture does."""
-    shapes, prefix, head = normalised(shapes)
-    base = _Origin(source=source, format=format, prefix=prefix, head=HEADS.get(head, "fc"))
+    if wanted is not None and wanted.endswith(INPUT_PROJECTION):
+        return _reading_input(recognise(shapes, source, format, wanted.removesuffix(INPUT_PROJECTION)))
+    given = shapes
+    shapes, prefix, head, layout = normalised(given)
+    unused = sum(key.removeprefix(prefix).startswith(UNUSED) for key in given) if layout == WRN_LAYOUT else 0
+    classifier = HEADS.get(head, "fc")
+    base = _Origin(source=source, format=format, prefix=prefix, head=classifier, layout=layout, unused=unused)
     if wanted is not None and wanted not in ARCHITECTURES:
         variant = _cifar_variant(shapes)
         if variant is None or variant.name != wanted:
@@ -184,8 +250,23 @@ def _by_position(shapes: Mapping[str, tuple[int, ...]], wanted: str | None) -> t
     return None
 
 
+def _reading_input(found: Recognition) -> Recognition:
+    """``found`` with its projections reading the block's raw input (RobustBench's ``PreActBlock``): the keys cannot
+    tell, so only a caller who asks gets it."""
+    if not found.recognised or not found.spec.block.startswith("preact") or not _has_projections(found.spec):
+        raise CheckpointError(
+            f"{found.name} has no projection shortcuts of a pre-activation network: {INPUT_PROJECTION} does not apply"
+        )
+    variant = reading_input(found.spec)
+    return replace(found, arch=variant.name, variant=variant, ties=())
+
+
+def _has_projections(spec: ArchSpec) -> bool:
+    return spec.shortcut and spec.downsample != "zeropad"
+
+
 def _as_variant(base: _Origin, variant: ArchSpec, shapes: Mapping[str, tuple[int, ...]]) -> Recognition:
-    in_chans, classes = shapes[_first_conv(shapes)][1], shapes["fc.weight"][0]
+    in_chans, classes = shapes[_first_conv(_signature_of(variant))][1], shapes["fc.weight"][0]
     return Recognition(**base, arch=variant.name, num_classes=classes, in_chans=in_chans, variant=variant)
 
 
@@ -199,7 +280,12 @@ def _cifar_variant(shapes: Mapping[str, tuple[int, ...]]) -> ArchSpec | None:
     block: BlockName = "bottleneck" if "layer1.0.conv3.weight" in shapes else "basic"
     widths = tuple(shapes.get(f"layer{stage}.0.conv1.weight", (0,))[0] for stage in range(1, len(layout) + 1))
     projection = any(".downsample." in key for key in shapes)
-    variant = cifar_variant(block, layout, widths, "B" if projection else "A", "conv1.bias" in shapes)
+    if "bn1.weight" in shapes:  # a post-activation network normalises its stem
+        variant = cifar_variant(block, layout, widths, "B" if projection else "A", "conv1.bias" in shapes)
+    else:  # a pre-activation one leaves that to its first block, and may close with BN-ReLU
+        preact: BlockName = "preact_bottleneck" if block == "bottleneck" else "preact_basic"
+        final_norm = "final_bn.weight" in shapes
+        variant = preact_cifar_spec(preact, layout, widths, stem[0], final_norm, variant=True)
     return variant if not any(_differences(_signature_of(variant), shapes)) else None
 
 
@@ -208,9 +294,10 @@ def display_name(source: str) -> str:
     return source if source.startswith(HUB_PREFIX) else Path(source).name
 
 
-def normalised(state: Mapping[str, object]) -> tuple[dict, str, str]:
-    """Keys as ResNet Explorer names them: wrappers' prefixes stripped while every key has one, the classifier
-    renamed to ``fc``. Returns the renamed mapping, the prefix stripped and the classifier's original name."""
+def normalised(state: Mapping[str, object]) -> tuple[dict, str, str, str]:
+    """Keys as ResNet Explorer names them: wrappers' prefixes stripped while every key has one, another author's
+    module names translated (:data:`WRN_LAYOUT`, a closing ``bn``), the classifier renamed to ``fc``. Returns the
+    renamed mapping, the prefix stripped, the classifier's original name and the layout translated ("" for ours)."""
     prefix = ""
     while True:
         common = [p for p in PREFIXES if all(key.startswith(prefix + p) for key in state)]
@@ -218,12 +305,63 @@ def normalised(state: Mapping[str, object]) -> tuple[dict, str, str]:
             break
         prefix += common[0]
     renamed = {key.removeprefix(prefix): value for key, value in state.items()}
+    layout = ""
+    if any(re.match(r"block\d+\.layer\.\d+\.", key) for key in renamed):
+        layout = WRN_LAYOUT
+        renamed = {_rewritten(key, _WRN_KEYS): v for key, v in renamed.items() if not key.startswith(UNUSED)}
+    elif "stem.conv.weight" in renamed and any(key.startswith("stages.0.blocks.0.norm1.") for key in renamed):
+        layout = TIMM_V2_LAYOUT
+        renamed = {_rewritten(key, _TIMM_V2_KEYS): v for key, v in renamed.items()}
+        renamed["fc.weight"] = _as_linear(renamed["fc.weight"])
     if any(re.match(r"layer\d+\.\d+\.shortcut\.\d+\.", key) for key in renamed):  # the CIFAR repositories' name
         renamed = {re.sub(r"^(layer\d+\.\d+\.)shortcut\.", r"\1downsample.", key): v for key, v in renamed.items()}
+    if "bn.weight" in renamed and "bn1.weight" not in renamed:  # a PreActResNet's closing BN (bn_before_fc)
+        renamed = {re.sub(r"^bn\.", "final_bn.", key): v for key, v in renamed.items()}
     head = next((h for h in HEADS if f"{h}weight" in renamed and "fc.weight" not in renamed), "fc.")
     if head != "fc.":
         renamed = {("fc." + key.removeprefix(head) if key.startswith(head) else key): v for key, v in renamed.items()}
-    return renamed, prefix, head
+    if all(key in renamed for key in INPUT_NORMALISATION):
+        renamed = {key: v for key, v in renamed.items() if key not in INPUT_NORMALISATION}
+        layout = "; ".join(filter(None, (layout, INNER_NORMALISATION)))
+    if "fc.weight" in renamed and "fc.bias" not in renamed:
+        bias = _zero_bias(renamed["fc.weight"])
+        if bias is not None:
+            renamed["fc.bias"] = bias
+            layout = "; ".join(filter(None, (layout, NO_BIAS)))
+    return renamed, prefix, head, layout
+
+
+def _rewritten(key: str, rewrites: tuple[tuple[str, str], ...]) -> str:
+    """``key`` after the first rewrite whose pattern it matches. A ``{n}`` in the rewrite is the pattern's group
+    ``n`` counted from 1 where the other author counts stages from 0 (timm's ``stages.0`` is our ``layer1``), as
+    it is; a ``\\n`` is the group as it is."""
+    for pattern, ours in rewrites:
+        found = re.match(pattern, key)
+        if found:
+            groups = found.groups()
+            stage_from_one = [str(int(groups[0]) + 1), *groups[1:]] if "{" in ours else []
+            ours = ours.format(None, *stage_from_one) if stage_from_one else found.expand(ours)
+            return ours + key[found.end() :]
+    return key
+
+
+def _zero_bias(weight: object) -> object:
+    """The zero bias of a classifier built without one (``bias=False``): the same function as ours with a bias."""
+    if isinstance(weight, torch.Tensor) and weight.dim() == 2:
+        return weight.new_zeros(weight.shape[0])
+    if isinstance(weight, tuple) and len(weight) == 2:
+        return weight[:1]
+    return None
+
+
+def _as_linear(weight: object) -> object:
+    """A classifier written as a 1x1 convolution (timm's ``use_conv`` heads) as a linear layer's weight: the same
+    numbers. ``weight`` is a tensor or, where only shapes are read, a shape."""
+    if isinstance(weight, torch.Tensor) and weight.dim() == 4 and weight.shape[2:] == (1, 1):
+        return weight.flatten(1)
+    if isinstance(weight, tuple) and len(weight) == 4 and weight[2:] == (1, 1):
+        return weight[:2]
+    return weight
 
 
 def _candidates(shapes: Mapping[str, tuple[int, ...]], wanted: str | None) -> list[str]:

@@ -38,7 +38,7 @@ from ..settings import ENV_DOWNLOAD_RETRY, ENV_WEIGHTS_DIR, download_retry, down
 from .architectures import ARCHITECTURES, ArchSpec, get_arch
 from .file_kinds import not_a_checkpoint
 from .pickled_models import PickledModelError, read_pickled_model, state_of
-from .preprocess import Preprocess
+from .preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from .recognition import normalised
 
 __all__ = [
@@ -130,31 +130,39 @@ def _torchvision_entries() -> list[WeightEntry]:
     return entries
 
 
+_Normalisation = tuple[tuple[float, float, float], tuple[float, float, float]]  # mean, std
+_IMAGENET: _Normalisation = (IMAGENET_MEAN, IMAGENET_STD)
+_HALF: _Normalisation = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # timm's later recipes (its pretrained_cfg says which)
 # timm's published results (results-imagenet.csv): top-1, top-5 at the test size and crop it lists.
-_TIMM_RESULTS: tuple[tuple[str, float, float, int, float, str], ...] = (
-    ("resnet50c.gluon_in1k", 78.012, 93.988, 224, 0.875, "bicubic"),
-    ("resnet101c.gluon_in1k", 79.542, 94.586, 224, 0.875, "bicubic"),
-    ("resnet152c.gluon_in1k", 79.910, 94.844, 224, 0.875, "bicubic"),
-    ("resnet18d.ra2_in1k", 73.794, 91.838, 288, 0.95, "bicubic"),
-    ("resnet26d.bt_in1k", 77.408, 93.638, 288, 0.95, "bicubic"),
-    ("resnet34d.ra2_in1k", 78.436, 94.344, 288, 0.95, "bicubic"),
-    ("resnet50d.ra2_in1k", 81.356, 95.738, 288, 0.95, "bicubic"),
-    ("resnet101d.ra2_in1k", 83.016, 96.452, 320, 1.0, "bicubic"),
-    ("resnet152d.ra2_in1k", 83.684, 96.740, 320, 1.0, "bicubic"),
-    ("resnet200d.ra2_in1k", 83.964, 96.824, 320, 1.0, "bicubic"),
-    ("resnest50d.in1k", 80.964, 95.384, 224, 0.875, "bilinear"),
+_TIMM_RESULTS: tuple[tuple[str, float, float, int, float, str, _Normalisation], ...] = (
+    ("resnet50c.gluon_in1k", 78.012, 93.988, 224, 0.875, "bicubic", _IMAGENET),
+    ("resnet101c.gluon_in1k", 79.542, 94.586, 224, 0.875, "bicubic", _IMAGENET),
+    ("resnet152c.gluon_in1k", 79.910, 94.844, 224, 0.875, "bicubic", _IMAGENET),
+    ("resnet18d.ra2_in1k", 73.794, 91.838, 288, 0.95, "bicubic", _IMAGENET),
+    ("resnet26d.bt_in1k", 77.408, 93.638, 288, 0.95, "bicubic", _IMAGENET),
+    ("resnet34d.ra2_in1k", 78.436, 94.344, 288, 0.95, "bicubic", _IMAGENET),
+    ("resnet50d.ra2_in1k", 81.356, 95.738, 288, 0.95, "bicubic", _IMAGENET),
+    ("resnet101d.ra2_in1k", 83.016, 96.452, 320, 1.0, "bicubic", _IMAGENET),
+    ("resnet152d.ra2_in1k", 83.684, 96.740, 320, 1.0, "bicubic", _IMAGENET),
+    ("resnet200d.ra2_in1k", 83.964, 96.824, 320, 1.0, "bicubic", _IMAGENET),
+    ("resnest50d.in1k", 80.964, 95.384, 224, 0.875, "bilinear", _IMAGENET),
+    ("resnetv2_18.ra4_e3600_r224_in1k", 75.364, 92.692, 288, 1.0, "bicubic", _HALF),
+    ("resnetv2_34.ra4_e3600_r224_in1k", 79.070, 94.560, 288, 1.0, "bicubic", _HALF),
+    ("resnetv2_50.a1h_in1k", 81.406, 95.712, 288, 1.0, "bicubic", _HALF),
 )
+# timm's names for our architectures where they differ: its ResNetV2 is He et al. (2016)'s pre-activation ResNet.
+_TIMM_NAMES = {f"resnetv2_{depth}": f"preact_resnet{depth}" for depth in (18, 34, 50)}
 
 
 def _timm_entries() -> list[WeightEntry]:
     entries = []
-    for name, acc1, acc5, size, crop_pct, interpolation in _TIMM_RESULTS:
-        arch, tag = name.split(".")
+    for name, acc1, acc5, size, crop_pct, interpolation, (mean, std) in _TIMM_RESULTS:
+        timm_arch, tag = name.split(".")
         entries.append(
             WeightEntry(
-                arch=arch,
+                arch=_TIMM_NAMES.get(timm_arch, timm_arch),
                 tag=tag,
-                preprocess=Preprocess.from_crop_pct(size, crop_pct, interpolation),
+                preprocess=Preprocess.from_crop_pct(size, crop_pct, interpolation, mean, std),
                 acc1=acc1,
                 acc5=acc5,
                 hf_hub_id=f"timm/{name}",
@@ -683,7 +691,7 @@ def _where_to_put(entry: WeightEntry) -> str:
 def _check_fits(model: nn.Module, state: dict[str, torch.Tensor], name: str) -> None:
     """Load strictly, under our key names (a wrapper's ``module.`` prefix and a ``linear`` classifier, as in the
     published CIFAR-10 files, are renamed first)."""
-    state, _, _ = normalised(state)
+    state, *_ = normalised(state)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as error:
