@@ -84,7 +84,7 @@ class Panel:
     examples: gr.Row
     checkpoint: gr.File
     checkpoint_labels: gr.File
-    feeding: tuple  # crop, resize, mean, std, normalised: how the visitor's network was fed
+    feeding: tuple  # crop, resize, mean, std, normalised (how the visitor's network was fed), architecture asked for
     open_checkpoint: gr.Button
     opened: gr.State  # the session's own checkpoints (their tokens), dropped with the session
 
@@ -151,6 +151,11 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                 with gr.Row():
                     mean = gr.Textbox(label="Mean (one per channel)", placeholder="0.4914, 0.4822, 0.4465")
                     std = gr.Textbox(label="Std (one per channel)", placeholder="0.2470, 0.2435, 0.2616")
+                architecture = gr.Textbox(
+                    label="Architecture (optional: only where its keys fit several)",
+                    placeholder="e.g. resnet50a, or NAME_inputproj where the card names it",
+                    elem_id="checkpoint-arch",
+                )
                 open_button = gr.Button("Open my model", elem_id="open-checkpoint")
             with gr.Accordion("Options", open=False):
                 topk = gr.Slider(1, 10, value=5, step=1, label="Top-k")
@@ -170,7 +175,8 @@ def build(demo: gr.Blocks) -> tuple[Shared, Panel]:
                 gr.Examples([[str(PHOTOS / name)] for name in EXAMPLES], inputs=[image], label="Example photos")
     opened = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=forget_uploads)
     shared = Shared(demo, image, family, arch, weights, session)
-    uploads_box = (checkpoint, checkpoint_labels, (crop, resize, mean, std, normalize), open_button, opened)
+    feeding = (crop, resize, mean, std, normalize, architecture)
+    uploads_box = (checkpoint, checkpoint_labels, feeding, open_button, opened)
     return shared, Panel(facts, topk, run, status, stale, label, export, report, examples, *uploads_box)
 
 
@@ -307,6 +313,7 @@ def open_checkpoint(
     mean: str = "",
     std: str = "",
     normalized: bool = True,
+    architecture: str = "",
     request: gr.Request = None,
 ):
     """Open a checkpoint of your own: recognise its architecture, load it, and pick it for Analyze.
@@ -324,6 +331,7 @@ def open_checkpoint(
         mean: optional, the per-channel mean it was normalised with, e.g. "0.4914, 0.4822, 0.4465".
         std: optional, the per-channel std.
         normalized: False where it was fed pixels in [0, 1] as they are.
+        architecture: optional, which architecture where its keys and shapes fit several (its card names them).
     """
     if not checkpoint:
         raise user_error("Upload a checkpoint file first (.safetensors, .pth, .pt, .bin, .ckpt or .th).")
@@ -335,7 +343,7 @@ def open_checkpoint(
         if not normalized:
             feeding["normalize"] = False
         session = request.session_hash if request else ""
-        upload = uploads.open_upload(checkpoint, labels, session, feeding)
+        upload = uploads.open_upload(checkpoint, labels, session, feeding, (architecture or "").strip() or None)
         models().get(upload.arch, upload.token)  # loaded now, so NaNs or a cut-off body are said here, not later
     except (ValueError, LookupError) as error:
         if upload is not None:

@@ -73,10 +73,15 @@ def get(token: str) -> Upload:
 
 
 def open_upload(
-    checkpoint: str | Path, labels: str | Path | None = None, session: str = "", preprocess: dict | None = None
+    checkpoint: str | Path,
+    labels: str | Path | None = None,
+    session: str = "",
+    preprocess: dict | None = None,
+    arch: str | None = None,
 ) -> Upload:
     """Recognise ``checkpoint`` (shapes only, no tensor read), keep a private copy, and register a new token.
-    ``preprocess``: what the visitor said of how their network was fed (``Preprocess.changed``'s arguments).
+    ``preprocess``: what the visitor said of how their network was fed (``Preprocess.changed``'s arguments);
+    ``arch``: the architecture they asked for, where the keys fit several.
 
     Raises ``ValueError`` (``CheckpointError`` included) with one sentence for a file that is not a checkpoint of a
     ResNet we know, or labels that do not fit it.
@@ -95,7 +100,7 @@ def open_upload(
         if labels:  # in a folder of its own, under its own name (the name a user sees in the status line)
             (folder / "labels").mkdir()
         kept_labels = _copy(Path(labels), folder / "labels" / Path(labels).name) if labels else None
-        info = inspect_checkpoint(path, labels=kept_labels)
+        info = inspect_checkpoint(path, labels=kept_labels, arch=arch)
         if not info.recognition.recognised:
             raise CheckpointError(info.recognition.sentence())
         if preprocess and info.preprocess is not None:  # the recognised default, changed: no second read of the file

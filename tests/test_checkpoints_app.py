@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import zipfile
 
@@ -21,6 +22,7 @@ from resnet_core.explain.analysis import analyze, topk_rows
 
 from .conftest import ROOT, randomize_batchnorm
 from .test_checkpoints import bad_inputs
+from .test_preact import PreActResNet, seeded
 
 LEAVES = ["healthy", "rust", "scab", "blight", "mildew"]
 SCREENSHOTS = ROOT / "screenshots"
@@ -108,6 +110,29 @@ def test_your_model_takes_how_the_network_was_fed(cache, tmp_path):
         panel.open_checkpoint(str(tmp_path / "raw.pth"), None, [], None, None, "half", "", True)
     with pytest.raises(gr.Error, match="the std needs 3 value"):
         panel.open_checkpoint(str(tmp_path / "raw.pth"), None, [], None, None, "", "0.5", True)
+
+
+def test_the_architecture_a_visitor_asks_for_is_the_one_that_runs(cache, tmp_path, photos):
+    """Keys that fit two functions (a PreActResNet whose projections read the raw input, as RobustBench's
+    PreActBlock): the card names the other; asked for it in the Architecture box, the app runs that one, with the
+    reference's answer on the photo; a name the keys do not fit is one sentence."""
+    theirs = seeded(lambda: PreActResNet((1, 1, 1, 1), closing_bn=False, reads_preact=False))
+    torch.save(theirs.state_dict(), tmp_path / "wong.pt")
+    *_, unasked, status, _ = panel.open_checkpoint(str(tmp_path / "wong.pt"), None, [], None)
+    assert "ask for cifar_preact_resnet10_nofinal_inputproj for those" in status
+    wanted = "cifar_preact_resnet10_nofinal_inputproj"
+    family, arch, token, status, opened = panel.open_checkpoint(
+        str(tmp_path / "wong.pt"), None, [unasked], None, None, "", "", True, f" {wanted} "
+    )
+    assert (family, arch, opened) == (catalog.CIFAR_FAMILY, wanted, [unasked, token])
+    assert "opened with projections reading the raw input, as asked" in status
+    label, *_ = panel.analyze_image(str(photos / "chelsea.png"), arch, token)
+    expected = analyze(load_checkpoint(tmp_path / "wong.pt", arch=wanted), photos / "chelsea.png", topk=5)
+    assert label == pytest.approx({f"{name} ({index})": p for index, name, p in expected.topk})
+    fits = "does not fit resnet50 (its keys and shapes are those of cifar_preact_resnet10_nofinal)"
+    with pytest.raises(gr.Error, match=re.escape(fits)):
+        panel.open_checkpoint(str(tmp_path / "wong.pt"), None, [], None, None, "", "", True, "resnet50")
+    app_state.forget_uploads([unasked, token])
 
 
 def test_bad_checkpoints_and_labels_are_one_sentence_in_the_app(cache, tmp_path):

@@ -203,9 +203,10 @@ def recognise(
         return _as_variant(base, variant, shapes)
     differences = {arch: _differences(_signature(arch), shapes) for arch in _candidates(shapes, wanted)}
     fits = [arch for arch, diff in differences.items() if not any(diff)]
-    variant = _cifar_variant(shapes) if not fits and wanted is None else None  # registered names come first
-    if variant is not None:
+    variant = _cifar_variant(shapes) if not fits else None  # registered names come first
+    if variant is not None and wanted is None:
         return _as_variant(base, variant, shapes)
+    fits = fits or ([variant.name] if variant is not None else [])  # for the sentence of a wanted that does not fit
     if not fits and format == "torch pickle":  # a pickle keeps its tensors in the order the modules wrote them
         matched = _by_position(shapes, wanted)
         if matched is not None:
