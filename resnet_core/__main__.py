@@ -531,6 +531,71 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_concepts(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    import numpy as np
+
+    from .data.sources import open_source
+    from .explain.concepts import RANDOM_ORDERS, concept_deletion, concepts_of_photo, deletion_check, learn_concepts
+
+    model = _model(args)
+    source = open_source(args.data, download=args.download)
+    source = source.head(args.limit) if args.limit else source
+    dictionary = learn_concepts(model, args.layer, source, k=args.k, seed=args.seed, use_cache=not args.no_cache)
+    payload: dict[str, Any] = {"dictionary": dictionary.as_dict()}
+    if args.check:
+        payload["deletion_check"] = deletion_check(model, dictionary, source.head(args.check), seed=args.seed)
+    if args.image:
+        photo = concepts_of_photo(model, dictionary, args.image, class_index=args.class_)
+        deletion = concept_deletion(model, dictionary, args.image, class_index=photo.class_index, seed=args.seed)
+        payload["photo"] = {
+            "class_index": photo.class_index,
+            "class_name": photo.class_name,
+            "explained": photo.explained,
+            "ranking": photo.ranking,
+            "contributions": photo.contributions.tolist(),
+            "deletion": {
+                "ranked": deletion.ranked.tolist(),
+                "random_mean": deletion.random.mean(0).tolist(),
+                "beats_random": deletion.beats_random,
+            },
+        }
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    cached = " (cached)" if dictionary.from_cache else f" in {dictionary.seconds:.1f} s"
+    converged = "" if dictionary.converged else ", stopped at the iteration limit"
+    print(
+        f"{dictionary.k} concepts of {dictionary.arch}'s {dictionary.layer} over {dictionary.images} images of "
+        f"{dictionary.data}{cached}: they explain {100 * dictionary.explained:.1f}% of its activations "
+        f"({dictionary.iterations} NMF iterations{converged})"
+    )
+    names = model.card.categories
+    for index in np.flatnonzero(dictionary.class_counts)[:20]:
+        top = ", ".join(f"#{j} {dictionary.importance[index, j]:+.3f}" for j in dictionary.top_concepts(int(index)))
+        print(f"  {names[index]:<24} ({dictionary.class_counts[index]} images): {top}")
+    if args.image:
+        photo_payload = payload["photo"]
+        print(
+            f"{Path(args.image).name}: '{photo_payload['class_name']}', the dictionary explains "
+            f"{100 * photo_payload['explained']:.1f}% of its activations; concepts by contribution to the logit:"
+        )
+        for j in photo_payload["ranking"][:5]:
+            exemplars = " ".join(map(str, dictionary.exemplars[j][:4]))
+            print(f"  #{j:<3} {photo_payload['contributions'][j]:+8.3f}   exemplars: images {exemplars}")
+        verdict = "beats" if photo_payload["deletion"]["beats_random"] else "does not beat"
+        print(f"removing them in this order {verdict} {RANDOM_ORDERS} random orders (mean logit along the curve)")
+    if args.check:
+        check = payload["deletion_check"]
+        low, high = check["ci95"]
+        print(
+            f"over the first {check['images']} images the ranking beats random on {100 * check['beats_random']:.1f}% "
+            f"(95% interval {100 * low:.1f}-{100 * high:.1f}%)"
+        )
+    return 0
+
+
 def cmd_paths(args: argparse.Namespace) -> int:
     from .explain.paths import EFFECTIVE_SHARE, deletion_curve, labelled_test_images, path_gradients, reordering_curve
 
@@ -781,6 +846,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_paths)
+
+    p = sub.add_parser("concepts", help="a stage's concepts over a data set (NMF), and a photo's, ranked for a class")
+    _add_model_options(p, default_arch="cifar10_resnet56")
+    p.add_argument("--layer", required=True, help="a stage: layer1, layer2, ...")
+    p.add_argument("--data", default="cifar10", help=f"{SOURCES} (default: the 500 shipped CIFAR-10 test images)")
+    p.add_argument("--k", type=_positive, default=16, help="how many concepts (default 16)")
+    p.add_argument("--limit", type=_positive, default=None, help="only the first N images")
+    p.add_argument("--image", default=None, help="a photo to project onto the concepts and rank them for")
+    p.add_argument("--class", dest="class_", default=None, help="with --image: an index or a name (default: top-1)")
+    p.add_argument(
+        "--check", type=_positive, default=None, metavar="N", help="the concept-deletion check on the first N images"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--download", action="store_true", help="cifar10:full: let torchvision fetch it (about 170 MB)")
+    p.add_argument("--no-cache", action="store_true", help="factorise even if this dictionary is cached")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_concepts)
 
     p = sub.add_parser("visualize", help="the image a channel responds to most (feature visualization), as a PNG")
     _add_model_options(p, default_arch=None)
