@@ -9,6 +9,7 @@ from . import (
     analysis_panel,
     cifar10_tab,
     compare_tab,
+    concepts_tab,
     cost_tab,
     dataset_tab,
     degradation_tab,
@@ -39,6 +40,7 @@ TABS: list[Tab] = [
     dataset_tab,
     live_tab,
     paths_tab,  # the row shows eleven tabs at 1400 px; the rest are under its "..." menu
+    concepts_tab,
     about_tab,
 ]
 # A first visit's short path through the tabs, one sentence each on what to look for (steps of tabs left out are

@@ -18,12 +18,13 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from .measure.complexity import CostTable
 from .measure.lesion import LesionStudy
 
 if TYPE_CHECKING:
+    from .explain.concepts import ConceptDictionary
     from .explain.evidence import EvidenceSplit
     from .explain.paths import Curve, PathGradients
     from .explain.sanity import SanityReport
@@ -36,6 +37,8 @@ __all__ = [
     "channel_order",
     "colorize",
     "colormap_lut",
+    "concept_overlay",
+    "concept_strip",
     "cost_figure",
     "enlarge",
     "enlargement",
@@ -44,6 +47,7 @@ __all__ = [
     "feature_grid",
     "field_overlay",
     "grid_index",
+    "importance_figure",
     "lesion_figure",
     "paths_figure",
     "perturbation_figure",
@@ -159,6 +163,54 @@ def cam_overlay(crop: Image.Image, cam: np.ndarray, opacity: float = 0.5, cmap: 
         raise ValueError(f"CAM {cam.shape} and crop {photo.shape[:2]} differ in size")
     heat = colorize(cam, cmap).astype(np.float32)
     return np.round(photo * (1.0 - opacity) + heat * opacity).astype(np.uint8)
+
+
+def concept_overlay(crop: Image.Image, coefficients: np.ndarray, top: float, opacity: float = 0.5) -> np.ndarray:
+    """A concept's coefficient map (its stage's resolution) over the crop, upsampled bilinearly and scaled by
+    ``top`` (the same for every picture compared, so a brighter overlay is a stronger concept)."""
+    size = crop.size[::-1]
+    upsampled = torch.nn.functional.interpolate(
+        torch.as_tensor(coefficients, dtype=torch.float32)[None, None], size=size, mode="bilinear", align_corners=False
+    )[0, 0].numpy()
+    return cam_overlay(crop, np.clip(upsampled / max(top, 1e-12), 0.0, 1.0), opacity)
+
+
+def concept_strip(
+    rows: Sequence[tuple[str, np.ndarray, Sequence[np.ndarray]]], cell: int = 96, pad: int = 4
+) -> np.ndarray:
+    """One row per concept: its label, then pictures (the photo's overlay, then its exemplars' overlays), each
+    enlarged to ``cell`` pixels by whole pixels. Returns an RGB array."""
+    label_width, columns = 120, max(1 + len(exemplars) for _, _, exemplars in rows)
+    width = label_width + columns * (cell + pad)
+    canvas = Image.new("RGB", (width, len(rows) * (cell + pad) + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=cell // 5)
+    for row, (label, photo, exemplars) in enumerate(rows):
+        top = pad + row * (cell + pad)
+        draw.text((4, top + cell // 2), label, fill="black", font=font, anchor="lm")
+        for column, picture in enumerate([photo, *exemplars]):
+            if picture is None:
+                continue
+            factor = max(1, cell // max(picture.shape[:2]))
+            tile = Image.fromarray(enlarge(picture, factor)).resize((cell, cell), Image.Resampling.NEAREST)
+            canvas.paste(tile, (label_width + column * (cell + pad), top))
+    return np.asarray(canvas)
+
+
+def importance_figure(dictionary: ConceptDictionary, categories: Sequence[str], title: str = "") -> Figure:
+    """Each concept's mean contribution to each class's logit over the data set: classes down, concepts across."""
+    shown = np.flatnonzero(dictionary.class_counts)
+    values = dictionary.importance[shown]
+    figure = Figure(figsize=(1.2 + 0.45 * dictionary.k, 1.0 + 0.32 * len(shown)), layout="constrained")
+    axes = figure.subplots()
+    limit = float(np.abs(values).max()) or 1.0
+    image = axes.imshow(values, cmap="RdBu_r", vmin=-limit, vmax=limit, aspect="auto")
+    axes.set_xticks(range(dictionary.k), [f"#{j}" for j in range(dictionary.k)], fontsize=8)
+    axes.set_yticks(range(len(shown)), [categories[int(i)] for i in shown], fontsize=8)
+    axes.set_xlabel("concept")
+    figure.colorbar(image, ax=axes, label="mean contribution to the class logit")
+    axes.set_title(title or f"{dictionary.arch} {dictionary.layer}: concepts by class", fontsize=9)
+    return figure
 
 
 def field_overlay(crop: Image.Image, gradient: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

@@ -1,0 +1,174 @@
+"""The Concepts tab: a stage of the picked network as a few concepts learned from the test images (NMF of its
+activations, CRAFT), the photo's concepts ranked by what they add to its class, and each concept's exemplars and
+importance per class (``resnet_core.explain.concepts``)."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+from PIL import Image
+
+from resnet_core.data.sources import open_source
+from resnet_core.explain.concepts import (
+    RANDOM_ORDERS,
+    ConceptDictionary,
+    PhotoConcepts,
+    concept_deletion,
+    concepts_of_photo,
+    learn_concepts,
+)
+from resnet_core.render import concept_overlay, concept_strip, importance_figure
+from resnet_core.zoo.models import ResNet
+
+from .app_state import marked_name, models, settled_weights, user_error
+from .gpu import on_gpu
+from .image_outputs import png_figures
+from .shared import SESSION_BOUND, Shared, chart, picture
+
+TITLE = "Concepts"
+DATA = "cifar10"  # the 500 CIFAR-10 test images shipped with the app: what a CIFAR-10 network's concepts are learned on
+SHOWN = 4  # the photo's concepts drawn, largest contribution first
+EXEMPLARS_SHOWN = 5  # exemplars beside each of them
+
+
+def build(shared: Shared, tab: gr.Tab) -> None:
+    gr.Markdown(
+        "**What a stage has learned, as concepts** (CRAFT, Fel et al. 2023). A channel rarely means one thing; "
+        "a few directions of the stage's activation space, learned by non-negative matrix factorisation over "
+        "every position of the 500 CIFAR-10 test images, often do. Each concept is shown where it is on the "
+        "photo and on the test images where it is strongest, and weighed by how much it adds to the class logit "
+        "(gradient x coefficient). Removing the photo's concepts in that order must lower the logit faster than "
+        "random orders: the tab says whether it does. For the CIFAR-10 networks (yours too); seconds to learn, "
+        "cached."
+    )
+    with gr.Row():
+        layer = gr.Dropdown(["layer1", "layer2", "layer3"], value="layer2", label="Stage", elem_id="concepts-layer")
+        k = gr.Slider(2, 32, value=8, step=1, label="Concepts (k)", elem_id="concepts-k")
+        concept = gr.Number(0, label="Concept shown in full (#)", precision=0, minimum=0, elem_id="concepts-pick")
+    run = gr.Button("Learn the stage's concepts and explain the photo", elem_id="concepts-run")
+    summary = gr.Markdown(elem_id="concepts-summary")
+    with gr.Row():
+        strip = picture(
+            "The photo's concepts, largest contribution first: on the photo, then the test images where each is "
+            "strongest",
+            elem_id="concepts-strip",
+        )
+        chosen = picture("The concept shown in full: every exemplar", elem_id="concepts-exemplars")
+    importance = chart("Each concept's mean contribution to each class over the test images", elem_id="concepts-chart")
+    run.click(
+        png_figures(on_gpu(concepts_views, "checks")),
+        [shared.image, shared.arch, shared.weights, layer, k, concept],
+        [summary, strip, chosen, importance],
+        api_name="concepts",
+        concurrency_id="lab",  # seconds of the CPU, minutes at k = 32 on layer1: one at a time, beside the lab's
+        concurrency_limit=1,
+        **SESSION_BOUND,
+    )
+
+
+def concepts_views(
+    image: str | None,
+    arch: str,
+    weights: str,
+    layer: str = "layer2",
+    k: float = 8,
+    concept: float = 0,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
+):
+    """``k`` concepts of ``layer`` of a CIFAR-10 network over the 500 shipped test images; with a photo, its
+    concepts ranked by their contribution to its top-1 class and the concept-deletion check.
+
+    Args:
+        image: a photo (optional).
+        arch: a CIFAR-10 network, e.g. "cifar10_resnet56", or one opened under Your model.
+        weights: "DEFAULT", a weight name, "random init", or a token /open_checkpoint gave.
+        layer: the stage, e.g. "layer2".
+        k: how many concepts (2 to 32).
+        concept: the concept whose every exemplar is shown.
+    """
+    weights, _ = settled_weights(arch, weights)
+    with models().using(arch, weights) as loaded:
+        model = loaded.model
+        if model.card.arch.label_space.key != DATA or model.in_chans != 3:
+            raise user_error(
+                f"Concepts are learned over images of the network's kind, and the app ships CIFAR-10's: pick a "
+                f"CIFAR-10 network, or run `python -m resnet_core concepts --arch {arch} --layer {layer} --data "
+                "FOLDER` on a folder of images like those it was trained on."
+            )
+        if layer not in model.stage_names:
+            raise user_error(f"{arch} has the stages {', '.join(model.stage_names)}; {layer} is not one of them.")
+        k = int(k)
+        if not 2 <= k <= model.stage(layer).channels:
+            raise user_error(f"k is 2 to {model.stage(layer).channels} at {layer} (its channels); got {k}.")
+        source = open_source(DATA)
+        dictionary = learn_concepts(
+            model, layer, source, k=k, progress=lambda share, text: progress(share, desc=f"{layer}: {text}")
+        )
+        shown = min(max(int(concept), 0), k - 1)
+        crops = {index: model.card.preprocess.crop(source.image(int(index))) for index in dictionary.exemplars.flat}
+        if image:
+            photo = concepts_of_photo(model, dictionary, image)
+            deletion = concept_deletion(model, dictionary, image, class_index=photo.class_index)
+            text = photo_summary(model, dictionary, photo, deletion.beats_random)
+            rows = [_row(dictionary, crops, j, photo) for j in photo.ranking[:SHOWN]]
+        else:
+            text = dictionary_summary(model, dictionary) + " Add a photo to see its own concepts."
+            rows = [_row(dictionary, crops, j, None) for j in _overall(dictionary)[:SHOWN]]
+        full = concept_strip([_row(dictionary, crops, shown, None, len(dictionary.exemplars[shown]))])
+        title = f"{marked_name(model)} {layer}: {k} concepts by class ({dictionary.images} test images)"
+        return text, concept_strip(rows), full, importance_figure(dictionary, model.card.categories, title)
+
+
+def _overall(dictionary: ConceptDictionary) -> list[int]:
+    """The concepts by their largest mean contribution to any class."""
+    return [int(j) for j in np.argsort(-dictionary.importance.max(0))]
+
+
+def _row(
+    dictionary: ConceptDictionary,
+    crops: dict[int, Image.Image],
+    j: int,
+    photo: PhotoConcepts | None,
+    count: int = EXEMPLARS_SHOWN,
+) -> tuple[str, np.ndarray | None, list[np.ndarray]]:
+    """Concept ``j``: its label, its overlay on the photo (None without one), and its strongest exemplars, all on
+    one scale so a brighter overlay is a stronger concept."""
+    maps = dictionary.exemplar_maps[j][:count]
+    top = float(max(maps.max(), photo.coefficients[j].max() if photo else 0.0))
+    label = f"#{j}" + (f"  {photo.contributions[j]:+.2f}" if photo else "")
+    on_photo = concept_overlay(photo.crop, photo.coefficients[j], top) if photo else None
+    exemplars = [
+        concept_overlay(crops[int(index)], coefficients, top)
+        for index, coefficients in zip(dictionary.exemplars[j][:count], maps, strict=True)
+    ]
+    return label, on_photo, exemplars
+
+
+def dictionary_summary(model: ResNet, dictionary: ConceptDictionary) -> str:
+    """What was learned, in a sentence: how much the concepts explain and how the fit went."""
+    fit = "" if dictionary.converged else " (stopped at its iteration limit)"
+    cached = "cached" if dictionary.from_cache else f"learned in {dictionary.seconds:.1f} s"
+    return (
+        f"**{dictionary.k} concepts of {marked_name(model)}'s {dictionary.layer}**, {cached} over "
+        f"{dictionary.images} test images, explain **{100 * dictionary.explained:.1f}%** of its activations "
+        f"({dictionary.iterations} NMF iterations{fit})."
+    )
+
+
+def photo_summary(model: ResNet, dictionary: ConceptDictionary, photo: PhotoConcepts, beats_random: bool) -> str:
+    """The photo's answer in concepts: the top ones and their share of the contributions, and the deletion check."""
+    ranking = photo.ranking
+    positive = photo.contributions[photo.contributions > 0].sum()
+    top = ", ".join(f"**#{j}** ({photo.contributions[j]:+.2f})" for j in ranking[:3])
+    share = f"{100 * photo.contributions[ranking[0]] / positive:.0f}%" if positive > 0 else "none"
+    verdict = (
+        "lowers the logit faster than" if beats_random else "does **not** lower the logit faster than"
+    ) + f" {RANDOM_ORDERS} random orders"
+    last = dictionary.layer == model.stage_names[-1]
+    caveat = " (at the last stage a linear head follows, so this holds by construction)" if last else ""
+    return (
+        f"{dictionary_summary(model, dictionary)} "
+        f"On this photo they explain {100 * photo.explained:.1f}% of the activations. The network says "
+        f'**"{photo.class_name}"** mostly through {top}; the first carries {share} of the positive contributions. '
+        f"Removing them in this order {verdict}{caveat}."
+    )

@@ -1,0 +1,57 @@
+"""The Concepts tab against the library: the same dictionary, the same ranking, the chart's cells its importance."""
+
+from __future__ import annotations
+
+import gradio as gr
+import numpy as np
+import pytest
+
+from demo import app_state, concepts_tab
+from demo.model_cache import ModelCache
+from resnet_core.data.sources import open_source
+from resnet_core.explain.concepts import concept_deletion, concepts_of_photo, learn_concepts
+
+
+@pytest.fixture(scope="module")
+def cache():
+    models = ModelCache(capacity=2, device="cpu")
+    app_state.configure(models)
+    return models
+
+
+def quietly(*args, **kwargs) -> None:
+    """A progress callback that shows nothing (the handler's gr.Progress outside an event)."""
+
+
+def test_the_tab_shows_the_librarys_concepts_of_the_photo(cache, photos):
+    photo = str(photos / "chelsea.png")
+    text, strip, full, figure = concepts_tab.concepts_views(
+        photo, "cifar10_resnet20", "DEFAULT", "layer3", 6, 2, quietly
+    )
+    with app_state.models().using("cifar10_resnet20", "DEFAULT") as loaded:
+        model = loaded.model
+        dictionary = learn_concepts(model, "layer3", open_source("cifar10"), k=6)
+        found = concepts_of_photo(model, dictionary, photo)
+        beats = concept_deletion(model, dictionary, photo).beats_random
+    assert dictionary.from_cache  # the tab learned it first, under the same key
+    top = ", ".join(f"**#{j}** ({found.contributions[j]:+.2f})" for j in found.ranking[:3])
+    assert f'The network says **"{found.class_name}"** mostly through {top}' in text
+    assert f"explain **{100 * dictionary.explained:.1f}%** of its activations" in text
+    assert ("lowers the logit faster than 16 random orders" in text) == beats
+    assert "(at the last stage a linear head follows, so this holds by construction)" in text
+    cell, pad = 96, 4
+    assert strip.shape[0] == concepts_tab.SHOWN * (cell + pad) + pad  # one row per concept shown
+    assert full.shape[1] == 120 + (1 + len(dictionary.exemplars[2])) * (cell + pad)  # every exemplar of #2
+    drawn = figure.axes[0].images[0].get_array()
+    assert np.allclose(drawn, dictionary.importance[np.flatnonzero(dictionary.class_counts)])
+
+
+def test_what_the_tab_cannot_learn_is_one_sentence(cache, photos):
+    with pytest.raises(gr.Error, match="the app ships CIFAR-10's: pick a CIFAR-10 network"):
+        concepts_tab.concepts_views(None, "resnet18", "random init", "layer2", 8, 0, quietly)
+    with pytest.raises(gr.Error, match="cifar10_resnet20 has the stages layer1, layer2, layer3; layer4 is not"):
+        concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer4", 8, 0, quietly)
+    with pytest.raises(gr.Error, match="k is 2 to 16 at layer1"):
+        concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer1", 20, 0, quietly)
+    text, _, _, _ = concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer3", 6, 0, quietly)
+    assert text.endswith("Add a photo to see its own concepts.")
