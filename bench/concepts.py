@@ -35,15 +35,16 @@ def main() -> None:
     source = open_source(args.data)
     print(f"cifar10_resnet56, {len(source)} images of {source.description}")
     print(f"{'layer':<8} {'k':>3} {'fit s':>8} {'iterations':>11} {'explained':>10}")
+    fitted = {}
     for layer in args.layers:
         for k in args.ks:
             if k > model.stage(layer).channels:
                 continue
-            found = learn_concepts(model, layer, source, k=k, use_cache=False)
+            found = fitted[layer, k] = learn_concepts(model, layer, source, k=k, use_cache=False)
             limit = "" if found.converged else " (limit)"
             print(f"{layer:<8} {k:>3} {found.seconds:>8.1f} {found.iterations:>11}{limit} {found.explained:>10.3f}")
     for layer in args.layers:
-        dictionary = learn_concepts(model, layer, source, k=16, use_cache=False)
+        dictionary = fitted.get((layer, 16)) or learn_concepts(model, layer, source, k=16, use_cache=False)
         photo, analysis = [], []
         for _ in range(5):
             started = time.perf_counter()
