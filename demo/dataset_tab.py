@@ -25,7 +25,7 @@ from resnet_core.cache import cache_dir
 from resnet_core.data.sources import ImageSource, open_source
 from resnet_core.evaluate.metrics import METRICS
 from resnet_core.evaluate.store import PLOTS, ROWS, file_name
-from resnet_core.evaluate.summary import ACCURACY_PLOT, METRICS_PLOT, RATIOS_PLOT, Summary
+from resnet_core.evaluate.summary import ACCURACY_PLOT, CONFUSION_PLOT, METRICS_PLOT, RATIOS_PLOT, Summary
 from resnet_core.settings import cifar10_test_set
 
 from . import settings
@@ -83,6 +83,11 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     status = gr.Markdown(elem_id="dataset-status")
     board = gr.Dataframe(headers=LEADERBOARD, label="Leaderboard", interactive=False, elem_id="dataset-board")
     accuracy = picture("Accuracy against depth", elem_id="dataset-accuracy")
+    confusion = picture(
+        "Where each network fails: its confusion matrix, each class's accuracy beside its name",
+        height=720,
+        elem_id="dataset-confusion",
+    )
     # The whole width: one point per block of every network, unreadable at half of it.
     ratios = picture("Median residual ratio of every block", height=460, elem_id="dataset-ratios")
     metrics_caption = caption("Each explanation metric against depth", visible=False)
@@ -95,7 +100,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     explained_files = gr.State([])
     download = gr.File(label="Rows (Parquet), summaries (JSON) and plots, zipped", elem_id="dataset-download")
     outputs = [
-        *(status, board, accuracy, ratios, metrics_caption, metrics_plot, worst, worst_files),
+        *(status, board, accuracy, confusion, ratios, metrics_caption, metrics_plot, worst, worst_files),
         *(explained_caption, explained, explained_files, download),
     ]
     job = run.click(
@@ -134,7 +139,8 @@ def dataset_run(
     measured: list[str],
     progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
 ):
-    """Run networks over a whole data set and summarise each: a leaderboard, accuracy against depth, each block's
+    """Run networks over a whole data set and summarise each: a leaderboard, accuracy against depth, each network's
+    confusion matrix with every class's accuracy, each block's
     median residual ratio, each explanation metric against depth (where asked), the most confidently wrong images,
     the worst-explained images (where an explanation metric ran), and a zip of every row.
 
@@ -163,7 +169,7 @@ def dataset_run(
     rows = leaderboard(list(summaries.values()))
     worst = most_confidently_wrong(out, source, list(summaries))
     measure, badly = worst_explained(out, source, list(summaries), metrics)
-    plots = [out / PLOTS / name for name in (ACCURACY_PLOT, RATIOS_PLOT)]
+    plots = [out / PLOTS / name for name in (ACCURACY_PLOT, CONFUSION_PLOT, RATIOS_PLOT)]
     metrics_plot = out / PLOTS / METRICS_PLOT
     untrained = [s.network for s in summaries.values() if not s.pretrained]
     text = f"**{len(summaries)} network(s) over {data}** ({len(source):,} images)" + (
@@ -195,7 +201,7 @@ def dataset_run(
 def cleared(status: str) -> tuple:
     """The tab's outputs with nothing of a previous run: ``status`` alone."""
     hidden_caption, hidden_gallery = caption("", visible=False), gr.Gallery([], visible=False)
-    plots = (None, None, gr.Markdown(visible=False), gr.Image(None, visible=False))
+    plots = (None, None, None, gr.Markdown(visible=False), gr.Image(None, visible=False))
     return (status, None, *plots, [], [], hidden_caption, hidden_gallery, [], None)
 
 

@@ -37,7 +37,9 @@ def quiet(*args, **kwargs) -> None:
 
 def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
     returned = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)
-    text, board, accuracy, ratios, metrics_caption, metrics_plot, worst, files, *explained, download = returned
+    text, board, accuracy, confusion, ratios, metrics_caption, metrics_plot, worst, files, *explained, download = (
+        returned
+    )
     assert not metrics_caption.visible and not metrics_plot.visible  # no metric asked: no empty chart either
     assert not explained[0].visible and not explained[1].visible and explained[2] == []
     expected = evaluate_dataset("cifar10", PAIR, tmp_path / "library", workers=0, progress=False)
@@ -50,6 +52,7 @@ def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
     # Copies in the app's output store: the run's folder is in the cache, ~/.cache by default, which Gradio refuses
     # to serve (the tests' cache is a temporary folder, which it would serve, so only this line would notice).
     assert Path(accuracy).name.startswith("accuracy_vs_depth-") and Path(ratios).name.startswith("residual_ratios-")
+    assert Path(confusion).name.startswith("confusion-")
     assert Path(accuracy).parent == Path(ratios).parent == Path(download).parent != Path(cache_dir("datasets"))
     assert "2 network(s) over the 500 CIFAR-10 test images" in text and download.endswith(".zip")
     # The gallery: the wrong answers with the highest top-1 probability, across both networks, highest first.
@@ -74,8 +77,8 @@ def test_a_metric_asked_for_is_a_leaderboard_column_a_chart_and_a_ranking(tmp_pa
     """Average Drop: its column with its interval, the metrics chart shown, and the worst-explained gallery the
     images of highest Average Drop in the library's rows."""
     returned = dataset_tab.dataset_run(["cifar10_resnet20"], SHIPPED, ["average_drop"], progress=quiet)
-    board, metrics_caption, metrics_plot = returned[1], returned[4], returned[5]
-    explained_caption, explained, explained_files = returned[8:11]
+    board, metrics_caption, metrics_plot = returned[1], returned[5], returned[6]
+    explained_caption, explained, explained_files = returned[9:12]
     out = tmp_path / "library"
     (summary,) = evaluate_dataset("cifar10", ["cifar10_resnet20"], out, metrics=["average_drop"],
                                   workers=0, progress=False).values()  # fmt: skip

@@ -20,7 +20,7 @@ from resnet_core.evaluate import batch as batch_module
 from resnet_core.evaluate.batch import BatchEvaluator, Network
 from resnet_core.evaluate.loader import Collate, PreprocessedImages
 from resnet_core.evaluate.metrics import METRICS, Metric, MetricBatch, metric_columns
-from resnet_core.evaluate.summary import Summary, accuracy_figure
+from resnet_core.evaluate.summary import Summary, accuracy_figure, confusion_figure, per_class_accuracy
 from resnet_core.explain.analysis import analyze
 from resnet_core.zoo.label_spaces import IMAGENET
 from resnet_core.zoo.preprocess import Preprocess
@@ -89,6 +89,18 @@ def test_rows_equal_single_photo_analyze(model, folder, tmp_path):
     assert (summary.images, summary.errors, summary.labelled) == (15, 2, 13)
     assert summary.accuracy == sum(bool(row["correct"]) for row in rows) / 13
     assert sum(map(sum, summary.confusion)) == 13 and summary.confusion_classes == list(cifar10.CLASSES)
+    # Every cell is the rows' count of (label, top-1 answer), and each class's accuracy its rows' share correct.
+    counted = np.zeros((10, 10), dtype=int)
+    for row in rows:
+        if not row["error"]:
+            counted[row["label_index"], row["topk"][0]["index"]] += 1
+    assert summary.confusion == counted.tolist()
+    for name, share in per_class_accuracy(summary).items():
+        labelled = [row for row in rows if row["label"] == name.lower() and not row["error"]]
+        assert share == (sum(bool(row["correct"]) for row in labelled) / len(labelled) if labelled else None)
+    drawn = confusion_figure([summary]).axes[0]
+    assert np.allclose(drawn.images[0].get_array() * counted.sum(1, keepdims=True).clip(1), counted)
+    assert {text.get_text() for text in drawn.texts} == {str(count) for count in counted.ravel() if count}
 
 
 @pytest.mark.slow
@@ -110,7 +122,11 @@ def test_the_shipped_test_images_give_the_pinned_accuracy(model, shipped, tmp_pa
     assert saved.confusion == summary.confusion and saved.accuracy == summary.accuracy
     figure = accuracy_figure([saved])  # the plot draws the network's point, not an empty frame
     assert [tuple(line.get_xydata()[0]) for line in figure.axes[0].lines] == [(20, 100 * summary.accuracy)]
-    assert {p.name for p in (out / "plots").iterdir()} == {"accuracy_vs_depth.png", "residual_ratios.png"}
+    assert {p.name for p in (out / "plots").iterdir()} == {
+        "accuracy_vs_depth.png",
+        "confusion.png",
+        "residual_ratios.png",
+    }
 
 
 def test_a_batch_of_pixels_in_memory_equals_each_image_through_pillow(model, monkeypatch):
@@ -172,7 +188,7 @@ def test_predictions_only_is_a_bare_forward(model, tmp_path, monkeypatch):
     rows, with_ratios = read_rows(tmp_path / "bare"), read_rows(tmp_path / "full")
     assert all(row["residual_ratios"] is None for row in rows)
     assert [row["topk"] for row in rows] == [row["topk"] for row in with_ratios]
-    assert {p.name for p in (tmp_path / "bare" / "plots").iterdir()} == {"accuracy_vs_depth.png"}
+    assert {p.name for p in (tmp_path / "bare" / "plots").iterdir()} == {"accuracy_vs_depth.png", "confusion.png"}
 
 
 @pytest.mark.slow

@@ -31,18 +31,23 @@ __all__ = [
     "ACCURACY_PLOT",
     "BOOTSTRAP_RESAMPLES",
     "BOOTSTRAP_SEED",
+    "CONFUSION_PLOT",
     "METRICS_PLOT",
     "RATIOS_PLOT",
     "Summary",
     "accuracy_figure",
     "bootstrap_mean",
+    "confusion_figure",
     "metrics_figure",
+    "per_class_accuracy",
     "summarize",
     "write_plots",
 ]
 
 # The plots of a run, in DIR/plots: what write_plots writes and the app shows.
 ACCURACY_PLOT, RATIOS_PLOT, METRICS_PLOT = "accuracy_vs_depth.png", "residual_ratios.png", "metrics_vs_depth.png"
+CONFUSION_PLOT = "confusion.png"
+ANNOTATED = 20  # up to this many classes each cell of a drawn confusion matrix carries its count
 FULL_CONFUSION = 100  # up to this many classes the matrix has them all; above, only those that occur
 BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED = 1000, 0
 
@@ -201,6 +206,53 @@ def summarize(
     )
 
 
+def per_class_accuracy(summary: Summary) -> dict[str, float | None]:
+    """Each class's top-1 accuracy over its labelled images (its confusion row's diagonal over its sum), None for a
+    class that only occurs as an answer."""
+    matrix = np.asarray(summary.confusion)
+    totals = matrix.sum(axis=1) if matrix.size else np.zeros(0)
+    return {
+        name: float(matrix[i, i] / totals[i]) if totals[i] else None for i, name in enumerate(summary.confusion_classes)
+    }
+
+
+def confusion_figure(summaries: Sequence[Summary]) -> Figure:
+    """Each network's confusion matrix (true class down, answer across; share of the row, the count written in each
+    cell up to :data:`ANNOTATED` classes), with every class's accuracy beside its name: where a network fails."""
+    drawn = [summary for summary in summaries if summary.labelled and summary.confusion]
+    if not drawn:
+        raise ValueError("no network has labelled images: there is no confusion matrix to draw")
+    classes = max(len(summary.confusion_classes) for summary in drawn)
+    side, across = min(2.5 + 0.45 * classes, 14.0), min(len(drawn), 2)  # two abreast, so a cell stays legible
+    down = -(-len(drawn) // across)
+    figure = Figure(figsize=(side * across, side * down), layout="constrained")
+    panels = figure.subplots(down, across, squeeze=False).ravel()
+    for axes in panels[len(drawn) :]:
+        axes.set_visible(False)
+    for axes, summary in zip(panels, drawn, strict=False):
+        matrix = np.asarray(summary.confusion, dtype=float)
+        shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+        axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+        names = summary.confusion_classes
+        rows = [f"{name} ({_percent(share)})" for name, share in per_class_accuracy(summary).items()]
+        axes.set_yticks(range(len(names)), rows, fontsize=7)
+        axes.set_xticks(range(len(names)), names, fontsize=7, rotation=90)
+        if len(names) <= ANNOTATED:
+            for (i, j), count in np.ndenumerate(matrix.astype(int)):
+                if count:
+                    color = "white" if shares[i, j] > 0.5 else "black"
+                    axes.text(j, i, str(count), ha="center", va="center", fontsize=7, color=color)
+        axes.set_xlabel("answer (top-1)")
+        axes.set_ylabel("true class (its accuracy)")
+        overall = "" if summary.accuracy is None else f": {100 * summary.accuracy:.1f}%"
+        axes.set_title(f"{summary.network}{overall} of {summary.labelled:,}", fontsize=9)
+    return figure
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.0f}%"
+
+
 def accuracy_figure(summaries: Sequence[Summary]) -> Figure:
     """Top-1 accuracy against depth, one named point per network (the paper's deeper-is-better question)."""
     figure = Figure(figsize=(6, 4), layout="constrained")
@@ -262,7 +314,8 @@ def _data_name(summaries: Sequence[Summary]) -> str:
 
 
 def write_plots(out: Path) -> list[Path]:
-    """``accuracy_vs_depth.png``, ``residual_ratios.png`` and ``metrics_vs_depth.png`` of every network summarised
+    """``accuracy_vs_depth.png``, ``confusion.png``, ``residual_ratios.png`` and ``metrics_vs_depth.png`` of every
+    network summarised
     in ``out``, each where there is something to draw (labels; residual ratios; metrics). Returns the files
     written."""
     summaries = [Summary(**json.loads(path.read_text())) for path in sorted((out / SUMMARY).glob("*.json"))]
@@ -272,6 +325,7 @@ def write_plots(out: Path) -> list[Path]:
     title = f"{next(iter(series)) + ': ' if len(series) == 1 else ''}median per block on {_data_name(summaries)}"
     figures = {
         ACCURACY_PLOT: accuracy_figure(scored) if scored else None,
+        CONFUSION_PLOT: confusion_figure(scored) if scored else None,
         RATIOS_PLOT: residual_figure(series, title=title) if series else None,
         METRICS_PLOT: metrics_figure(summaries) if any(s.metrics for s in summaries) else None,
     }
