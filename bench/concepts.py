@@ -19,7 +19,7 @@ from resnet_core import create_model
 from resnet_core.assets import ASSETS_DIR
 from resnet_core.data.sources import open_source
 from resnet_core.explain.analysis import analyze
-from resnet_core.explain.concepts import concept_deletion, deletion_check, learn_concepts
+from resnet_core.explain.concepts import concept_deletion, concepts_of_photo, deletion_check, learn_concepts
 
 PHOTO = ASSETS_DIR / "photos" / "chelsea.png"
 
@@ -48,7 +48,7 @@ def main() -> None:
         photo, analysis = [], []
         for _ in range(5):
             started = time.perf_counter()
-            concept_deletion(model, dictionary, PHOTO)
+            concept_deletion(model, dictionary, concepts_of_photo(model, dictionary, PHOTO))
             photo.append(time.perf_counter() - started)
             started = time.perf_counter()
             analyze(model, PHOTO)

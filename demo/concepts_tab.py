@@ -108,7 +108,7 @@ def concepts_views(
         crops = {index: model.card.preprocess.crop(source.image(int(index))) for index in dictionary.exemplars.flat}
         if image:
             photo = concepts_of_photo(model, dictionary, image)
-            deletion = concept_deletion(model, dictionary, image, class_index=photo.class_index)
+            deletion = concept_deletion(model, dictionary, photo)
             text = photo_summary(model, dictionary, photo, deletion.beats_random)
             rows = [_row(dictionary, crops, j, photo) for j in photo.ranking[:SHOWN]]
         else:

@@ -548,7 +548,7 @@ def cmd_concepts(args: argparse.Namespace) -> int:
         payload["deletion_check"] = deletion_check(model, dictionary, source.head(args.check), seed=args.seed)
     if args.image:
         photo = concepts_of_photo(model, dictionary, args.image, class_index=args.class_)
-        deletion = concept_deletion(model, dictionary, args.image, class_index=photo.class_index, seed=args.seed)
+        deletion = concept_deletion(model, dictionary, photo, seed=args.seed)
         payload["photo"] = {
             "class_index": photo.class_index,
             "class_name": photo.class_name,

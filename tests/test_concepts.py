@@ -98,7 +98,7 @@ def test_a_photos_contributions_are_the_logits_derivatives_along_each_concept(re
 
 def test_removing_a_concept_changes_the_logit_as_a_forward_pass_by_hand(resnet20, layer2, photos):
     found = concepts_of_photo(resnet20, layer2, photos / "chelsea.png")
-    curve = concept_deletion(resnet20, layer2, photos / "chelsea.png")
+    curve = concept_deletion(resnet20, layer2, found)
     _, inputs = model_input(resnet20, photos / "chelsea.png")
     x = stage_activations(resnet20, "layer2", inputs)
     first = found.ranking[0]

@@ -32,7 +32,7 @@ def test_the_tab_shows_the_librarys_concepts_of_the_photo(cache, photos):
         model = loaded.model
         dictionary = learn_concepts(model, "layer3", open_source("cifar10"), k=6)
         found = concepts_of_photo(model, dictionary, photo)
-        beats = concept_deletion(model, dictionary, photo).beats_random
+        beats = concept_deletion(model, dictionary, found).beats_random
     assert dictionary.from_cache  # the tab learned it first, under the same key
     top = ", ".join(f"**#{j}** ({found.contributions[j]:+.2f})" for j in found.ranking[:3])
     assert f'The network says **"{found.class_name}"** mostly through {top}' in text

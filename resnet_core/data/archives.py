@@ -10,7 +10,6 @@ from the zip's directory before unpacking, and while unpacking, by the bytes act
 
 from __future__ import annotations
 
-import csv
 import os
 import shutil
 import stat
@@ -167,20 +166,19 @@ def _as_source(folder: Path, name: str) -> tuple[ImageSource, str]:
     root = top[0] if len(top) == 1 and top[0].is_dir() else folder
     tables = sorted(root.glob("*.csv"))
     if tables:
-        table = tables[0]
-        _check_table(table, root, name)
-        return csv_source(table), "images and a CSV of labels"
+        source = csv_source(tables[0])
+        _check_paths(source, name)
+        return source, "images and a CSV of labels"
     source = folder_source(root)
     has_classes = any(label is not None for label in source.labels)
     return source, "class folders" if has_classes else "images without labels"
 
 
-def _check_table(table: Path, root: Path, name: str) -> None:
+def _check_paths(source: ImageSource, name: str) -> None:
     """Every path of an uploaded CSV is a file unpacked beside it: none may reach outside, and none be absent."""
-    with table.open(newline="", encoding="utf-8-sig") as handle:
-        rows = list(csv.DictReader(handle))
-    paths = [row.get("path") or "" for row in rows]
-    outside = [p for p in paths if Path(p).is_absolute() or not (root / p).resolve().is_relative_to(root.resolve())]
+    assert source.root is not None, "csv_source reads paths relative to the CSV's folder"
+    root, paths = source.root, source.keys
+    outside = [p for p in paths if Path(p).is_absolute() or not (root / p).resolve().is_relative_to(root)]
     if outside:
         raise _refuse(name, f"has a CSV naming {len(outside)} file(s) outside the zip (first: {outside[0]})")
     absent = [p for p in paths if not (root / p).is_file()]

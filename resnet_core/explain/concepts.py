@@ -123,6 +123,7 @@ class PhotoConcepts:
     coefficients: np.ndarray  # (k, H, W): each concept's coefficient at every position (non-negative)
     contributions: np.ndarray  # (k,): each concept's contribution to the class logit (gradient x coefficient)
     explained: float  # the share of this photo's activations the dictionary reproduces
+    activations: Tensor = field(repr=False, compare=False)  # (1, C, H, W): the stage output, for concept_deletion
 
     @property
     def ranking(self) -> list[int]:
@@ -152,11 +153,16 @@ def _stage_module(model: ResNet, layer: str) -> str:
 
 def stage_activations(model: ResNet, layer: str, inputs: Tensor) -> Tensor:
     """The output of stage ``layer`` for a batch: what the rest of the network (``forward_from``) starts from."""
+    return _forward(model, layer, inputs)[0]
+
+
+def _forward(model: ResNet, layer: str, inputs: Tensor) -> tuple[Tensor, Tensor]:
+    """The output of stage ``layer`` and the logits, from one forward pass."""
     captured: list[Tensor] = []
     hook = (_stage_module(model, layer), lambda m, a, out: captured.append(out.detach()))
     with forward_hooks(model, [hook]), torch.no_grad(), eval_mode(model):
-        model(inputs)
-    return captured[0]
+        logits = model(inputs)
+    return captured[0], logits
 
 
 def _batches(model: ResNet, source: ImageSource, batch_size: int):
@@ -166,6 +172,11 @@ def _batches(model: ResNet, source: ImageSource, batch_size: int):
         indices = range(start, min(start + batch_size, len(source)))
         crops = [preprocess.normalize(preprocess.crop(source.image(i))) for i in indices]
         yield torch.stack(crops).to(parameter.device, parameter.dtype)
+
+
+def _explained(rows: np.ndarray, fitted: np.ndarray) -> float:
+    """The share of the activations' squared norm a reconstruction reproduces: 1 - ||A - WH||^2 / ||A||^2."""
+    return 1.0 - float(np.square(rows - fitted).sum() / max(np.square(rows).sum(), 1e-30))
 
 
 def _rows(activations: Tensor) -> np.ndarray:
@@ -200,14 +211,16 @@ def learn_concepts(
     if k < 1:
         raise ValueError(f"k is the number of concepts, at least 1; got {k}")
     model_card = card(model)
-    key = _cache_key(model, layer, source, k, seed)
-    if use_cache and (cached := _load(key)) is not None:
+    key = _cache_key(model, layer, source, k, seed) if use_cache else None
+    if key is not None and (cached := _load(key)) is not None:
         return cached
     started = time.perf_counter()
     say = progress or (lambda share, text: None)
-    batches = []
+    batches, answers = [], []
     for index, batch in enumerate(_batches(model, source, batch_size)):
-        batches.append(stage_activations(model, layer, batch))
+        activations, logits = _forward(model, layer, batch)
+        batches.append(activations)
+        answers.append(logits.argmax(1).cpu())
         say(0.4 * (index + 1) * batch_size / max(len(source), 1), "activations")
     activations = torch.cat(batches)
     rows = _rows(activations)
@@ -219,10 +232,10 @@ def learn_concepts(
         warnings.simplefilter("ignore", ConvergenceWarning)
         weights = factorisation.fit_transform(rows)
     components = factorisation.components_
-    explained = 1.0 - float(np.square(rows - weights @ components).sum() / max(np.square(rows).sum(), 1e-30))
+    explained = _explained(rows, weights @ components)
     n, _, height, width = activations.shape
     maps = torch.from_numpy(weights).reshape(n, height, width, k).permute(0, 3, 1, 2)  # (N, k, H, W)
-    classes = _classes(model, source, activations, layer, len(model_card.categories))
+    classes = _classes(model, source, torch.cat(answers))
     say(0.8, "importance")
     directions = torch.from_numpy(components).to(activations)
     contributions = np.zeros((n, k))
@@ -255,21 +268,17 @@ def learn_concepts(
         seconds=time.perf_counter() - started,
     )
     say(1.0, "done")
-    if use_cache:
+    if key is not None:
         _save(dictionary, key)
     return dictionary
 
 
-def _classes(model: ResNet, source: ImageSource, activations: Tensor, layer: str, count: int) -> Tensor:
+def _classes(model: ResNet, source: ImageSource, predicted: Tensor) -> Tensor:
     """Each image's class: its label where the source gives one the network knows, else the network's answer."""
-    with torch.no_grad(), eval_mode(model):
-        predicted = torch.cat(
-            [model.forward_from(layer, activations[i : i + 256]).argmax(1) for i in range(0, len(activations), 256)]
-        ).cpu()
     names = card(model).categories
     labels = []
     for index, label in enumerate(source.labels):
-        if isinstance(label, int) and 0 <= label < count:
+        if isinstance(label, int) and 0 <= label < len(names):
             labels.append(label)
         elif isinstance(label, str) and label in names:
             labels.append(names.index(label))
@@ -286,10 +295,8 @@ def concepts_of_photo(
     _check_dictionary(model, dictionary)
     model_card = card(model)
     crop, inputs = model_input(model, image)
-    activations = stage_activations(model, dictionary.layer, inputs)
+    activations, logits = _forward(model, dictionary.layer, inputs)
     coefficients = _project(activations, dictionary.components).to(activations)  # (1, k, H, W)
-    with torch.no_grad(), eval_mode(model):
-        logits = model.forward_from(dictionary.layer, activations)
     if class_index is None:
         class_index = int(logits.argmax())
     class_index = class_index_of(class_index, model_card.categories)
@@ -299,14 +306,14 @@ def concepts_of_photo(
     contributions = _contributions(model, dictionary.layer, activations, coefficients, directions, chosen)[0]
     rows = _rows(activations)
     fitted = coefficients[0].permute(1, 2, 0).reshape(-1, dictionary.k).double().cpu().numpy() @ dictionary.components
-    explained = 1.0 - float(np.square(rows - fitted).sum() / max(np.square(rows).sum(), 1e-30))
     return PhotoConcepts(
         crop=crop,
         class_index=class_index,
         class_name=model_card.categories[class_index],
         coefficients=coefficients[0].double().cpu().numpy(),
         contributions=contributions.double().cpu().numpy(),
-        explained=explained,
+        explained=_explained(rows, fitted),
+        activations=activations,
     )
 
 
@@ -320,17 +327,11 @@ def _project(activations: Tensor, components: np.ndarray) -> Tensor:
 
 
 def concept_deletion(
-    model: ResNet,
-    dictionary: ConceptDictionary,
-    image: Image.Image | str | Path,
-    class_index: int | str | None = None,
-    seed: int = 0,
+    model: ResNet, dictionary: ConceptDictionary, found: PhotoConcepts, seed: int = 0
 ) -> ConceptDeletion:
-    """Remove the photo's concepts from the stage one by one (``x - W_j H_j``), in the order of their contribution
-    and in :data:`RANDOM_ORDERS` random orders, and follow the class logit."""
-    found = concepts_of_photo(model, dictionary, image, class_index)
-    _, inputs = model_input(model, image)
-    activations = stage_activations(model, dictionary.layer, inputs)
+    """Remove a photo's concepts (:func:`concepts_of_photo`) from the stage one by one (``x - W_j H_j``), in the
+    order of their contribution and in :data:`RANDOM_ORDERS` random orders, and follow the class logit."""
+    activations = found.activations
     parts = torch.einsum("khw,kc->kchw", torch.from_numpy(found.coefficients), torch.from_numpy(dictionary.components))
     parts = parts.to(activations)
     generator = np.random.default_rng(seed)
@@ -349,9 +350,8 @@ def concept_deletion(
 def deletion_check(model: ResNet, dictionary: ConceptDictionary, source: ImageSource, seed: int = 0) -> dict:
     """:func:`concept_deletion` on every image of ``source`` (each for its top-1 class): where the ranking beats
     random, as a share with its interval (:func:`deletion_share`)."""
-    return deletion_share(
-        [concept_deletion(model, dictionary, source.image(i), seed=seed).beats_random for i in range(len(source))]
-    )
+    photos = (concepts_of_photo(model, dictionary, source.image(i)) for i in range(len(source)))
+    return deletion_share([concept_deletion(model, dictionary, found, seed).beats_random for found in photos])
 
 
 def deletion_share(outcomes: list[bool]) -> dict:

@@ -27,6 +27,7 @@ from .recognition import (
     CheckpointError,
     Recognition,
     display_name,
+    key_prefix,
     normalised,
     recognise,
 )
@@ -250,7 +251,7 @@ class _Found:
         if config:
             kind = "hf-hub (timm)"
         state = contents.state if data else None
-        prefix = normalised(shapes)[1]
+        prefix = key_prefix(shapes)
         keys = [prefix + name for name in INPUT_NORMALISATION]
         inner = None
         if all(name in shapes for name in keys):  # two small tensors, read even where only shapes are asked for

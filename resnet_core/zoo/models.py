@@ -104,6 +104,7 @@ class _ResidualBlock(nn.Module):
     convs: int
     expansion: int
     preact = False
+    last_layer = "bn"  # what ends the branch, numbered by ``convs`` (bn2, bn3): what zero_init_last zeroes
 
     def _init_shortcut(
         self, downsample: nn.Module | None, shortcut: bool, stride: int, in_planes: int, out_planes: int
@@ -125,9 +126,9 @@ class _ResidualBlock(nn.Module):
         return ZeroPadShortcut(self.in_planes, self.out_planes, self.stride, pad="after")
 
     def zero_init_last(self) -> None:
-        """Zero the branch's last layer (its closing BN's scale), so the block starts as its shortcut."""
-        last = self.get_submodule(f"bn{self.convs}")
-        assert isinstance(last, nn.BatchNorm2d)
+        """Zero the branch's last layer (:attr:`last_layer`'s weight), so the block starts as its shortcut."""
+        last = self.get_submodule(f"{self.last_layer}{self.convs}")
+        assert isinstance(last, nn.BatchNorm2d | nn.Conv2d)
         nn.init.zeros_(last.weight)
 
     def _merge(self, x: Tensor, residual: Tensor) -> Tensor:
@@ -177,6 +178,7 @@ class _PreActBlock(_ResidualBlock):
     the same keys, but not the same function."""
 
     preact = True
+    last_layer = "conv"  # a pre-activation branch ends in a convolution, not a BN
     shortcut_from: ShortcutFrom
 
     def __init__(
@@ -208,22 +210,18 @@ class _PreActBlock(_ResidualBlock):
     ) -> None:
         raise NotImplementedError
 
-    def zero_init_last(self) -> None:
-        """Zero the branch's last convolution: a pre-activation branch ends in one, not in a BN."""
-        last = self.get_submodule(f"conv{self.convs}")
-        assert isinstance(last, nn.Conv2d)
-        nn.init.zeros_(last.weight)
+    @property
+    def projects_preactivation(self) -> bool:
+        """Whether the shortcut is a projection of the pre-activated input (not the identity, not the raw input)."""
+        return self.downsample is not None and self.shortcut_from == "preact"
 
     def _merge_preact(self, x: Tensor, pre: Tensor, residual: Tensor) -> Tensor:
-        reads_preact = self.downsample is not None and self.shortcut_from == "preact"
-        return self._merge(pre if reads_preact else x, residual)
+        return self._merge(pre if self.projects_preactivation else x, residual)
 
     def shortcut_path(self) -> nn.Module:
         """As a post-activation block's, except that a projection reading the pre-activation keeps its BN-ReLU."""
         path = super().shortcut_path()
-        if self.downsample is not None and self.shortcut_from == "preact":
-            return nn.Sequential(self.bn1, self.relu, path)
-        return path
+        return nn.Sequential(self.bn1, self.relu, path) if self.projects_preactivation else path
 
     def extra_repr(self) -> str:
         return f"shortcut_from={self.shortcut_from}" if self.downsample is not None else ""

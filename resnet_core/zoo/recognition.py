@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -37,6 +37,7 @@ __all__ = [
     "CheckpointError",
     "Recognition",
     "display_name",
+    "key_prefix",
     "normalised",
     "recognise",
 ]
@@ -52,6 +53,7 @@ HEADS = {
     "fc.0.": "Linear head in a Sequential (fc.0)",
     "linear.": "classifier named linear",
 }
+Rewrite = str | Callable[[re.Match[str]], str]
 # Another author's module names for the tensors of a pre-activation network, as (pattern, ours) rewrites of the keys:
 # the RobustBench / TRADES Wide ResNet (``block1.layer.0.bn1``, ``convShortcut``, ``bn1`` closing the network) and
 # the PreActResNets' closing ``bn``. TRADES' ``sub_block1`` is built by its constructor and never run by its forward.
@@ -68,11 +70,11 @@ INPUT_NORMALISATION = ("mu", "sigma")
 INNER_NORMALISATION = "the network's own input normalisation (mu, sigma) taken as its preprocessing"
 NO_BIAS = "a classifier without bias, opened with a zero bias (the same function)"
 TIMM_V2_LAYOUT = "timm's ResNetV2 layout (stages.N.blocks.M, norm, a 1x1-conv head)"
-_TIMM_V2_KEYS = (
+_TIMM_V2_KEYS = (  # timm counts stages from 0: its stages.0 is our layer1
     (r"^stem\.conv\.", "conv1."),
-    (r"^stages\.(\d+)\.blocks\.(\d+)\.downsample\.conv\.", "layer{1}.{2}.downsample.0."),
-    (r"^stages\.(\d+)\.blocks\.(\d+)\.norm(\d)\.", "layer{1}.{2}.bn{3}."),
-    (r"^stages\.(\d+)\.blocks\.(\d+)\.", "layer{1}.{2}."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.downsample\.conv\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.downsample.0."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.norm(\d)\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}.bn{m[3]}."),
+    (r"^stages\.(\d+)\.blocks\.(\d+)\.", lambda m: f"layer{int(m[1]) + 1}.{m[2]}."),
     (r"^norm\.", "final_bn."),
     (r"^head\.fc\.", "fc."),
 )
@@ -98,7 +100,7 @@ class Recognition:
     head: str = "fc"  # the classifier as found
     ties: tuple[str, ...] = ()  # other architectures with the very same keys and shapes
     renamed: tuple[tuple[str, str], ...] = ()  # (the file's key, ours) where modules were matched by position
-    layout: str = ""  # another author's module names, translated to ours
+    layout: tuple[str, ...] = ()  # what was translated to our names: another author's layout, a missing bias, ...
     unused: int = 0  # keys of modules the file's network builds but never runs (TRADES' sub_block1)
     variant: ArchSpec | None = None  # a CIFAR layout read off the file (arch is its name), not a registered one
     nearest: str | None = None
@@ -140,15 +142,14 @@ class Recognition:
         if self.renamed:
             shown = ", ".join(f"{theirs} -> {ours}" for theirs, ours in self.renamed[:2])
             notes.append(f"modules matched by position, every tensor in order: {shown}, ... ({len(self.renamed)} keys)")
-        if self.layout:
-            notes.append(self.layout)
+        notes.extend(self.layout)
         if self.unused:
             unused = UNUSED.rstrip(".")
             notes.append(f"{self.unused} keys of {unused} left out: its network builds it and never runs it")
         if self.variant is not None and self.variant.downsample == "zeropad":
             notes.append("option A shortcuts hold no weights: a plain network of these layers has the same keys")
         name_of_arch = self.spec.name
-        translated = self.layout.split("; ")[0] in (WRN_LAYOUT, TIMM_V2_LAYOUT)  # their code fixes what is read
+        translated = WRN_LAYOUT in self.layout or TIMM_V2_LAYOUT in self.layout  # their code fixes what is read
         if _has_projections(self.spec) and self.spec.block.startswith("preact") and not translated:
             notes.append(
                 "opened with projections reading the raw input, as asked"
@@ -169,7 +170,7 @@ class _Origin(TypedDict):
     format: str
     prefix: str
     head: str
-    layout: str
+    layout: tuple[str, ...]
     unused: int
 
 
@@ -193,7 +194,7 @@ def recognise(
         return _reading_input(recognise(shapes, source, format, wanted.removesuffix(INPUT_PROJECTION)))
     given = shapes
     shapes, prefix, head, layout = normalised(given)
-    unused = sum(key.removeprefix(prefix).startswith(UNUSED) for key in given) if layout == WRN_LAYOUT else 0
+    unused = sum(key.removeprefix(prefix).startswith(UNUSED) for key in given) if WRN_LAYOUT in layout else 0
     classifier = HEADS.get(head, "fc")
     base = _Origin(source=source, format=format, prefix=prefix, head=classifier, layout=layout, unused=unused)
     if wanted is not None and wanted not in ARCHITECTURES:
@@ -295,23 +296,29 @@ def display_name(source: str) -> str:
     return source if source.startswith(HUB_PREFIX) else Path(source).name
 
 
-def normalised(state: Mapping[str, object]) -> tuple[dict, str, str, str]:
-    """Keys as ResNet Explorer names them: wrappers' prefixes stripped while every key has one, another author's
-    module names translated (:data:`WRN_LAYOUT`, a closing ``bn``), the classifier renamed to ``fc``. Returns the
-    renamed mapping, the prefix stripped, the classifier's original name and the layout translated ("" for ours)."""
+def key_prefix(keys: Iterable[str]) -> str:
+    """The wrappers' prefixes every key shares (``module.model.``), as :func:`normalised` strips them."""
+    keys = list(keys)
     prefix = ""
     while True:
-        common = [p for p in PREFIXES if all(key.startswith(prefix + p) for key in state)]
+        common = [p for p in PREFIXES if all(key.startswith(prefix + p) for key in keys)]
         if not common:
-            break
+            return prefix
         prefix += common[0]
+
+
+def normalised(state: Mapping[str, object]) -> tuple[dict, str, str, tuple[str, ...]]:
+    """Keys as ResNet Explorer names them: wrappers' prefixes stripped while every key has one, another author's
+    module names translated (:data:`WRN_LAYOUT`, a closing ``bn``), the classifier renamed to ``fc``. Returns the
+    renamed mapping, the prefix stripped, the classifier's original name and what was translated, in words."""
+    prefix = key_prefix(state)
     renamed = {key.removeprefix(prefix): value for key, value in state.items()}
-    layout = ""
+    layout: tuple[str, ...] = ()
     if any(re.match(r"block\d+\.layer\.\d+\.", key) for key in renamed):
-        layout = WRN_LAYOUT
+        layout = (WRN_LAYOUT,)
         renamed = {_rewritten(key, _WRN_KEYS): v for key, v in renamed.items() if not key.startswith(UNUSED)}
     elif "stem.conv.weight" in renamed and any(key.startswith("stages.0.blocks.0.norm1.") for key in renamed):
-        layout = TIMM_V2_LAYOUT
+        layout = (TIMM_V2_LAYOUT,)
         renamed = {_rewritten(key, _TIMM_V2_KEYS): v for key, v in renamed.items()}
         renamed["fc.weight"] = _as_linear(renamed["fc.weight"])
     if any(re.match(r"layer\d+\.\d+\.shortcut\.\d+\.", key) for key in renamed):  # the CIFAR repositories' name
@@ -323,26 +330,21 @@ def normalised(state: Mapping[str, object]) -> tuple[dict, str, str, str]:
         renamed = {("fc." + key.removeprefix(head) if key.startswith(head) else key): v for key, v in renamed.items()}
     if all(key in renamed for key in INPUT_NORMALISATION):
         renamed = {key: v for key, v in renamed.items() if key not in INPUT_NORMALISATION}
-        layout = "; ".join(filter(None, (layout, INNER_NORMALISATION)))
+        layout += (INNER_NORMALISATION,)
     if "fc.weight" in renamed and "fc.bias" not in renamed:
         bias = _zero_bias(renamed["fc.weight"])
         if bias is not None:
             renamed["fc.bias"] = bias
-            layout = "; ".join(filter(None, (layout, NO_BIAS)))
+            layout += (NO_BIAS,)
     return renamed, prefix, head, layout
 
 
-def _rewritten(key: str, rewrites: tuple[tuple[str, str], ...]) -> str:
-    """``key`` after the first rewrite whose pattern it matches. A ``{n}`` in the rewrite is the pattern's group
-    ``n`` counted from 1 where the other author counts stages from 0 (timm's ``stages.0`` is our ``layer1``), as
-    it is; a ``\\n`` is the group as it is."""
+def _rewritten(key: str, rewrites: tuple[tuple[str, Rewrite], ...]) -> str:
+    """``key`` after the first rewrite whose pattern it matches (``re.sub``'s replacement: a template or a
+    function of the match)."""
     for pattern, ours in rewrites:
-        found = re.match(pattern, key)
-        if found:
-            groups = found.groups()
-            stage_from_one = [str(int(groups[0]) + 1), *groups[1:]] if "{" in ours else []
-            ours = ours.format(None, *stage_from_one) if stage_from_one else found.expand(ours)
-            return ours + key[found.end() :]
+        if re.match(pattern, key):
+            return re.sub(pattern, ours, key, count=1)
     return key
 
 
