@@ -377,6 +377,20 @@ def checkpoint_pickers(arch: str, token: str):
     return gr.update(choices=_listed(family, [token]), value=arch), weights
 
 
+def network_pickers(arch: str, weights: str):
+    """The family, network and weights pickers set to a network another view hands over (a data set's image,
+    clicked, with the network that answered it): that family's list with it picked, its weights picked."""
+    if uploads.is_upload(weights):
+        try:
+            upload = uploads.get(weights)
+        except LookupError as error:
+            raise user_error(f"{str(error)[0].upper()}{str(error)[1:]}.") from None
+        return catalog.picker_family(upload), *checkpoint_pickers(arch, weights)
+    family = get_arch(offered(arch)).family
+    arch_pick, weights_pick = on_example(family, arch)
+    return family, arch_pick, {**weights_pick, "value": weight_choice(arch, weights)}
+
+
 def _listed(family: str, opened: list[str]) -> list[str]:
     """The family's networks and, after them, the CIFAR variants this session's checkpoints were read as."""
     variants = [uploads.get(token).arch for token in opened if uploads.is_upload(token)]

@@ -231,8 +231,9 @@ def shown_stage(result: AnalysisResult, stage: str | None) -> str:
 
 
 def forget_uploads(tokens: list[str] | None) -> None:
-    """Let go of a session's checkpoints: the registry's entries and files (:func:`uploads.forget`), the models
-    holding them and the analyses made with them. Gradio calls this when the session's state is deleted; closing
+    """Let go of a session's checkpoints and zips of images: the registry's entries and folders
+    (:func:`uploads.forget`; runs over the images or with a checkpoint lie in them), the models holding the
+    checkpoints and the analyses made with them. Gradio calls this when the session's state is deleted; closing
     the browser tab calls it for the session's tokens (``demo.unload``)."""
     for upload in uploads.forget(tokens):
         models().forget(upload.token)

@@ -1,9 +1,13 @@
 """The Data set tab: networks over a whole data set instead of one photo, through ``resnet_core.evaluate_dataset``.
 
 The data are the CIFAR-10 test images shipped with the app, all 10,000 where ``$RESNET_EXPLORER_CIFAR10`` names them,
-or a folder or CSV on the server named by ``$RESNET_EXPLORER_DATASET`` (never a path a visitor types). A run is a
-job of the lab's kind (one at a time, with progress, cancellable), off on a Space unless enabled; its rows, summaries
-and plots stay on disk under the app's cache, keyed by what was asked, so asking again reads them back.
+a folder or CSV on the server named by ``$RESNET_EXPLORER_DATASET`` (never a path a visitor types), or a zip the
+visitor uploads (:mod:`demo.uploads`: unpacked into a folder of their session's, within the limits of
+:func:`demo.settings.upload_limits`). The networks are the shipped CIFAR-10 ones and the checkpoints the visitor
+opened under Your model (``ARCH@TOKEN``). A run is a job of the lab's kind (one at a time, with progress,
+cancellable), off on a Space unless enabled; its rows, summaries and plots stay on disk, keyed by what was asked, so
+asking again reads them back: under the app's cache for what every visitor may ask, in the session's own folder for
+a run over a visitor's zip or with their checkpoint (deleted with the session).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 import pyarrow.dataset as ds
+import torch
 
 from resnet_core import ARCHITECTURES, evaluate_dataset
 from resnet_core.cache import cache_dir
@@ -27,9 +32,11 @@ from resnet_core.evaluate.metrics import METRICS
 from resnet_core.evaluate.store import PLOTS, ROWS, file_name
 from resnet_core.evaluate.summary import ACCURACY_PLOT, CONFUSION_PLOT, METRICS_PLOT, RATIOS_PLOT, Summary
 from resnet_core.settings import cifar10_test_set
+from resnet_core.zoo.models import ResNet
 
-from . import settings
-from .app_state import user_error
+from . import catalog, settings, uploads
+from .analysis_panel import network_pickers
+from .app_state import forget_uploads, user_error, weight_choice
 from .image_outputs import download_path, png_path
 from .shared import PRIVATE, SESSION_BOUND, Shared, caption, picture
 
@@ -40,6 +47,12 @@ DEFAULT_NETWORKS = ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", 
 MAX_NETWORKS = 6
 WORST = 12  # the most confidently wrong images shown
 LEADERBOARD = ["network", "depth", "weights", "images", "unreadable", "acc@1 %", "acc@5 %", "images/s"]
+YOUR_ZIP = "your images (the zip uploaded below)"
+ZIP_LAYOUTS = (
+    "Class folders (each folder's name is its images' label: the network's class names, ImageNet WordNet IDs or "
+    "the names of its labels file), or images with a `path,label` CSV beside them, or images alone (then "
+    "predictions without accuracy)"
+)
 
 
 def data_choices() -> dict[str, str]:
@@ -72,11 +85,31 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         "`python -m resnet_core evaluate cifar10 --archs cifar10_resnet20 ... --out DIR`."
     )
     with gr.Row():
-        networks = gr.CheckboxGroup(NETWORKS, value=DEFAULT_NETWORKS, label="Networks (trained where weights exist)")
+        # A pick-list that takes values it does not list: an API caller's ARCH@TOKEN (its /open_checkpoint does not
+        # run the page's events that list the checkpoint here); dataset_run refuses anything else in one sentence.
+        networks = gr.Dropdown(
+            NETWORKS,
+            value=DEFAULT_NETWORKS,
+            multiselect=True,
+            max_choices=MAX_NETWORKS,
+            allow_custom_value=True,
+            label="Networks (trained where weights exist; checkpoints you open under Your model join the list)",
+            elem_id="dataset-networks",
+        )
         with gr.Column():
             offered = list(data_choices())
-            data = gr.Radio(offered, value=offered[0], label="Data")
+            data = gr.Radio([*offered, YOUR_ZIP], value=offered[0], label="Data", elem_id="dataset-data")
+            limits = settings.upload_limits()
+            zipped_images = gr.File(
+                label=f"Your images: a zip ({limits.describe()})", file_types=[".zip"], elem_id="dataset-zip"
+            )
+            gr.Markdown(
+                f"{ZIP_LAYOUTS}. Private to you: unpacked into your session's folder, with the run's rows, and "
+                "deleted when you close the page. Checkpoints you open under **Your model** join the networks."
+            )
+            zip_status = gr.Markdown(elem_id="dataset-zip-status")
             measured = gr.CheckboxGroup([RESIDUALS, *METRICS], value=[RESIDUALS], label="Measure besides predictions")
+    mine = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=forget_uploads)
     with gr.Row():
         run = gr.Button("Run over the data set", variant="primary")
         stop = gr.Button("Stop")
@@ -103,10 +136,12 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         *(status, board, accuracy, confusion, ratios, metrics_caption, metrics_plot, worst, worst_files),
         *(explained_caption, explained, explained_files, download),
     ]
+    zipped_images.upload(take_images, [zipped_images, mine], [zip_status, data, mine], **PRIVATE)
+    shared.weights.change(offer_checkpoint, [shared.weights, networks], networks, queue=False, **PRIVATE)
     job = run.click(
         dataset_run,
-        [networks, data, measured],
-        outputs,
+        [networks, data, measured, zipped_images, mine],
+        [*outputs, mine],
         api_name="dataset",
         concurrency_id="lab",
         concurrency_limit=1,
@@ -114,10 +149,11 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     )
     # Stop says so, and a new choice clears what the last run showed: it belongs to the choices it was run with.
     stop.click(stopped, None, outputs, cancels=[job], **PRIVATE)
-    for changed in (networks.change, data.change, measured.change):
+    for changed in (networks.change, data.change, measured.change, zipped_images.change):
         changed(choices_changed, None, outputs, queue=False, **PRIVATE)
-    worst.select(pick_worst, worst_files, shared.image, **PRIVATE)
-    explained.select(pick_worst, explained_files, shared.image, **PRIVATE)
+    picks = [shared.image, shared.family, shared.arch, shared.weights]
+    worst.select(pick_worst, worst_files, picks, **PRIVATE)
+    explained.select(pick_worst, explained_files, picks, **PRIVATE)
 
 
 def gallery(elem_id: str, visible: bool = True) -> gr.Gallery:
@@ -125,6 +161,7 @@ def gallery(elem_id: str, visible: bool = True) -> gr.Gallery:
     return gr.Gallery(
         show_label=False,
         columns=6,
+        fit_columns=False,  # a run with two wrong images shows two small tiles, not two half-page ones
         height=260,
         allow_preview=False,
         elem_classes="pixelated-tiles",
@@ -137,6 +174,9 @@ def dataset_run(
     networks: list[str],
     data: str,
     measured: list[str],
+    images: str | None = None,
+    mine: list[str] | None = None,
+    request: gr.Request = None,
     progress: gr.Progress = gr.Progress(track_tqdm=True),  # noqa: B008
 ):
     """Run networks over a whole data set and summarise each: a leaderboard, accuracy against depth, each network's
@@ -145,34 +185,37 @@ def dataset_run(
     the worst-explained images (where an explanation metric ran), and a zip of every row.
 
     Args:
-        networks: CIFAR-10 network names, e.g. ["cifar10_resnet20", "cifar10_resnet56"] (at most 6).
-        data: one of the data sets the tab offers (the shipped CIFAR-10 test images by default).
+        networks: 1 to 6 networks: CIFAR-10 network names, e.g. ["cifar10_resnet20", "cifar10_resnet56"], or
+            "ARCH@TOKEN" for a checkpoint this session opened (/open_checkpoint gives the architecture and token).
+        data: one of the data sets the tab offers (the shipped CIFAR-10 test images by default), or "your images
+            (the zip uploaded below)" to run on ``images``.
         measured: "residual ratios" and any registered metric names.
+        images: a zip of images (class folders, images with a path,label CSV, or images alone), for that choice.
+        mine: the session's uploads (a state).
     """
-    choices = data_choices()
-    if data not in choices:
-        raise user_error(f"Pick one of the data sets offered: {', '.join(choices)}.")
-    unknown = [name for name in networks if name not in NETWORKS]
-    if unknown or not 1 <= len(networks) <= MAX_NETWORKS:
-        raise user_error(f"Pick 1 to {MAX_NETWORKS} of the CIFAR-10 networks.")
+    mine = list(mine or [])
+    source, description, private = _data(data, images, mine, request)
+    picked = _picked(networks)
     # resolve_metrics' terms: None for the ratios alone, ["none"] for predictions only; metrics bring the ratios.
     metrics = [name for name in measured if name in METRICS]
     asked = metrics or (None if RESIDUALS in measured else ["none"])
-    key = json.dumps([choices[data], sorted(networks), asked])
-    out = cache_dir("datasets") / hashlib.sha256(key.encode()).hexdigest()[:16]
+    private = private or next((uploads.get(w).folder for _, w in picked if uploads.is_upload(w)), None)
+    key = json.dumps([description, sorted(networks), asked])
+    out = (private / "runs" if private else cache_dir("datasets")) / hashlib.sha256(key.encode()).hexdigest()[:16]
     try:
-        source = open_source(choices[data])
+        built = [_network(arch, weights) for arch, weights in picked]
         # No loader workers: forking the server process, threads and all, is not safe.
-        summaries = evaluate_dataset(source, networks, out, metrics=asked, workers=0, progress=True)
+        summaries = evaluate_dataset(source, built, out, metrics=asked, workers=0, progress=True)
     except (ValueError, FileNotFoundError) as error:
         raise user_error(str(error)) from None
+    answered = dict(zip(summaries, picked, strict=True))  # each row's network name -> the pickers' (arch, weights)
     rows = leaderboard(list(summaries.values()))
     worst = most_confidently_wrong(out, source, list(summaries))
     measure, badly = worst_explained(out, source, list(summaries), metrics)
     plots = [out / PLOTS / name for name in (ACCURACY_PLOT, CONFUSION_PLOT, RATIOS_PLOT)]
     metrics_plot = out / PLOTS / METRICS_PLOT
     untrained = [s.network for s in summaries.values() if not s.pretrained]
-    text = f"**{len(summaries)} network(s) over {data}** ({len(source):,} images)" + (
+    text = f"**{len(summaries)} network(s) over {description}** ({len(source):,} images)" + (
         f". Untrained (no published weights): {', '.join(untrained)}." if untrained else "."
     )
     read_back = [s.network for s in summaries.values() if s.images_per_second is None]
@@ -181,6 +224,8 @@ def dataset_run(
             f" No images/s for {', '.join(read_back)}: their rows were read back from an earlier run of the same "
             "choices, not computed now."
         )
+    if all(label is None for label in source.labels):
+        text += " The images have no labels: predictions only, no accuracy and no wrong answers."
     shown = metrics_plot.is_file()
     explained = f"Worst explained: {measure} (click one to put it in the photo box)" if measure else ""
     return (
@@ -189,13 +234,95 @@ def dataset_run(
         *(served(path) for path in plots),
         gr.Markdown(visible=shown),
         gr.Image(served(metrics_plot), visible=shown),
-        [(png_path(picture), label) for picture, label in worst],
-        [png_path(picture) for picture, _ in worst],
+        *_clickable(worst, answered),
         caption(explained, visible=bool(measure)),
-        gr.Gallery([(png_path(picture), label) for picture, label in badly], visible=bool(measure)),
-        [png_path(picture) for picture, _ in badly],
+        *_clickable(badly, answered, visible=bool(measure)),
         download_path(zipped(out), "resnet-explorer-dataset.zip"),
+        mine,
     )
+
+
+def _data(
+    data: str, images: str | None, mine: list[str], request: gr.Request | None
+) -> tuple[ImageSource, str, Path | None]:
+    """The data set a choice means, how the status line names it, and the private folder its runs go to (None:
+    data every visitor may ask for, whose runs go to the shared cache). A zip is unpacked into this session's
+    folder and its token added to ``mine``."""
+    if data == YOUR_ZIP:
+        if not images:
+            raise user_error("Upload a zip of images first (below the data choices), or pick another data set.")
+        found = _unpacked(images, request)
+        if found.token not in mine:
+            mine.append(found.token)
+        return found.unpacked.source, f"your images ({found.describe()})", found.folder
+    choices = data_choices()
+    if data not in choices:
+        raise user_error(f"Pick one of the data sets offered: {', '.join([*choices, YOUR_ZIP])}.")
+    try:
+        return open_source(choices[data]), data, None
+    except (ValueError, FileNotFoundError) as error:
+        raise user_error(str(error)) from None
+
+
+def _unpacked(images: str, request: gr.Request | None) -> uploads.Images:
+    session = request.session_hash if request else ""
+    try:
+        return uploads.open_images(images, session, settings.upload_limits())
+    except ValueError as error:
+        raise user_error(f"{error}.") from None
+
+
+def take_images(images: str | None, mine: list[str], request: gr.Request = None):
+    """A zip just uploaded: unpacked now (a refused one is said at once, not when Run is pressed), its contents
+    said, and the data choice set to it."""
+    if not images:
+        return "", gr.update(), mine
+    found = _unpacked(images, request)
+    said = f"**Unpacked {found.describe()}.** Press **Run** to send them through the networks."
+    return said, YOUR_ZIP, [*mine, found.token] if found.token not in mine else mine
+
+
+def _picked(networks: list[str]) -> list[tuple[str, str]]:
+    """Each picked network as (architecture, weight choice): a shipped network's default weights, or the
+    checkpoint an ``ARCH@TOKEN`` names (one sentence once its session ended)."""
+    if not 1 <= len(networks or []) <= MAX_NETWORKS:
+        raise user_error(f"Pick 1 to {MAX_NETWORKS} of the CIFAR-10 networks or your checkpoints.")
+    picked = []
+    for value in networks:
+        arch, _, token = value.partition("@")
+        if not token and arch not in NETWORKS:
+            raise user_error(f"{value!r} is not offered: pick CIFAR-10 networks or your checkpoints.")
+        picked.append((arch, weight_choice(arch, token or None)))
+    return picked
+
+
+def _network(arch: str, weights: str) -> str | ResNet:
+    """What ``evaluate_dataset`` is given: a shipped network by name, a visitor's checkpoint as a model of its own
+    (built afresh, not the model cache's, which analyses may be running at the same time)."""
+    if not uploads.is_upload(weights):
+        return arch
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return catalog.load(arch, weights, device).model
+
+
+def offer_checkpoint(weights: str, networks: list[str]):
+    """A checkpoint opened under Your model joins the networks to run (its value: ARCH@TOKEN), unticked."""
+    if not uploads.is_upload(weights):
+        return gr.update()
+    session = uploads.get(weights).session
+    own = [uploads.get(token) for token in uploads.session_tokens(session) if uploads.is_upload(token)]
+    choices = [*NETWORKS, *((f"{upload.name} (your {upload.arch})", f"{upload.arch}@{upload.token}") for upload in own)]
+    values = {choice if isinstance(choice, str) else choice[1] for choice in choices}
+    return gr.update(choices=choices, value=[network for network in networks or [] if network in values])
+
+
+def _clickable(pictures: list[tuple[object, str, str]], answered: dict[str, tuple[str, str]], visible: bool = True):
+    """A gallery of ``(image, caption, network)`` and what a click on one puts in the pickers: its file, and the
+    network that answered it (architecture and weights)."""
+    files = [png_path(picture) for picture, _, _ in pictures]
+    shown = [(file, label) for file, (_, label, _) in zip(files, pictures, strict=True)]
+    clicked = [[file, *answered[network]] for file, (_, _, network) in zip(files, pictures, strict=True)]
+    return gr.Gallery(shown, visible=visible), clicked
 
 
 def cleared(status: str) -> tuple:
@@ -245,8 +372,9 @@ def leaderboard(summaries: list[Summary]) -> pd.DataFrame:
     return pd.DataFrame(lines)
 
 
-def most_confidently_wrong(out: Path, source: ImageSource, networks: list[str]) -> list[tuple[object, str]]:
-    """The images the networks got wrong with the highest top-1 probability, with what they said and the truth."""
+def most_confidently_wrong(out: Path, source: ImageSource, networks: list[str]) -> list[tuple[object, str, str]]:
+    """The images the networks got wrong with the highest top-1 probability, with what they said and the truth,
+    and which network said it."""
     wrong = []
     for network in networks:
         table = ds.dataset(out / ROWS / file_name(network), format="parquet").to_table(
@@ -260,7 +388,10 @@ def most_confidently_wrong(out: Path, source: ImageSource, networks: list[str]) 
     # The truth first: a tile's caption is what a person reads, and a long network name must not push it out.
     return pictures(
         source,
-        [(path, f"is {truth}, said {said} ({100 * p:.0f}%): {network}") for p, network, path, said, truth in wrong],
+        [
+            (path, f"is {truth}, said {said} ({100 * p:.0f}%): {network}", network)
+            for p, network, path, said, truth in wrong
+        ],
     )
 
 
@@ -302,7 +433,7 @@ SHORTFALLS = (
 
 def worst_explained(
     out: Path, source: ImageSource, networks: list[str], metrics: list[str]
-) -> tuple[str, list[tuple[object, str]]]:
+) -> tuple[str, list[tuple[object, str, str]]]:
     """The images whose Grad-CAM explains its network worst, across the networks, by the first measure of
     :data:`SHORTFALLS` among the run's ``metrics`` (only images where that protocol is valid), with the measure in
     words; ``""`` and none where the run has no such metric."""
@@ -320,15 +451,17 @@ def worst_explained(
                 ranked.append((short, network, row))
     ranked.sort(key=lambda item: -item[0])
     captioned = [
-        (row["path"], f"{network}: {row['topk'][0]['label']}; {chosen.figures(row)}") for _, network, row in ranked
+        (row["path"], f"{network}: {row['topk'][0]['label']}; {chosen.figures(row)}", network)
+        for _, network, row in ranked
     ]
     return chosen.measure, pictures(source, captioned)
 
 
-def pictures(source: ImageSource, captioned: list[tuple[str, str]]) -> list[tuple[object, str]]:
-    """The first :data:`WORST` of ranked ``(key, caption)`` pairs as the source's images with their captions."""
+def pictures(source: ImageSource, captioned: list[tuple[str, str, str]]) -> list[tuple[object, str, str]]:
+    """The first :data:`WORST` of ranked ``(key, caption, network)`` as the source's images with their captions
+    and networks."""
     index = {key: position for position, key in enumerate(source.keys)}
-    return [(source.image(index[key]), text) for key, text in captioned[:WORST]]
+    return [(source.image(index[key]), text, network) for key, text, network in captioned[:WORST]]
 
 
 def zipped(out: Path) -> bytes:
@@ -341,6 +474,7 @@ def zipped(out: Path) -> bytes:
     return buffer.getvalue()
 
 
-def pick_worst(files: list[str], event: gr.SelectData) -> str:
-    """The clicked image, as a file for the photo input."""
-    return files[event.index]
+def pick_worst(files: list[list[str]], event: gr.SelectData):
+    """The clicked image, as a file for the photo input, and the network that answered it picked for Analyze."""
+    file, arch, weights = files[event.index]
+    return file, *network_pickers(arch, weights)

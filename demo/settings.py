@@ -10,16 +10,21 @@ import os
 
 import torch
 
+from resnet_core.data.archives import ENV_IMAGES, ENV_UNPACKED_MB, ENV_ZIP_MB, ArchiveLimits
+
 __all__ = [
     "ENV_CACHE_SIZE",
     "ENV_DATASET",
     "ENV_DATASET_RUNS",
     "ENV_DEVICE",
+    "ENV_IMAGES",
     "ENV_LIVE_TRAINING",
     "ENV_RESULTS",
     "ENV_RESULTS_TTL",
     "ENV_THREADS",
+    "ENV_UNPACKED_MB",
     "ENV_UPLOADS_TTL",
+    "ENV_ZIP_MB",
     "cache_size",
     "dataset_folder",
     "dataset_runs",
@@ -29,6 +34,7 @@ __all__ = [
     "results",
     "results_ttl",
     "threads",
+    "upload_limits",
     "uploads_ttl",
 ]
 
@@ -99,3 +105,13 @@ def dataset_runs() -> bool:
 def dataset_folder() -> str | None:
     """The server-side folder or CSV named by ``RESNET_EXPLORER_DATASET``, if any."""
     return os.environ.get(ENV_DATASET) or None
+
+
+# A Space's visitors share one small machine: a zip there is bounded tighter, unless the operator sets the limits.
+SPACE_UPLOADS = ArchiveLimits(images=1000, zip_bytes=50 * 2**20, unpacked_bytes=200 * 2**20)
+
+
+def upload_limits() -> ArchiveLimits:
+    """How much a visitor's zip of images may hold: ``RESNET_EXPLORER_UPLOAD_IMAGES``, ``..._ZIP_MB`` and
+    ``..._UNPACKED_MB`` (defaults 5,000 images, 200 MB, 1 GB; 1,000, 50 MB and 200 MB on a Space)."""
+    return ArchiveLimits.from_env(SPACE_UPLOADS if on_space() else None)

@@ -1,11 +1,13 @@
-"""Visitors' own checkpoints: opened through ``resnet_core.load_checkpoint``, private to the session that opened them.
+"""Visitors' own files, private to the session that brought them: checkpoints (opened through
+``resnet_core.load_checkpoint``) and zips of images (unpacked through ``resnet_core.data.archives``).
 
 An opened checkpoint becomes a weight choice of its recognised architecture, named by a random token that only
 the opening session is given (so it is never listed to, nor reachable by, another visitor). Its model lives in the
-model cache like any other, within the same bound. When the browser tab closes, ``demo.unload`` calls
-:func:`demo.app_state.forget_uploads` with the session's tokens; a session left open past
-``RESNET_EXPLORER_UPLOADS_TTL`` reaches it through its state's ``delete_callback``. Either drops the models and
-analyses (the kernel's) and the registry's entries and files (:func:`forget`, here).
+model cache like any other, within the same bound. A zip of images becomes a data set in a folder of its own, and
+the data-set runs over it (or with a checkpoint) write their rows there too, never to the shared cache. When the
+browser tab closes, ``demo.unload`` calls :func:`demo.app_state.forget_uploads` with the session's tokens; a session
+left open past ``RESNET_EXPLORER_UPLOADS_TTL`` reaches it through its states' ``delete_callback``. Either drops the
+models and analyses (the kernel's) and the registry's entries and folders (:func:`forget`, here).
 """
 
 from __future__ import annotations
@@ -16,14 +18,29 @@ import tempfile
 import threading
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TypeVar
 
+from resnet_core.data.archives import ArchiveLimits, Unpacked, unpack_images
 from resnet_core.zoo.checkpoints import CheckpointError, CheckpointInfo, inspect_checkpoint
 from resnet_core.zoo.file_kinds import not_a_checkpoint
 from resnet_core.zoo.weights import file_sha256
 
-__all__ = ["PREFIX", "Upload", "forget", "get", "is_upload", "open_upload", "session_tokens"]
+__all__ = [
+    "IMAGES",
+    "PREFIX",
+    "Images",
+    "Upload",
+    "forget",
+    "get",
+    "get_images",
+    "is_upload",
+    "open_images",
+    "open_upload",
+    "session_tokens",
+]
 
 PREFIX = "checkpoint:"  # weight choices that are a visitor's own checkpoint
+IMAGES = "images:"  # a visitor's zip of images, unpacked
 SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt", ".th")
 # Taken too, to be told in one sentence what they are (resnet_core.zoo.file_kinds) rather than filtered silently.
 NAMED_OTHERS = (".h5", ".hdf5", ".keras", ".onnx", ".pb", ".tflite", ".npy", ".zip")
@@ -54,8 +71,34 @@ class Upload:
         """(what the Weights box shows, its value)."""
         return f"{self.name} (your checkpoint)", self.token
 
+    @property
+    def folder(self) -> Path:
+        """The folder of this opening: the file, its labels, and the data-set runs made with it."""
+        return self.path.parent
 
-_uploads: dict[str, Upload] = {}
+
+@dataclass(frozen=True)
+class Images:
+    """One zip of images, unpacked: the data set it is, in a folder of its own, and the zip's digest (the same zip
+    uploaded again in the session is not unpacked twice)."""
+
+    token: str  # IMAGES + a random token
+    session: str
+    name: str  # the zip's file name, as the visitor knows it
+    sha256: str
+    unpacked: Unpacked
+
+    @property
+    def folder(self) -> Path:
+        """The folder of this upload: the images under ``images/``, the data-set runs over them under ``runs/``."""
+        return self.unpacked.folder.parent
+
+    def describe(self) -> str:
+        return f"{self.name}: {self.unpacked.describe()}"
+
+
+_uploads: dict[str, Upload | Images] = {}
+Kept = TypeVar("Kept", Upload, Images)
 _guard = threading.Lock()
 
 
@@ -65,11 +108,44 @@ def is_upload(weights: str | None) -> bool:
 
 def get(token: str) -> Upload:
     """The upload behind a weight choice; a ``LookupError`` once its session has ended."""
+    return _registered(
+        token, Upload, "that checkpoint was closed when its session ended: open it again under Your model"
+    )
+
+
+def get_images(token: str) -> Images:
+    """The zip of images behind a token; a ``LookupError`` once its session has ended."""
+    return _registered(token, Images, "those images were deleted when their session ended: upload the zip again")
+
+
+def _registered(token: str, kind: type[Kept], gone: str) -> Kept:
     with _guard:
         found = _uploads.get(token)
-    if found is None:
-        raise LookupError("that checkpoint was closed when its session ended: open it again under Your model")
+    if not isinstance(found, kind):
+        raise LookupError(gone)
     return found
+
+
+def open_images(archive: str | Path, session: str, limits: ArchiveLimits) -> Images:
+    """Unpack a zip of images into a new private folder and register it, or give the session's own unpacking of
+    the very same zip. Raises ``ValueError`` with one sentence for a zip that is refused (and leaves no folder)."""
+    archive = Path(archive)
+    digest = file_sha256(archive)
+    with _guard:
+        same = [u for u in _uploads.values() if isinstance(u, Images) and (u.session, u.sha256) == (session, digest)]
+    if same:
+        return same[0]
+    key = secrets.token_hex(12)
+    folder = _folder() / key
+    try:
+        unpacked = unpack_images(archive, folder / "images", limits)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    images = Images(IMAGES + key, session, archive.name, digest, unpacked)
+    with _guard:
+        _uploads[images.token] = images
+    return images
 
 
 def open_upload(
@@ -115,17 +191,18 @@ def open_upload(
 
 
 def forget(tokens: list[str] | None) -> list[Upload]:
-    """Drop checkpoints from the registry and their files from the disk; the uploads dropped, for the kernel to let
-    go of what it holds of them (:func:`demo.app_state.forget_uploads`: their models, their analyses)."""
+    """Drop checkpoints and zips of images from the registry and their folders from the disk; the checkpoints
+    dropped, for the kernel to let go of what it holds of them (:func:`demo.app_state.forget_uploads`: their
+    models, their analyses)."""
     with _guard:
         gone = [_uploads.pop(token) for token in tokens or [] if token in _uploads]
     for upload in gone:
-        shutil.rmtree(upload.path.parent, ignore_errors=True)
-    return gone
+        shutil.rmtree(upload.folder, ignore_errors=True)
+    return [upload for upload in gone if isinstance(upload, Upload)]
 
 
 def session_tokens(session: str) -> list[str]:
-    """Every checkpoint token a session opened."""
+    """Every token of a checkpoint or zip a session opened."""
     with _guard:
         return [token for token, upload in _uploads.items() if upload.session == session]
 

@@ -37,7 +37,7 @@ def quiet(*args, **kwargs) -> None:
 
 def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
     returned = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)
-    text, board, accuracy, confusion, ratios, metrics_caption, metrics_plot, worst, files, *explained, download = (
+    text, board, accuracy, confusion, ratios, metrics_caption, metrics_plot, worst, files, *explained, download, _ = (
         returned
     )
     assert not metrics_caption.visible and not metrics_plot.visible  # no metric asked: no empty chart either
@@ -63,9 +63,13 @@ def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
             (r["topk"][0]["probability"], name, r["topk"][0]["label"], r["label"]) for r in table if not r["correct"]
         ]
     rows.sort(key=lambda row: -row[0])
-    assert [label for _, label in worst] == [f"is {truth}, said {said} ({100 * p:.0f}%): {n}" for p, n, said, truth in
-                                             rows[: dataset_tab.WORST]]  # fmt: skip
-    assert len(files) == len(worst) == dataset_tab.WORST
+    expected = [f"is {truth}, said {said} ({100 * p:.0f}%): {n}" for p, n, said, truth in rows[: dataset_tab.WORST]]
+    assert [item["caption"] for item in worst.value] == expected
+    assert len(files) == len(worst.value) == dataset_tab.WORST
+    # A click puts the image in the photo box and picks the network that got it wrong, for Analyze.
+    image, family, arch, weights = dataset_tab.pick_worst(files, gr.SelectData(None, {"index": 0, "value": None}))
+    assert (family, arch["value"], weights["value"]) == ("CIFAR-10", rows[0][1], f"{rows[0][1]}.akamaster")
+    assert Path(image).is_file()
     # Asked again, the run is read back from disk: the same board, no speed to report.
     said, again = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)[:2]
     assert again.iloc[:, :7].equals(board.iloc[:, :7]) and again["images/s"].isna().all()
@@ -116,13 +120,13 @@ def test_the_worst_explained_images_are_insertions_furthest_below_random(tmp_pat
                 shortfalls.append((short, f"{name}: {row['topk'][0]['label']}; {figures}"))
     assert 0 < len(shortfalls) < 32  # some images void (measured: the blurred image keeps the class on several)
     shortfalls.sort(key=lambda item: -item[0])
-    assert [label for _, label in images] == [label for _, label in shortfalls[: dataset_tab.WORST]]
+    assert [label for _, label, _ in images] == [label for _, label in shortfalls[: dataset_tab.WORST]]
 
 
 def test_what_a_visitor_cannot_ask_for():
     for networks, data, message in [
         ([], SHIPPED, "Pick 1 to 6"),
-        (["resnet50"], SHIPPED, "Pick 1 to 6"),
+        (["resnet50"], SHIPPED, "'resnet50' is not offered"),
         (PAIR, "/etc", "Pick one of the data sets offered"),
     ]:
         with pytest.raises(gr.Error, match=message):
@@ -143,7 +147,7 @@ def test_through_gradio_client_and_in_chromium(served_app):
     expect = pytest.importorskip("playwright.sync_api").expect
     url = served_app
     client = Client(url, verbose=False)
-    _, board, *_ = client.predict(["cifar10_resnet20"], SHIPPED, [], api_name="/dataset")
+    _, board, *_ = client.predict(["cifar10_resnet20"], SHIPPED, [], None, api_name="/dataset")  # no zip
     assert board["data"][0][:6] == ["cifar10_resnet20", 20, "cifar10_resnet20.akamaster", 500, 0, 90.0]
     with chromium_page(url) as page:
         page.get_by_role("tab", name="Data set").click()
@@ -161,7 +165,8 @@ def test_through_gradio_client_and_in_chromium(served_app):
         expect(page.locator("#photo img")).to_have_count(1, timeout=60_000)
         assert "Error" not in page.locator("body").inner_text()
         # Another choice: nothing of that run stays under it.
-        page.get_by_label("cifar10_plain20").check()  # untrained: nothing to download
+        page.locator("#dataset-networks input").click()
+        page.get_by_role("option", name="cifar10_plain20", exact=True).click()  # untrained: nothing to download
         expect(page.locator("#dataset-status")).to_contain_text("Press Run for the networks", timeout=30_000)
         assert (
             page.locator("#dataset-worst img").count() == 0

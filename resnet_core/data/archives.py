@@ -42,12 +42,14 @@ class ArchiveLimits:
     unpacked_bytes: int = 1024 * 2**20
 
     @classmethod
-    def from_env(cls) -> ArchiveLimits:
-        mb = 2**20
+    def from_env(cls, defaults: ArchiveLimits | None = None) -> ArchiveLimits:
+        """The limits the environment sets, each one it leaves unset from ``defaults`` (a hosted app's smaller
+        ones), else from the class's."""
+        mb, base = 2**20, defaults or cls()
         return cls(
-            images=int(os.environ.get(ENV_IMAGES, cls.images)),
-            zip_bytes=int(float(os.environ.get(ENV_ZIP_MB, cls.zip_bytes / mb)) * mb),
-            unpacked_bytes=int(float(os.environ.get(ENV_UNPACKED_MB, cls.unpacked_bytes / mb)) * mb),
+            images=int(os.environ.get(ENV_IMAGES, base.images)),
+            zip_bytes=int(float(os.environ.get(ENV_ZIP_MB, base.zip_bytes / mb)) * mb),
+            unpacked_bytes=int(float(os.environ.get(ENV_UNPACKED_MB, base.unpacked_bytes / mb)) * mb),
         )
 
     def describe(self) -> str:
