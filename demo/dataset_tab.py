@@ -1,17 +1,17 @@
-"""The Data set tab: networks over a whole data set instead of one photo, through ``resnet_core.evaluate_dataset``.
+"""The Data set tab: networks over a whole data set instead of one photo, through ``resnet_core.evaluate_dataset``,
+and below them the network analysed above across the same data (:mod:`demo.across_data`).
 
-The data are the CIFAR-10 test images shipped with the app, all 10,000 where ``$RESNET_EXPLORER_CIFAR10`` names them,
-a folder or CSV on the server named by ``$RESNET_EXPLORER_DATASET`` (never a path a visitor types), or a zip the
-visitor uploads (:mod:`demo.uploads`: unpacked into a folder of their session's, within the limits of
-:func:`demo.settings.upload_limits`). The networks are the shipped CIFAR-10 ones and the checkpoints the visitor
-opened under Your model (``ARCH@TOKEN``). A run is a job of the lab's kind (one at a time, with progress,
-cancellable), off on a Space unless enabled; its rows, summaries and plots stay on disk, keyed by what was asked, so
-asking again reads them back: under the app's cache for what every visitor may ask, in the session's own folder for
-a run over a visitor's zip or with their checkpoint (deleted with the session).
+The data are those of :mod:`demo.data_choices` (the shipped CIFAR-10 test images, all 10,000 where the server has
+them, a folder or CSV the operator names, or a zip the visitor uploads). The networks are the shipped CIFAR-10 ones
+and the checkpoints the visitor opened under Your model (``ARCH@TOKEN``). A run is a job of the lab's kind (one at a
+time, with progress, cancellable), off on a Space unless enabled; its rows, summaries and plots stay on disk, keyed
+by what was asked, so asking again reads them back: under the app's cache for what every visitor may ask, in the
+session's own folder for a run over a visitor's zip or with their checkpoint (deleted with the session).
 """
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import io
 import json
@@ -27,17 +27,18 @@ import torch
 
 from resnet_core import ARCHITECTURES, evaluate_dataset
 from resnet_core.cache import cache_dir
-from resnet_core.data.sources import ImageSource, open_source
+from resnet_core.data.sources import ImageSource
 from resnet_core.evaluate.metrics import METRICS
 from resnet_core.evaluate.store import PLOTS, ROWS, file_name
 from resnet_core.evaluate.summary import ACCURACY_PLOT, CONFUSION_PLOT, METRICS_PLOT, RATIOS_PLOT, Summary
-from resnet_core.settings import cifar10_test_set
 from resnet_core.zoo.models import ResNet
 
-from . import catalog, settings, uploads
+from . import across_data, catalog, settings, uploads
 from .analysis_panel import network_pickers
 from .app_state import forget_uploads, user_error, weight_choice
+from .data_choices import YOUR_ZIP, ZIP_LAYOUTS, chosen_data, data_choices, take_images
 from .image_outputs import download_path, png_path
+from .sessions import release_memory
 from .shared import PRIVATE, SESSION_BOUND, Shared, caption, picture
 
 TITLE = "Data set"
@@ -47,97 +48,115 @@ DEFAULT_NETWORKS = ["cifar10_resnet20", "cifar10_resnet32", "cifar10_resnet44", 
 MAX_NETWORKS = 6
 WORST = 12  # the most confidently wrong images shown
 LEADERBOARD = ["network", "depth", "weights", "images", "unreadable", "acc@1 %", "acc@5 %", "images/s"]
-YOUR_ZIP = "your images (the zip uploaded below)"
-ZIP_LAYOUTS = (
-    "Class folders (each folder's name is its images' label: the network's class names, ImageNet WordNet IDs or "
-    "the names of its labels file), or images with a `path,label` CSV beside them, or images alone (then "
-    "predictions without accuracy)"
+
+RUNS_INTRO = (
+    "Every image of a data set through each network: accuracy, speed and each block's median residual ratio "
+    "per network, the images they get most confidently wrong, and every row to download (Parquet). Ask for an "
+    "explanation metric to score Grad-CAM on every image: each metric against depth, and the images whose map "
+    "explains the network worst. Grad-CAM here explains the class logit (Selvaraju et al.), and Average Drop "
+    "and Increase in Confidence read the softmax probability, as TorchCAM's metric does; TorchCAM's own example "
+    "also takes its maps from the softmax probability, which gives other maps (Average Drop 0.466 instead of "
+    "0.105 on cifar10_resnet56 over the 500 shipped images: `python -m bench.torchcam_target`). "
+    "The same run from the command line: "
+    "`python -m resnet_core evaluate cifar10 --archs cifar10_resnet20 ... --out DIR`."
 )
 
 
-def data_choices() -> dict[str, str]:
-    """What the tab offers to run on: label -> what ``evaluate_dataset`` is given."""
-    choices = {"the 500 CIFAR-10 test images shipped with the app": "cifar10"}
-    if cifar10_test_set() is not None:
-        choices["all 10,000 CIFAR-10 test images (this server's copy)"] = "cifar10:full"
-    folder = settings.dataset_folder()
-    if folder:
-        choices[f"this server's data set ({Path(folder).name})"] = folder
-    return choices
-
-
 def build(shared: Shared, tab: gr.Tab) -> None:
-    if not settings.dataset_runs():
-        gr.Markdown(
-            "Runs over a data set take minutes of CPU that every other visitor would wait for, so they are off on "
-            f"this Space. Run the app yourself (`python app.py`), or set `{settings.ENV_DATASET_RUNS}=1`."
-        )
-        return
-    gr.Markdown(
-        "Every image of a data set through each network: accuracy, speed and each block's median residual ratio "
-        "per network, the images they get most confidently wrong, and every row to download (Parquet). Ask for an "
-        "explanation metric to score Grad-CAM on every image: each metric against depth, and the images whose map "
-        "explains the network worst. Grad-CAM here explains the class logit (Selvaraju et al.), and Average Drop "
-        "and Increase in Confidence read the softmax probability, as TorchCAM's metric does; TorchCAM's own example "
-        "also takes its maps from the softmax probability, which gives other maps (Average Drop 0.466 instead of "
-        "0.105 on cifar10_resnet56 over the 500 shipped images: `python -m bench.torchcam_target`). "
-        "The same run from the command line: "
-        "`python -m resnet_core evaluate cifar10 --archs cifar10_resnet20 ... --out DIR`."
-    )
+    runs = settings.dataset_runs()
+    if runs:
+        gr.Markdown(RUNS_INTRO)
     with gr.Row():
-        # A pick-list that takes values it does not list: an API caller's ARCH@TOKEN (its /open_checkpoint does not
-        # run the page's events that list the checkpoint here); dataset_run refuses anything else in one sentence.
-        networks = gr.Dropdown(
-            NETWORKS,
-            value=DEFAULT_NETWORKS,
-            multiselect=True,
-            max_choices=MAX_NETWORKS,
-            allow_custom_value=True,
-            label="Networks (trained where weights exist; checkpoints you open under Your model join the list)",
-            elem_id="dataset-networks",
-        )
         with gr.Column():
             offered = list(data_choices())
-            data = gr.Radio([*offered, YOUR_ZIP], value=offered[0], label="Data", elem_id="dataset-data")
-            limits = settings.upload_limits()
-            zipped_images = gr.File(
-                label=f"Your images: a zip ({limits.describe()})", file_types=[".zip"], elem_id="dataset-zip"
+            data = gr.Radio(
+                [*offered, *([YOUR_ZIP] if runs else [])], value=offered[0], label="Data", elem_id="dataset-data"
             )
-            gr.Markdown(
-                f"{ZIP_LAYOUTS}. Private to you: unpacked into your session's folder, with the run's rows, and "
-                "deleted when you close the page. Checkpoints you open under **Your model** join the networks."
-            )
-            zip_status = gr.Markdown(elem_id="dataset-zip-status")
-            measured = gr.CheckboxGroup([RESIDUALS, *METRICS], value=[RESIDUALS], label="Measure besides predictions")
-    mine = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=forget_uploads)
+            mine = gr.State([], time_to_live=settings.uploads_ttl(), delete_callback=forget_uploads)
+            if runs:
+                zipped_images = gr.File(
+                    label=f"Your images: a zip ({settings.upload_limits().describe()})",
+                    file_types=[".zip"],
+                    elem_id="dataset-zip",
+                )
+                gr.Markdown(
+                    f"{ZIP_LAYOUTS}. Private to you: unpacked into your session's folder, with the run's rows, and "
+                    "deleted when you close the page."
+                )
+                zip_status = gr.Markdown(elem_id="dataset-zip-status")
+                zipped_images.upload(take_images, [zipped_images, mine], [zip_status, data, mine], **PRIVATE)
+        with gr.Column():
+            if runs:
+                networks, measured = _run_pickers(shared)
+            else:
+                gr.Markdown(
+                    "Runs of networks over a whole data set take minutes of CPU that every other visitor would wait "
+                    "for, so they, and uploads of your own images, are off on this Space. Run the app yourself "
+                    f"(`python app.py`), or set `{settings.ENV_DATASET_RUNS}=1`. The views of the network analysed "
+                    "above across the data are below."
+                )
+    if runs:
+        _runs(shared, networks, data, measured, zipped_images, mine)
+    across_data.build(shared, data, zipped_images if runs else gr.State(None), mine)
+
+
+def _run_pickers(shared: Shared) -> tuple[gr.Dropdown, gr.CheckboxGroup]:
+    """The networks to run over the data, the checkpoints opened under Your model among them, and the measures."""
+    # A pick-list that takes values it does not list: an API caller's ARCH@TOKEN (its /open_checkpoint does not
+    # run the page's events that list the checkpoint here); dataset_run refuses anything else in one sentence.
+    networks = gr.Dropdown(
+        NETWORKS,
+        value=DEFAULT_NETWORKS,
+        multiselect=True,
+        max_choices=MAX_NETWORKS,
+        allow_custom_value=True,
+        label="Networks (trained where weights exist; checkpoints you open under Your model join the list)",
+        elem_id="dataset-networks",
+    )
+    measured = gr.CheckboxGroup([RESIDUALS, *METRICS], value=[RESIDUALS], label="Measure besides predictions")
+    shared.weights.change(offer_checkpoint, [shared.weights, networks], networks, queue=False, **PRIVATE)
+    return networks, measured
+
+
+def _runs(
+    shared: Shared,
+    networks: gr.Dropdown,
+    data: gr.Radio,
+    measured: gr.CheckboxGroup,
+    zipped_images: gr.File,
+    mine: gr.State,
+) -> None:
+    """The runs over the data: the button, what a run shows, and their events."""
     with gr.Row():
         run = gr.Button("Run over the data set", variant="primary")
         stop = gr.Button("Stop")
     status = gr.Markdown(elem_id="dataset-status")
-    board = gr.Dataframe(headers=LEADERBOARD, label="Leaderboard", interactive=False, elem_id="dataset-board")
-    accuracy = picture("Accuracy against depth", elem_id="dataset-accuracy")
-    confusion = picture(
-        "Where each network fails: its confusion matrix, each class's accuracy beside its name",
-        height=720,
-        elem_id="dataset-confusion",
-    )
-    # The whole width: one point per block of every network, unreadable at half of it.
-    ratios = picture("Median residual ratio of every block", height=460, elem_id="dataset-ratios")
-    metrics_caption = caption("Each explanation metric against depth", visible=False)
-    metrics_plot = gr.Image(show_label=False, interactive=False, format="png", visible=False, elem_id="dataset-metrics")
-    caption("Most confidently wrong (click one to put it in the photo box)")
-    worst = gallery("dataset-worst")
-    worst_files = gr.State([])
-    explained_caption = caption(visible=False, elem_id="dataset-explained-caption")
-    explained = gallery("dataset-explained", visible=False)
-    explained_files = gr.State([])
-    download = gr.File(label="Rows (Parquet), summaries (JSON) and plots, zipped", elem_id="dataset-download")
+    # What a run shows, hidden until there is a run to show: the views below it come up the page meanwhile.
+    with gr.Column(visible=False) as results:
+        board = gr.Dataframe(headers=LEADERBOARD, label="Leaderboard", interactive=False, elem_id="dataset-board")
+        accuracy = picture("Accuracy against depth", elem_id="dataset-accuracy")
+        confusion = picture(
+            "Where each network fails: its confusion matrix, each class's accuracy beside its name",
+            height=720,
+            elem_id="dataset-confusion",
+        )
+        # The whole width: one point per block of every network, unreadable at half of it.
+        ratios = picture("Median residual ratio of every block", height=460, elem_id="dataset-ratios")
+        metrics_caption = caption("Each explanation metric against depth", visible=False)
+        metrics_plot = gr.Image(
+            show_label=False, interactive=False, format="png", visible=False, elem_id="dataset-metrics"
+        )
+        caption("Most confidently wrong (click one to put it in the photo box)")
+        worst = gallery("dataset-worst")
+        worst_files = gr.State([])
+        explained_caption = caption(visible=False, elem_id="dataset-explained-caption")
+        explained = gallery("dataset-explained", visible=False)
+        explained_files = gr.State([])
+        download = gr.File(label="Rows (Parquet), summaries (JSON) and plots, zipped", elem_id="dataset-download")
     outputs = [
         *(status, board, accuracy, confusion, ratios, metrics_caption, metrics_plot, worst, worst_files),
-        *(explained_caption, explained, explained_files, download),
+        *(explained_caption, explained, explained_files, download, results),
     ]
-    zipped_images.upload(take_images, [zipped_images, mine], [zip_status, data, mine], **PRIVATE)
-    shared.weights.change(offer_checkpoint, [shared.weights, networks], networks, queue=False, **PRIVATE)
     job = run.click(
         dataset_run,
         [networks, data, measured, zipped_images, mine],
@@ -194,20 +213,42 @@ def dataset_run(
         mine: the session's uploads (a state).
     """
     mine = list(mine or [])
-    source, description, private = _data(data, images, mine, request)
+    source, description, found = chosen_data(data, images, mine, request)
     picked = _picked(networks)
     # resolve_metrics' terms: None for the ratios alone, ["none"] for predictions only; metrics bring the ratios.
     metrics = [name for name in measured if name in METRICS]
     asked = metrics or (None if RESIDUALS in measured else ["none"])
-    private = private or next((uploads.get(w).folder for _, w in picked if uploads.is_upload(w)), None)
+    own = [found.token] if found else []
+    own += [weights for _, weights in picked if uploads.is_upload(weights)]
     key = json.dumps([description, sorted(networks), asked])
-    out = (private / "runs" if private else cache_dir("datasets")) / hashlib.sha256(key.encode()).hexdigest()[:16]
+    with uploads.in_use(own):  # a session closed during its run keeps its folder until the run ends
+        private = found.folder if found else (uploads.get(own[0]).folder if own else None)
+        out = (private / "runs" if private else cache_dir("datasets")) / hashlib.sha256(key.encode()).hexdigest()[:16]
+        return (*_ran(source, description, picked, out, asked, metrics), mine)
+
+
+def _ran(
+    source: ImageSource,
+    description: str,
+    picked: list[tuple[str, str]],
+    out: Path,
+    asked: list[str] | None,
+    metrics: list[str],
+) -> tuple:
+    """The run into ``out`` and the tab's outputs drawn from it."""
     try:
-        built = [_network(arch, weights) for arch, weights in picked]
         # No loader workers: forking the server process, threads and all, is not safe.
+        built = [_network(arch, weights) for arch, weights in picked]
         summaries = evaluate_dataset(source, built, out, metrics=asked, workers=0, progress=True)
     except (ValueError, FileNotFoundError) as error:
         raise user_error(str(error)) from None
+    finally:
+        # The networks built for the run, the batches they saw and the plots' figures (matplotlib's hold reference
+        # cycles, which only the cyclic collector frees; measured: without it the server grew ~20 MB per visitor's
+        # run in bench.upload_memory) go back to the system now, once per run of seconds to minutes.
+        built = []
+        gc.collect()
+        release_memory()
     answered = dict(zip(summaries, picked, strict=True))  # each row's network name -> the pickers' (arch, weights)
     rows = leaderboard(list(summaries.values()))
     worst = most_confidently_wrong(out, source, list(summaries))
@@ -238,48 +279,8 @@ def dataset_run(
         caption(explained, visible=bool(measure)),
         *_clickable(badly, answered, visible=bool(measure)),
         download_path(zipped(out), "resnet-explorer-dataset.zip"),
-        mine,
+        gr.Column(visible=True),
     )
-
-
-def _data(
-    data: str, images: str | None, mine: list[str], request: gr.Request | None
-) -> tuple[ImageSource, str, Path | None]:
-    """The data set a choice means, how the status line names it, and the private folder its runs go to (None:
-    data every visitor may ask for, whose runs go to the shared cache). A zip is unpacked into this session's
-    folder and its token added to ``mine``."""
-    if data == YOUR_ZIP:
-        if not images:
-            raise user_error("Upload a zip of images first (below the data choices), or pick another data set.")
-        found = _unpacked(images, request)
-        if found.token not in mine:
-            mine.append(found.token)
-        return found.unpacked.source, f"your images ({found.describe()})", found.folder
-    choices = data_choices()
-    if data not in choices:
-        raise user_error(f"Pick one of the data sets offered: {', '.join([*choices, YOUR_ZIP])}.")
-    try:
-        return open_source(choices[data]), data, None
-    except (ValueError, FileNotFoundError) as error:
-        raise user_error(str(error)) from None
-
-
-def _unpacked(images: str, request: gr.Request | None) -> uploads.Images:
-    session = request.session_hash if request else ""
-    try:
-        return uploads.open_images(images, session, settings.upload_limits())
-    except ValueError as error:
-        raise user_error(f"{error}.") from None
-
-
-def take_images(images: str | None, mine: list[str], request: gr.Request = None):
-    """A zip just uploaded: unpacked now (a refused one is said at once, not when Run is pressed), its contents
-    said, and the data choice set to it."""
-    if not images:
-        return "", gr.update(), mine
-    found = _unpacked(images, request)
-    said = f"**Unpacked {found.describe()}.** Press **Run** to send them through the networks."
-    return said, YOUR_ZIP, [*mine, found.token] if found.token not in mine else mine
 
 
 def _picked(networks: list[str]) -> list[tuple[str, str]]:
@@ -329,7 +330,7 @@ def cleared(status: str) -> tuple:
     """The tab's outputs with nothing of a previous run: ``status`` alone."""
     hidden_caption, hidden_gallery = caption("", visible=False), gr.Gallery([], visible=False)
     plots = (None, None, None, gr.Markdown(visible=False), gr.Image(None, visible=False))
-    return (status, None, *plots, [], [], hidden_caption, hidden_gallery, [], None)
+    return (status, None, *plots, [], [], hidden_caption, hidden_gallery, [], None, gr.Column(visible=False))
 
 
 def stopped() -> tuple:

@@ -7,7 +7,6 @@ import gradio as gr
 from . import (
     about_tab,
     analysis_panel,
-    cifar10_tab,
     compare_tab,
     concepts_tab,
     cost_tab,
@@ -36,7 +35,6 @@ TABS: list[Tab] = [
     compare_tab,
     cost_tab,
     explain_tab,
-    cifar10_tab,
     dataset_tab,
     live_tab,
     paths_tab,  # the row shows eleven tabs at 1400 px; the rest are under its "..." menu

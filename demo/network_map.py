@@ -109,9 +109,9 @@ def drawn_map(arch: str, weights: str, overlay: str, state: TabState | None) -> 
     elif source == "cifar10 tab":
         where = "Delete each block in turn" if overlay == LESION else "The paper's Fig. 7"
         note = (
-            f"From the CIFAR-10 test set tab's last run for {arch} ({weights})."
+            f"From the Data set tab's last run for {arch} ({weights})."
             if values
-            else f"For the trained CIFAR-10 and digit nets: press **{where}** in the CIFAR-10 test set tab first."
+            else f"Press **{where}** in the Data set tab first (Fig. 7: the trained CIFAR-10 and digit nets)."
         )
     else:
         note = f"Counted for {arch} at the size its weights expect; the head's average pool sees the whole input."

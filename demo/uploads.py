@@ -16,6 +16,9 @@ import secrets
 import shutil
 import tempfile
 import threading
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
@@ -33,6 +36,7 @@ __all__ = [
     "forget",
     "get",
     "get_images",
+    "in_use",
     "is_upload",
     "open_images",
     "open_upload",
@@ -98,6 +102,8 @@ class Images:
 
 
 _uploads: dict[str, Upload | Images] = {}
+_busy: Counter[str] = Counter()  # token -> the runs reading or writing its folder now
+_doomed: dict[str, Path] = {}  # folders of uploads forgotten while busy: deleted when their last run ends
 Kept = TypeVar("Kept", Upload, Images)
 _guard = threading.Lock()
 
@@ -196,9 +202,31 @@ def forget(tokens: list[str] | None) -> list[Upload]:
     models, their analyses)."""
     with _guard:
         gone = [_uploads.pop(token) for token in tokens or [] if token in _uploads]
+        _doomed.update((upload.token, upload.folder) for upload in gone if _busy[upload.token])
     for upload in gone:
-        shutil.rmtree(upload.folder, ignore_errors=True)
+        if upload.token not in _doomed:
+            shutil.rmtree(upload.folder, ignore_errors=True)
     return [upload for upload in gone if isinstance(upload, Upload)]
+
+
+@contextmanager
+def in_use(tokens: list[str]) -> Iterator[None]:
+    """Keep the folders of ``tokens`` while a run reads and writes them: a session closed meanwhile has its
+    uploads forgotten at once, and their folders deleted when the run ends (not under it, where the run would
+    recreate them, owned by nobody)."""
+    with _guard:
+        _busy.update(tokens)
+    try:
+        yield
+    finally:
+        with _guard:
+            _busy.subtract(tokens)
+            done = [_doomed.pop(token) for token in tokens if _busy[token] <= 0 and token in _doomed]
+            for token in tokens:
+                if _busy[token] <= 0:
+                    del _busy[token]
+        for folder in done:
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def session_tokens(session: str) -> list[str]:

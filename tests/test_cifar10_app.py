@@ -12,8 +12,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from bench.browser import answer_to, chromium_page
+from demo import across_data, app_state, cost_tab, gradcam_tab
 from demo import analysis_panel as panel
-from demo import app_state, cifar10_tab, cost_tab, gradcam_tab
 from demo import launch as app_module
 from demo.model_cache import ModelCache
 from resnet_core import create_model
@@ -26,6 +26,7 @@ from .conftest import ROOT, free_port, read_png
 
 SCREENSHOTS = ROOT / "screenshots"  # git-ignored: look at them after a run
 CAT = next(path for path in sorted(cifar10.GALLERY_DIR.glob("cat_*.png")))
+SHIPPED = "the 500 CIFAR-10 test images shipped with the app"  # the Data set tab's first data choice
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,7 +57,7 @@ def test_every_view_for_a_cat_example(page):
 
 def test_test_set_views_come_from_one_probe_of_the_shipped_images():
     *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
-    figure, text = cifar10_tab.residual_view(state)
+    figure, text = across_data.residual_view(state, SHIPPED)
     images, _, _ = cifar10.load_subset()
     model = app_state.models().get("cifar10_resnet20", "DEFAULT").model
     probe = probe_dataset(model, cifar10.to_batch(images, model.card.preprocess.mean, model.card.preprocess.std))
@@ -74,20 +75,20 @@ def test_test_set_views_come_from_one_probe_of_the_shipped_images():
         residual = block.bn2(block.conv2(block.relu(block.bn1(block.conv1(x)))))
     assert float(probe.residual_ratios["layer2.1"][0]) == pytest.approx(float(residual.norm() / x.norm()), rel=1e-4)
 
-    most, _, text = cifar10_tab.examples_view(state, "layer3.2", 5)
+    most, _, text = across_data.examples_view(state, SHIPPED, None, [], "layer3.2", 5)
     top, bottom = probe.extremes("layer3.2", 5)
     means = probe.channel_means["layer3.2"][:, 5]
     assert means[top[0]] == means.max() and means[bottom[0]] == means.min()
     tiles = read_png(most)
     assert np.array_equal(tiles[2:98, 2:98], images[top[0]].repeat(3, 0).repeat(3, 1))
     with pytest.raises(gr.Error, match="channels 0 to 63"):
-        cifar10_tab.examples_view(state, "layer3.2", 64)
+        across_data.examples_view(state, SHIPPED, None, [], "layer3.2", 64)
 
 
 @pytest.mark.slow
 def test_lesion_view_measures_accuracy_with_each_block_deleted():
     *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT")
-    figure, text = cifar10_tab.lesion_view(state)
+    figure, text = across_data.lesion_view(state, SHIPPED)
     model = app_state.models().get("cifar10_resnet20", "DEFAULT").model
     images, _, _ = cifar10.load_subset()
     inputs = cifar10.to_batch(images[:100], *_norm(model))
@@ -101,11 +102,11 @@ def test_lesion_view_measures_accuracy_with_each_block_deleted():
     assert min(accuracy.values()) < 0.9 * max(accuracy.values())
 
 
-def test_imagenet_analysis_is_refused_with_a_sentence(photos, page):
+def test_an_imagenet_network_on_cifar10_deletes_blocks_only_where_the_labels_fit(photos, page):
     *_, state = panel.analyze_image(str(photos / "coffee.png"), "resnet18", "random init")
-    with pytest.raises(gr.Error, match="CIFAR-10 family"):
-        cifar10_tab.residual_view(state)
-    assert page.after(state)["example_block"]["choices"] == []  # no CIFAR-10 blocks to pick
+    assert page.after(state)["example_block"]["choices"][-1] == "layer4.1"  # any network's blocks to pick
+    with pytest.raises(gr.Error, match="airplane"):  # CIFAR-10's class names are not ImageNet's
+        across_data.lesion_view(state, SHIPPED)
 
 
 @pytest.mark.slow
@@ -116,9 +117,9 @@ def test_cifar10_through_gradio_client(served_app):
     assert label["label"] == "cat (3)"
     overlay = client.predict("5: dog", "layer2", 0.5, api_name="/cam")
     assert read_png(overlay).shape == (32, 32, 3)
-    plot, text = client.predict(api_name="/cifar10_residuals")
+    plot, text = client.predict(SHIPPED, None, api_name="/data_residuals")
     assert "cifar10_resnet56" in text and Image.open(plot).format == "PNG"
-    most, _, text = client.predict("layer3.8", 0, api_name="/cifar10_examples")
+    most, _, text = client.predict(SHIPPED, None, "layer3.8", 0, api_name="/data_examples")
     assert Image.open(most).size == (300, 300) and "Most:" in text
 
 
@@ -144,13 +145,13 @@ def test_cifar10_in_a_real_browser(served_app, tmp_path):
         assert lines[:3] == ["Predictions", "cat", "(3)"] and lines[5] == "100%"  # headline, then top-1 at p = 1.00
         page.wait_for_selector("#feature-grid img", timeout=60_000)
         shots = []
-        for tab in ("Grad-CAM", "Cost", "Residuals", "CIFAR-10 test set"):
+        for tab in ("Grad-CAM", "Cost", "Residuals", "Data set"):
             page.get_by_role("tab", name=tab).click()
             if tab == "Grad-CAM":
                 page.wait_for_selector("#cam img", timeout=60_000)
                 assert page.locator("#cam img").evaluate("img => img.naturalWidth") == 32
-            if tab == "CIFAR-10 test set":
-                page.get_by_role("button", name="Residual ratios: test set vs your photo").click()
+            if tab == "Data set":
+                page.get_by_role("button", name="Residual ratios: the data vs your photo").click()
                 page.wait_for_function("() => document.body.innerText.includes('Median per stage')",
                                        timeout=120_000)  # fmt: skip
             shots.append(SCREENSHOTS / f"cifar10_{tab.replace(' ', '_')}.png")
@@ -187,17 +188,19 @@ def _norm(model):
 
 
 def test_browsing_the_test_set_by_class():
-    items, text = cifar10_tab.browse("cat", 2)
+    classes = across_data.classes_of(SHIPPED, None, [])
+    assert classes["choices"] == sorted(cifar10.CLASSES) and classes["value"] == "airplane"
+    items, text = across_data.browse(SHIPPED, None, [], "cat", 2)
     images, labels, _ = cifar10.load_subset()
     cats = np.flatnonzero(labels == 3)
     assert len(items) == min(20, len(cats) - 20) and "page 2 of 3" in text
     assert all(
         np.array_equal(read_png(path), images[index]) for (path, _), index in zip(items, cats[20:40], strict=True)
     )
-    clicked = cifar10_tab.pick_test_image("cat", 2, gr.SelectData(None, {"index": 1, "value": None}))
+    clicked = across_data.pick_image(SHIPPED, None, [], "cat", 2, gr.SelectData(None, {"index": 1, "value": None}))
     assert np.array_equal(read_png(clicked), images[cats[21]])
-    with pytest.raises(gr.Error, match="ten classes"):
-        cifar10_tab.browse("unicorn", 1)
+    with pytest.raises(gr.Error, match="Pick one of the data's classes: airplane, automobile"):
+        across_data.browse(SHIPPED, None, [], "unicorn", 1)
 
 
 def test_an_example_that_carries_its_network_switches_to_it_and_runs(page):

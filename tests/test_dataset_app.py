@@ -16,8 +16,10 @@ from demo.model_cache import ModelCache
 from resnet_core import evaluate_dataset
 from resnet_core.cache import cache_dir
 from resnet_core.data.cifar10 import SUBSET_JSON
+from resnet_core.data.sources import open_source
 from resnet_core.settings import ENV_CACHE
 
+from .app_page import Page
 from .conftest import ROOT
 
 SCREENSHOTS = ROOT / "screenshots"
@@ -37,9 +39,21 @@ def quiet(*args, **kwargs) -> None:
 
 def test_the_leaderboard_and_the_wrong_images_are_the_librarys(tmp_path):
     returned = dataset_tab.dataset_run(PAIR, SHIPPED, ["residual ratios"], progress=quiet)
-    text, board, accuracy, confusion, ratios, metrics_caption, metrics_plot, worst, files, *explained, download, _ = (
-        returned
-    )
+    (
+        text,
+        board,
+        accuracy,
+        confusion,
+        ratios,
+        metrics_caption,
+        metrics_plot,
+        worst,
+        files,
+        *explained,
+        download,
+        _,
+        _,
+    ) = returned
     assert not metrics_caption.visible and not metrics_plot.visible  # no metric asked: no empty chart either
     assert not explained[0].visible and not explained[1].visible and explained[2] == []
     expected = evaluate_dataset("cifar10", PAIR, tmp_path / "library", workers=0, progress=False)
@@ -108,7 +122,7 @@ def test_the_worst_explained_images_are_insertions_furthest_below_random(tmp_pat
     insertion area below its random ranking's, over the images where the protocol is valid, across networks."""
     out = tmp_path / "out"
     evaluate_dataset("cifar10", PAIR, out, metrics=["average_drop", "insertion"], limit=16, workers=0, progress=False)
-    source = dataset_tab.open_source("cifar10").head(16)
+    source = open_source("cifar10").head(16)
     measure, images = dataset_tab.worst_explained(out, source, PAIR, ["average_drop", "insertion"])
     assert measure == "insertion area furthest below a random ranking's"
     shortfalls = []
@@ -135,9 +149,10 @@ def test_what_a_visitor_cannot_ask_for():
 
 def test_off_on_a_space_unless_enabled(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "someone/resnet-explorer")
-    with gr.Blocks() as demo, gr.Tab("Data set") as tab:
-        dataset_tab.build(None, tab)
-    assert not [block for block in demo.blocks.values() if isinstance(block, gr.Button)]
+    page = Page([dataset_tab])
+    buttons = {block.value for block in page.demo.blocks.values() if isinstance(block, gr.Button)}
+    assert "Run over the data set" not in buttons and "Delete each block in turn" in buttons  # the views stay
+    assert "dataset-zip" not in {block.elem_id for block in page.demo.blocks.values()}  # no uploads either
     monkeypatch.setenv("RESNET_EXPLORER_DATASET_RUNS", "1")
     assert dataset_tab.settings.dataset_runs()
 
@@ -168,10 +183,9 @@ def test_through_gradio_client_and_in_chromium(served_app):
         page.locator("#dataset-networks input").click()
         page.get_by_role("option", name="cifar10_plain20", exact=True).click()  # untrained: nothing to download
         expect(page.locator("#dataset-status")).to_contain_text("Press Run for the networks", timeout=30_000)
-        assert (
-            page.locator("#dataset-worst img").count() == 0
-            and "cifar10_resnet44" not in page.locator("#dataset-board").inner_text()
-        )
+        # The run's results go with it (hidden until the next run), so the views below come up the page.
+        expect(page.locator("#dataset-board")).to_be_hidden()
+        assert page.locator("#dataset-worst img").count() == 0
         # Stop during a run: it says so, and shows nothing of an earlier run.
         page.get_by_role("button", name="Run over the data set").click()
         page.wait_for_timeout(1500)

@@ -13,21 +13,25 @@ from pathlib import Path
 import gradio as gr
 import pyarrow.dataset as ds
 import pytest
+import torch
 from PIL import Image
 
-from demo import analysis_panel, app_state, dataset_tab, uploads
+from demo import across_data, analysis_panel, app_state, dataset_tab, uploads
 from demo.model_cache import ModelCache
 from demo.public_text import without_paths
 from resnet_core import evaluate_dataset
 from resnet_core.cache import cache_dir
 from resnet_core.data import cifar10
 from resnet_core.evaluate.batch import Network
+from resnet_core.measure.dataset_probe import probe_dataset
+from resnet_core.measure.lesion import lesion_study
 from resnet_core.settings import ENV_CACHE
 
 from .conftest import ROOT
 from .test_archives import hostile, make_zip, png, tree
 
 RESNET20 = ROOT / "assets" / "cifar10" / "weights" / "resnet20-12fca82f.th"
+CAT = next(sorted(cifar10.GALLERY_DIR.glob("cat_*.png")).__iter__())
 IMAGES = 32
 
 
@@ -65,8 +69,8 @@ def test_a_zip_and_a_checkpoint_give_the_librarys_rows_and_go_with_the_session(t
     assert data == dataset_tab.YOUR_ZIP and f"Unpacked mine.zip: {IMAGES} images, class folders" in said
     network = f"{arch}@{token}"
     returned = dataset_tab.dataset_run([network], data, ["residual ratios"], str(archive), mine, progress=quiet)
-    text, board, _, confusion, *_, worst, files, _, _, _, download, kept = returned
-    assert kept == mine and confusion is not None
+    text, board, _, confusion, *_, worst, files, _, _, _, download, shown, kept = returned
+    assert kept == mine and confusion is not None and shown.visible
 
     # The library on the same folder with the same file.
     reference = tmp_path / "reference"
@@ -265,3 +269,49 @@ def test_through_gradio_client_and_in_chromium_a_checkpoint_a_zip_and_a_wrong_im
         _, top, _, probability, *_ = page.locator("#predictions").inner_text().split("\n")
         assert top.split(" (")[0] == said and probability == share, (top, probability, tile)
         assert "Error" not in page.locator("body").inner_text()
+
+
+def test_a_session_closed_during_its_run_keeps_its_folder_until_the_run_ends(tmp_path):
+    _, _, mine = dataset_tab.take_images(str(class_folders(tmp_path / "a.zip", 2)), [])
+    folder = uploads.get_images(mine[0]).folder
+    with uploads.in_use(mine):
+        app_state.forget_uploads(mine)  # the tab closed: forgotten at once, so never offered again ...
+        with pytest.raises(LookupError):
+            uploads.get_images(mine[0])
+        assert folder.is_dir()  # ... but the run still reading and writing it keeps the folder
+    assert not folder.exists()
+
+
+def test_the_checkpoint_analysed_across_the_visitors_zip_is_the_librarys(tmp_path):
+    """The views under the runs, on a visitor's checkpoint and zip: the residual ratios and the lesion study equal
+    the library's on the zip's images fed by hand (the PNGs are CIFAR-10's pixels, losslessly), the classes to
+    browse are the zip's, and nothing of either reaches the shared cache."""
+    archive = class_folders(tmp_path / "mine.zip", 24)
+    _, arch, token, _, opened = analysis_panel.open_checkpoint(str(RESNET20), None, [])
+    _, data, mine = dataset_tab.take_images(str(archive), [])
+    *_, state = analysis_panel.analyze_image(str(CAT), arch, token, chart=False)
+    figure, text = across_data.residual_view(state, data, str(archive), mine)
+    source = uploads.get_images(mine[0]).unpacked.source
+    pixels, labels, _ = cifar10.load_subset()
+    order = [int(Path(key).stem) for key in source.keys]
+    model = app_state.models().get(arch, token).model
+    inputs = cifar10.to_batch(pixels[order], model.card.preprocess.mean, model.card.preprocess.std)
+    medians = probe_dataset(model, inputs).median_ratios()
+    drawn = next(line for line in figure.axes[0].lines if line.get_label().startswith("median over"))
+    # Equal to float32's rounding: to_batch's tensor is channels-last in memory (a permuted NHWC array), the
+    # app's a stack of images, and the convolutions sum in another order (measured: 1.7e-6 relative at most).
+    assert list(drawn.get_ydata()) == pytest.approx(list(medians.values()), rel=1e-5)
+    assert "over your images (mine.zip: 24 images, class folders)" in text
+
+    figure, text = across_data.lesion_view(state, data, str(archive), mine)
+    study = lesion_study(model, inputs, torch.from_numpy(labels[order]))
+    line = figure.axes[0].lines[0]
+    assert dict(zip(line.get_xdata(), line.get_ydata(), strict=True)) == pytest.approx(study.accuracy)
+    assert f"intact {study.baseline:.1%}" in text
+
+    classes = across_data.classes_of(data, str(archive), mine)
+    assert classes["choices"] == sorted({cifar10.CLASSES[label] for label in labels[:24]})
+    items, _ = across_data.browse(data, str(archive), mine, "cat", 1)
+    assert [name for _, name in items] == [key for key in source.keys if key.startswith("cat/")]
+    assert not cache_dir("probes").exists() or not any(cache_dir("probes").iterdir())
+    app_state.forget_uploads([*opened, *mine])

@@ -177,14 +177,14 @@ def test_through_gradio_client_and_a_click_in_chromium(served_app):
 @pytest.mark.slow
 def test_the_cifar10_tabs_studies_colour_the_map(cache):
     """Fig. 7 as the CIFAR-10 tab draws it, and the map coloured by it and by the lesion study, against the library."""
-    from demo import cifar10_tab
+    from demo import across_data
     from resnet_core import create_model
     from resnet_core.measure.layer_responses import response_std
 
     *_, state = panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT", chart=False)
     _, note = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map.FIG7, state)
-    assert "press **The paper's Fig. 7**" in note  # nothing computed yet: said, not computed behind the user's back
-    figure, text = cifar10_tab.fig7_view()
+    assert "Press **The paper's Fig. 7**" in note  # nothing computed yet: said, not computed behind the user's back
+    figure, text = across_data.fig7_view()
     curves, _ = lab_results.fig7_curves()
     model = create_model("cifar10_resnet20", weights="DEFAULT")
     images, _, _ = cifar10.load_subset()
@@ -200,7 +200,7 @@ def test_the_cifar10_tabs_studies_colour_the_map(cache):
                                 f"cifar10_resnet20: {network_map.FIG7}")  # fmt: skip
     assert np.array_equal(read_png(path), expected.image) and "last run" in note
 
-    figure, _ = cifar10_tab.lesion_view(state)
+    figure, _ = across_data.lesion_view(state, "the 500 CIFAR-10 test images shipped with the app")
     study = lab_results.recent_lesion("cifar10_resnet20", state["weights"])
     path, _ = network_map_tab.network_map("cifar10_resnet20", "DEFAULT", network_map.LESION, state)
     lost = {block: study.baseline - kept for block, kept in study.accuracy.items()}

@@ -58,7 +58,7 @@ def test_no_tab_imports_another_and_neither_the_panel_nor_the_report_imports_a_t
 
 
 # The fast lane builds alone the tabs that fill part of an Analyze click, and one that fills none; the slow lane all.
-ALONE_FAST = {"Feature maps", "Grad-CAM", "Residuals", "CIFAR-10 test set", "About"}
+ALONE_FAST = {"Feature maps", "Grad-CAM", "Residuals", "Data set", "About"}
 EACH_TAB_ALONE = [
     pytest.param(tab, id=tab.TITLE, marks=[] if tab.TITLE in ALONE_FAST else [pytest.mark.slow]) for tab in layout.TABS
 ]
