@@ -3,10 +3,10 @@ the data beside the photo's, the images that excite a channel most and least, ea
 al. 2016), the paper's Fig. 7, and the data browsed by class.
 
 Any network the panel analyses (a visitor's checkpoint too) on any data the tab offers (a visitor's zip too). The
-residual ratios, the channels' images and the lesions read one pass over one batch of the data, bounded to
-:data:`MAX_INPUT_MB` of the network's input (the first images in the data's order: all 10,000 CIFAR-10 test images
-for a CIFAR net, about 890 at 224 px), since the lesion study holds that batch while it deletes each block. Fig. 7
-is the paper's figure of its own networks, whatever is picked.
+residual ratios, the channels' images, the lesions and the analysed network's Fig. 7 curve read one batch of the data,
+bounded to :data:`MAX_INPUT_MB` of the network's input (the first images in the data's order: all 10,000 CIFAR-10
+test images for a CIFAR net, about 890 at 224 px), since the lesion study holds that batch while it deletes each
+block. Fig. 7 draws the paper's own networks beside it, whatever is picked.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from resnet_core.cache import cache_dir
 from resnet_core.data.sources import ImageSource, match_labels
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.measure.dataset_probe import DatasetProbe, probe_dataset
+from resnet_core.measure.layer_responses import response_std
 from resnet_core.measure.lesion import lesion_study
 from resnet_core.render import lesion_figure, residual_figure, response_figure
 from resnet_core.zoo.create import card
@@ -107,7 +108,7 @@ def build(shared: Shared, data: gr.Radio, images: gr.File, mine: gr.State) -> No
     )
     fig7.click(
         png_figures(on_gpu(fig7_view, "checks")),
-        None,
+        [session, *picked],
         [test_plot, test_md],
         api_name="fig7",
         concurrency_id="lab",
@@ -327,19 +328,36 @@ def lesion_view(
     return figure, text
 
 
-def fig7_view():
+def fig7_view(
+    state: TabState | None = None,
+    data: str = "",
+    images: str | None = None,
+    mine: list[str] | None = None,
+    request: gr.Request = None,
+):
     """The paper's Fig. 7 on the trained CIFAR-10 ResNets and the lab's digit nets: the standard deviation of every
-    3x3 layer's response (after its batch norm, before the ReLU or the addition), in layer order and sorted."""
+    3x3 layer's response (after its batch norm, before the ReLU or the addition), in layer order and sorted; beside
+    them, once a photo is analysed, the same curve of the analysed network over the picked data."""
     curves, missing = fig7_curves()
     _, _, described = test_images()
     cifar = [curves[name] for name in FIG7_CIFAR if name in curves]
     lab = [curves[name] for name in FIG7_DIGITS if name in curves]
-    figure = response_figure({"CIFAR-10 ResNets (trained)": cifar, "Digits: plain against residual": lab})
+    groups = {"CIFAR-10 ResNets (trained)": cifar, "Digits: plain against residual": lab}
+    yours = ""
+    if state is not None and data:
+        source, over, _ = _source(data, images, mine, request)
+        state, _ = stored_analysis(state)
+        with models().using(state["arch"], state["weights"]) as loaded:
+            inputs, kept = _batch(loaded.model, source)
+            curve = response_std(loaded.model, inputs.split(250), network=card(loaded.model).label)
+        groups[f"Analysed above, on {len(kept):,} images"] = [curve]
+        yours = f" {curve.network} over {_over(kept, source, over)}: mean {np.mean(curve.std):.3f}."
+    figure = response_figure(groups)
     means = ", ".join(f"{curve.network} {np.mean(curve.std):.3f}" for curve in cifar + lab)
     text = (
         f"Standard deviation of each 3x3 layer's response, pooled over images, channels and positions: CIFAR-10 "
         f"nets on {described}, digit nets on every {FIG7_DIGIT_STEP}th of the 5,000 shipped digits. Mean over "
-        f"layers: {means}. "
+        f"layers: {means}.{yours} "
         "The paper: ResNets respond less than plain nets, and deeper ResNets less than shallower ones "
         "(BENCHMARKS.md has the figures over all 10,000 test images)."
     )

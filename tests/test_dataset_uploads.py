@@ -24,6 +24,7 @@ from resnet_core.cache import cache_dir
 from resnet_core.data import cifar10
 from resnet_core.evaluate.batch import Network
 from resnet_core.measure.dataset_probe import probe_dataset
+from resnet_core.measure.layer_responses import response_std
 from resnet_core.measure.lesion import lesion_study
 from resnet_core.settings import ENV_CACHE
 
@@ -308,6 +309,12 @@ def test_the_checkpoint_analysed_across_the_visitors_zip_is_the_librarys(tmp_pat
     line = figure.axes[0].lines[0]
     assert dict(zip(line.get_xdata(), line.get_ydata(), strict=True)) == pytest.approx(study.accuracy)
     assert f"intact {study.baseline:.1%}" in text
+
+    figure, text = across_data.fig7_view(state, data, str(archive), mine)
+    direct = response_std(model, [inputs])
+    yours = figure.axes[2]  # the third column's top: the analysed network's curve in layer order
+    assert list(yours.get_lines()[0].get_ydata()) == pytest.approx(list(direct.std), rel=1e-5)
+    assert "cifar10_resnet20 (resnet20-12fca82f.th) over your images (mine.zip: 24 images" in text
 
     classes = across_data.classes_of(data, str(archive), mine)
     assert classes["choices"] == sorted({cifar10.CLASSES[label] for label in labels[:24]})
