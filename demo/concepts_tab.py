@@ -13,6 +13,7 @@ from resnet_core.explain.concepts import (
     RANDOM_ORDERS,
     ConceptDictionary,
     PhotoConcepts,
+    channels_at,
     concept_deletion,
     concepts_of_photo,
     learn_concepts,
@@ -20,6 +21,7 @@ from resnet_core.explain.concepts import (
 from resnet_core.render import concept_overlay, concept_strip, importance_figure
 from resnet_core.zoo.models import ResNet
 
+from .analysis_views import Drawing, View
 from .app_state import marked_name, models, settled_weights, user_error
 from .gpu import on_gpu
 from .image_outputs import png_figures
@@ -42,9 +44,17 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         "cached."
     )
     with gr.Row():
-        layer = gr.Dropdown(["layer1", "layer2", "layer3"], value="layer2", label="Stage", elem_id="concepts-layer")
+        # The stages, then each block of the network analysed above (CIFAR nets differ in depth); typed ones too.
+        layer = gr.Dropdown(
+            ["layer1", "layer2", "layer3"],
+            value="layer2",
+            allow_custom_value=True,
+            label="Stage or block (e.g. layer2.3)",
+            elem_id="concepts-layer",
+        )
         k = gr.Slider(2, 32, value=8, step=1, label="Concepts (k)", elem_id="concepts-k")
         concept = gr.Number(0, label="Concept shown in full (#)", precision=0, minimum=0, elem_id="concepts-pick")
+    shared.views.register(View({"concepts_layer": layer}, layer_choices))
     run = gr.Button("Learn the stage's concepts and explain the photo", elem_id="concepts-run")
     summary = gr.Markdown(elem_id="concepts-summary")
     with gr.Row():
@@ -82,7 +92,7 @@ def concepts_views(
         image: a photo (optional).
         arch: a CIFAR-10 network, e.g. "cifar10_resnet56", or one opened under Your model.
         weights: "DEFAULT", a weight name, "random init", or a token /open_checkpoint gave.
-        layer: the stage, e.g. "layer2".
+        layer: a stage, e.g. "layer2", or a residual block, e.g. "layer2.3".
         k: how many concepts (2 to 32).
         concept: the concept whose every exemplar is shown.
     """
@@ -95,11 +105,14 @@ def concepts_views(
                 f"CIFAR-10 network, or run `python -m resnet_core concepts --arch {arch} --layer {layer} --data "
                 "FOLDER` on a folder of images like those it was trained on."
             )
-        if layer not in model.stage_names:
-            raise user_error(f"{arch} has the stages {', '.join(model.stage_names)}; {layer} is not one of them.")
-        k = int(k)
-        if not 2 <= k <= model.stage(layer).channels:
-            raise user_error(f"k is 2 to {model.stage(layer).channels} at {layer} (its channels); got {k}.")
+        if layer not in (*model.stage_names, *model.block_names()):
+            raise user_error(
+                f"{arch} has the stages {', '.join(model.stage_names)} and the blocks {model.block_names()[0]} to "
+                f"{model.block_names()[-1]}; {layer} is neither."
+            )
+        k, channels = int(k), channels_at(model, layer)
+        if not 2 <= k <= channels:
+            raise user_error(f"k is 2 to {channels} at {layer} (its channels); got {k}.")
         source = open_source(DATA)
         dictionary = learn_concepts(
             model, layer, source, k=k, progress=lambda share, text: progress(share, desc=f"{layer}: {text}")
@@ -117,6 +130,15 @@ def concepts_views(
         full = concept_strip([_row(dictionary, crops, shown, None, len(dictionary.exemplars[shown]))])
         title = f"{marked_name(model)} {layer}: {k} concepts by class ({dictionary.images} test images)"
         return text, concept_strip(rows), full, importance_figure(dictionary, model.card.categories, title)
+
+
+def layer_choices(drawing: Drawing) -> dict:
+    """After an analysis with a CIFAR-10 network: its stages, then each of its residual blocks, to learn at."""
+    result = drawing.result
+    if result.card.label_space.key != DATA:
+        return {}  # left as it is: the tab says why it learns only on CIFAR-10 networks
+    stages = [stage for stage in result.stages if stage != "stem"]
+    return {"concepts_layer": gr.update(choices=[*stages, *result.blocks])}
 
 
 def _overall(dictionary: ConceptDictionary) -> list[int]:

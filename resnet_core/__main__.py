@@ -849,7 +849,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("concepts", help="a stage's concepts over a data set (NMF), and a photo's, ranked for a class")
     _add_model_options(p, default_arch="cifar10_resnet56")
-    p.add_argument("--layer", required=True, help="a stage: layer1, layer2, ...")
+    p.add_argument("--layer", required=True, help="a stage (layer1, layer2, ...) or a residual block (layer2.3)")
     p.add_argument("--data", default="cifar10", help=f"{SOURCES} (default: the 500 shipped CIFAR-10 test images)")
     p.add_argument("--k", type=_positive, default=16, help="how many concepts (default 16)")
     p.add_argument("--limit", type=_positive, default=None, help="only the first N images")

@@ -15,6 +15,7 @@ from resnet_core.__main__ import main as cli
 from resnet_core.data.sources import open_source
 from resnet_core.explain.analysis import model_input
 from resnet_core.explain.concepts import (
+    channels_at,
     concept_deletion,
     concepts_of_photo,
     deletion_check,
@@ -143,3 +144,27 @@ def test_the_command_line_prints_the_librarys_numbers(resnet20, source, photos, 
     low, high = check["ci95"]
     assert f"over the first 6 images the ranking beats random on {100 * check['beats_random']:.1f}% " in out
     assert f"(95% interval {100 * low:.1f}-{100 * high:.1f}%)" in out
+
+
+def test_concepts_at_a_residual_block_explain_as_at_a_stage(resnet20, source, photos, tmp_path, monkeypatch):
+    """A block (layer2.1, inside layer2) as the layer: forward_from continues from its output exactly, the dictionary
+    holds that block's channels, and a photo's contributions are the logit's derivatives along each concept there."""
+    monkeypatch.setenv("RESNET_EXPLORER_CACHE", str(tmp_path))
+    model = create_model("cifar10_resnet20", weights="DEFAULT").double()
+    _, inputs = model_input(model, photos / "chelsea.png")
+    x = stage_activations(model, "layer2.1", inputs.double())
+    with torch.no_grad():
+        assert torch.equal(model.forward_from("layer2.1", x), model(inputs.double()))
+    block = learn_concepts(resnet20, "layer2.1", source, k=6)
+    assert block.layer == "layer2.1" and block.components.shape == (6, channels_at(resnet20, "layer2.1")) == (6, 32)
+    found = concepts_of_photo(model, block, photos / "chelsea.png")
+    step = 1e-6
+    for j in found.ranking[:3]:
+        part = concept_part(found, block, j)
+        with torch.no_grad():
+            up, down = (
+                float(model.forward_from("layer2.1", x + s * part)[0, found.class_index]) for s in (step, -step)
+            )
+        assert found.contributions[j] == pytest.approx((up - down) / (2 * step), rel=1e-3, abs=1e-6)
+    with pytest.raises(ValueError, match=r"or block \(e.g. layer1.0\), not at 'layer9'"):
+        learn_concepts(resnet20, "layer9", source, k=2)

@@ -1,4 +1,5 @@
-"""Concepts: what a stage has learned, as a small dictionary of directions in its activation space.
+"""Concepts: what a stage (or one residual block) has learned, as a small dictionary of directions in its
+activation space.
 
 A channel of a trained ResNet rarely means one thing. CRAFT (Fel et al. 2023) explains a stage instead by a few
 *concepts*: non-negative matrix factorisation of its ReLU activations over (image, position) rows, ``A ~ W H``,
@@ -48,6 +49,7 @@ __all__ = [
     "ConceptDeletion",
     "ConceptDictionary",
     "PhotoConcepts",
+    "channels_at",
     "concept_deletion",
     "concepts_of_photo",
     "deletion_check",
@@ -144,22 +146,35 @@ class ConceptDeletion:
         return float(self.ranked.mean()) < float(self.random.mean())
 
 
-def _stage_module(model: ResNet, layer: str) -> str:
-    stage = model.stage(layer)
-    if stage.name == "stem":
-        raise ValueError("concepts are learned at a residual stage (layer1, layer2, ...), not at the stem")
-    return stage.module
+def _module(model: ResNet, layer: str) -> str:
+    """The module whose output is ``layer``'s: a residual stage's (its last block, or the closing BN-ReLU) or one
+    residual block's (``layer2.3``), which ``forward_from`` continues from."""
+    if layer in model.block_stages:
+        return layer
+    if layer == "stem" or layer not in model.stage_names:
+        raise ValueError(
+            f"concepts are learned at a residual stage ({', '.join(model.stage_names)}) or block (e.g. "
+            f"{model.block_names()[0]}), not at {'the stem' if layer == 'stem' else repr(layer)}"
+        )
+    return model.stage(layer).module
+
+
+def channels_at(model: ResNet, layer: str) -> int:
+    """The channels of a stage's or a block's output: the most concepts it can hold."""
+    _module(model, layer)
+    return model.stage(model.stage_of(layer) if layer in model.block_stages else layer).channels
 
 
 def stage_activations(model: ResNet, layer: str, inputs: Tensor) -> Tensor:
-    """The output of stage ``layer`` for a batch: what the rest of the network (``forward_from``) starts from."""
+    """The output of ``layer`` (a stage or a block) for a batch: what the rest of the network (``forward_from``)
+    starts from."""
     return _forward(model, layer, inputs)[0]
 
 
 def _forward(model: ResNet, layer: str, inputs: Tensor) -> tuple[Tensor, Tensor]:
-    """The output of stage ``layer`` and the logits, from one forward pass."""
+    """The output of ``layer`` (a stage or a block) and the logits, from one forward pass."""
     captured: list[Tensor] = []
-    hook = (_stage_module(model, layer), lambda m, a, out: captured.append(out.detach()))
+    hook = (_module(model, layer), lambda m, a, out: captured.append(out.detach()))
     with forward_hooks(model, [hook]), torch.no_grad(), eval_mode(model):
         logits = model(inputs)
     return captured[0], logits
@@ -206,8 +221,9 @@ def learn_concepts(
     use_cache: bool = True,
     progress: Callable[[float, str], None] | None = None,
 ) -> ConceptDictionary:
-    """Learn ``k`` concepts of stage ``layer`` over every image of ``source`` (labelled or not: without labels each
-    image counts for the class the network predicts). Seeded: the same inputs give the same dictionary."""
+    """Learn ``k`` concepts of ``layer`` (a stage, ``layer2``, or a block, ``layer2.3``) over every image of
+    ``source`` (labelled or not: without labels each image counts for the class the network predicts). Seeded: the
+    same inputs give the same dictionary."""
     if k < 1:
         raise ValueError(f"k is the number of concepts, at least 1; got {k}")
     model_card = card(model)
@@ -364,7 +380,7 @@ def deletion_share(outcomes: list[bool]) -> dict:
 
 
 def _check_dictionary(model: ResNet, dictionary: ConceptDictionary) -> None:
-    channels = model.stage(dictionary.layer).channels
+    channels = channels_at(model, dictionary.layer)
     if dictionary.components.shape[1] != channels or dictionary.arch != card(model).arch.name:
         raise ValueError(
             f"the dictionary was learned on {dictionary.arch}'s {dictionary.layer} "

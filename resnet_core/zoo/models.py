@@ -609,12 +609,18 @@ class ResNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))
 
-    def forward_from(self, stage: str, x: Tensor) -> Tensor:
-        """Logits from the output of ``stage`` ("stem" or "layerN"): the rest of the network only."""
+    def forward_from(self, where: str, x: Tensor) -> Tensor:
+        """Logits from the output of ``where``, a stage ("stem", "layerN") or a residual block ("layerN.i"): the
+        rest of the network only."""
         names = [info.name for info in self.feature_info]
-        self.stage(stage)
+        stage = self.stage_of(where) if where in self.block_stages else self.stage(where).name
+        if stage != where:  # a block: the blocks after it in its stage first
+            blocks = self.stage(stage).blocks
+            for block in blocks[blocks.index(where) + 1 :]:
+                x = self.get_submodule(block)(x)
         for name in names[names.index(stage) + 1 :]:
             x = self.get_submodule(name)(x)
-        if stage != names[-1]:  # the last stage's output already passed the closing BN-ReLU, where there is one
+        # The last stage's output already passed the closing BN-ReLU, where there is one; a block's never has.
+        if stage != names[-1] or stage != where:
             x = self.final_relu(self.final_bn(x))
         return self.forward_head(x)
