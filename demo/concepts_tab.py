@@ -8,6 +8,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from resnet_core.cache import cache_dir
 from resnet_core.data.sources import open_source
 from resnet_core.explain.concepts import (
     RANDOM_ORDERS,
@@ -18,13 +19,15 @@ from resnet_core.explain.concepts import (
     concepts_of_photo,
     learn_concepts,
 )
+from resnet_core.explain.feature_vis import visualize_direction
 from resnet_core.render import concept_overlay, concept_strip, importance_figure
 from resnet_core.zoo.models import ResNet
 
 from .analysis_views import Drawing, View
 from .app_state import marked_name, models, settled_weights, user_error
+from .feature_vis_view import DISPLAY
 from .gpu import on_gpu
-from .image_outputs import png_figures
+from .image_outputs import png_figures, png_path
 from .shared import SESSION_BOUND, Shared, chart, picture
 
 TITLE = "Concepts"
@@ -63,7 +66,11 @@ def build(shared: Shared, tab: gr.Tab) -> None:
             "strongest",
             elem_id="concepts-strip",
         )
-        chosen = picture("The concept shown in full: every exemplar", elem_id="concepts-exemplars")
+        with gr.Column():
+            chosen = picture("The concept shown in full: every exemplar", elem_id="concepts-exemplars")
+            wanted = picture("What it wants to see (optimised along its direction)", elem_id="concepts-wanted")
+            wanted_run = gr.Button("Optimise an image for this concept", elem_id="concepts-wanted-run")
+            wanted_md = gr.Markdown(elem_id="concepts-wanted-text")
     importance = chart("Each concept's mean contribution to each class over the test images", elem_id="concepts-chart")
     run.click(
         png_figures(on_gpu(concepts_views, "checks")),
@@ -71,6 +78,15 @@ def build(shared: Shared, tab: gr.Tab) -> None:
         [summary, strip, chosen, importance],
         api_name="concepts",
         concurrency_id="lab",  # seconds of the CPU, minutes at k = 32 on layer1: one at a time, beside the lab's
+        concurrency_limit=1,
+        **SESSION_BOUND,
+    )
+    wanted_run.click(
+        on_gpu(concept_wanted, "visualize"),
+        [shared.arch, shared.weights, layer, k, concept],
+        [wanted, wanted_md],
+        api_name="concept_wanted",
+        concurrency_id="lab",
         concurrency_limit=1,
         **SESSION_BOUND,
     )
@@ -99,24 +115,8 @@ def concepts_views(
     weights, _ = settled_weights(arch, weights)
     with models().using(arch, weights) as loaded:
         model = loaded.model
-        if model.card.arch.label_space.key != DATA or model.in_chans != 3:
-            raise user_error(
-                f"Concepts are learned over images of the network's kind, and the app ships CIFAR-10's: pick a "
-                f"CIFAR-10 network, or run `python -m resnet_core concepts --arch {arch} --layer {layer} --data "
-                "FOLDER` on a folder of images like those it was trained on."
-            )
-        if layer not in (*model.stage_names, *model.block_names()):
-            raise user_error(
-                f"{arch} has the stages {', '.join(model.stage_names)} and the blocks {model.block_names()[0]} to "
-                f"{model.block_names()[-1]}; {layer} is neither."
-            )
-        k, channels = int(k), channels_at(model, layer)
-        if not 2 <= k <= channels:
-            raise user_error(f"k is 2 to {channels} at {layer} (its channels); got {k}.")
-        source = open_source(DATA)
-        dictionary = learn_concepts(
-            model, layer, source, k=k, progress=lambda share, text: progress(share, desc=f"{layer}: {text}")
-        )
+        source, dictionary = _learned(model, arch, layer, k, progress)
+        k = dictionary.k
         shown = min(max(int(concept), 0), k - 1)
         crops = {index: model.card.preprocess.crop(source.image(int(index))) for index in dictionary.exemplars.flat}
         if image:
@@ -130,6 +130,61 @@ def concepts_views(
         full = concept_strip([_row(dictionary, crops, shown, None, len(dictionary.exemplars[shown]))])
         title = f"{marked_name(model)} {layer}: {k} concepts by class ({dictionary.images} test images)"
         return text, concept_strip(rows), full, importance_figure(dictionary, model.card.categories, title)
+
+
+def _learned(model: ResNet, arch: str, layer: str, k: float, progress: gr.Progress):
+    """The shipped test images and ``k`` concepts of ``layer`` learned over them (or read from the cache), or one
+    sentence on why not."""
+    if model.card.arch.label_space.key != DATA or model.in_chans != 3:
+        raise user_error(
+            f"Concepts are learned over images of the network's kind, and the app ships CIFAR-10's: pick a "
+            f"CIFAR-10 network, or run `python -m resnet_core concepts --arch {arch} --layer {layer} --data "
+            "FOLDER` on a folder of images like those it was trained on."
+        )
+    if layer not in (*model.stage_names, *model.block_names()):
+        raise user_error(
+            f"{arch} has the stages {', '.join(model.stage_names)} and the blocks {model.block_names()[0]} to "
+            f"{model.block_names()[-1]}; {layer} is neither."
+        )
+    k, channels = int(k), channels_at(model, layer)
+    if not 2 <= k <= channels:
+        raise user_error(f"k is 2 to {channels} at {layer} (its channels); got {k}.")
+    source = open_source(DATA)
+
+    def report(share: float, text: str) -> None:
+        progress(share, desc=f"{layer}: {text}")
+
+    return source, learn_concepts(model, layer, source, k=k, progress=report)
+
+
+def concept_wanted(
+    arch: str,
+    weights: str,
+    layer: str = "layer2",
+    k: float = 8,
+    concept: float = 0,
+    progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio's own idiom
+):
+    """What a concept wants to see: an image optimised (256 steps, cached) to raise the stage's activation along
+    the concept's direction, as a channel's is in the Feature maps tab, with how strongly it does."""
+    weights, _ = settled_weights(arch, weights)
+    with models().using(arch, weights) as loaded:
+        model = loaded.model
+        _, dictionary = _learned(model, arch, layer, k, progress)
+        shown = min(max(int(concept), 0), dictionary.k - 1)
+
+        def report(step: int, total: int, value: float) -> None:
+            progress((step, total), desc=f"step {step} of {total}: along concept #{shown} {value:.2f}")
+
+        direction = dictionary.components[shown].tolist()
+        result = visualize_direction(model, layer, direction, progress=report, cache_dir=cache_dir("feature_vis"))
+    image = result.image.resize((DISPLAY, DISPLAY), resample=Image.Resampling.NEAREST)
+    cost = "from the cache" if result.from_cache else f"{result.steps} steps of {1000 * result.seconds_per_step:.0f} ms"
+    text = (
+        f"Concept #{shown} of {layer} ({dictionary.k} concepts): the optimised image raises the activation along it "
+        f"to **{result.activation:.2f}** (mean over positions, {cost}); compare its exemplars beside it."
+    )
+    return png_path(image), text
 
 
 def layer_choices(drawing: Drawing) -> dict:

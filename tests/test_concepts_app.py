@@ -7,11 +7,13 @@ import re
 import gradio as gr
 import numpy as np
 import pytest
+from PIL import Image
 
 from demo import app_state, concepts_tab
 from demo.model_cache import ModelCache
 from resnet_core.data.sources import open_source
 from resnet_core.explain.concepts import concept_deletion, concepts_of_photo, learn_concepts
+from resnet_core.explain.feature_vis import visualize_direction
 
 
 @pytest.fixture(scope="module")
@@ -58,3 +60,15 @@ def test_what_the_tab_cannot_learn_is_one_sentence(cache, photos):
         concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer1", 20, 0, quietly)
     text, _, _, _ = concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer3", 6, 0, quietly)
     assert text.endswith("Add a photo to see its own concepts.")
+
+
+@pytest.mark.slow  # 9 s: two optimisations of 256 steps; the fast lane checks the objective in test_feature_vis
+def test_what_a_concept_wants_to_see_is_the_librarys_image_along_its_direction(cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("RESNET_EXPLORER_CACHE", str(tmp_path))
+    picture, text = concepts_tab.concept_wanted("cifar10_resnet20", "DEFAULT", "layer2.2", 6, 1, quietly)
+    model = app_state.models().get("cifar10_resnet20", "cifar10_resnet20.akamaster").model
+    dictionary = learn_concepts(model, "layer2.2", open_source("cifar10"), k=6)
+    expected = visualize_direction(model, "layer2.2", dictionary.components[1].tolist())
+    shown = np.asarray(Image.open(picture))
+    assert np.array_equal(shown[::7, ::7], np.asarray(expected.image))  # 32 px shown at 224, by whole pixels
+    assert "Concept #1 of layer2.2 (6 concepts)" in text and f"**{expected.activation:.2f}**" in text

@@ -19,6 +19,7 @@ from resnet_core.explain.feature_vis import (
     channel_activation,
     layer_channels,
     visualize_channel,
+    visualize_direction,
 )
 from resnet_core.measure.dataset_probe import probe_dataset
 from resnet_core.settings import ENV_CACHE
@@ -213,3 +214,32 @@ def test_cli_writes_the_png_and_json(tmp_path, monkeypatch, capsys):
     assert cli([*args, "--channel", "99"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: layer3.2 has 64 channels") and err.count("\n") == 1
+
+
+def test_a_concepts_direction_is_visualised_as_a_channel_is(resnet20, tmp_path):
+    """A one-hot direction is that channel's objective: the same image, bit for bit. A concept's direction of
+    layer2 gives an image that projects onto it more than any of the 500 shipped test images does (measured:
+    3.67 against at most 3.21, 1.93 on average)."""
+    from resnet_core.data.sources import open_source
+    from resnet_core.explain.concepts import learn_concepts, stage_activations
+
+    one_hot = [0.0] * 32
+    one_hot[7] = 2.5  # any length: the direction is made unit
+    by_direction = visualize_direction(resnet20, "layer2", one_hot, steps=8)
+    by_channel = visualize_channel(resnet20, "layer2", 7, steps=8)
+    assert np.array_equal(np.asarray(by_direction.image), np.asarray(by_channel.image))
+    assert by_direction.activation == pytest.approx(by_channel.activation) and by_direction.channel == -1
+    with pytest.raises(ValueError, match="a direction is 32 numbers"):
+        visualize_direction(resnet20, "layer2", [1.0] * 16)
+
+    source = open_source("cifar10")
+    dictionary = learn_concepts(resnet20, "layer2", source.head(100), k=4, use_cache=False)
+    direction = dictionary.components[0] / np.linalg.norm(dictionary.components[0])
+    result = visualize_direction(resnet20, "layer2", direction.tolist(), steps=64, cache_dir=tmp_path)
+    images, _, _ = cifar10.load_subset()
+    inputs = normalised(torch.from_numpy(images).permute(0, 3, 1, 2) / 255, resnet20)
+    projections = torch.einsum("nchw,c->nhw", stage_activations(resnet20, "layer2", inputs).relu(), torch.tensor(
+        direction, dtype=torch.float32)).mean((1, 2))  # fmt: skip
+    assert result.activation > float(projections.max())
+    again = visualize_direction(resnet20, "layer2", direction.tolist(), steps=64, cache_dir=tmp_path)
+    assert again.from_cache and again.direction == pytest.approx(tuple(direction))

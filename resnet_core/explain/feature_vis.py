@@ -19,12 +19,13 @@ the target layer lives inside :func:`~resnet_core.hooks.forward_hooks`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -45,6 +46,7 @@ __all__ = [
     "channel_activation",
     "layer_channels",
     "visualize_channel",
+    "visualize_direction",
 ]
 
 DEFAULT_STEPS = 256
@@ -86,11 +88,15 @@ class FeatureVisualization:
     seed: int
     lr: float
     from_cache: bool = False
+    # A direction in the layer's channel space (a concept of resnet_core.explain.concepts), unit length, instead of
+    # one channel (``channel`` is then -1): the objective is the activation's projection on it.
+    direction: tuple[float, ...] | None = None
 
     def as_dict(self) -> dict:
         """Everything but the image (the JSON beside a cached PNG, and the CLI's output)."""
         values = {f.name: getattr(self, f.name) for f in fields(self) if f.name not in ("image", "from_cache")}
-        return {**values, "objective": list(self.objective), "algorithm": ALGORITHM_VERSION}
+        direction = None if self.direction is None else list(self.direction)
+        return {**values, "objective": list(self.objective), "direction": direction, "algorithm": ALGORITHM_VERSION}
 
 
 def layer_channels(model: ResNet) -> dict[str, int]:
@@ -221,6 +227,58 @@ def visualize_channel(
     Raises ``ValueError`` for an unknown layer, a channel out of range or a step budget or size below 1.
     """
     module = _target(model, layer, channel)
+    settings = (steps, size, seed, lr, progress, cache_dir)
+    return _visualize(model, layer, module, lambda out: out[channel], f"c{channel}", channel, None, *settings)
+
+
+def visualize_direction(
+    model: ResNet,
+    layer: str,
+    direction: Sequence[float],
+    steps: int = DEFAULT_STEPS,
+    size: int | None = None,
+    seed: int = 0,
+    lr: float = 0.05,
+    progress: Progress | None = None,
+    cache_dir: Path | None = None,
+) -> FeatureVisualization:
+    """:func:`visualize_channel` for a direction in ``layer``'s channel space (a concept's, from
+    :mod:`resnet_core.explain.concepts`): the image maximises the mean over positions of the activation's
+    projection on the unit ``direction`` (Olah et al.'s direction objective), so it shows what the concept wants to
+    see rather than any one channel. ``ValueError`` for a direction of the wrong length or of zero length."""
+    module = _target(model, layer, 0)
+    unit = torch.tensor(list(direction), dtype=torch.float64)
+    channels = layer_channels(model)[layer]
+    if unit.shape != (channels,) or not float(unit.norm()) > 0:
+        raise ValueError(f"{layer} has {channels} channels: a direction is {channels} numbers, not all zero")
+    unit = unit / unit.norm()
+    digest = hashlib.sha256(unit.numpy().tobytes()).hexdigest()[:12]
+    settings = (steps, size, seed, lr, progress, cache_dir)
+    weights = unit.float().view(-1, 1, 1)
+
+    def project(out: Tensor) -> Tensor:
+        return (out * weights.to(out.device, out.dtype)).sum(0)
+
+    return _visualize(model, layer, module, project, f"d{digest}", -1, tuple(unit.tolist()), *settings)
+
+
+def _visualize(
+    model: ResNet,
+    layer: str,
+    module: str,
+    score: Callable[[Tensor], Tensor],
+    target: str,
+    channel: int,
+    direction: tuple[float, ...] | None,
+    steps: int,
+    size: int | None,
+    seed: int,
+    lr: float,
+    progress: Progress | None,
+    cache_dir: Path | None,
+) -> FeatureVisualization:
+    """The optimisation both objectives share: ``score`` maps one image's (C, H, W) activation before the ReLU to
+    the (H, W) map whose ReLU's mean is maximised; ``target`` names it in the cache."""
     model_card = card(model)
     size = model_card.preprocess.crop_size if size is None else size
     if steps < 1 or size < 1:
@@ -230,7 +288,7 @@ def visualize_channel(
         raise ValueError(f"the model takes {model.in_chans} channels but its card normalises {len(mean)}")
     stem = None
     if cache_dir is not None:
-        stem = Path(cache_dir) / fingerprint(model) / _cache_name(layer, channel, steps, size, seed, lr)
+        stem = Path(cache_dir) / fingerprint(model) / _cache_name(layer, target, steps, size, seed, lr)
         found = _load(stem)
         if found is not None:
             return found
@@ -251,7 +309,7 @@ def visualize_channel(
             grid = F.affine_grid(_random_affine(generator, size).to(device), list(inputs.shape), align_corners=False)
             # Zero padding in normalised space is the data set's mean colour where a zoom-out or shift uncovers edges.
             moved = F.grid_sample(inputs, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-            before_relu = forward(moved)[0, channel]
+            before_relu = score(forward(moved)[0])
             value = before_relu.relu().mean()
             # A channel that is zero everywhere has no gradient: raise its input to the ReLU until it fires.
             (gradient,) = torch.autograd.grad(-torch.where(value > 0, value, before_relu.mean()), [spectrum])
@@ -264,9 +322,19 @@ def visualize_channel(
         with torch.no_grad():
             pixels = _quantised(_to_pixels(spectrum, scale, size))
             final = forward((pixels.to(device, torch.float32).unsqueeze(0) / 255 - mean_t) / std_t)
-    activation = float(final[0, channel].float().relu().mean())
+    activation = float(score(final[0]).float().relu().mean())
     result = FeatureVisualization(
-        _to_image(pixels), activation, tuple(objective), seconds_per_step, layer, channel, steps, size, seed, lr
+        _to_image(pixels),
+        activation,
+        tuple(objective),
+        seconds_per_step,
+        layer,
+        channel,
+        steps,
+        size,
+        seed,
+        lr,
+        direction=direction,
     )
     if stem is not None:
         _save(result, stem)
@@ -278,8 +346,9 @@ def _to_image(pixels: Tensor) -> Image.Image:
     return Image.fromarray(array[..., 0], "L") if array.shape[-1] == 1 else Image.fromarray(array, "RGB")
 
 
-def _cache_name(layer: str, channel: int, steps: int, size: int, seed: int, lr: float) -> str:
-    return f"{layer}-c{channel}-{steps}steps-{size}px-seed{seed}-lr{lr:g}-v{ALGORITHM_VERSION}"
+def _cache_name(layer: str, target: str, steps: int, size: int, seed: int, lr: float) -> str:
+    """A cache entry's name: ``target`` is ``c<channel>`` or ``d<digest of the direction>``."""
+    return f"{layer}-{target}-{steps}steps-{size}px-seed{seed}-lr{lr:g}-v{ALGORITHM_VERSION}"
 
 
 def _save(result: FeatureVisualization, stem: Path) -> None:
@@ -305,6 +374,7 @@ def _load(stem: Path) -> FeatureVisualization | None:
             image = opened.copy()
         meta.pop("algorithm")
         meta["objective"] = tuple(meta["objective"])
+        meta["direction"] = None if meta.get("direction") is None else tuple(meta["direction"])
         return FeatureVisualization(image=image, from_cache=True, **meta)
     except (OSError, ValueError, KeyError, TypeError):
         return None
