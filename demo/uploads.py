@@ -40,6 +40,7 @@ __all__ = [
     "is_upload",
     "open_images",
     "open_upload",
+    "session_images",
     "session_tokens",
 ]
 
@@ -227,6 +228,12 @@ def in_use(tokens: list[str]) -> Iterator[None]:
                     del _busy[token]
         for folder in done:
             shutil.rmtree(folder, ignore_errors=True)
+
+
+def session_images(session: str) -> list[Images]:
+    """The zips of images a session uploaded, oldest first."""
+    with _guard:
+        return [upload for upload in _uploads.values() if isinstance(upload, Images) and upload.session == session]
 
 
 def session_tokens(session: str) -> list[str]:

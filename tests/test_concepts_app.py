@@ -30,7 +30,7 @@ def quietly(*args, **kwargs) -> None:
 def test_the_tab_shows_the_librarys_concepts_of_the_photo(cache, photos):
     photo = str(photos / "chelsea.png")
     text, strip, full, figure = concepts_tab.concepts_views(
-        photo, "cifar10_resnet20", "DEFAULT", "layer3", 6, 2, quietly
+        photo, "cifar10_resnet20", "DEFAULT", "layer3", 6, 2, progress=quietly
     )
     with app_state.models().using("cifar10_resnet20", "DEFAULT") as loaded:
         model = loaded.model
@@ -52,20 +52,20 @@ def test_the_tab_shows_the_librarys_concepts_of_the_photo(cache, photos):
 
 def test_what_the_tab_cannot_learn_is_one_sentence(cache, photos):
     with pytest.raises(gr.Error, match="the app ships CIFAR-10's: pick a CIFAR-10 network"):
-        concepts_tab.concepts_views(None, "resnet18", "random init", "layer2", 8, 0, quietly)
+        concepts_tab.concepts_views(None, "resnet18", "random init", "layer2", 8, 0, progress=quietly)
     stages_and_blocks = "has the stages layer1, layer2, layer3 and the blocks layer1.0 to layer3.2; layer4 is neither"
     with pytest.raises(gr.Error, match=re.escape(f"cifar10_resnet20 {stages_and_blocks}")):
-        concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer4", 8, 0, quietly)
+        concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer4", 8, 0, progress=quietly)
     with pytest.raises(gr.Error, match="k is 2 to 16 at layer1"):
-        concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer1", 20, 0, quietly)
-    text, _, _, _ = concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer3", 6, 0, quietly)
+        concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer1", 20, 0, progress=quietly)
+    text, _, _, _ = concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer3", 6, 0, progress=quietly)
     assert text.endswith("Add a photo to see its own concepts.")
 
 
 @pytest.mark.slow  # 9 s: two optimisations of 256 steps; the fast lane checks the objective in test_feature_vis
 def test_what_a_concept_wants_to_see_is_the_librarys_image_along_its_direction(cache, tmp_path, monkeypatch):
     monkeypatch.setenv("RESNET_EXPLORER_CACHE", str(tmp_path))
-    picture, text = concepts_tab.concept_wanted("cifar10_resnet20", "DEFAULT", "layer2.2", 6, 1, quietly)
+    picture, text = concepts_tab.concept_wanted("cifar10_resnet20", "DEFAULT", "layer2.2", 6, 1, progress=quietly)
     model = app_state.models().get("cifar10_resnet20", "cifar10_resnet20.akamaster").model
     dictionary = learn_concepts(model, "layer2.2", open_source("cifar10"), k=6)
     expected = visualize_direction(model, "layer2.2", dictionary.components[1].tolist())

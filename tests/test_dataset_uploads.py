@@ -322,3 +322,24 @@ def test_the_checkpoint_analysed_across_the_visitors_zip_is_the_librarys(tmp_pat
     assert [name for _, name in items] == [key for key in source.keys if key.startswith("cat/")]
     assert not cache_dir("probes").exists() or not any(cache_dir("probes").iterdir())
     app_state.forget_uploads([*opened, *mine])
+
+
+def test_any_network_learns_concepts_over_the_visitors_zip(tmp_path):
+    """An ImageNet network (untrained here) has no data of its kind in the app: over the visitor's zip it learns,
+    and the tab's dictionary is the library's on the same images (never written to the shared cache)."""
+    from demo import concepts_tab
+    from resnet_core.explain.concepts import learn_concepts
+
+    with pytest.raises(gr.Error, match="Upload a zip of images in the Data set tab first"):
+        concepts_tab.concepts_views(None, "resnet18", "random init", "layer3", 4, 0, concepts_tab.YOURS, progress=quiet)
+    archive = class_folders(tmp_path / "few.zip", 12)
+    _, _, mine = dataset_tab.take_images(str(archive), [])
+    text, *_ = concepts_tab.concepts_views(
+        None, "resnet18", "random init", "layer3", 4, 0, concepts_tab.YOURS, progress=quiet
+    )
+    model = app_state.models().get("resnet18", "random init").model
+    expected = learn_concepts(model, "layer3", uploads.get_images(mine[0]).unpacked.source, k=4, use_cache=False)
+    assert f"explain **{100 * expected.explained:.1f}%**" in text
+    assert "over 12 images of few.zip: 12 images, class folders" in text
+    assert not cache_dir("concepts").exists() or not any(cache_dir("concepts").iterdir())
+    app_state.forget_uploads(mine)
