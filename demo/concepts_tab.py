@@ -21,7 +21,7 @@ from resnet_core.explain.concepts import (
     learn_concepts,
 )
 from resnet_core.explain.feature_vis import visualize_direction
-from resnet_core.render import concept_overlay, concept_strip, importance_figure
+from resnet_core.render import concept_overlay, concept_strip, importance_figure, strip_row_at
 from resnet_core.zoo.models import ResNet
 
 from . import uploads
@@ -30,7 +30,7 @@ from .app_state import marked_name, models, settled_weights, user_error
 from .feature_vis_view import DISPLAY
 from .gpu import on_gpu
 from .image_outputs import png_figures, png_path
-from .shared import SESSION_BOUND, Shared, chart, picture
+from .shared import PRIVATE, SESSION_BOUND, Shared, chart, picture
 
 TITLE = "Concepts"
 DATA = "cifar10"  # the 500 CIFAR-10 test images shipped with the app: what a CIFAR-10 network's concepts are learned on
@@ -70,7 +70,9 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     summary = gr.Markdown(elem_id="concepts-summary")
     with gr.Row():
         strip = picture(
-            "The photo's concepts, largest contribution first: on the photo, then the images where each is strongest",
+            "The photo's concepts, largest contribution first: on the photo, then the images where each is strongest "
+            "(click one to show it in full)",
+            clickable=True,
             elem_id="concepts-strip",
         )
         with gr.Column():
@@ -79,15 +81,17 @@ def build(shared: Shared, tab: gr.Tab) -> None:
             wanted_run = gr.Button("Optimise an image for this concept", elem_id="concepts-wanted-run")
             wanted_md = gr.Markdown(elem_id="concepts-wanted-text")
     importance = chart("Each concept's mean contribution to each class over the images", elem_id="concepts-chart")
-    run.click(
-        png_figures(on_gpu(concepts_views, "checks")),
-        [shared.image, shared.arch, shared.weights, layer, k, concept, data],
-        [summary, strip, chosen, importance],
-        api_name="concepts",
-        concurrency_id="lab",  # seconds of the CPU, minutes at k = 32 on layer1: one at a time, beside the lab's
-        concurrency_limit=1,
-        **SESSION_BOUND,
-    )
+    in_strip = gr.State([])  # the concepts the strip shows, top row first
+    learned = {
+        "fn": png_figures(on_gpu(concepts_views, "checks")),
+        "inputs": [shared.image, shared.arch, shared.weights, layer, k, concept, data],
+        "outputs": [summary, strip, chosen, importance, in_strip],
+        "concurrency_id": "lab",  # seconds of the CPU, minutes at k = 32 on layer1: one at a time, beside the lab's
+        "concurrency_limit": 1,
+    }
+    run.click(**learned, api_name="concepts", **SESSION_BOUND)
+    # A click on a row shows that concept in full: the dictionary is cached, so only the photo is projected again.
+    strip.select(pick_concept, in_strip, concept, **PRIVATE).success(**learned, **PRIVATE)
     wanted_run.click(
         on_gpu(concept_wanted, "visualize"),
         [shared.arch, shared.weights, layer, k, concept, data],
@@ -140,7 +144,9 @@ def concepts_views(
             rows = [_row(dictionary, crops, j, None) for j in _overall(dictionary)[:SHOWN]]
         full = concept_strip([_row(dictionary, crops, shown, None, len(dictionary.exemplars[shown]))])
         title = f"{marked_name(model)} {layer}: {k} concepts by class ({dictionary.images} images)"
-        return text, concept_strip(rows), full, importance_figure(dictionary, model.card.categories, title)
+        ids = [int(j) for j in (photo.ranking if image else _overall(dictionary))[:SHOWN]]
+        chart = importance_figure(dictionary, model.card.categories, title)
+        return text, concept_strip(rows), full, chart, ids
 
 
 def _learned(
@@ -214,6 +220,12 @@ def concept_wanted(
         f"to **{result.activation:.2f}** (mean over positions, {cost}); compare its exemplars beside it."
     )
     return png_path(image), text
+
+
+def pick_concept(in_strip: list[int], event: gr.SelectData):
+    """The concept of the strip's row clicked (nothing on the white between rows)."""
+    row = strip_row_at(event.index[1], len(in_strip))
+    return gr.skip() if row is None else in_strip[row]
 
 
 def layer_choices(drawing: Drawing) -> dict:

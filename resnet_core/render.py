@@ -175,8 +175,17 @@ def concept_overlay(crop: Image.Image, coefficients: np.ndarray, top: float, opa
     return cam_overlay(crop, np.clip(upsampled / max(top, 1e-12), 0.0, 1.0), opacity)
 
 
+STRIP_CELL, STRIP_PAD = 96, 4  # a concept strip's picture side and the white between pictures, in pixels
+
+
+def strip_row_at(y: float, rows: int, cell: int = STRIP_CELL, pad: int = STRIP_PAD) -> int | None:
+    """The row of a :func:`concept_strip` at pixel row ``y`` (a click), None on the white between rows."""
+    row, within = divmod(int(y) - pad, cell + pad)
+    return row if 0 <= row < rows and within < cell else None
+
+
 def concept_strip(
-    rows: Sequence[tuple[str, np.ndarray, Sequence[np.ndarray]]], cell: int = 96, pad: int = 4
+    rows: Sequence[tuple[str, np.ndarray, Sequence[np.ndarray]]], cell: int = STRIP_CELL, pad: int = STRIP_PAD
 ) -> np.ndarray:
     """One row per concept: its label, then pictures (the photo's overlay, then its exemplars' overlays), each
     enlarged to ``cell`` pixels by whole pixels. Returns an RGB array."""

@@ -29,7 +29,7 @@ def quietly(*args, **kwargs) -> None:
 
 def test_the_tab_shows_the_librarys_concepts_of_the_photo(cache, photos):
     photo = str(photos / "chelsea.png")
-    text, strip, full, figure = concepts_tab.concepts_views(
+    text, strip, full, figure, in_strip = concepts_tab.concepts_views(
         photo, "cifar10_resnet20", "DEFAULT", "layer3", 6, 2, progress=quietly
     )
     with app_state.models().using("cifar10_resnet20", "DEFAULT") as loaded:
@@ -48,6 +48,14 @@ def test_the_tab_shows_the_librarys_concepts_of_the_photo(cache, photos):
     assert full.shape[1] == 120 + (1 + len(dictionary.exemplars[2])) * (cell + pad)  # every exemplar of #2
     drawn = figure.axes[0].images[0].get_array()
     assert np.allclose(drawn, dictionary.importance[np.flatnonzero(dictionary.class_counts)])
+    # A click on the strip's third row picks the photo's third concept; on the white between rows, none.
+    assert in_strip == [int(j) for j in found.ranking[: concepts_tab.SHOWN]]
+    third = concepts_tab.pick_concept(
+        in_strip, gr.SelectData(None, {"index": [300, pad + 2 * (cell + pad) + 50], "value": None})
+    )
+    assert third == found.ranking[2]
+    between = concepts_tab.pick_concept(in_strip, gr.SelectData(None, {"index": [300, pad + cell + 1], "value": None}))
+    assert between == gr.skip()
 
 
 def test_what_the_tab_cannot_learn_is_one_sentence(cache, photos):
@@ -58,7 +66,7 @@ def test_what_the_tab_cannot_learn_is_one_sentence(cache, photos):
         concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer4", 8, 0, progress=quietly)
     with pytest.raises(gr.Error, match="k is 2 to 16 at layer1"):
         concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer1", 20, 0, progress=quietly)
-    text, _, _, _ = concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer3", 6, 0, progress=quietly)
+    text, *_ = concepts_tab.concepts_views(None, "cifar10_resnet20", "DEFAULT", "layer3", 6, 0, progress=quietly)
     assert text.endswith("Add a photo to see its own concepts.")
 
 
@@ -72,3 +80,25 @@ def test_what_a_concept_wants_to_see_is_the_librarys_image_along_its_direction(c
     shown = np.asarray(Image.open(picture))
     assert np.array_equal(shown[::7, ::7], np.asarray(expected.image))  # 32 px shown at 224, by whole pixels
     assert "Concept #1 of layer2.2 (6 concepts)" in text and f"**{expected.activation:.2f}**" in text
+
+
+@pytest.mark.browser
+def test_a_click_on_a_concept_in_the_picture_shows_it_in_full(served_app, photos):
+    expect = pytest.importorskip("playwright.sync_api").expect
+    from bench.browser import chromium_page
+
+    with chromium_page(served_app) as page:
+        page.set_input_files("#photo input[type=file]", str(photos / "chelsea.png"))
+        page.get_by_role("button", name="More tabs").click()
+        page.get_by_role("button", name="Concepts", exact=True).click()
+        page.locator("#concepts-run").click()
+        expect(page.locator("#concepts-summary")).to_contain_text("mostly through", timeout=180_000)
+        second = re.findall(r"#(\d+) \(", page.locator("#concepts-summary").inner_text())[1]
+        strip = page.locator("#concepts-strip img")
+        natural = strip.evaluate("img => img.naturalHeight")
+        box = strip.bounding_box()
+        cell, pad = 96, 4
+        strip.click(position={"x": box["width"] / 2, "y": box["height"] * (pad + 1.5 * (cell + pad)) / natural})
+        expect(page.locator("#concepts-pick input")).to_have_value(second, timeout=60_000)
+        expect(page.locator("#concepts-summary")).to_contain_text("mostly through", timeout=120_000)
+        assert "Error" not in page.locator("body").inner_text()
