@@ -1,7 +1,7 @@
 """Concepts (NMF of a stage's activations): what fitting costs, how much the dictionary explains, how fast a photo is
 projected, and whether the contribution ranking predicts the logit's fall better than random.
 
-    python -m bench.concepts [--data cifar10] [--layers layer2 layer3] [--ks 8 16 32] [--check 200]
+    python -m bench.concepts [--data cifar10] [--layers layer2 layer3] [--ks 8 16 32] [--check 200] [--fits-only]
 
 ``--data cifar10:full`` reads all 10,000 test images where ``$RESNET_EXPLORER_CIFAR10`` points at them. Each fit runs
 uncached on cifar10_resnet56's published weights, one after another (no other CPU job beside it). The per-photo
@@ -19,7 +19,13 @@ from resnet_core import create_model
 from resnet_core.assets import ASSETS_DIR
 from resnet_core.data.sources import open_source
 from resnet_core.explain.analysis import analyze
-from resnet_core.explain.concepts import concept_deletion, concepts_of_photo, deletion_check, learn_concepts
+from resnet_core.explain.concepts import (
+    channels_at,
+    concept_deletion,
+    concepts_of_photo,
+    deletion_check,
+    learn_concepts,
+)
 
 PHOTO = ASSETS_DIR / "photos" / "chelsea.png"
 
@@ -30,6 +36,7 @@ def main() -> None:
     parser.add_argument("--layers", nargs="+", default=["layer2", "layer3"])
     parser.add_argument("--ks", nargs="+", type=int, default=[8, 16, 32])
     parser.add_argument("--check", type=int, default=200)
+    parser.add_argument("--fits-only", action="store_true", help="the fits alone: no photo timing, no deletion check")
     args = parser.parse_args()
     model = create_model("cifar10_resnet56", weights="DEFAULT")
     source = open_source(args.data)
@@ -38,12 +45,12 @@ def main() -> None:
     fitted = {}
     for layer in args.layers:
         for k in args.ks:
-            if k > model.stage(layer).channels:
+            if k > channels_at(model, layer):
                 continue
             found = fitted[layer, k] = learn_concepts(model, layer, source, k=k, use_cache=False)
             limit = "" if found.converged else " (limit)"
             print(f"{layer:<8} {k:>3} {found.seconds:>8.1f} {found.iterations:>11}{limit} {found.explained:>10.3f}")
-    for layer in args.layers:
+    for layer in [] if args.fits_only else args.layers:
         dictionary = fitted.get((layer, 16)) or learn_concepts(model, layer, source, k=16, use_cache=False)
         photo, analysis = [], []
         for _ in range(5):
