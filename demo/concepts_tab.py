@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from resnet_core.cache import cache_dir
+from resnet_core.data import cifar10
 from resnet_core.data.sources import ImageSource, open_source
 from resnet_core.explain.concepts import (
     RANDOM_ORDERS,
@@ -22,6 +23,7 @@ from resnet_core.explain.concepts import (
 )
 from resnet_core.explain.feature_vis import visualize_direction
 from resnet_core.render import concept_overlay, concept_strip, importance_figure, strip_row_at
+from resnet_core.zoo.create import ModelCard
 from resnet_core.zoo.models import ResNet
 
 from . import uploads
@@ -156,7 +158,7 @@ def _learned(
     they were learned before; a visitor's never cached), with the data in words; or one sentence on why not."""
     if data not in (SHIPPED, YOURS):
         raise user_error(f"Learn over {SHIPPED!r} or {YOURS!r}.")
-    if data == SHIPPED and (model.card.arch.label_space.key != DATA or model.in_chans != 3):
+    if data == SHIPPED and not (of_cifar10(model.card) and model.in_chans == 3):
         raise user_error(
             f"Concepts are learned over images of the network's kind, and the app ships CIFAR-10's: pick a "
             "CIFAR-10 network, or upload a zip of images like those it was trained on in the Data set tab and "
@@ -174,9 +176,10 @@ def _learned(
     def report(share: float, text: str) -> None:
         progress(share, desc=f"{layer}: {text}")
 
-    if data == SHIPPED:
+    if data == SHIPPED:  # cached, unless the network is a visitor's (nothing of it goes to the shared cache)
         source = open_source(DATA)
-        dictionary = learn_concepts(model, layer, source, k=k, progress=report)
+        mine = model.card.checkpoint is not None
+        dictionary = learn_concepts(model, layer, source, k=k, use_cache=not mine, progress=report)
         return source, dictionary, f"{dictionary.images} test images"
     found = uploads.session_images(request.session_hash if request else "")
     if not found:
@@ -212,7 +215,8 @@ def concept_wanted(
             progress((step, total), desc=f"step {step} of {total}: along concept #{shown} {value:.2f}")
 
         direction = dictionary.components[shown].tolist()
-        result = visualize_direction(model, layer, direction, progress=report, cache_dir=cache_dir("feature_vis"))
+        kept = None if model.card.checkpoint is not None else cache_dir("feature_vis")  # a visitor's: not kept
+        result = visualize_direction(model, layer, direction, progress=report, cache_dir=kept)
     image = result.image.resize((DISPLAY, DISPLAY), resample=Image.Resampling.NEAREST)
     cost = "from the cache" if result.from_cache else f"{result.steps} steps of {1000 * result.seconds_per_step:.0f} ms"
     text = (
@@ -228,10 +232,15 @@ def pick_concept(in_strip: list[int], event: gr.SelectData):
     return gr.skip() if row is None else in_strip[row]
 
 
+def of_cifar10(model_card: ModelCard) -> bool:
+    """A network of CIFAR-10's classes: a shipped one, or a visitor's checkpoint that names them."""
+    return model_card.label_space.key == DATA or tuple(model_card.categories) == tuple(cifar10.CLASSES)
+
+
 def layer_choices(drawing: Drawing) -> dict:
     """After an analysis with a CIFAR-10 network: its stages, then each of its residual blocks, to learn at."""
     result = drawing.result
-    if result.card.label_space.key != DATA:
+    if not of_cifar10(result.card):
         return {}  # left as it is: the tab says why it learns only on CIFAR-10 networks
     stages = [stage for stage in result.stages if stage != "stem"]
     return {"concepts_layer": gr.update(choices=[*stages, *result.blocks])}

@@ -55,9 +55,8 @@ def visualize(
             raise user_error(f"{arch} has no layer {layer!r}; choose the stem, a stage or a block such as layer3.0.")
         if not 0 <= int(channel) < channels[layer]:
             raise user_error(f"{layer} of {arch} has channels 0 to {channels[layer] - 1}.")
-        result = visualize_channel(
-            loaded.model, layer, int(channel), int(steps), progress=report, cache_dir=cache_dir("feature_vis")
-        )
+        kept = None if card(loaded.model).checkpoint is not None else cache_dir("feature_vis")  # a visitor's: not kept
+        result = visualize_channel(loaded.model, layer, int(channel), int(steps), progress=report, cache_dir=kept)
     image = result.image
     if image.size[0] < DISPLAY:
         image = image.resize((DISPLAY, DISPLAY), resample=0)  # nearest: the pixels the network was given

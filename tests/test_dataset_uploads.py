@@ -343,3 +343,21 @@ def test_any_network_learns_concepts_over_the_visitors_zip(tmp_path):
     assert "over 12 images of few.zip: 12 images, class folders" in text
     assert not cache_dir("concepts").exists() or not any(cache_dir("concepts").iterdir())
     app_state.forget_uploads(mine)
+
+
+@pytest.mark.slow  # an optimisation of 256 steps
+def test_nothing_learned_from_a_visitors_checkpoint_reaches_the_shared_cache(tmp_path):
+    """Concepts of the visitor's network over the shipped images, and what a concept or a channel wants to see:
+    computed, shown, and kept nowhere but in memory."""
+    from demo import concepts_tab, feature_vis_view
+
+    _, arch, token, _, opened = analysis_panel.open_checkpoint(str(RESNET20), None, [])
+    text, *_ = concepts_tab.concepts_views(None, arch, token, "layer3", 4, 0, concepts_tab.SHIPPED, progress=quiet)
+    assert "4 concepts of cifar10_resnet20 (resnet20-12fca82f.th)'s layer3" in text
+    concepts_tab.concept_wanted(arch, token, "layer3", 4, 0, concepts_tab.SHIPPED, progress=quiet)
+    feature_vis_view.visualize(arch, token, "layer3", 5, 8, progress=quiet)
+    assert not cache_dir("concepts").exists() or not any(cache_dir("concepts").rglob("*.*"))
+    assert not cache_dir("feature_vis").exists() or not any(cache_dir("feature_vis").rglob("*.*"))
+    concepts_tab.concepts_views(None, arch, "DEFAULT", "layer3", 4, 0, concepts_tab.SHIPPED, progress=quiet)
+    assert any(cache_dir("concepts").rglob("*.*"))  # the published network's dictionary is kept, as before
+    app_state.forget_uploads(opened)
