@@ -39,13 +39,17 @@ IMAGES = 32
 @pytest.fixture(autouse=True)
 def private_places(request, tmp_path, monkeypatch):
     """The shared cache and the temporary folder (where sessions' folders go) inside the test's own folder; not
-    for a launched app (its uploads are checked against the temporary folder it started with)."""
+    for a launched app (its uploads are checked against the temporary folder it started with). Handlers called
+    outside a request belong to the session "": whatever a test left there is closed after it, as a closed tab's."""
     if request.node.get_closest_marker("browser"):
+        yield
         return
     monkeypatch.setenv(ENV_CACHE, str(tmp_path / "cache"))
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     app_state.configure(ModelCache(capacity=2, device="cpu"))
+    yield
+    app_state.forget_uploads(uploads.session_tokens(""))
 
 
 def quiet(*args, **kwargs) -> None:
