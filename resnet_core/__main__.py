@@ -561,6 +561,8 @@ def cmd_concepts(args: argparse.Namespace) -> int:
                 "beats_random": deletion.beats_random,
             },
         }
+    if args.visualize:
+        payload["visualized"] = _visualize_concept(model, dictionary, *args.visualize)
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
@@ -593,7 +595,23 @@ def cmd_concepts(args: argparse.Namespace) -> int:
             f"over the first {check['images']} images the ranking beats random on {100 * check['beats_random']:.1f}% "
             f"(95% interval {100 * low:.1f}-{100 * high:.1f}%)"
         )
+    if args.visualize:
+        shown = payload["visualized"]
+        print(f"concept #{shown['concept']}: {shown['png']}, {shown['activation']:.2f} along its direction")
     return 0
+
+
+def _visualize_concept(model: Any, dictionary: Any, concept: str, png: str) -> dict[str, Any]:
+    """Concept ``concept``'s optimised image written to ``png``; what was written and how strongly it projects."""
+    from .cache import cache_dir
+    from .explain.feature_vis import visualize_direction
+
+    if not concept.isdigit() or not 0 <= int(concept) < dictionary.k:
+        raise ValueError(f"--visualize takes a concept number 0 to {dictionary.k - 1}, got {concept!r}")
+    direction = dictionary.components[int(concept)].tolist()
+    result = visualize_direction(model, dictionary.layer, direction, cache_dir=cache_dir("feature_vis"))
+    result.image.save(png)
+    return {"concept": int(concept), "png": png, "activation": result.activation}
 
 
 def cmd_paths(args: argparse.Namespace) -> int:
@@ -861,6 +879,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--download", action="store_true", help="cifar10:full: let torchvision fetch it (about 170 MB)")
     p.add_argument("--no-cache", action="store_true", help="factorise even if this dictionary is cached")
+    p.add_argument(
+        "--visualize",
+        nargs=2,
+        metavar=("J", "PNG"),
+        default=None,
+        help="write the image optimised along concept J's direction (256 steps) to PNG",
+    )
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_concepts)
 

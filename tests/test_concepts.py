@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from resnet_core import create_model
 from resnet_core.__main__ import main as cli
@@ -23,6 +24,7 @@ from resnet_core.explain.concepts import (
     learn_concepts,
     stage_activations,
 )
+from resnet_core.explain.feature_vis import visualize_direction
 
 IMAGES = 48
 
@@ -144,6 +146,13 @@ def test_the_command_line_prints_the_librarys_numbers(resnet20, source, photos, 
     low, high = check["ci95"]
     assert f"over the first 6 images the ranking beats random on {100 * check['beats_random']:.1f}% " in out
     assert f"(95% interval {100 * low:.1f}-{100 * high:.1f}%)" in out
+    # What concept #1 wants to see, written where asked: the library's image along its direction.
+    png = tmp_path / "concept1.png"
+    assert cli([*args, "--limit", str(IMAGES), "--visualize", "1", str(png)]) == 0
+    expected = visualize_direction(resnet20, "layer3", dictionary.components[1].tolist())
+    assert np.array_equal(np.asarray(Image.open(png)), np.asarray(expected.image))
+    assert f"concept #1: {png}, {expected.activation:.2f} along its direction" in capsys.readouterr().out
+    assert cli([*args, "--limit", str(IMAGES), "--visualize", "9", str(png)]) == 2  # k = 4: concepts 0 to 3
 
 
 def test_concepts_at_a_residual_block_explain_as_at_a_stage(resnet20, source, photos, tmp_path, monkeypatch):
