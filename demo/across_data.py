@@ -21,6 +21,7 @@ from PIL import Image, ImageOps
 
 from resnet_core.cache import cache_dir
 from resnet_core.data.sources import ImageSource, match_labels
+from resnet_core.evaluate.loader import PreprocessedImages, normalised_pixels
 from resnet_core.explain.analysis import AnalysisResult
 from resnet_core.measure.dataset_probe import DatasetProbe, probe_dataset
 from resnet_core.measure.layer_responses import response_std
@@ -154,19 +155,16 @@ def _batch(model: ResNet, source: ImageSource) -> tuple[torch.Tensor, list[int]]
     batch, with the same operations as one by one."""
     preprocess = card(model).preprocess
     count = min(len(source), MAX_INPUT_MB * 2**20 // (3 * 4 * preprocess.crop_size**2))
-    if source.pixels is not None and preprocess.keeps(source.pixels.shape[2:0:-1]):
-        pixels = torch.from_numpy(np.require(source.pixels[:count], requirements=["C"])).permute(0, 3, 1, 2)
-        return preprocess.normalize(pixels), list(range(count))
-    rows, kept = [], []
-    for index in range(count):
-        try:
-            rows.append(preprocess(source.image(index)))
-        except ValueError:  # unreadable: the Data set run lists it with its error
-            continue
-        kept.append(index)
-    if not rows:
+    batch = normalised_pixels(source, preprocess, range(count))
+    if batch is not None:
+        return batch, list(range(count))
+    # Image by image as the Data set run reads them; an unreadable one (a row with its error there) is left out.
+    images = PreprocessedImages(source, preprocess, [None] * len(source), range(count))
+    inputs = [images[index]["inputs"] for index in range(count)]
+    kept = [index for index, tensor in enumerate(inputs) if tensor is not None]
+    if not kept:
         raise user_error(f"None of the first {count} images of the data could be read.")
-    return torch.stack(rows), kept
+    return torch.stack([inputs[index] for index in kept]), kept
 
 
 # A live model's probes stay in memory while the model does (keyed by the module itself: a rebuilt random-init net

@@ -365,3 +365,13 @@ def test_nothing_learned_from_a_visitors_checkpoint_reaches_the_shared_cache(tmp
     concepts_tab.concepts_views(None, arch, "DEFAULT", "layer3", 4, 0, concepts_tab.SHIPPED, progress=quiet)
     assert any(cache_dir("concepts").rglob("*.*"))  # the published network's dictionary is kept, as before
     app_state.forget_uploads(opened)
+
+
+def test_an_unreadable_image_in_the_zip_is_left_out_of_the_views_across_it(tmp_path):
+    _, labels, _ = cifar10.load_subset()
+    members = {f"{cifar10.CLASSES[labels[i]]}/{i}.png": png(i) for i in range(4)}
+    archive = make_zip(tmp_path / "broken.zip", {**members, "cat/broken.png": b"\x89PNG but cut off"})
+    _, data, mine = dataset_tab.take_images(str(archive), [])
+    *_, state = analysis_panel.analyze_image(str(CAT), "cifar10_resnet20", "DEFAULT", chart=False)
+    _, text = across_data.residual_view(state, data, str(archive), mine)
+    assert "over 4 of the 5 images of your images (broken.zip: 5 images, class folders)" in text
