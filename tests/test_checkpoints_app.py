@@ -13,7 +13,7 @@ import torch
 import torchvision
 from gradio_client import Client, handle_file
 
-from bench.browser import chromium_page
+from bench.browser import chromium_page, open_your_model
 from demo import analysis_panel as panel
 from demo import app_state, catalog, compare_tab, cost_tab, explain_tab, uploads
 from demo.model_cache import ModelCache
@@ -169,11 +169,7 @@ def test_gradio_client_and_chromium_open_a_five_class_checkpoint(served_app, lea
     assert {entry["label"].rsplit(" (", 1)[0] for entry in label["confidences"]} == set(LEAVES)
 
     with chromium_page(url) as page:
-        page.get_by_text("Your model").click()
-        page.set_input_files("#checkpoint-file input[type=file]", str(checkpoint))
-        page.set_input_files("#checkpoint-labels input[type=file]", str(labels))
-        page.get_by_role("button", name="Open my model").click()
-        expect(page.locator("#weights-status")).to_contain_text("recognised as resnet18", timeout=60_000)
+        open_your_model(page, str(checkpoint), "resnet18", labels=str(labels), timeout=60_000)
         page.set_input_files("#photo input[type=file]", str(photos / "chelsea.png"))
         page.get_by_role("button", name="Analyze").click()
         expect(page.locator("#predictions")).to_contain_text("healthy", timeout=120_000)
@@ -184,7 +180,12 @@ def test_gradio_client_and_chromium_open_a_five_class_checkpoint(served_app, lea
         expect(page.get_by_role("option", name="4: mildew")).to_be_visible(timeout=30_000)
         SCREENSHOTS.mkdir(exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / "your_model_gradcam.png"), full_page=True)
-        (browser,) = [u for u in uploads._uploads.values() if u.session != client.session_hash]
+        # This browser's opening of this file (other tests in this process may have left uploads of their own).
+        (browser,) = [
+            u
+            for u in uploads._uploads.values()
+            if isinstance(u, uploads.Upload) and u.name == checkpoint.name and u.session != client.session_hash
+        ]
     # The tab closed: its checkpoint goes at once (demo.unload), the client's, still open, stays.
     deadline = time.monotonic() + 60
     while browser.token in uploads._uploads and time.monotonic() < deadline:
