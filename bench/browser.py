@@ -84,3 +84,34 @@ def pixel_on_screen(page, selector: str, x: float, y: float) -> dict[str, float]
         }""",
         [x, y],
     )
+
+
+def open_your_model(page, checkpoint: str, recognised_as: str, labels: str | None = None, timeout: float = 120_000):
+    """Open ``checkpoint`` (and its ``labels``) under Your model as a visitor does, and wait until the status line
+    says it was recognised as ``recognised_as``."""
+    from playwright.sync_api import expect
+
+    page.get_by_text("Your model").click()
+    page.set_input_files("#checkpoint-file input[type=file]", str(checkpoint))
+    if labels is not None:
+        page.set_input_files("#checkpoint-labels input[type=file]", str(labels))
+    page.get_by_role("button", name="Open my model").click()
+    expect(page.locator("#weights-status")).to_contain_text(f"recognised as {recognised_as}", timeout=timeout)
+
+
+def upload_images(page, archive: str, unpacked: str = "Unpacked", timeout: float = 120_000) -> None:
+    """Upload a zip of images in the Data set tab and wait until its status says ``unpacked``."""
+    from playwright.sync_api import expect
+
+    page.get_by_role("tab", name="Data set").click()
+    page.set_input_files("#dataset-zip input[type=file]", str(archive))
+    expect(page.locator("#dataset-zip-status")).to_contain_text(unpacked, timeout=timeout)
+
+
+def run_only(page, network: str) -> None:
+    """The Data set tab's networks: every one picked taken out, then ``network`` (its label in the list) picked."""
+    networks = page.locator("#dataset-networks")
+    while networks.locator(".token-remove").count():
+        networks.locator(".token-remove").first.click()
+    networks.locator("input").click()
+    page.get_by_role("option", name=network).click()

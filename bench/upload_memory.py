@@ -23,7 +23,7 @@ import torchvision
 from PIL import Image
 
 from bench.app_speed import free_port, start_server
-from bench.browser import chromium_page
+from bench.browser import chromium_page, open_your_model, run_only, upload_images
 from bench.memory import rss_mb
 from resnet_core.data import cifar10
 
@@ -51,19 +51,9 @@ def session(url: str, checkpoint: Path, labels: Path, archive: Path) -> float:
     from playwright.sync_api import expect
 
     with chromium_page(url) as page:
-        page.get_by_text("Your model").click()
-        page.set_input_files("#checkpoint-file input[type=file]", str(checkpoint))
-        page.set_input_files("#checkpoint-labels input[type=file]", str(labels))
-        page.get_by_role("button", name="Open my model").click()
-        expect(page.locator("#weights-status")).to_contain_text("recognised as resnet18", timeout=120_000)
-        page.get_by_role("tab", name="Data set").click()
-        page.set_input_files("#dataset-zip input[type=file]", str(archive))
-        expect(page.locator("#dataset-zip-status")).to_contain_text("Unpacked", timeout=120_000)
-        networks = page.locator("#dataset-networks")
-        while networks.locator(".token-remove").count():
-            networks.locator(".token-remove").first.click()
-        networks.locator("input").click()
-        page.get_by_role("option", name=CHECKPOINT_LABEL).click()
+        open_your_model(page, str(checkpoint), "resnet18", labels=str(labels))
+        upload_images(page, str(archive))
+        run_only(page, CHECKPOINT_LABEL)
         start = time.perf_counter()
         page.get_by_role("button", name="Run over the data set").click()
         # The status line is written once the run has finished (the board shows tqdm's progress, names and all).

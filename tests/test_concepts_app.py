@@ -85,7 +85,7 @@ def test_what_a_concept_wants_to_see_is_the_librarys_image_along_its_direction(c
 @pytest.mark.browser
 def test_a_click_on_a_concept_in_the_picture_shows_it_in_full(served_app, photos):
     expect = pytest.importorskip("playwright.sync_api").expect
-    from bench.browser import chromium_page
+    from bench.browser import chromium_page, pixel_on_screen
 
     with chromium_page(served_app) as page:
         page.set_input_files("#photo input[type=file]", str(photos / "chelsea.png"))
@@ -94,11 +94,9 @@ def test_a_click_on_a_concept_in_the_picture_shows_it_in_full(served_app, photos
         page.locator("#concepts-run").click()
         expect(page.locator("#concepts-summary")).to_contain_text("mostly through", timeout=180_000)
         second = re.findall(r"#(\d+) \(", page.locator("#concepts-summary").inner_text())[1]
-        strip = page.locator("#concepts-strip img")
-        natural = strip.evaluate("img => img.naturalHeight")
-        box = strip.bounding_box()
         cell, pad = 96, 4
-        strip.click(position={"x": box["width"] / 2, "y": box["height"] * (pad + 1.5 * (cell + pad)) / natural})
+        middle_of_second_row = pixel_on_screen(page, "#concepts-strip img", 300.5, pad + (cell + pad) + cell / 2)
+        page.locator("#concepts-strip img").click(position=middle_of_second_row)
         expect(page.locator("#concepts-pick input")).to_have_value(second, timeout=60_000)
         expect(page.locator("#concepts-summary")).to_contain_text("mostly through", timeout=120_000)
         assert "Error" not in page.locator("body").inner_text()

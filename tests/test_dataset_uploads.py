@@ -234,7 +234,7 @@ def test_through_gradio_client_and_in_chromium_a_checkpoint_a_zip_and_a_wrong_im
     expect = pytest.importorskip("playwright.sync_api").expect
     from gradio_client import Client, handle_file
 
-    from bench.browser import chromium_page
+    from bench.browser import chromium_page, open_your_model, run_only, upload_images
 
     archive = class_folders(tmp_path / "mine.zip")
     client = Client(served_app, verbose=False)
@@ -243,18 +243,9 @@ def test_through_gradio_client_and_in_chromium_a_checkpoint_a_zip_and_a_wrong_im
     assert ran[1]["data"][0][3:5] == [IMAGES, 0] and "your images (mine.zip: 32 images" in ran[0]
 
     with chromium_page(served_app) as page:
-        page.get_by_text("Your model").click()
-        page.set_input_files("#checkpoint-file input[type=file]", str(RESNET20))
-        page.get_by_role("button", name="Open my model").click()
-        expect(page.locator("#weights-status")).to_contain_text("recognised as cifar10_resnet20", timeout=60_000)
-        page.get_by_role("tab", name="Data set").click()
-        page.set_input_files("#dataset-zip input[type=file]", str(archive))
-        expect(page.locator("#dataset-zip-status")).to_contain_text("Unpacked mine.zip: 32 images", timeout=60_000)
-        networks = page.locator("#dataset-networks")
-        for name in dataset_tab.DEFAULT_NETWORKS:
-            networks.locator(".token", has_text=name).locator(".token-remove").click()
-        networks.locator("input").click()
-        page.get_by_role("option", name="resnet20-12fca82f.th (your cifar10_resnet20)").click()
+        open_your_model(page, str(RESNET20), "cifar10_resnet20", timeout=60_000)
+        upload_images(page, str(archive), "Unpacked mine.zip: 32 images", timeout=60_000)
+        run_only(page, "resnet20-12fca82f.th (your cifar10_resnet20)")
         page.get_by_role("button", name="Run over the data set").click()
         expect(page.locator("#dataset-board")).to_contain_text("resnet20-12fca82f.th", timeout=120_000)
         expect(page.locator("#dataset-confusion img")).to_be_visible(timeout=60_000)
