@@ -128,7 +128,7 @@ def build(shared: Shared, tab: gr.Tab) -> None:
     for changed in (compared.change, weights.change):
         changed(cleared, None, results, queue=False, **PRIVATE)
     compared.input(lambda: (None, ""), None, [preset, preset_md], queue=False, **PRIVATE)
-    shared.weights.change(offer_checkpoint, [shared.arch, shared.weights], compared, queue=False, **PRIVATE)
+    shared.weights.change(offer_checkpoint, shared.weights, compared, queue=False, **PRIVATE)
     request = [shared.image, compared, weights]
     run.click(
         png_figures(on_gpu(compare_networks, "compare")),
@@ -183,12 +183,11 @@ def _request(image: str | dict | None, archs: list[str] | None, weights: str | l
     return names, _weight_list(names, carried, weights), load_photo(image)
 
 
-def offer_checkpoint(arch: str, weights: str):
+def offer_checkpoint(weights: str):
     """A checkpoint opened above joins the networks to compare, named by its file (its value: ARCH@TOKEN)."""
     if not uploads.is_upload(weights):
         return gr.update()
-    upload = uploads.get(weights)
-    return gr.update(choices=[*choices(), (f"{upload.name} (your {arch})", f"{arch}@{weights}")])
+    return gr.update(choices=[*choices(), uploads.get(weights).as_network])
 
 
 def compare_networks(

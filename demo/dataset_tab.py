@@ -310,11 +310,9 @@ def offer_checkpoint(weights: str, networks: list[str]):
     """A checkpoint opened under Your model joins the networks to run (its value: ARCH@TOKEN), unticked."""
     if not uploads.is_upload(weights):
         return gr.update()
-    session = uploads.get(weights).session
-    own = [uploads.get(token) for token in uploads.session_tokens(session) if uploads.is_upload(token)]
-    choices = [*NETWORKS, *((f"{upload.name} (your {upload.arch})", f"{upload.arch}@{upload.token}") for upload in own)]
-    values = {choice if isinstance(choice, str) else choice[1] for choice in choices}
-    return gr.update(choices=choices, value=[network for network in networks or [] if network in values])
+    own = [upload.as_network for upload in uploads.session_checkpoints(uploads.get(weights).session)]
+    values = {*NETWORKS, *(value for _, value in own)}
+    return gr.update(choices=[*NETWORKS, *own], value=[network for network in networks or [] if network in values])
 
 
 def _clickable(pictures: list[tuple[object, str, str]], answered: dict[str, tuple[str, str]], visible: bool = True):

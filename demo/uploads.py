@@ -40,6 +40,7 @@ __all__ = [
     "is_upload",
     "open_images",
     "open_upload",
+    "session_checkpoints",
     "session_images",
     "session_tokens",
 ]
@@ -77,6 +78,11 @@ class Upload:
         return f"{self.name} (your checkpoint)", self.token
 
     @property
+    def as_network(self) -> tuple[str, str]:
+        """(what a list of networks shows, its value ``ARCH@TOKEN``): how Compare and the Data set tab offer it."""
+        return f"{self.name} (your {self.arch})", f"{self.arch}@{self.token}"
+
+    @property
     def folder(self) -> Path:
         """The folder of this opening: the file, its labels, and the data-set runs made with it."""
         return self.path.parent
@@ -92,6 +98,7 @@ class Images:
     name: str  # the zip's file name, as the visitor knows it
     sha256: str
     unpacked: Unpacked
+    archive: str  # the uploaded file it was unpacked from (Gradio's cache names a file by its content)
 
     @property
     def folder(self) -> Path:
@@ -137,9 +144,12 @@ def open_images(archive: str | Path, session: str, limits: ArchiveLimits) -> Ima
     """Unpack a zip of images into a new private folder and register it, or give the session's own unpacking of
     the very same zip. Raises ``ValueError`` with one sentence for a zip that is refused (and leaves no folder)."""
     archive = Path(archive)
+    # The same upload asked for again (each view of the tab passes it): found by its path, without hashing it.
+    seen = [images for images in session_images(session) if images.archive == str(archive)]
+    if seen:
+        return seen[0]
     digest = file_sha256(archive)
-    with _guard:
-        same = [u for u in _uploads.values() if isinstance(u, Images) and (u.session, u.sha256) == (session, digest)]
+    same = [images for images in session_images(session) if images.sha256 == digest]
     if same:
         return same[0]
     key = secrets.token_hex(12)
@@ -149,7 +159,7 @@ def open_images(archive: str | Path, session: str, limits: ArchiveLimits) -> Ima
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-    images = Images(IMAGES + key, session, archive.name, digest, unpacked)
+    images = Images(IMAGES + key, session, archive.name, digest, unpacked, str(archive))
     with _guard:
         _uploads[images.token] = images
     return images
@@ -232,8 +242,17 @@ def in_use(tokens: list[str]) -> Iterator[None]:
 
 def session_images(session: str) -> list[Images]:
     """The zips of images a session uploaded, oldest first."""
+    return _of_session(session, Images)
+
+
+def session_checkpoints(session: str) -> list[Upload]:
+    """The checkpoints a session opened, oldest first."""
+    return _of_session(session, Upload)
+
+
+def _of_session(session: str, kind: type[Kept]) -> list[Kept]:
     with _guard:
-        return [upload for upload in _uploads.values() if isinstance(upload, Images) and upload.session == session]
+        return [upload for upload in _uploads.values() if isinstance(upload, kind) and upload.session == session]
 
 
 def session_tokens(session: str) -> list[str]:

@@ -73,7 +73,7 @@ def test_an_opened_checkpoint_runs_in_every_view_and_goes_with_its_session(cache
     _, table, _, _, numbers = compare_tab.compare_networks(str(photos / "chelsea.png"), pair)
     assert list(table.columns)[1:] == ["resnet18 (leaves.ckpt)", "resnet18 (UNTRAINED)"]
     assert numbers["networks"][0]["topk"] == topk_rows(expected.topk)
-    assert compare_tab.offer_checkpoint("resnet18", token)["choices"][-1] == (
+    assert compare_tab.offer_checkpoint(token)["choices"][-1] == (
         "leaves.ckpt (your resnet18)",
         f"resnet18@{token}",
     )

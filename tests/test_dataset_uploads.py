@@ -163,8 +163,12 @@ def test_a_shipped_network_over_a_zip_and_a_checkpoint_over_shipped_data(tmp_pat
 def test_the_same_zip_twice_is_unpacked_once_and_a_run_without_one_is_a_sentence(tmp_path):
     archive = class_folders(tmp_path / "a.zip", 4)
     first = dataset_tab.take_images(str(archive), [])[2]
-    again = dataset_tab.take_images(str(archive), first)[2]
-    assert first == again and len(list((Path(tempfile.gettempdir()) / "resnet-explorer-uploads").iterdir())) == 1
+    again = dataset_tab.take_images(str(archive), first)[2]  # the same upload: found by its path
+    copy = tmp_path / "copy.zip"
+    copy.write_bytes(archive.read_bytes())
+    same = dataset_tab.take_images(str(copy), first)[2]  # the same bytes uploaded again: found by their digest
+    assert first == again == same
+    assert len(list((Path(tempfile.gettempdir()) / "resnet-explorer-uploads").iterdir())) == 1
     with pytest.raises(gr.Error, match="Upload a zip of images first"):
         dataset_tab.dataset_run(["cifar10_resnet20"], dataset_tab.YOUR_ZIP, [], None, [], progress=quiet)
     with pytest.raises(gr.Error, match="'resnet50' is not offered"):
